@@ -1,0 +1,72 @@
+"""Kernels of MIL ``avg_pool``, ``max_pool`` and ``l2_pool`` (strided window views, no loops)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .conv import output_size, pad_spatial, resolve_padding, windows
+from .registry import as_int_tuple, kernel
+
+
+def _pool_geometry(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
+    nd = x.ndim - 2
+    kernel_shape = as_int_tuple(kernel_sizes)
+    strides = as_int_tuple(strides) if strides is not None else (1,) * nd
+    dilations = (1,) * nd
+    padding = resolve_padding(pad_type, pad, x.shape[2:], kernel_shape, strides, dilations)
+    ceil_mode = bool(ceil_mode)
+    out_shape = [
+        output_size(size, b, a, k, s, ceil_mode)
+        for size, (b, a), k, s in zip(x.shape[2:], padding, kernel_shape, strides)
+    ]
+    # ceil_mode may let the last window run past the padded input; pad that overhang too.
+    overhang = [
+        max(0, (o - 1) * s + k - (size + b + a))
+        for o, s, k, size, (b, a) in zip(out_shape, strides, kernel_shape, x.shape[2:], padding)
+    ]
+    return kernel_shape, strides, dilations, padding, overhang, out_shape
+
+
+def _windows_of(x, value, kernel_shape, strides, dilations, padding, overhang, out_shape):
+    full_padding = [(b, a + extra) for (b, a), extra in zip(padding, overhang)]
+    return windows(pad_spatial(x, full_padding, value), kernel_shape, strides, dilations, out_shape)
+
+
+def _kernel_axes(nd):
+    return tuple(range(2 + nd, 2 + 2 * nd))
+
+
+@kernel("max_pool")
+def max_pool(ctx, x, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil_mode=False):
+    x = np.asarray(x)
+    geometry = _pool_geometry(x, kernel_sizes, strides, pad_type, pad, ceil_mode)
+    view = _windows_of(x, -np.inf, *geometry)
+    return view.max(axis=_kernel_axes(x.ndim - 2))
+
+
+@kernel("l2_pool")
+def l2_pool(ctx, x, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil_mode=False):
+    x = np.asarray(x)
+    geometry = _pool_geometry(x, kernel_sizes, strides, pad_type, pad, ceil_mode)
+    view = _windows_of(np.square(x), 0.0, *geometry)
+    return np.sqrt(view.sum(axis=_kernel_axes(x.ndim - 2)))
+
+
+@kernel("avg_pool")
+def avg_pool(
+    ctx, x, kernel_sizes, strides=None, pad_type="valid", pad=None, exclude_padding_from_average=False, ceil_mode=False
+):
+    x = np.asarray(x)
+    nd = x.ndim - 2
+    kernel_shape, strides_, dilations, padding, overhang, out_shape = geometry = _pool_geometry(
+        x, kernel_sizes, strides, pad_type, pad, ceil_mode
+    )
+    total = _windows_of(x, 0.0, *geometry).sum(axis=_kernel_axes(nd))
+    # The divisor counts the input elements of each window, plus (unless excluded) the explicit
+    # padding; the ceil_mode overhang never counts.
+    ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)
+    if not bool(exclude_padding_from_average):
+        ones = pad_spatial(ones, padding, 1.0)
+        geometry = (kernel_shape, strides_, dilations, [(0, 0)] * nd, overhang, out_shape)
+    counts = _windows_of(ones, 0.0, *geometry).sum(axis=_kernel_axes(nd))
+    return total / np.maximum(counts, 1)

@@ -1,0 +1,314 @@
+"""An executable view of a loaded ML Program: compiled steps, feeds checking, running, capture.
+
+Loading walks the MIL function once, resolves every op input to either a
+constant (from a ``const`` op) or the name of a value computed at run time,
+looks each op type up in the kernel table (failing early, naming the op and
+its place, if a kernel is missing) and folds ops whose inputs are all
+constants.  ``run`` then evaluates the remaining steps in program order.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .dtypes import numpy_dtype_of, static_shape
+from .errors import InputError, InterpreterError, OpExecutionError, UnsupportedOpError
+from .kernels import KERNELS, OpContext
+from .loading import load_saved_model
+
+# Ops whose result must not be computed once at load time even if every input is constant.
+_NEVER_FOLD = {"random_bernoulli", "random_categorical", "random_normal", "random_uniform", "read_state"}
+# Ops that run nested blocks; evaluated by the program itself, not by a kernel.
+_CONTROL_FLOW = {"cond", "while_loop"}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Name, numpy dtype name and shape (None for flexible dims) of a program input or output."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One op of the program, in execution order: for listing and for locating divergences."""
+
+    op_type: str
+    op_name: str
+    outputs: tuple[str, ...]
+    location: str
+
+
+@dataclass
+class _Step:
+    op_type: str
+    op_name: str
+    location: str
+    kernel: Any
+    inputs: dict[str, Any]  # param -> ("var", name) | ("const", value) | ("list", [refs])
+    outputs: list[tuple[str, np.dtype | None]]
+    context: OpContext
+    blocks: list["_Block"]
+
+
+@dataclass
+class _Block:
+    input_names: list[str]
+    steps: list[_Step]
+    output_refs: list[Any]
+
+
+def _is_constant_var(var: Any) -> bool:
+    op = getattr(var, "op", None)
+    return op is not None and op.op_type == "const"
+
+
+def _const_value(var: Any) -> Any:
+    value = var.val
+    if isinstance(value, str):
+        return value
+    dtype = numpy_dtype_of(var.dtype)
+    array = np.asarray(value)
+    if dtype is not None and array.dtype != dtype:
+        array = array.astype(dtype)
+    return array
+
+
+def _widen(value: Any) -> Any:
+    """float16 values are computed in float32 (exactly representable), then rounded back."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float16:
+        return value.astype(np.float32)
+    if isinstance(value, list):
+        return [_widen(v) for v in value]
+    return value
+
+
+def _coerce(value: Any, dtype: np.dtype | None) -> Any:
+    if dtype is None or isinstance(value, (str, list)):
+        return value
+    array = np.asarray(value)
+    if array.dtype != dtype:
+        array = array.astype(dtype)
+    return array
+
+
+class Program:
+    """A Core ML ML Program ready to be evaluated with numpy kernels.
+
+    Use ``load_program(path)`` to make one.  ``inputs``/``outputs`` describe the
+    main function's interface with Core ML names; ``run(feeds, capture=[...])``
+    evaluates it; ``ops`` lists every op in execution order.
+    """
+
+    def __init__(self, path: pathlib.Path, spec: Any, mil_program: Any, function_name: str = "main"):
+        self.path = path
+        self.spec = spec
+        if function_name not in mil_program.functions:
+            raise InterpreterError(
+                f"{path} has no function {function_name!r}; it has {sorted(mil_program.functions)}"
+            )
+        function = mil_program.functions[function_name]
+        self.function_name = function_name
+        self.opset = str(getattr(function, "opset_version", ""))
+        self.metadata: dict[str, str] = dict(spec.description.metadata.userDefined)
+        self.inputs = [
+            TensorInfo(name, _dtype_name(var.dtype), static_shape(var.shape))
+            for name, var in function.inputs.items()
+        ]
+        self.ops: list[OpRecord] = []
+        self._constants: dict[str, Any] = {}
+        self._block = self._compile_block(function, f"function {function_name!r}", input_names=list(function.inputs))
+        self.outputs = [
+            TensorInfo(var.name, _dtype_name(var.dtype), static_shape(var.shape)) for var in function.outputs
+        ]
+        self._input_dtypes = {
+            name: numpy_dtype_of(var.dtype) for name, var in function.inputs.items()
+        }
+        self._fold_constants(self._block)
+
+    # ----------------------------------------------------------------- compiling
+    def _reference(self, var: Any) -> Any:
+        if isinstance(var, (list, tuple)):
+            return ("list", [self._reference(v) for v in var])
+        if _is_constant_var(var):
+            value = _const_value(var)
+            self._constants[var.name] = value
+            return ("const", value)
+        return ("var", var.name)
+
+    def _compile_block(self, block: Any, location: str, input_names: list[str]) -> _Block:
+        steps: list[_Step] = []
+        for op in block.operations:
+            outputs = [(var.name, numpy_dtype_of(var.dtype)) for var in op.outputs]
+            record = OpRecord(op.op_type, op.name, tuple(name for name, _ in outputs), location)
+            self.ops.append(record)
+            if op.op_type == "const":
+                for var in op.outputs:
+                    self._constants[var.name] = _const_value(var)
+                continue
+            kernel_fn = None
+            nested: list[_Block] = []
+            if op.op_type in _CONTROL_FLOW:
+                for index, nested_block in enumerate(op.blocks):
+                    nested.append(
+                        self._compile_block(
+                            nested_block,
+                            f"{location} > block {index} of {op.op_type} {op.name!r}",
+                            input_names=[v.name for v in nested_block.inputs],
+                        )
+                    )
+            else:
+                kernel_fn = KERNELS.get(op.op_type)
+                if kernel_fn is None:
+                    raise UnsupportedOpError(op.op_type, op.name, list(record.outputs), location)
+            inputs = {param: self._reference(var) for param, var in op.inputs.items()}
+            context = OpContext(
+                op_type=op.op_type,
+                op_name=op.name,
+                output_dtypes=[dtype for _, dtype in outputs],
+                output_shapes=[static_shape(getattr(var, "shape", None)) for var in op.outputs],
+                opset=self.opset,
+            )
+            steps.append(_Step(op.op_type, op.name, location, kernel_fn, inputs, outputs, context, nested))
+        output_refs = [self._reference(var) for var in block.outputs]
+        return _Block(input_names, steps, output_refs)
+
+    def _fold_constants(self, block: _Block) -> None:
+        """Evaluate, once, every step whose inputs are all constants (shape arithmetic, dequantization)."""
+        remaining = []
+        for step in block.steps:
+            if step.blocks or step.op_type in _NEVER_FOLD or not _all_constant(step.inputs, self._constants):
+                remaining.append(step)
+                continue
+            values = self._execute(step, self._constants)
+            for (name, _), value in zip(step.outputs, values):
+                self._constants[name] = value
+        block.steps = remaining
+
+    # ----------------------------------------------------------------- running
+    def _resolve(self, ref: Any, env: Mapping[str, Any]) -> Any:
+        kind, payload = ref
+        if kind == "const":
+            return payload
+        if kind == "var":
+            if payload in env:
+                return env[payload]
+            return self._constants[payload]
+        return [self._resolve(r, env) for r in payload]
+
+    def _execute(self, step: _Step, env: Mapping[str, Any]) -> list[Any]:
+        args = {param: _widen(self._resolve(ref, env)) for param, ref in step.inputs.items()}
+        try:
+            result = step.kernel(step.context, **args)
+        except InterpreterError:
+            raise
+        except Exception as exc:
+            raise OpExecutionError(
+                f"MIL op {step.op_type} {step.op_name!r} in {step.location} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        results = list(result) if isinstance(result, tuple) else [result]
+        if len(results) != len(step.outputs):
+            raise OpExecutionError(
+                f"kernel for {step.op_type} {step.op_name!r} returned {len(results)} values, "
+                f"the program declares {len(step.outputs)}"
+            )
+        return [_coerce(value, dtype) for value, (_, dtype) in zip(results, step.outputs)]
+
+    def _run_block(self, block: _Block, env: dict[str, Any]) -> list[Any]:
+        for step in block.steps:
+            if step.blocks:
+                values = self._run_control_flow(step, env)
+            else:
+                values = self._execute(step, env)
+            for (name, _), value in zip(step.outputs, values):
+                env[name] = value
+        return [self._resolve(ref, env) for ref in block.output_refs]
+
+    def _run_control_flow(self, step: _Step, env: dict[str, Any]) -> list[Any]:
+        if step.op_type == "cond":
+            predicate = bool(np.asarray(self._resolve(step.inputs["pred"], env)).ravel()[0])
+            chosen = step.blocks[0] if predicate else step.blocks[1]
+            values = self._run_block(chosen, env)
+        else:  # while_loop: blocks[0] computes the condition, blocks[1] the next loop variables
+            loop_values = self._resolve(step.inputs["loop_vars"], env)
+            if not isinstance(loop_values, list):
+                loop_values = [loop_values]
+            cond_block, body_block = step.blocks
+            while True:
+                env.update(zip(cond_block.input_names, loop_values))
+                (keep_going,) = self._run_block(cond_block, env)
+                if not bool(np.asarray(keep_going).ravel()[0]):
+                    break
+                env.update(zip(body_block.input_names, loop_values))
+                loop_values = self._run_block(body_block, env)
+            values = loop_values
+        return [_coerce(value, dtype) for value, (_, dtype) in zip(values, step.outputs)]
+
+    def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        expected = {spec.name for spec in self.inputs}
+        missing = expected - set(feeds)
+        unknown = set(feeds) - expected
+        if missing or unknown:
+            raise InputError(
+                f"feeds do not match the program inputs {sorted(expected)}: "
+                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
+            )
+        checked = {}
+        for spec in self.inputs:
+            array = np.asarray(feeds[spec.name])
+            if array.ndim != len(spec.shape) or any(
+                want is not None and want != got for want, got in zip(spec.shape, array.shape)
+            ):
+                raise InputError(f"input {spec.name!r} has shape {array.shape}, the program expects {spec.shape}")
+            checked[spec.name] = _coerce(array, self._input_dtypes[spec.name])
+        return checked
+
+    def run(self, feeds: Mapping[str, np.ndarray], capture: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Evaluate the program; returns its outputs and every variable named in ``capture``."""
+        env: dict[str, Any] = dict(self._check_feeds(feeds))
+        self._run_block(self._block, env)
+        results: dict[str, np.ndarray] = {}
+        for ref, spec in zip(self._block.output_refs, self.outputs):
+            results[spec.name] = np.asarray(self._resolve(ref, env))
+        for name in capture or ():
+            if name in env:
+                results[name] = np.asarray(env[name])
+            elif name in self._constants:
+                results[name] = np.asarray(self._constants[name])
+            else:
+                raise KeyError(f"no variable {name!r} in the program; see Program.var_names()")
+        return results
+
+    def var_names(self) -> list[str]:
+        """Names of every variable produced by an op, in execution order (consts included)."""
+        return [name for record in self.ops for name in record.outputs]
+
+
+def _all_constant(inputs: Mapping[str, Any], constants: Mapping[str, Any]) -> bool:
+    def constant(ref: Any) -> bool:
+        kind, payload = ref
+        if kind == "const":
+            return True
+        if kind == "var":
+            return payload in constants
+        return all(constant(r) for r in payload)
+
+    return all(constant(ref) for ref in inputs.values())
+
+
+def _dtype_name(builtin_type: Any) -> str:
+    dtype = numpy_dtype_of(builtin_type)
+    return dtype.name if dtype is not None else str(builtin_type)
+
+
+def load_program(path: str | pathlib.Path, function_name: str = "main") -> Program:
+    """Load a saved ``.mlpackage`` (ML Program) for evaluation with the reference interpreter."""
+    saved = load_saved_model(path)
+    return Program(saved.path, saved.spec, saved.program, function_name)

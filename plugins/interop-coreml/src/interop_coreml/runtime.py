@@ -1,0 +1,182 @@
+"""Core ML runtimes as the plugin API calls them: Apple's Core ML on macOS, the reference interpreter anywhere.
+
+Both return a Session whose ``engine`` says which one computed the numbers.
+Models written by interop's ONNX exporter record their original (ONNX) input
+and output names in ``user_defined_metadata["interop.io_names"]``; sessions
+then expose and accept those names, so a Core ML copy can be compared with its
+ONNX source name for name.  Other models keep their Core ML names.
+
+Importing this module is cheap: coremltools is imported only when a model is
+loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+IO_NAMES_METADATA_KEY = "interop.io_names"
+INTERPRETER_ENGINE = "coreml (reference interpreter)"
+NATIVE_ENGINE = "coreml (Apple Core ML, CPU only)"
+
+
+def interpreter_available() -> tuple[bool, str]:
+    """(True, "") when coremltools is installed (its loader of saved programs is needed)."""
+    if importlib.util.find_spec("coremltools") is None:
+        return False, "the Core ML reference interpreter needs coremltools (pip install coremltools)"
+    return True, ""
+
+
+def native_available() -> tuple[bool, str]:
+    """(True, "") on macOS with coremltools installed; otherwise why Apple's runtime cannot run."""
+    system = platform.system()
+    if system != "Darwin":
+        shown = "Linux" if system == "Linux" else (system or "an unknown OS")
+        return False, f"Apple's Core ML runtime runs only on macOS (this is {shown})"
+    if importlib.util.find_spec("coremltools") is None:
+        return False, "Apple's Core ML runtime is reached through coremltools, which is not installed"
+    return True, ""
+
+
+def _tensor_spec(name: str, dtype: str, shape: tuple[Any, ...]) -> Any:
+    from interop.plugin_api import TensorSpec
+
+    return TensorSpec(name=name, dtype=dtype, shape=tuple(shape))
+
+
+@dataclass
+class _NameMap:
+    """Translation between Core ML names and the names a session shows (ONNX names when recorded)."""
+
+    inputs: dict[str, str] = field(default_factory=dict)  # coreml name -> shown name
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> "_NameMap":
+        raw = metadata.get(IO_NAMES_METADATA_KEY)
+        if not raw:
+            return cls()
+        try:
+            mapping = json.loads(raw)
+        except ValueError:
+            return cls()
+        return cls(dict(mapping.get("inputs", {})), dict(mapping.get("outputs", {})))
+
+    def shown_input(self, coreml_name: str) -> str:
+        return self.inputs.get(coreml_name, coreml_name)
+
+    def shown_output(self, coreml_name: str) -> str:
+        return self.outputs.get(coreml_name, coreml_name)
+
+    def feeds_to_coreml(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shown_to_coreml = {shown: coreml for coreml, shown in self.inputs.items()}
+        return {shown_to_coreml.get(name, name): value for name, value in feeds.items()}
+
+
+def _coremltools_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("coremltools", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def _model_load_error(message: str) -> Exception:
+    try:
+        from interop.plugin_api import ModelLoadError
+    except ImportError:  # the foundation is absent when the plugin is used on its own
+        return ValueError(message)
+    return ModelLoadError(message)
+
+
+class InterpreterSession:
+    """A saved ML Program evaluated by the numpy reference interpreter."""
+
+    engine = INTERPRETER_ENGINE
+
+    def __init__(self, path: pathlib.Path):
+        from .interpreter import ModelFormatError, load_program
+
+        try:
+            self.program = load_program(path)
+        except ModelFormatError as exc:
+            raise _model_load_error(str(exc)) from exc
+        self._names = _NameMap.from_metadata(self.program.metadata)
+        self.inputs = [
+            _tensor_spec(self._names.shown_input(info.name), info.dtype, info.shape) for info in self.program.inputs
+        ]
+        self.outputs = [
+            _tensor_spec(self._names.shown_output(info.name), info.dtype, info.shape)
+            for info in self.program.outputs
+        ]
+        self.versions = _coremltools_versions()
+
+    def run(self, feeds: Mapping[str, np.ndarray], capture: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Outputs keyed by the session's output names; ``capture`` adds intermediate MIL variables."""
+        results = self.program.run(self._names.feeds_to_coreml(feeds), capture=capture)
+        output_names = {info.name for info in self.program.outputs}
+        shown = {}
+        for name, value in results.items():
+            shown[self._names.shown_output(name) if name in output_names else name] = value
+        return shown
+
+
+class NativeSession:
+    """A model run by Apple's Core ML framework through coremltools (macOS only, CPU only)."""
+
+    engine = NATIVE_ENGINE
+
+    def __init__(self, path: pathlib.Path):
+        ok, reason = native_available()
+        if not ok:
+            raise RuntimeError(reason)
+        import coremltools as ct
+
+        self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        spec = self.model.get_spec()
+        self._names = _NameMap.from_metadata(dict(spec.description.metadata.userDefined))
+        self.inputs = [_feature_spec(self._names.shown_input(f.name), f) for f in spec.description.input]
+        self.outputs = [_feature_spec(self._names.shown_output(f.name), f) for f in spec.description.output]
+        self.versions = _coremltools_versions()
+        self.versions["macOS"] = platform.mac_ver()[0]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        coreml_feeds = self._names.feeds_to_coreml(feeds)
+        prediction = self.model.predict({name: np.asarray(value) for name, value in coreml_feeds.items()})
+        return {self._names.shown_output(name): np.asarray(value) for name, value in prediction.items()}
+
+
+_MULTIARRAY_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32"}
+
+
+def _feature_spec(shown_name: str, feature: Any) -> Any:
+    kind = feature.type.WhichOneof("Type")
+    if kind == "multiArrayType":
+        from coremltools.proto import FeatureTypes_pb2
+
+        array_type = feature.type.multiArrayType
+        dtype_name = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(array_type.dataType)
+        shape = tuple(int(d) for d in array_type.shape)
+        return _tensor_spec(shown_name, _MULTIARRAY_DTYPES.get(dtype_name, dtype_name.lower()), shape)
+    return _tensor_spec(shown_name, kind or "unknown", ())
+
+
+def load_interpreter(path: pathlib.Path) -> InterpreterSession:
+    """Load ``path`` (an .mlpackage) into the reference interpreter."""
+    return InterpreterSession(pathlib.Path(path))
+
+
+def load_native(path: pathlib.Path) -> NativeSession:
+    """Load ``path`` into Apple's Core ML runtime (CPU only); raises on non-macOS systems."""
+    return NativeSession(pathlib.Path(path))
