@@ -1,0 +1,183 @@
+"""Conversion: detect the source format, plan the route, run each hop, write atomically."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interop.formats import check_content, detect_format, format_for_output
+from interop.implementations import call_converter
+from interop.outputs import atomic_output, check_destination
+from interop.plugin_api import ConversionError, Converter, InteropError
+from interop.registry import Provided, Registry, get_registry
+from interop.routing import plan_route
+
+
+@dataclass
+class Hop:
+    """One applied converter of a route, with the file it produced."""
+
+    source: str
+    target: str
+    plugin: str
+    path: Path
+    seconds: float
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ConvertResult:
+    source: Path
+    destination: Path
+    source_format: str
+    target_format: str
+    hops: list[Hop]
+
+    @property
+    def route(self) -> list[str]:
+        return [self.source_format] + [h.target for h in self.hops]
+
+
+def resolve_target(dst: Path, to: str | None, registry: Registry) -> str:
+    if to:
+        if to not in registry.formats:
+            known = ", ".join(sorted(registry.formats))
+            raise InteropError(f"unknown target format {to!r}", hint=f"known formats: {known}")
+        return to
+    guessed = format_for_output(dst, registry)
+    if guessed is None:
+        known = ", ".join(sorted(registry.formats))
+        raise InteropError(
+            f"cannot tell the target format from {dst.name!r}",
+            hint=f"pass --to FORMAT or use a known extension; known formats: {known}",
+        )
+    return guessed
+
+
+def split_options(
+    route: list[Provided[Converter]], options: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Give every hop the options it declares; an option no hop declares is an error."""
+    per_hop: list[dict[str, Any]] = []
+    used: set[str] = set()
+    for provided in route:
+        declared = {opt.name: opt for opt in provided.item.options}
+        mine: dict[str, Any] = {name: opt.default for name, opt in declared.items()}
+        for name, value in options.items():
+            if value is None or name not in declared:
+                continue
+            opt = declared[name]
+            mine[name] = opt.parse(value) if isinstance(value, str) and opt.type != "str" else value
+            if opt.choices and mine[name] not in opt.choices:
+                raise InteropError(
+                    f"option {name} must be one of {', '.join(opt.choices)}, got {value!r}"
+                )
+            used.add(name)
+        per_hop.append(mine)
+    unknown = sorted(n for n, v in options.items() if v is not None and n not in used)
+    if unknown:
+        steps = " -> ".join([route[0].item.source] + [p.item.target for p in route]) if route else "(none)"
+        raise InteropError(
+            f"option {', '.join(unknown)} is not understood by any converter on the route {steps}",
+            hint="`interop plugins` lists each converter's options",
+        )
+    return per_hop
+
+
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    to: str | None = None,
+    *,
+    from_format: str | None = None,
+    force: bool = False,
+    options: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
+    keep_intermediates: Path | None = None,
+    on_hop: Any = None,
+) -> ConvertResult:
+    """Convert ``src`` into ``dst``, routing through as many converters as needed.
+
+    ``options`` go to every hop that declares them (``{"opset": 17}``). The result
+    lists the hops taken. Nothing is left at ``dst`` when any hop fails.
+    """
+    registry = registry or get_registry()
+    src, dst = Path(src), Path(dst)
+    source_format = from_format or detect_format(src, registry)
+    check_content(src, source_format, registry)
+    target_format = resolve_target(dst, to, registry)
+    check_destination(dst, force)
+    route = plan_route(source_format, target_format, registry)
+    if not route:
+        raise InteropError(
+            f"{src} is already {target_format}", hint="nothing to convert; copy the file instead"
+        )
+    per_hop = split_options(route, options or {})
+    hops: list[Hop] = []
+    with atomic_output(dst, force=force) as final_tmp:
+        current = src
+        for index, (provided, hop_options) in enumerate(zip(route, per_hop)):
+            last = index == len(route) - 1
+            if last:
+                out = final_tmp
+            else:
+                ext = _extension_for(provided.item.target, registry)
+                out = final_tmp.parent / f"hop{index + 1}-{provided.item.target}{ext}"
+            started = time.perf_counter()
+            run_converter(provided, current, out, hop_options, registry)
+            hop = Hop(
+                provided.item.source, provided.item.target, provided.plugin.name, out,
+                time.perf_counter() - started, hop_options,
+            )
+            hops.append(hop)
+            if on_hop is not None:
+                on_hop(hop)
+            if keep_intermediates is not None and not last:
+                import shutil
+
+                kept = keep_intermediates / out.name
+                if out.is_dir():
+                    shutil.copytree(out, kept, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(out, kept)
+                hop.path = kept
+            current = out
+        hops[-1].path = dst
+    return ConvertResult(src, dst, source_format, target_format, hops)
+
+
+def run_converter(
+    provided: Provided[Converter], src: Path, dst: Path, options: Mapping[str, Any], registry: Registry
+) -> None:
+    """Call one converter, turning unexpected exceptions into a ConversionError."""
+    conv = provided.item
+    try:
+        call_converter(provided, registry, src, dst, options)
+    except InteropError:
+        raise
+    except Exception as exc:
+        raise ConversionError(
+            f"converter {conv.source} -> {conv.target} (plugin {provided.plugin.name}) failed on "
+            f"{src.name}: {type(exc).__name__}: {exc}",
+            hint="set INTEROP_DEBUG=1 for the traceback",
+        ) from exc
+    if not dst.exists():
+        raise ConversionError(
+            f"converter {conv.source} -> {conv.target} (plugin {provided.plugin.name}) "
+            "reported success but wrote nothing"
+        )
+
+
+def _extension_for(fmt: str, registry: Registry) -> str:
+    item = registry.formats[fmt].item if fmt in registry.formats else None
+    if item is None:
+        return ""
+    for ext in (*item.extensions, *item.directory_suffixes):
+        return ext
+    return ""
+
+
+__all__ = ["convert", "ConvertResult", "Hop"]

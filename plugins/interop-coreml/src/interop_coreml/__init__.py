@@ -1,0 +1,57 @@
+"""interop plugin for Core ML: the ML Program format, ONNX -> Core ML, and two runtimes.
+
+The ``coreml`` runtime is Apple's Core ML (macOS only); ``coreml-interpreter`` is
+interop's reference interpreter of saved ML Programs, which runs anywhere. Read at
+discovery time: imports nothing but interop's plugin API.
+"""
+
+from interop.plugin_api import Converter, Format, Option, Plugin, Runtime
+
+plugin = Plugin(
+    name="coreml",
+    api_version=1,
+    description="Core ML ML Programs (.mlpackage)",
+    formats=(
+        Format(
+            name="coreml",
+            directory_suffixes=(".mlpackage",),
+            directory_markers=("Manifest.json",),
+            sniff="interop_coreml.sniff:sniff_mlpackage",
+            description="Core ML model package (ML Program)",
+        ),
+    ),
+    converters=(
+        Converter(
+            source="onnx",
+            target="coreml",
+            impl="interop_coreml.converter:onnx_to_coreml",
+            options=(
+                Option("precision", "str", "fp32", "compute precision", ("fp32", "fp16")),
+                Option("minimum_deployment_target", "str", "iOS15", "oldest OS the model must run on",
+                       ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")),
+                Option("max_dynamic_dim", "int", 1024, "upper bound given to dynamic dimensions"),
+            ),
+            requires=("coremltools",),
+            description="interop's ONNX-to-MIL translator on coremltools' MIL builder",
+        ),
+    ),
+    runtimes=(
+        Runtime(
+            name="coreml",
+            formats=("coreml",),
+            load="interop_coreml.runtime:load_native",
+            available="interop_coreml.runtime:native_available",
+            requires=("coremltools",),
+            engine="coreml (Apple Core ML, CPU only)",
+            priority=10,
+        ),
+        Runtime(
+            name="coreml-interpreter",
+            formats=("coreml",),
+            load="interop_coreml.runtime:load_interpreter",
+            available="interop_coreml.runtime:interpreter_available",
+            requires=("coremltools",),
+            engine="coreml (reference interpreter)",
+        ),
+    ),
+)

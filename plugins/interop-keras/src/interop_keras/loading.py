@@ -1,0 +1,91 @@
+"""Loading Keras models safely, and describing their inference function for tf2onnx and checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interop.plugin_api import ModelLoadError
+
+
+def quiet_tensorflow() -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+@dataclass
+class InferenceFunction:
+    """A tf.function taking named inputs, returning a dict of named outputs."""
+
+    function: Any
+    input_signature: tuple[Any, ...]
+    output_names: list[str]
+
+
+def load_inference_function(path: Path) -> InferenceFunction:
+    """Load a .keras/.h5 (safe mode) or a SavedModel directory as a named tf.function."""
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    if path.is_dir():
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as exc:
+            raise ModelLoadError(f"{path}: TensorFlow cannot load this SavedModel: {_first(exc)}") from exc
+        if "serving_default" not in loaded.signatures:
+            raise ModelLoadError(f"{path}: the SavedModel has no 'serving_default' signature")
+        signature = loaded.signatures["serving_default"]
+        specs = signature.structured_input_signature[1]
+        names = sorted(specs)
+        input_signature = tuple(
+            tf.TensorSpec([None, *spec.shape[1:]] if spec.shape.rank else spec.shape, spec.dtype, name=name)
+            for name, spec in ((n, specs[n]) for n in names)
+        )
+        output_names = list(signature.structured_outputs)
+
+        @tf.function(input_signature=input_signature)
+        def saved_fn(*args: Any) -> dict[str, Any]:
+            return signature(**dict(zip(names, args)))
+
+        saved_fn._interop_keep = loaded  # keep the trackable object alive
+        return InferenceFunction(saved_fn, input_signature, output_names)
+
+    model = load_keras_model(path)
+    input_signature = tuple(
+        tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=_clean(t.name))
+        for t in model.inputs
+    )
+    output_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+
+    @tf.function(input_signature=input_signature)
+    def keras_fn(*args: Any) -> dict[str, Any]:
+        result = model(list(args) if len(args) > 1 else args[0], training=False)
+        if not isinstance(result, (list, tuple)):
+            result = [result]
+        return dict(zip(output_names, result))
+
+    keras_fn._interop_keep = model
+    return InferenceFunction(keras_fn, input_signature, output_names)
+
+
+def load_keras_model(path: Path) -> Any:
+    """keras.saving.load_model in safe mode (no Lambda bytecode is ever deserialised)."""
+    quiet_tensorflow()
+    import keras
+
+    try:
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{path}: Keras cannot load this model: {_first(exc)}") from exc
+
+
+def _clean(name: str) -> str:
+    return name.split(":")[0]
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

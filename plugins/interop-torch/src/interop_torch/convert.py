@@ -1,0 +1,31 @@
+"""PyTorch (.pt2) -> ONNX with torch.onnx's torch.export-based exporter (dynamo=True)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from interop_torch.loading import example_inputs, load_program
+
+
+def torch_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
+    import onnx
+    import torch
+
+    loaded = load_program(src)
+    opset = int(options.get("opset") or 18)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        onnx_program = torch.onnx.export(
+            loaded.program,
+            example_inputs(loaded.program),
+            dynamo=True,
+            opset_version=opset,
+            input_names=loaded.input_names,
+            output_names=loaded.output_names,
+            verbose=False,
+        )
+    onnx_program.save(str(dst))
+    onnx.checker.check_model(str(dst))
