@@ -1,0 +1,242 @@
+"""Translate an ONNX model into a Core ML ML Program with coremltools' MIL builder.
+
+Order of work: validate options → pre-pass → collect every unsupported op and
+raise one error → build the MIL program node by node → ``ct.convert`` it with
+``skip_model_load=True`` (no Core ML runtime on Linux) → attach metadata.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.metadata
+import json
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from interop_coreml.onnx2mil import registry
+from interop_coreml.onnx2mil.context import ConversionContext
+from interop_coreml.onnx2mil.errors import ConversionError, NodeNotConvertible, UnsupportedModelError
+from interop_coreml.onnx2mil.prepass import PreparedGraph, default_opset, prepare
+
+PRECISIONS = ("fp32", "fp16")
+TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18")
+IO_NAMES_KEY = "interop.io_names"
+
+# Element types a Core ML model input may carry, with the MIL dtype we declare.
+_INPUT_TYPES = {
+    onnx.TensorProto.FLOAT: "fp32",
+    onnx.TensorProto.DOUBLE: "fp32",
+    onnx.TensorProto.FLOAT16: "fp16",
+    onnx.TensorProto.INT64: "int32",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT16: "int32",
+    onnx.TensorProto.INT8: "int32",
+    onnx.TensorProto.UINT8: "int32",
+    onnx.TensorProto.UINT16: "int32",
+    onnx.TensorProto.BOOL: "bool",
+}
+
+
+@dataclass
+class _Unsupported:
+    count: int = 0
+    nodes: list[str] = field(default_factory=list)
+
+
+def _target(name: str) -> Any:
+    import coremltools as ct
+
+    if name not in TARGETS:
+        raise ValueError(f"minimum_deployment_target must be one of {', '.join(TARGETS)}, got {name!r}")
+    return getattr(ct.target, name)
+
+
+def _check_options(precision: str, max_dynamic_dim: int) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if not isinstance(max_dynamic_dim, int) or max_dynamic_dim < 1:
+        raise ValueError(f"max_dynamic_dim must be a positive int, got {max_dynamic_dim!r}")
+
+
+def find_unsupported(prepared: PreparedGraph, opset: int) -> dict[str, _Unsupported]:
+    """Op types (and input dtypes) with no converter, with counts and node names."""
+    missing: dict[str, _Unsupported] = collections.OrderedDict()
+    for index, node in enumerate(prepared.model.graph.node):
+        if registry.resolve(node.domain, node.op_type, opset) is None:
+            key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+            entry = missing.setdefault(key, _Unsupported())
+            entry.count += 1
+            entry.nodes.append(node.name or f"#{index}")
+    for value in [*prepared.model.graph.input, *prepared.model.graph.output]:
+        elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else None
+        if elem not in _INPUT_TYPES:
+            type_name = onnx.TensorProto.DataType.Name(elem) if elem else "non-tensor"
+            entry = missing.setdefault(f"{type_name} graph input/output", _Unsupported())
+            entry.count += 1
+            entry.nodes.append(value.name)
+    return missing
+
+
+def unsupported_message(missing: dict[str, _Unsupported], opset: int) -> str:
+    parts = []
+    for op_type, entry in missing.items():
+        shown = ", ".join(entry.nodes[:3]) + (", ..." if len(entry.nodes) > 3 else "")
+        parts.append(f"{op_type} x{entry.count} (first: {shown})")
+    return f"{len(missing)} unsupported op type(s) for Core ML at ONNX opset {opset}: " + "; ".join(parts)
+
+
+_HINT = (
+    "see docs/coreml-op-coverage.md for the supported ops; re-export with a different opset, "
+    "or replace these ops in the source model"
+)
+
+
+def _dims(value: onnx.ValueInfoProto) -> list:
+    shape = value.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None) for d in shape.dim]
+
+
+def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic_dim: int):
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import Function, Program, get_new_symbol, types
+
+    graph = prepared.model.graph
+    ctx = ConversionContext(opset, target)
+    symbols: dict[str, Any] = {}
+    placeholders, input_types, input_names = {}, [], {}
+    mil_types = {"fp32": types.fp32, "fp16": types.fp16, "int32": types.int32, "bool": types.int32}
+    for value in graph.input:
+        dims = _dims(value)
+        elem = value.type.tensor_type.elem_type
+        declared = _INPUT_TYPES[elem]
+        if declared == "fp16" and target < ct.target.iOS16:
+            declared = "fp32"  # fp16 inputs need iOS16; cast inside the program instead
+        mil_shape, ct_shape = [], []
+        for dim in dims:
+            if isinstance(dim, int):
+                mil_shape.append(dim)
+                ct_shape.append(dim)
+            else:
+                key = dim or f"_anon{len(symbols)}"
+                symbols.setdefault(key, get_new_symbol())
+                mil_shape.append(symbols[key])
+                ct_shape.append(ct.RangeDim(1, max_dynamic_dim, default=1))
+        name = ctx.mil_name(value.name)
+        input_names[name] = value.name
+        placeholders[name] = mb.placeholder(shape=mil_shape, dtype=mil_types[declared])
+        np_type = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.int32}[declared]
+        input_types.append(ct.TensorType(name=name, shape=ct_shape if ct_shape else (1,), dtype=np_type) if ct_shape
+                           else ct.TensorType(name=name, shape=(), dtype=np_type))
+
+    output_names: dict[str, str] = {}
+    prog = Program()
+    with Function(placeholders, opset_version=target) as func:
+        for value in graph.input:
+            var = func.inputs[ctx.mil_name(value.name)]
+            elem = value.type.tensor_type.elem_type
+            if elem == onnx.TensorProto.BOOL:
+                var = mb.cast(x=var, dtype="bool")
+            elif elem == onnx.TensorProto.FLOAT16 and var.dtype != types.fp16:
+                var = mb.cast(x=var, dtype="fp16")
+            ctx.set(value.name, var)
+        for name, array in prepared.constants.items():
+            ctx.set(name, array)
+        reserved = [ctx.mil_name(o.name) for o in graph.output]
+        for node in graph.node:
+            fn = registry.resolve(node.domain, node.op_type, opset)
+            label = f"{node.op_type} node {node.name or node.output[0]!r}"
+            try:
+                fn(ctx, node)
+            except NodeNotConvertible as error:
+                raise UnsupportedModelError(f"{label} cannot be converted: {error.reason}", hint=_HINT) from None
+            except (UnsupportedModelError, ConversionError):
+                raise
+            except Exception as error:  # noqa: BLE001 - report which node broke, with MIL's reason
+                raise ConversionError(f"{label} failed to convert: {type(error).__name__}: {error}") from error
+        outputs = []
+        for value, name in zip(graph.output, reserved):
+            result = ctx.get(value.name)
+            if not hasattr(result, "op"):  # a constant output
+                result = mb.const(val=result)
+            if result.dtype == types.bool:
+                result = mb.cast(x=result, dtype="int32")
+            elif result.dtype == types.fp16 and target < ct.target.iOS16:
+                result = mb.cast(x=result, dtype="fp32")
+            if result.name != name or result in outputs or result.op is None:
+                if result.name == name:
+                    result.name = name + "_value"
+                result = mb.identity(x=result, name=name)
+            outputs.append(result)
+            output_names[name] = value.name
+        func.set_outputs(outputs)
+        prog.add_function("main", func)
+    return prog, input_types, input_names, output_names
+
+
+def convert_model(
+    model: onnx.ModelProto,
+    *,
+    precision: str = "fp32",
+    minimum_deployment_target: str = "iOS15",
+    max_dynamic_dim: int = 1024,
+):
+    """Convert an ONNX model to a Core ML ML Program (``coremltools.models.MLModel``).
+
+    ``precision="fp32"`` computes in float32 so a fidelity check against
+    onnxruntime is meaningful; ``"fp16"`` lets Core ML store weights and compute
+    in float16 (inputs/outputs stay float32), halving size at ~1e-3 relative
+    error. Symbolic ONNX dims become ``RangeDim(1, max_dynamic_dim)``.
+    Raises UnsupportedModelError listing every unsupported op before building.
+    """
+    import coremltools as ct
+
+    _check_options(precision, max_dynamic_dim)
+    target = _target(minimum_deployment_target)
+    opset = default_opset(model)
+    prepared = prepare(model)
+    missing = find_unsupported(prepared, opset)
+    if missing:
+        raise UnsupportedModelError(unsupported_message(missing, opset), hint=_HINT)
+    prog, input_types, input_names, output_names = _build_program(prepared, opset, target, max_dynamic_dim)
+    compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
+    try:
+        mlmodel = ct.convert(
+            prog,
+            convert_to="mlprogram",
+            inputs=input_types,
+            compute_precision=compute,
+            minimum_deployment_target=target,
+            skip_model_load=True,
+        )
+    except Exception as error:  # noqa: BLE001
+        raise ConversionError(f"Core ML rejected the translated program: {type(error).__name__}: {error}") from error
+    _record_metadata(mlmodel, model, opset, input_names, output_names, precision)
+    return mlmodel
+
+
+def _interop_version() -> str:
+    try:
+        return importlib.metadata.version("interop")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _record_metadata(mlmodel, model, opset, input_names, output_names, precision) -> None:
+    meta = mlmodel.user_defined_metadata
+    meta[IO_NAMES_KEY] = json.dumps({"inputs": input_names, "outputs": output_names}, sort_keys=True)
+    producer = model.producer_name + (f" {model.producer_version}" if model.producer_version else "")
+    meta["interop.source_producer"] = producer.strip() or "unknown"
+    meta["interop.source_opset"] = str(opset)
+    meta["interop.version"] = _interop_version()
+    meta["interop.precision"] = precision
+
+
+def save_mlpackage(model: onnx.ModelProto, path: pathlib.Path, **options: Any) -> None:
+    """Convert ``model`` and write the ``.mlpackage`` directory at ``path``."""
+    mlmodel = convert_model(model, **options)
+    mlmodel.save(str(path))

@@ -1,0 +1,10 @@
+"""Op converters grouped by family; importing this package registers them all."""
+
+from interop_coreml.onnx2mil.ops import (  # noqa: F401
+    activation,
+    elementwise,
+    math,
+    nn,
+    reduction,
+    tensor,
+)

@@ -1,0 +1,155 @@
+"""Helpers shared by the op-family converter modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import Var, types
+
+from interop_coreml.onnx2mil.context import ConversionContext, Value, is_bool, is_float
+
+# ONNX TensorProto element type -> MIL dtype string used by mb.cast
+ONNX_TO_MIL_DTYPE = {
+    onnx.TensorProto.FLOAT: "fp32",
+    onnx.TensorProto.DOUBLE: "fp32",
+    onnx.TensorProto.FLOAT16: "fp16",
+    onnx.TensorProto.INT64: "int32",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT16: "int32",
+    onnx.TensorProto.INT8: "int32",
+    onnx.TensorProto.UINT8: "int32",
+    onnx.TensorProto.UINT16: "int32",
+    onnx.TensorProto.UINT32: "int32",
+    onnx.TensorProto.BOOL: "bool",
+}
+
+_MIL_TO_NUMPY = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}
+
+
+def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    """Attribute value by name (bytes decoded to str), or ``default``."""
+    for attribute in node.attribute:
+        if attribute.name == name:
+            value = onnx.helper.get_attribute_value(attribute)
+            if isinstance(value, bytes):
+                return value.decode()
+            return value
+    return default
+
+
+def int_list(values: Any) -> list[int]:
+    return [int(v) for v in np.asarray(values).reshape(-1)]
+
+
+def norm_axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def mil_dtype_name(value: Value) -> str:
+    """'fp32' | 'fp16' | 'int32' | 'bool' for a Var or numpy constant."""
+    if isinstance(value, np.ndarray):
+        kind = value.dtype
+        if kind == np.float16:
+            return "fp16"
+        if kind.kind == "f":
+            return "fp32"
+        if kind == np.bool_:
+            return "bool"
+        return "int32"
+    dtype = value.dtype
+    if dtype == types.fp16:
+        return "fp16"
+    if types.is_float(dtype):
+        return "fp32"
+    if types.is_bool(dtype):
+        return "bool"
+    return "int32"
+
+
+def cast_to(value: Value, dtype: str, name: str | None = None) -> Value:
+    """Cast a Var (with a MIL op) or a numpy constant (in numpy) to ``dtype``."""
+    if mil_dtype_name(value) == dtype:
+        return value if name is None or isinstance(value, np.ndarray) else mb.identity(x=value, name=name)
+    if isinstance(value, np.ndarray):
+        return value.astype(_MIL_TO_NUMPY[dtype])
+    kwargs = {"name": name} if name else {}
+    return mb.cast(x=value, dtype=dtype, **kwargs)
+
+
+def unify(a: Value, b: Value) -> tuple[Value, Value]:
+    """Give two operands the same dtype, preferring the dtype of the run-time value."""
+    da, db = mil_dtype_name(a), mil_dtype_name(b)
+    if da == db:
+        return a, b
+    if isinstance(b, np.ndarray) and not isinstance(a, np.ndarray):
+        return a, cast_to(b, da)
+    if isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+        return cast_to(a, db), b
+    order = ["bool", "int32", "fp16", "fp32"]
+    wider = max(da, db, key=order.index)
+    return cast_to(a, wider), cast_to(b, wider)
+
+
+def as_var(value: Value, name: str | None = None) -> Var:
+    if isinstance(value, Var):
+        return value
+    kwargs = {"name": name} if name else {}
+    return mb.const(val=value, **kwargs)
+
+
+def static_shape(value: Value) -> tuple[int, ...] | None:
+    """The shape if every dim is a known int, else None."""
+    shape = value.shape if isinstance(value, np.ndarray) else value.shape
+    if all(isinstance(d, (int, np.integer)) for d in shape):
+        return tuple(int(d) for d in shape)
+    return None
+
+
+__all__ = [
+    "ConversionContext", "Value", "attr", "int_list", "norm_axis", "mil_dtype_name", "cast_to",
+    "unify", "as_var", "static_shape", "is_bool", "is_float", "mb", "np", "Var",
+]
+
+
+def shape_vector(x: Var, dims: list) -> Value:
+    """A reshape target where each entry is an int or ('dim', i) meaning x.shape[i].
+
+    Static dims are resolved now; a dynamic one is read with ``mb.shape`` at run
+    time (MIL's reshape has no 'copy this dim' marker in every opset).
+    """
+    resolved = []
+    dynamic = False
+    for entry in dims:
+        if isinstance(entry, tuple):
+            dim = x.shape[entry[1]]
+            if isinstance(dim, (int, np.integer)):
+                resolved.append(int(dim))
+            else:
+                resolved.append(entry)
+                dynamic = True
+        else:
+            resolved.append(int(entry))
+    if not dynamic:
+        return np.array(resolved, dtype=np.int32)
+    if sum(1 for r in resolved if isinstance(r, tuple)) == 1 and -1 not in resolved:
+        return np.array([-1 if isinstance(r, tuple) else r for r in resolved], dtype=np.int32)
+    runtime_shape = mb.shape(x=x)
+    parts = []
+    for r in resolved:
+        if isinstance(r, tuple):
+            parts.append(mb.gather(x=runtime_shape, indices=np.array([r[1]], dtype=np.int32), axis=0))
+        else:
+            parts.append(np.array([r], dtype=np.int32))
+    return mb.concat(values=parts, axis=0)
+
+
+def channel_shaped(param: Value, rank: int, axis: int = 1) -> Value:
+    """Reshape a per-channel vector so it broadcasts against a rank-``rank`` tensor."""
+    target = [1] * (rank - axis)
+    target[0] = -1
+    if isinstance(param, np.ndarray):
+        return param.reshape(target)
+    return mb.reshape(x=param, shape=np.array(target, dtype=np.int32))

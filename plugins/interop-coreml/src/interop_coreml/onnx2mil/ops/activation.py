@@ -1,0 +1,175 @@
+"""Activation functions and the softmax family."""
+
+from __future__ import annotations
+
+from interop_coreml.onnx2mil.errors import NodeNotConvertible
+from interop_coreml.onnx2mil.ops._common import (
+    ConversionContext, as_var, attr, cast_to, mb, mil_dtype_name, norm_axis, np, unify,
+)
+from interop_coreml.onnx2mil.registry import register
+
+
+def _x(ctx: ConversionContext, node):
+    return as_var(ctx.input(node, 0))
+
+
+def _f(value: float, like) -> np.ndarray:
+    return np.array(value, dtype=np.float16 if mil_dtype_name(like) == "fp16" else np.float32)
+
+
+@register("Relu")
+def convert_relu(ctx, node):
+    ctx.output(node, 0, mb.relu(x=_x(ctx, node), name=ctx.out_name(node)))
+
+
+@register("LeakyRelu")
+def convert_leaky_relu(ctx, node):
+    ctx.output(node, 0, mb.leaky_relu(x=_x(ctx, node), alpha=np.float32(attr(node, "alpha", 0.01)), name=ctx.out_name(node)))
+
+
+@register("PRelu")
+def convert_prelu(ctx, node):
+    # max(x, 0) + slope * min(x, 0) broadcasts any slope shape ONNX allows.
+    x = _x(ctx, node)
+    x, slope = unify(x, ctx.input(node, 1))
+    zero = _f(0, x)
+    neg = mb.mul(x=mb.minimum(x=x, y=zero), y=slope)
+    ctx.output(node, 0, mb.add(x=mb.maximum(x=x, y=zero), y=neg, name=ctx.out_name(node)))
+
+
+@register("Elu")
+def convert_elu(ctx, node):
+    ctx.output(node, 0, mb.elu(x=_x(ctx, node), alpha=np.float32(attr(node, "alpha", 1.0)), name=ctx.out_name(node)))
+
+
+@register("Selu")
+def convert_selu(ctx, node):
+    alpha = attr(node, "alpha", 1.67326319217681884765625)
+    gamma = attr(node, "gamma", 1.05070102214813232421875)
+    elu = mb.elu(x=_x(ctx, node), alpha=np.float32(alpha))
+    ctx.output(node, 0, mb.mul(x=elu, y=np.float32(gamma), name=ctx.out_name(node)))
+
+
+@register("Celu")
+def convert_celu(ctx, node):
+    x = _x(ctx, node)
+    alpha = np.float32(attr(node, "alpha", 1.0))
+    neg = mb.mul(x=mb.sub(x=mb.exp(x=mb.real_div(x=mb.minimum(x=x, y=np.float32(0)), y=alpha)), y=np.float32(1)), y=alpha)
+    ctx.output(node, 0, mb.add(x=mb.relu(x=x), y=neg, name=ctx.out_name(node)))
+
+
+@register("Sigmoid")
+def convert_sigmoid(ctx, node):
+    ctx.output(node, 0, mb.sigmoid(x=_x(ctx, node), name=ctx.out_name(node)))
+
+
+@register("HardSigmoid")
+def convert_hard_sigmoid(ctx, node):
+    alpha, beta = np.float32(attr(node, "alpha", 0.2)), np.float32(attr(node, "beta", 0.5))
+    ctx.output(node, 0, mb.sigmoid_hard(x=_x(ctx, node), alpha=alpha, beta=beta, name=ctx.out_name(node)))
+
+
+@register("HardSwish")
+def convert_hard_swish(ctx, node):
+    x = _x(ctx, node)
+    gate = mb.sigmoid_hard(x=x, alpha=np.float32(1 / 6), beta=np.float32(0.5))
+    ctx.output(node, 0, mb.mul(x=x, y=gate, name=ctx.out_name(node)))
+
+
+@register("Softplus")
+def convert_softplus(ctx, node):
+    ctx.output(node, 0, mb.softplus(x=_x(ctx, node), name=ctx.out_name(node)))
+
+
+@register("Softsign")
+def convert_softsign(ctx, node):
+    ctx.output(node, 0, mb.softsign(x=_x(ctx, node), name=ctx.out_name(node)))
+
+
+@register("Gelu", since_version=20)
+def convert_gelu(ctx, node):
+    mode = "TANH_APPROXIMATION" if attr(node, "approximate", "none") == "tanh" else "EXACT"
+    ctx.output(node, 0, mb.gelu(x=_x(ctx, node), mode=mode, name=ctx.out_name(node)))
+
+
+@register("Mish", since_version=18)
+def convert_mish(ctx, node):
+    x = _x(ctx, node)
+    ctx.output(node, 0, mb.mul(x=x, y=mb.tanh(x=mb.softplus(x=x)), name=ctx.out_name(node)))
+
+
+@register("ThresholdedRelu", since_version=10)
+def convert_thresholded_relu(ctx, node):
+    alpha = np.float32(attr(node, "alpha", 1.0))
+    x = _x(ctx, node)
+    keep = mb.greater(x=x, y=alpha)
+    ctx.output(node, 0, mb.select(cond=keep, a=x, b=_f(0, x), name=ctx.out_name(node)))
+
+
+@register("Shrink", since_version=9)
+def convert_shrink(ctx, node):
+    x = _x(ctx, node)
+    if mil_dtype_name(x) not in ("fp32", "fp16"):
+        raise NodeNotConvertible("Shrink on integer tensors is not supported")
+    lambd, bias = np.float32(attr(node, "lambd", 0.5)), np.float32(attr(node, "bias", 0.0))
+    below = mb.select(cond=mb.less(x=x, y=-lambd), a=mb.add(x=x, y=bias), b=np.float32(0))
+    ctx.output(node, 0, mb.select(cond=mb.greater(x=x, y=lambd), a=mb.sub(x=x, y=bias), b=below, name=ctx.out_name(node)))
+
+
+@register("Clip")
+def convert_clip(ctx, node):
+    x = _x(ctx, node)
+    if ctx.opset < 11:
+        low, high = attr(node, "min"), attr(node, "max")
+        low = None if low is None else np.array(low, dtype=np.float32)
+        high = None if high is None else np.array(high, dtype=np.float32)
+    else:
+        low, high = ctx.input(node, 1), ctx.input(node, 2)
+    result = x
+    if low is not None:
+        result = mb.maximum(x=result, y=unify(result, low)[1])
+    if high is not None:
+        result = mb.minimum(x=result, y=unify(result, high)[1])
+    ctx.output(node, 0, mb.identity(x=result, name=ctx.out_name(node)))
+
+
+def _coerced_2d(ctx, node, x, axis):
+    """Softmax before opset 13 flattens to 2-D at ``axis``; reshape around it."""
+    shape = x.shape
+    inner = int(np.prod(shape[axis:]))
+    flat = mb.reshape(x=x, shape=np.array([-1, inner], dtype=np.int32))
+    return flat, shape
+
+
+def _softmax_like(ctx, node, fn):
+    x = _x(ctx, node)
+    default_axis = -1 if ctx.opset >= 13 else 1
+    axis = norm_axis(attr(node, "axis", default_axis), x.rank)
+    if ctx.opset < 13 and axis != x.rank - 1:
+        flat, shape = _coerced_2d(ctx, node, x, axis)
+        y = fn(flat, 1)
+        ctx.output(node, 0, mb.reshape(x=y, shape=mb.shape(x=x), name=ctx.out_name(node)))
+        return
+    ctx.output(node, 0, mb.identity(x=fn(x, axis), name=ctx.out_name(node)))
+
+
+def _log_softmax(x, axis):
+    return mb.sub(x=x, y=mb.reduce_log_sum_exp(x=x, axes=[axis], keep_dims=True))
+
+
+def _hardmax(x, axis):
+    index = mb.reduce_argmax(x=x, axis=axis, keep_dims=False)
+    depth = x.shape[axis]
+    return mb.one_hot(indices=index, one_hot_vector_size=depth, axis=axis, on_value=np.float32(1), off_value=np.float32(0))
+
+
+register("Softmax")(lambda ctx, node: _softmax_like(ctx, node, lambda x, a: mb.softmax(x=x, axis=a)))
+register("LogSoftmax")(lambda ctx, node: _softmax_like(ctx, node, _log_softmax))
+register("Hardmax")(lambda ctx, node: _softmax_like(ctx, node, _hardmax))
+
+
+@register("Swish", since_version=24)
+def convert_swish(ctx, node):
+    x = _x(ctx, node)
+    alpha = np.float32(attr(node, "alpha", 1.0))
+    ctx.output(node, 0, mb.mul(x=x, y=mb.sigmoid(x=mb.mul(x=x, y=alpha)), name=ctx.out_name(node)))

@@ -1,0 +1,273 @@
+"""Convolution, pooling and normalisation ops."""
+
+from __future__ import annotations
+
+import math as pymath
+
+from interop_coreml.onnx2mil.errors import NodeNotConvertible
+from interop_coreml.onnx2mil.ops._common import (
+    ConversionContext, as_var, attr, cast_to, channel_shaped, int_list, mb, mil_dtype_name, np,
+    shape_vector, unify,
+)
+from interop_coreml.onnx2mil.registry import register
+
+
+def _spatial(x) -> list:
+    return list(x.shape[2:])
+
+
+def _explicit_pads(node, x, kernel, strides, dilations) -> tuple[str, list[int] | None]:
+    """MIL (pad_type, pad) from ONNX auto_pad/pads; MIL orders pads per axis (begin, end)."""
+    auto_pad = attr(node, "auto_pad", "NOTSET")
+    n = len(kernel)
+    if auto_pad == "VALID":
+        return "valid", None
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        spatial = _spatial(x)
+        if not all(isinstance(d, (int, np.integer)) for d in spatial):
+            if auto_pad == "SAME_UPPER":
+                return "same", None
+            raise NodeNotConvertible("auto_pad SAME_LOWER needs static spatial dims")
+        pads = []
+        for size, k, s, d in zip(spatial, kernel, strides, dilations):
+            out = -(-int(size) // s)
+            total = max((out - 1) * s + (k - 1) * d + 1 - int(size), 0)
+            small, large = total // 2, total - total // 2
+            pads += [small, large] if auto_pad == "SAME_UPPER" else [large, small]
+        return "custom", pads
+    onnx_pads = attr(node, "pads", [0] * (2 * n))
+    return "custom", [p for i in range(n) for p in (onnx_pads[i], onnx_pads[i + n])]
+
+
+def _conv_params(node, x, weight_shape=None):
+    kernel = attr(node, "kernel_shape") or list(weight_shape[2:])
+    n = len(kernel)
+    strides = attr(node, "strides", [1] * n)
+    dilations = attr(node, "dilations", [1] * n)
+    return list(kernel), list(strides), list(dilations)
+
+
+@register("Conv")
+def convert_conv(ctx: ConversionContext, node) -> None:
+    x = as_var(ctx.input(node, 0))
+    weight = ctx.input(node, 1)
+    x, weight = unify(x, weight)
+    bias = ctx.input(node, 2)
+    kernel, strides, dilations = _conv_params(node, x, weight.shape)
+    pad_type, pad = _explicit_pads(node, x, kernel, strides, dilations)
+    kwargs = dict(x=x, weight=weight, strides=strides, dilations=dilations, groups=attr(node, "group", 1), pad_type=pad_type)
+    if pad is not None:
+        kwargs["pad"] = pad
+    if bias is not None:
+        kwargs["bias"] = unify(x, bias)[1]
+    ctx.output(node, 0, mb.conv(**kwargs, name=ctx.out_name(node)))
+
+
+@register("ConvTranspose")
+def convert_conv_transpose(ctx: ConversionContext, node) -> None:
+    x = as_var(ctx.input(node, 0))
+    weight = ctx.require_const(node, 1, "ConvTranspose weight")
+    weight = unify(x, weight)[1]
+    bias = ctx.input(node, 2)
+    kernel, strides, dilations = _conv_params(node, x, weight.shape)
+    n = len(kernel)
+    spatial = _spatial(x)
+    output_padding = attr(node, "output_padding", [0] * n)
+    output_shape = attr(node, "output_shape")
+    auto_pad = attr(node, "auto_pad", "NOTSET")
+    if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if not all(isinstance(d, (int, np.integer)) for d in spatial):
+            raise NodeNotConvertible("ConvTranspose with output_shape/auto_pad needs static spatial dims")
+        wanted = list(output_shape)[-n:] if output_shape is not None else [int(s) * st for s, st in zip(spatial, strides)]
+        begins, ends = [], []
+        for size, k, s, d, op, out in zip(spatial, kernel, strides, dilations, output_padding, wanted):
+            total = s * (int(size) - 1) + op + (k - 1) * d + 1 - out
+            if auto_pad == "SAME_UPPER":
+                begins.append(total // 2)
+                ends.append(total - total // 2)
+            else:
+                begins.append(total - total // 2)
+                ends.append(total // 2)
+    elif auto_pad == "VALID":
+        begins, ends = [0] * n, [0] * n
+    else:
+        pads = attr(node, "pads", [0] * (2 * n))
+        begins, ends = list(pads[:n]), list(pads[n:])
+    # output_padding extends the end; MIL lacks it, so shrink the end pad and
+    # zero-pad whatever remains after the transposed convolution.
+    ends = [e - op for e, op in zip(ends, output_padding)]
+    extra = [max(-e, 0) for e in ends]
+    ends = [max(e, 0) for e in ends]
+    mil_pad = [p for i in range(n) for p in (begins[i], ends[i])]
+    y = mb.conv_transpose(x=x, weight=weight, strides=strides, dilations=dilations, groups=attr(node, "group", 1),
+                          pad_type="custom", pad=mil_pad)
+    if any(extra):
+        y = mb.pad(x=y, pad=np.array([0, 0, 0, 0] + [p for e in extra for p in (0, e)], dtype=np.int32))
+    if bias is not None:
+        y = mb.add(x=y, y=channel_shaped(unify(x, bias)[1], x.rank))
+    ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
+
+
+def _pool(ctx: ConversionContext, node, kind: str) -> None:
+    x = as_var(ctx.input(node, 0))
+    if len(node.output) > 1 and node.output[1]:
+        raise NodeNotConvertible("MaxPool's Indices output has no Core ML equivalent")
+    kernel = list(attr(node, "kernel_shape"))
+    n = len(kernel)
+    strides = list(attr(node, "strides", [1] * n))
+    dilations = list(attr(node, "dilations", [1] * n))
+    if any(d != 1 for d in dilations):
+        raise NodeNotConvertible("pooling with dilations is not supported by Core ML")
+    if attr(node, "storage_order", 0):
+        raise NodeNotConvertible("MaxPool storage_order=1 is not supported")
+    pad_type, pad = _explicit_pads(node, x, kernel, strides, dilations)
+    kwargs = dict(x=x, kernel_sizes=kernel, strides=strides, pad_type=pad_type, ceil_mode=bool(attr(node, "ceil_mode", 0)))
+    if pad is not None:
+        kwargs["pad"] = pad
+    if kind == "max":
+        y = mb.max_pool(**kwargs, name=ctx.out_name(node))
+    else:
+        y = mb.avg_pool(**kwargs, exclude_padding_from_average=not attr(node, "count_include_pad", 0), name=ctx.out_name(node))
+    ctx.output(node, 0, y)
+
+
+register("MaxPool")(lambda ctx, node: _pool(ctx, node, "max"))
+register("AveragePool")(lambda ctx, node: _pool(ctx, node, "avg"))
+
+
+@register("GlobalAveragePool")
+def convert_global_average_pool(ctx, node):
+    x = as_var(ctx.input(node, 0))
+    ctx.output(node, 0, mb.reduce_mean(x=x, axes=list(range(2, x.rank)), keep_dims=True, name=ctx.out_name(node)))
+
+
+@register("GlobalMaxPool")
+def convert_global_max_pool(ctx, node):
+    x = as_var(ctx.input(node, 0))
+    ctx.output(node, 0, mb.reduce_max(x=x, axes=list(range(2, x.rank)), keep_dims=True, name=ctx.out_name(node)))
+
+
+@register("BatchNormalization")
+def convert_batch_norm(ctx, node):
+    if attr(node, "training_mode", 0) or any(o for o in node.output[1:]):
+        raise NodeNotConvertible("BatchNormalization in training mode (running statistics outputs) is not supported")
+    x = as_var(ctx.input(node, 0))
+    eps = attr(node, "epsilon", 1e-5)
+    params = [ctx.const(node, i) for i in range(1, 5)]
+    if all(p is not None for p in params):
+        # Fold into one scale and shift; Core ML's pass fuses them into a preceding conv.
+        scale, bias, mean, var = (p.astype(np.float64) for p in params)
+        a = scale / np.sqrt(var + eps)
+        b = bias - mean * a
+        dtype = np.float16 if mil_dtype_name(x) == "fp16" else np.float32
+        y = mb.add(x=mb.mul(x=x, y=channel_shaped(a.astype(dtype), x.rank)), y=channel_shaped(b.astype(dtype), x.rank),
+                   name=ctx.out_name(node))
+    else:
+        scale, bias, mean, var = (unify(x, ctx.input(node, i))[1] for i in range(1, 5))
+        inv = mb.rsqrt(x=mb.add(x=as_var(var), y=np.float32(eps)), epsilon=np.float32(0))
+        a = mb.mul(x=inv, y=scale)
+        b = mb.sub(x=bias, y=mb.mul(x=mean, y=a))
+        y = mb.add(x=mb.mul(x=x, y=channel_shaped(a, x.rank)), y=channel_shaped(b, x.rank), name=ctx.out_name(node))
+    ctx.output(node, 0, y)
+
+
+def _normalize(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over ``axes``; also returns mean and 1/std."""
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True)
+    centered = mb.sub(x=x, y=mean)
+    var = mb.reduce_mean(x=mb.mul(x=centered, y=centered), axes=axes, keep_dims=True)
+    inv_std = mb.rsqrt(x=mb.add(x=var, y=np.float32(eps)), epsilon=np.float32(0))
+    return mb.mul(x=centered, y=inv_std), mean, inv_std
+
+
+@register("InstanceNormalization")
+def convert_instance_norm(ctx, node):
+    x = as_var(ctx.input(node, 0))
+    normed, _, _ = _normalize(x, list(range(2, x.rank)), attr(node, "epsilon", 1e-5))
+    scale, bias = unify(x, ctx.input(node, 1))[1], unify(x, ctx.input(node, 2))[1]
+    y = mb.add(x=mb.mul(x=normed, y=channel_shaped(scale, x.rank)), y=channel_shaped(bias, x.rank), name=ctx.out_name(node))
+    ctx.output(node, 0, y)
+
+
+@register("LayerNormalization", since_version=17)
+def convert_layer_norm(ctx, node):
+    x = as_var(ctx.input(node, 0))
+    axis = attr(node, "axis", -1)
+    axis = axis + x.rank if axis < 0 else axis
+    axes = list(range(axis, x.rank))
+    eps = attr(node, "epsilon", 1e-5)
+    scale, bias = ctx.input(node, 1), ctx.input(node, 2)
+    normalized_shape = tuple(x.shape[axis:])
+    simple = (
+        len([o for o in node.output if o]) == 1
+        and isinstance(scale, np.ndarray) and tuple(scale.shape) == normalized_shape
+        and (bias is None or (isinstance(bias, np.ndarray) and tuple(bias.shape) == normalized_shape))
+    )
+    if simple:
+        kwargs = {"gamma": unify(x, scale)[1]}
+        if bias is not None:
+            kwargs["beta"] = unify(x, bias)[1]
+        ctx.output(node, 0, mb.layer_norm(x=x, axes=axes, epsilon=np.float32(eps), name=ctx.out_name(node), **kwargs))
+        return
+    normed, mean, inv_std = _normalize(x, axes, eps)
+    y = mb.mul(x=normed, y=unify(x, scale)[1])
+    if bias is not None:
+        y = mb.add(x=y, y=unify(x, bias)[1])
+    ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
+    if len(node.output) > 1 and node.output[1]:
+        ctx.output(node, 1, mb.identity(x=mean, name=ctx.out_name(node, 1)))
+    if len(node.output) > 2 and node.output[2]:
+        ctx.output(node, 2, mb.identity(x=inv_std, name=ctx.out_name(node, 2)))
+
+
+@register("LRN")
+def convert_lrn(ctx, node):
+    x = as_var(ctx.input(node, 0))
+    ctx.output(node, 0, mb.local_response_norm(
+        x=x, size=attr(node, "size"), alpha=np.float32(attr(node, "alpha", 1e-4)),
+        beta=np.float32(attr(node, "beta", 0.75)), k=np.float32(attr(node, "bias", 1.0)), name=ctx.out_name(node)))
+
+
+@register("LpNormalization")
+def convert_lp_normalization(ctx, node):
+    x = as_var(ctx.input(node, 0))
+    axis = attr(node, "axis", -1)
+    p = attr(node, "p", 2)
+    if p == 2:
+        norm = mb.reduce_l2_norm(x=x, axes=[axis], keep_dims=True)
+    elif p == 1:
+        norm = mb.reduce_l1_norm(x=x, axes=[axis], keep_dims=True)
+    else:
+        raise NodeNotConvertible(f"LpNormalization with p={p}")
+    ctx.output(node, 0, mb.real_div(x=x, y=norm, name=ctx.out_name(node)))
+
+
+@register("MeanVarianceNormalization")
+def convert_mvn(ctx, node):
+    x = as_var(ctx.input(node, 0))
+    axes = list(attr(node, "axes", [0, 2, 3]))
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True)
+    centered = mb.sub(x=x, y=mean)
+    std = mb.sqrt(x=mb.reduce_mean(x=mb.mul(x=centered, y=centered), axes=axes, keep_dims=True))
+    ctx.output(node, 0, mb.real_div(x=centered, y=mb.add(x=std, y=np.float32(1e-9)), name=ctx.out_name(node)))
+
+
+@register("GroupNormalization", since_version=18)
+def convert_group_norm(ctx, node):
+    x = as_var(ctx.input(node, 0))
+    groups = attr(node, "num_groups")
+    channels = x.shape[1]
+    if not isinstance(channels, (int, np.integer)):
+        raise NodeNotConvertible("GroupNormalization needs a static channel dim")
+    grouped = mb.reshape(x=x, shape=shape_vector(x, [("dim", 0), groups, -1]))
+    normed, _, _ = _normalize(grouped, [2], attr(node, "epsilon", 1e-5))
+    normed = mb.reshape(x=normed, shape=mb.shape(x=x))
+    scale, bias = unify(x, ctx.input(node, 1))[1], unify(x, ctx.input(node, 2))[1]
+    if ctx.opset < 21 and int(np.prod(scale.shape)) == groups and groups != channels:
+        # Opset 18 scales per group; repeat each factor over its channels.
+        scale = np.repeat(np.asarray(scale), channels // groups) if isinstance(scale, np.ndarray) else None
+        bias = np.repeat(np.asarray(bias), channels // groups) if isinstance(bias, np.ndarray) else None
+        if scale is None or bias is None:
+            raise NodeNotConvertible("GroupNormalization-18 with run-time scale")
+    y = mb.add(x=mb.mul(x=normed, y=channel_shaped(scale, x.rank)), y=channel_shaped(bias, x.rank), name=ctx.out_name(node))
+    ctx.output(node, 0, y)

@@ -1,0 +1,67 @@
+"""Reductions (ReduceSum, ReduceMean, ...) and ArgMax/ArgMin."""
+
+from __future__ import annotations
+
+from interop_coreml.onnx2mil.errors import NodeNotConvertible
+from interop_coreml.onnx2mil.ops._common import ConversionContext, as_var, attr, int_list, mb, mil_dtype_name, np
+from interop_coreml.onnx2mil.registry import register
+
+_REDUCE = {
+    "ReduceSum": (mb.reduce_sum, 13),
+    "ReduceMean": (mb.reduce_mean, 18),
+    "ReduceMax": (mb.reduce_max, 18),
+    "ReduceMin": (mb.reduce_min, 18),
+    "ReduceProd": (mb.reduce_prod, 18),
+    "ReduceL1": (mb.reduce_l1_norm, 18),
+    "ReduceL2": (mb.reduce_l2_norm, 18),
+    "ReduceLogSum": (mb.reduce_log_sum, 18),
+    "ReduceLogSumExp": (mb.reduce_log_sum_exp, 18),
+    "ReduceSumSquare": (mb.reduce_sum_square, 18),
+}
+
+
+def _reduce(ctx: ConversionContext, node, fn, axes_from_input_since: int) -> None:
+    x = as_var(ctx.input(node, 0))
+    keep = bool(attr(node, "keepdims", 1))
+    if ctx.opset >= axes_from_input_since:
+        axes = ctx.const(node, 1)
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            raise NodeNotConvertible("reduction axes must be a constant")
+    else:
+        axes = attr(node, "axes")
+    axes = None if axes is None else int_list(axes)
+    if not axes:
+        if attr(node, "noop_with_empty_axes", 0):
+            ctx.output(node, 0, mb.identity(x=x, name=ctx.out_name(node)))
+            return
+        axes = list(range(x.rank))
+    if x.rank == 0:
+        ctx.output(node, 0, mb.identity(x=x, name=ctx.out_name(node)))
+        return
+    if mil_dtype_name(x) == "bool":
+        raise NodeNotConvertible("reductions over bool tensors")
+    ctx.output(node, 0, fn(x=x, axes=axes, keep_dims=keep, name=ctx.out_name(node)))
+
+
+for _op, (_fn, _since) in _REDUCE.items():
+    register(_op)(lambda ctx, node, _fn=_fn, _since=_since: _reduce(ctx, node, _fn, _since))
+
+
+def _arg(ctx: ConversionContext, node, fn) -> None:
+    x = as_var(ctx.input(node, 0))
+    axis = attr(node, "axis", 0)
+    keep = bool(attr(node, "keepdims", 1))
+    if attr(node, "select_last_index", 0):
+        # Reverse along the axis so the first hit is the last one, then map back.
+        size = x.shape[axis]
+        if not isinstance(size, (int, np.integer)):
+            raise NodeNotConvertible("select_last_index needs a static axis length")
+        flipped = mb.reverse(x=x, axes=[axis])
+        idx = fn(x=flipped, axis=axis, keep_dims=keep)
+        ctx.output(node, 0, mb.sub(x=np.int32(int(size) - 1), y=idx, name=ctx.out_name(node)))
+        return
+    ctx.output(node, 0, fn(x=x, axis=axis, keep_dims=keep, name=ctx.out_name(node)))
+
+
+register("ArgMax")(lambda ctx, node: _arg(ctx, node, mb.reduce_argmax))
+register("ArgMin")(lambda ctx, node: _arg(ctx, node, mb.reduce_argmin))
