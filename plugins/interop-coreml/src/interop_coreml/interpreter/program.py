@@ -101,22 +101,30 @@ def _coerce(value: Any, dtype: np.dtype | None) -> Any:
 class Program:
     """A Core ML ML Program ready to be evaluated with numpy kernels.
 
-    Use ``load_program(path)`` to make one.  ``inputs``/``outputs`` describe the
+    Use ``load_program(path)`` to make one from a saved file; constructing one
+    directly from an in-memory MIL program is meant for testing kernels.  ``inputs``/``outputs`` describe the
     main function's interface with Core ML names; ``run(feeds, capture=[...])``
     evaluates it; ``ops`` lists every op in execution order.
     """
 
-    def __init__(self, path: pathlib.Path, spec: Any, mil_program: Any, function_name: str = "main"):
+    def __init__(
+        self,
+        mil_program: Any,
+        *,
+        path: pathlib.Path | None = None,
+        metadata: Mapping[str, str] | None = None,
+        function_name: str = "main",
+    ):
         self.path = path
-        self.spec = spec
         if function_name not in mil_program.functions:
             raise InterpreterError(
-                f"{path} has no function {function_name!r}; it has {sorted(mil_program.functions)}"
+                f"{path or 'the program'} has no function {function_name!r}; "
+                f"it has {sorted(mil_program.functions)}"
             )
         function = mil_program.functions[function_name]
         self.function_name = function_name
         self.opset = str(getattr(function, "opset_version", ""))
-        self.metadata: dict[str, str] = dict(spec.description.metadata.userDefined)
+        self.metadata: dict[str, str] = dict(metadata or {})
         self.inputs = [
             TensorInfo(name, _dtype_name(var.dtype), static_shape(var.shape))
             for name, var in function.inputs.items()
@@ -311,4 +319,9 @@ def _dtype_name(builtin_type: Any) -> str:
 def load_program(path: str | pathlib.Path, function_name: str = "main") -> Program:
     """Load a saved ``.mlpackage`` (ML Program) for evaluation with the reference interpreter."""
     saved = load_saved_model(path)
-    return Program(saved.path, saved.spec, saved.program, function_name)
+    return Program(
+        saved.program,
+        path=saved.path,
+        metadata=dict(saved.spec.description.metadata.userDefined),
+        function_name=function_name,
+    )

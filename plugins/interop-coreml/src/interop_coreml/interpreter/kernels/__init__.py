@@ -2,12 +2,16 @@
 
 from . import (  # noqa: F401  (imported for their registrations)
     activation,
+    attention,
     conv,
     elementwise,
+    gather_scatter,
     linear,
     normalization,
     pool,
+    quantization,
     reduction,
+    resize,
     tensor_ops,
     transformation,
 )

@@ -144,13 +144,13 @@ def argsort(ctx, x, axis=-1, ascending=False):
 
 
 @kernel("topk")
-def topk(ctx, x, k=1, axis=-1, ascending=False, sort=True, return_indices=True):
+def topk(ctx, x, k=1, axis=-1, ascending=False, sort=True, return_indices=True, output_indices_dtype="int32"):
     x = np.asarray(x)
     axis = normalize_axis(axis, x.ndim)
     order = np.argsort(x if bool(ascending) else -x, axis=axis, kind="stable")
     indices = np.take(order, range(int(k)), axis=axis)
     values = np.take_along_axis(x, indices, axis=axis)
-    return values, indices.astype(np.int32)
+    return values, indices.astype(np.uint16 if str(output_indices_dtype) == "uint16" else np.int32)
 
 
 @kernel("select")
