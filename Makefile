@@ -7,7 +7,7 @@ PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 EXAMPLES := $(sort $(dir $(wildcard examples/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo clean bench
+.PHONY: venv test demo clean bench mxnet-env
 
 venv: $(STAMP)
 
@@ -28,4 +28,17 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) interop-demo
+	rm -rf $(VENV) $(MXNET_VENV) interop-demo
+
+# The MXNet plugin's separate environment (numpy < 1.24, onnx <= 1.14); see docs/plugins.md.
+# interop and the plugin are shared with it at run time, so only the framework is installed.
+MXNET_VENV := .venv-mxnet
+MXNET_CONSTRAINTS := plugins/interop-mxnet/constraints-mxnet.txt
+
+mxnet-env: $(MXNET_VENV)/.installed
+
+$(MXNET_VENV)/.installed: $(MXNET_CONSTRAINTS)
+	$(PYTHON) -m venv $(MXNET_VENV)
+	$(MXNET_VENV)/bin/python -m pip install -q -c $(MXNET_CONSTRAINTS) mxnet numpy onnx
+	$(MXNET_VENV)/bin/python -c "import mxnet, numpy, onnx; print('mxnet', mxnet.__version__, 'numpy', numpy.__version__, 'onnx', onnx.__version__)"
+	touch $@

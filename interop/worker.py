@@ -1,0 +1,103 @@
+"""The worker interop starts inside a plugin's separate Python environment.
+
+Run as ``python -m interop.worker REQUEST.json`` by :mod:`interop.environments`. It
+uses only the standard library, numpy and interop's plugin API, so the environment
+needs nothing but numpy and the plugin's framework. It performs one request
+(convert, inspect, run or train), writes a JSON response, and reports progress as
+``@interop-event {json}`` lines on stdout. Everything else the plugin or its
+framework prints goes to stderr, so progress lines cannot be corrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+EVENT_PREFIX = "@interop-event "
+
+
+def _events_channel() -> TextIO:
+    """Keep the real stdout for events; point fd 1 (C and Python prints) to stderr."""
+    events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return events
+
+
+def _spec(spec: Any) -> dict[str, Any]:
+    shape = [d if isinstance(d, int) or d is None else str(d) for d in spec.shape]
+    return {"name": spec.name, "dtype": str(spec.dtype), "shape": shape}
+
+
+def _load_arrays(path: str, names: list[str]) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[f"a{i}"] for i, name in enumerate(names)}
+
+
+def handle(request: dict[str, Any], events: TextIO) -> dict[str, Any]:
+    from interop.plugin_api import TrainConfig, TrainData, resolve
+
+    impl = resolve(request["impl"])
+    action = request["action"]
+    if action == "convert":
+        impl(Path(request["src"]), Path(request["dst"]), request["options"])
+        return {}
+    if action == "inspect":
+        session = impl(Path(request["path"]))
+        return {
+            "engine": session.engine,
+            "inputs": [_spec(s) for s in session.inputs],
+            "outputs": [_spec(s) for s in session.outputs],
+            "versions": {**session.versions, "python": sys.version.split()[0]},
+        }
+    if action == "run":
+        session = impl(Path(request["path"]))
+        outputs = session.run(_load_arrays(request["feeds"], request["feed_names"]))
+        names = list(outputs)
+        np.savez(request["outputs"], **{f"a{i}": np.asarray(outputs[n]) for i, n in enumerate(names)})
+        return {"output_names": names}
+    if action == "train":
+        arrays = _load_arrays(request["data"], request["data_names"])
+        data = TrainData(**arrays, class_names=tuple(request["class_names"]),
+                         feature_names=tuple(request["feature_names"]))
+        config = TrainConfig(**request["config"])
+
+        def on_epoch(epoch: int, loss: float, accuracy: float) -> None:
+            event = {"kind": "epoch", "epoch": epoch, "loss": float(loss), "accuracy": float(accuracy)}
+            events.write(EVENT_PREFIX + json.dumps(event) + "\n")
+
+        result = impl(Path(request["dst"]), data, config, on_epoch)
+        return {"result": asdict(result)}
+    raise ValueError(f"unknown worker action {action!r}")
+
+
+def main(argv: list[str]) -> int:
+    events = _events_channel()
+    request = json.loads(Path(argv[1]).read_text())
+    response_path = Path(request["response"])
+    try:
+        response = handle(request, events)
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the host
+        traceback.print_exc()
+        response = {"error": {
+            "type": type(exc).__name__,
+            "bases": [cls.__name__ for cls in type(exc).__mro__],
+            "message": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
+            "hint": getattr(exc, "hint", None),
+        }}
+        code = 1
+    response_path.write_text(json.dumps(response))
+    events.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
