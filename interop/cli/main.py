@@ -19,6 +19,7 @@ COMMANDS = {
     "convert": "interop.cli.convert:command",
     "train": "interop.cli.train:command",
     "plugins": "interop.cli.plugins:command",
+    "check": "interop.cli.check:command",
 }
 
 

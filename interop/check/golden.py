@@ -1,0 +1,88 @@
+"""Golden files: saved inputs and reference outputs in one .npz, usable as a check's reference.
+
+Layout (plain arrays, no pickles): ``input/NAME`` for every input, ``output/NAME``
+for every reference output, optionally ``candidate/NAME`` (failure files keep the
+candidate's outputs too), and ``__interop_check__``, a JSON string describing
+the file: its kind, the reference model and engine, and the runs (batch sizes)
+the outputs were computed with. ``--inputs`` accepts these files as well and
+takes their ``input/`` arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interop.outputs import atomic_output
+from interop.plugin_api import InteropError
+
+META_KEY = "__interop_check__"
+INPUT_PREFIX = "input/"
+OUTPUT_PREFIX = "output/"
+CANDIDATE_PREFIX = "candidate/"
+
+
+@dataclass
+class GoldenData:
+    """The contents of a golden or failure file."""
+
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+    candidate: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def is_layout(arrays: Mapping[str, np.ndarray]) -> bool:
+    """True when the arrays come from a golden/failure file rather than a plain inputs file."""
+    return META_KEY in arrays
+
+
+def split_layout(arrays: Mapping[str, np.ndarray], source: str) -> GoldenData:
+    """Sort a golden file's arrays into inputs, outputs and candidate outputs."""
+    try:
+        meta = json.loads(str(arrays[META_KEY]))
+    except (KeyError, ValueError):
+        raise InteropError(f"{source} is not an interop golden file (no readable {META_KEY})") from None
+    data = GoldenData({}, {}, meta)
+    for key, value in arrays.items():
+        for prefix, target in ((INPUT_PREFIX, data.inputs), (OUTPUT_PREFIX, data.outputs),
+                               (CANDIDATE_PREFIX, data.candidate)):
+            if key.startswith(prefix):
+                target[key[len(prefix):]] = value
+    if not data.inputs:
+        raise InteropError(f"{source} holds no inputs")
+    return data
+
+
+def read(path: Path) -> GoldenData:
+    """Load a golden file; refuses plain .npz files with a hint."""
+    from interop.check.inputs import load_npz
+
+    arrays = load_npz(Path(path))
+    if not is_layout(arrays):
+        raise InteropError(
+            f"{path} is not a golden file (it has no {META_KEY} entry)",
+            hint="write one with `interop check REFERENCE --save-golden FILE.npz`",
+        )
+    data = split_layout(arrays, str(path))
+    if not data.outputs:
+        raise InteropError(f"golden file {path} holds no outputs")
+    return data
+
+
+def write(path: Path, data: GoldenData, force: bool = True) -> None:
+    """Write ``data`` atomically at ``path`` (a .npz)."""
+    arrays: dict[str, np.ndarray] = {META_KEY: np.array(json.dumps(data.meta, sort_keys=True))}
+    for prefix, source in ((INPUT_PREFIX, data.inputs), (OUTPUT_PREFIX, data.outputs),
+                           (CANDIDATE_PREFIX, data.candidate)):
+        for name, value in source.items():
+            arrays[prefix + name] = np.asarray(value)
+    with atomic_output(Path(path), force=force) as tmp:
+        # np.savez appends .npz to names without it; write through a handle to keep the exact name.
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
