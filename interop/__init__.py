@@ -19,8 +19,8 @@ except Exception:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 _LAZY = {
-    "convert": ("interop.convert", "convert"),
-    "train": ("interop.train", "train"),
+    "convert": ("interop.conversion", "convert"),
+    "train": ("interop.training", "train"),
     "check": ("interop.check", "check"),
     "list_plugins": ("interop.plugins_info", "list_plugins"),
 }

@@ -40,7 +40,12 @@ def remove_path(path: Path) -> None:
 def scratch_dir(near: Path) -> Iterator[Path]:
     """A temporary directory in the same folder as ``near`` (same filesystem: rename works)."""
     parent = near.parent if str(near.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{near.name}.", suffix=".interop-tmp", dir=parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{near.name}.", suffix=".interop-tmp", dir=parent))
+    except OSError as exc:
+        raise InteropError(
+            f"cannot write in {parent}: {exc.strerror or exc}", hint="choose another -o path"
+        ) from None
     try:
         yield tmp
     finally:

@@ -35,7 +35,7 @@ def command(
     """Convert SRC into DST (formats detected; multi-hop routes planned from plugins)."""
     import json
 
-    from interop.convert import convert
+    from interop.conversion import convert
 
     registry = registry_with_warnings()
     options: dict[str, object] = {

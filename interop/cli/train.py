@@ -23,7 +23,7 @@ def command(framework: str, output: Path, epochs: int, batch_size: int, lr: floa
             force: bool, as_json: bool) -> int:
     """Train the reference MLP (petal length/width -> Dense(64, ReLU) -> Dense(3))."""
     from interop.cli.common import registry_with_warnings
-    from interop.train import train
+    from interop.training import train
 
     registry = registry_with_warnings()
     stream_err = as_json  # keep stdout a clean JSON document

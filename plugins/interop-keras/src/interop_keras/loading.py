@@ -10,10 +10,14 @@ from interop.plugin_api import ModelLoadError
 
 
 def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter; must run before tensorflow is imported."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+quiet_tensorflow()
 
 
 @dataclass

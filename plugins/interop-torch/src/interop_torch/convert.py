@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,8 @@ def torch_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
 
     loaded = load_program(src)
     opset = int(options.get("opset") or 18)
+    # The exporter logs a warning per missing optional op library (torchvision); not ours to show.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         onnx_program = torch.onnx.export(

@@ -49,7 +49,7 @@ def train(dst: Path, data: TrainData, config: TrainConfig, on_epoch: EpochCallba
             loss = loss_fn(logits, y[batch])
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
             correct += int((logits.argmax(1) == y[batch]).sum())
             seen += len(batch)
         row = {"epoch": epoch, "loss": total / seen, "accuracy": correct / seen}

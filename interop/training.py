@@ -45,7 +45,7 @@ def train(
         raise InteropError("epochs and batch size must be at least 1 and lr positive")
     output = Path(output)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    data = iris_train_data(seed=seed)
+    data = iris_train_data()
     with atomic_output(output, force=force) as tmp:
         result = call_trainer(provided, registry, tmp, data, config, on_epoch or _ignore)
     result.path = str(output)
