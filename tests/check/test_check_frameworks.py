@@ -1,0 +1,90 @@
+"""`interop check` on the reference MLP trained in Keras and PyTorch and converted by interop's own plugins."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import interop
+
+
+def test_converted_model_that_computes_the_same_passes(torch_mlp: Path, torch_onnx: Path) -> None:
+    report = interop.check(torch_mlp, [torch_onnx], dataset="iris", project_config=False)
+    assert report.passed, report.format_table()
+    logits = report.pairs[0].outputs[0]
+    assert logits.name == "logits"
+    assert logits.metrics.argmax_agreement == 1.0
+    assert report.pairs[0].candidate.engine == "onnxruntime (CPUExecutionProvider)"
+    assert report.pairs[0].reference.engine == "torch (eager CPU)"
+
+
+def test_keras_torch_and_onnxruntime_copies_in_one_command(
+    keras_mlp: Path, keras_onnx: Path, torch_mlp: Path, torch_onnx: Path, run_cli, tmp_path: Path,
+) -> None:
+    # Two lineages: the Keras model with its ONNX conversion, the PyTorch model with its own.
+    code, out, err = run_cli(
+        "check", keras_mlp, keras_onnx, "+", torch_mlp, torch_onnx, f"{torch_onnx}@onnxruntime",
+        "--dataset", "iris-grid", "--json", tmp_path / "report.json",
+    )
+    document = json.loads((tmp_path / "report.json").read_text())
+    assert code == 0, out + err
+    assert [g["reference"]["runtime"] for g in document["groups"]] == ["keras", "torch"]
+    assert [p["runtime"] for p in document["pairs"]] == ["onnxruntime"] * 3
+    assert {"tensorflow", "torch", "onnxruntime"} <= set(document["versions"])
+    assert "keras (TensorFlow CPU)" in out and "torch (eager CPU)" in out
+
+
+def test_independently_trained_models_are_not_equivalent(keras_mlp: Path, torch_mlp: Path) -> None:
+    # Different training runs compute different functions: the checker must say so.
+    report = interop.check(keras_mlp, [torch_mlp], dataset="iris", project_config=False)
+    assert not report.passed
+
+
+def test_fp16_core_ml_copy_gets_fp16_tolerances_from_its_metadata(
+    torch_onnx: Path, models_dir: Path, run_cli,
+) -> None:
+    fp16 = models_dir / "mlp_fp16.mlpackage"
+    if not fp16.exists():
+        interop.convert(torch_onnx, fp16, options={"precision": "fp16"})
+    code, out, err = run_cli("check", torch_onnx, fp16, "--dataset", "iris")
+    assert code == 0, out + err
+    assert "coreml (reference interpreter)" in out  # Apple's runtime is unavailable on Linux: fallback
+    assert "[fp16]" in out and "interop.precision=fp16" in out
+    code, out, err = run_cli("check", torch_onnx, fp16, "--dataset", "iris", "--atol", "1e-6", "--rtol", "1e-6")
+    assert code == 1
+    # Apple's runtime named explicitly: exit 3 here, or a skip with a warning when allowed.
+    code, _, err = run_cli("check", torch_onnx, f"{fp16}@coreml")
+    assert code == 3 and "macOS" in err
+    code, out, err = run_cli("check", torch_onnx, f"{fp16}@coreml", torch_onnx, "--allow-missing-runtime",
+                             "--json", "-")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["skipped"] and "macOS" in document["skipped"][0]["reason"]
+
+
+def test_convert_check_verifies_every_hop_and_marks_divergence(torch_mlp: Path, tmp_path: Path, run_cli) -> None:
+    dst = tmp_path / "checked.onnx"
+    code, out, err = run_cli("convert", torch_mlp, "-o", dst, "--check", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["verified"] is True and document["check"]["passed"] is True
+    assert not (tmp_path / "checked.onnx.unverified.json").exists()
+
+
+def test_convert_check_keeps_a_diverging_output_with_an_unverified_note(
+    torch_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli,
+) -> None:
+    # An ONNX -> Core ML hop in fp16 diverges beyond fp32 tolerances once a project asks for them.
+    (tmp_path / "pyproject.toml").write_text("[tool.interop.check]\natol = 1e-7\nrtol = 1e-7\n")
+    src = tmp_path / "src.onnx"
+    shutil.copy(torch_onnx, src)
+    dst = tmp_path / "out.mlpackage"
+    code, out, err = run_cli("convert", src, "-o", dst, "--precision", "fp16", "--check")
+    assert code == 1, out + err
+    assert dst.exists()
+    note = json.loads((tmp_path / "out.mlpackage.unverified.json").read_text())
+    assert note["verified"] is False and note["check"]["passed"] is False
+    assert "NOT VERIFIED" in err
