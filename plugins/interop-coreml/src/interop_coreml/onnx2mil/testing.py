@@ -54,7 +54,7 @@ def zoo_model(name: str, seed: int = 0, dynamic_batch: bool = False) -> onnx.Mod
     graph.node.extend(nodes)
     del graph.initializer[:]
     graph.initializer.extend(kept + new_inits)
-    init_names = {init.name for init in graph.initializer}
+    init_names = set(inits) | {init.name for init in graph.initializer}
     inputs = [value for value in graph.input if value.name not in init_names]
     del graph.input[:]
     graph.input.extend(inputs)

@@ -1,0 +1,52 @@
+"""Plugin glue: the ``onnx -> coreml`` converter interop's core calls.
+
+Loads the ONNX file without running anything from it, translates it with
+:mod:`interop_coreml.onnx2mil` and writes the ``.mlpackage`` directory at
+exactly ``dst`` (the core hands us a temporary path and renames it).
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import pathlib
+
+from interop.plugin_api import InteropError, ModelLoadError
+
+DEFAULTS = {"precision": "fp32", "minimum_deployment_target": "iOS15", "max_dynamic_dim": 1024}
+
+
+def load_onnx(src: pathlib.Path):
+    """Parse an ONNX file (external data next to it included) or raise ModelLoadError."""
+    import onnx
+
+    src = pathlib.Path(src)
+    if not src.is_file():
+        raise ModelLoadError(f"{src}: no such ONNX file")
+    try:
+        model = onnx.load(str(src))
+    except Exception as error:  # noqa: BLE001 - protobuf raises several kinds on garbage
+        raise ModelLoadError(f"{src} is not a valid ONNX model: {type(error).__name__}: {error}") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelLoadError(f"{src} is not a valid ONNX model: it holds no graph")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as error:  # noqa: BLE001
+        raise ModelLoadError(f"{src} is not a valid ONNX model: {error}") from None
+    return model
+
+
+def onnx_to_coreml(src: pathlib.Path, dst: pathlib.Path, options: collections.abc.Mapping[str, object]) -> None:
+    """Convert the ONNX model at ``src`` into an ML Program package at ``dst``."""
+    from interop_coreml.onnx2mil import save_mlpackage
+
+    settings = {key: options.get(key, default) for key, default in DEFAULTS.items()}
+    settings = {key: (default if value is None else value) for (key, default), value in zip(DEFAULTS.items(), settings.values())}
+    try:
+        settings["max_dynamic_dim"] = int(settings["max_dynamic_dim"])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InteropError(f"option max_dynamic_dim must be an int, got {settings['max_dynamic_dim']!r}") from None
+    model = load_onnx(pathlib.Path(src))
+    try:
+        save_mlpackage(model, pathlib.Path(dst), **settings)
+    except ValueError as error:
+        raise InteropError(str(error)) from None

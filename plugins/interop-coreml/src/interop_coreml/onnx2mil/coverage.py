@@ -1,0 +1,191 @@
+"""Run ONNX's backend node test cases through the translator and the interpreter.
+
+``onnx.backend.test.case.node.collect_testcases()`` yields small models with
+inputs and expected outputs. Each case is converted to an ``.mlpackage``, run by
+the reference interpreter of saved ML Programs and compared with the expected
+outputs. :func:`render_markdown` turns the results into the op coverage table
+kept in ``docs/coreml-op-coverage.md``.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from interop_coreml.onnx2mil import registry
+
+PASS, MISMATCH, NOT_CONVERTIBLE, ERROR, UNSUPPORTED_OP = "pass", "mismatch", "not convertible", "error", "unsupported op"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """Outcome of one node test case."""
+
+    case: str
+    op_type: str
+    status: str
+    reason: str = ""
+
+
+def _op_names() -> dict[str, str]:
+    """Map 'maxpool' style keys (lowercase, no underscores) to op types."""
+    names = {}
+    for schema in onnx.defs.get_all_schemas_with_history():
+        if schema.domain in ("", "ai.onnx"):
+            names[schema.name.lower()] = schema.name
+    return names
+
+
+def case_op_type(case, op_names: dict[str, str] | None = None) -> str:
+    """The op a node test case is about: its single op, else the op its name starts with."""
+    ops = {node.op_type for node in case.model.graph.node if node.op_type != "Constant"} or {"Constant"}
+    if len(ops) == 1 and "_expanded" not in case.name:
+        return next(iter(ops))
+    op_names = op_names or _op_names()
+    key = re.sub(r"^test_", "", case.name).replace("_", "").lower()
+    best = ""
+    for name in op_names:
+        if key.startswith(name) and len(name) > len(best):
+            best = name
+    return op_names.get(best, sorted(ops)[0])
+
+
+def _compare(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> str | None:
+    expected = np.asarray(expected)
+    got = np.asarray(got)
+    if expected.shape != got.shape:
+        return f"shape {got.shape} != expected {expected.shape}"
+    if expected.dtype.kind in "biu":
+        if not np.array_equal(expected.astype(np.int64), got.astype(np.int64)):
+            return "integer values differ"
+        return None
+    if expected.dtype.kind == "f":
+        got = got.astype(np.float64)
+        exp = expected.astype(np.float64)
+        if exp.dtype == np.float16 or expected.dtype == np.float16:
+            rtol, atol = max(rtol, 1e-2), max(atol, 1e-2)
+        if not np.allclose(got, exp, rtol=rtol, atol=atol, equal_nan=True):
+            return f"max abs error {np.nanmax(np.abs(got - exp)):.3g}"
+        return None
+    return f"cannot compare dtype {expected.dtype}"
+
+
+def run_case(case, workdir: Path, opset_ops: dict | None = None) -> CaseResult:
+    """Convert, execute and check one node test case."""
+    from interop_coreml.onnx2mil.driver import convert_model
+    from interop_coreml.onnx2mil.errors import UnsupportedModelError
+    from interop_coreml.runtime import load_interpreter
+
+    op_type = case_op_type(case)
+    model = case.model
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    if registry.resolve("", op_type, opset) is None:
+        return CaseResult(case.name, op_type, UNSUPPORTED_OP, f"no converter for {op_type} at opset {opset}")
+    path = workdir / f"{case.name}.mlpackage"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            convert_model(model).save(str(path))
+    except UnsupportedModelError as error:
+        return CaseResult(case.name, op_type, NOT_CONVERTIBLE, error.message)
+    except Exception as error:  # noqa: BLE001 - reported per case
+        return CaseResult(case.name, op_type, ERROR, f"conversion: {type(error).__name__}: {str(error)[:200]}")
+    try:
+        session = load_interpreter(path)
+        init_names = {init.name for init in model.graph.initializer}
+        input_names = [i.name for i in model.graph.input if i.name not in init_names]
+        output_names = [o.name for o in model.graph.output]
+        for inputs, outputs in case.data_sets:
+            feeds = {name: np.asarray(value) for name, value in zip(input_names, inputs)}
+            got = session.run(feeds)
+            for name, expected in zip(output_names, outputs):
+                problem = _compare(expected, got[name], max(case.rtol, 1e-3), max(case.atol, 1e-5))
+                if problem:
+                    return CaseResult(case.name, op_type, MISMATCH, f"output {name}: {problem}")
+    except Exception as error:  # noqa: BLE001
+        return CaseResult(case.name, op_type, ERROR, f"execution: {type(error).__name__}: {str(error)[:200]}")
+    return CaseResult(case.name, op_type, PASS)
+
+
+def collect_cases(op_types: set[str] | None = None):
+    from onnx.backend.test.case.node import collect_testcases
+
+    names = _op_names()
+    for case in collect_testcases():
+        if op_types is None or case_op_type(case, names) in op_types:
+            yield case
+
+
+def run_all(op_types: set[str] | None = None) -> list[CaseResult]:
+    """Run every node case (or those of ``op_types``) and return one result per case."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="onnx2mil-cases-") as tmp:
+        for case in collect_cases(op_types):
+            results.append(run_case(case, Path(tmp)))
+    return results
+
+
+@dataclass
+class OpSummary:
+    op_type: str
+    opsets: list[int]
+    passed: int
+    total: int
+    problems: list[CaseResult]
+
+    @property
+    def verified(self) -> bool:
+        """At least one case passes and none gives wrong numbers or crashes."""
+        return self.passed > 0 and not any(p.status in (MISMATCH, ERROR) for p in self.problems)
+
+
+def summarize(results: list[CaseResult]) -> list[OpSummary]:
+    by_op: dict[str, list[CaseResult]] = collections.defaultdict(list)
+    for result in results:
+        by_op[result.op_type].append(result)
+    supported = registry.registered_ops()
+    summaries = []
+    for op_type in sorted(set(by_op) | set(supported)):
+        cases = by_op.get(op_type, [])
+        if op_type not in supported:
+            continue
+        passed = sum(1 for c in cases if c.status == PASS)
+        summaries.append(OpSummary(op_type, registry.supported_opsets(op_type), passed, len(cases),
+                                   [c for c in cases if c.status != PASS]))
+    return summaries
+
+
+def render_markdown(results: list[CaseResult]) -> str:
+    summaries = summarize(results)
+    verified = [s for s in summaries if s.verified]
+    lines = [
+        "# ONNX → Core ML op coverage",
+        "",
+        "Generated by `plugins/interop-coreml/scripts/op_coverage.py`; do not edit by hand.",
+        "Every ONNX backend node test case (`onnx.backend.test.case.node.collect_testcases()`) of a",
+        "supported op is converted to an ML Program, run by the reference interpreter and compared",
+        "with the case's expected outputs. Float64 inputs are computed in float32 and int64 in int32",
+        "(Core ML has neither), so such cases pass when values fit.",
+        "",
+        f"**{len(verified)} op types verified** (at least one case passes, none mismatches) "
+        f"out of {len(summaries)} with a converter.",
+        "",
+        "| op type | opsets | node cases passed / total | verified |",
+        "|---|---|---|---|",
+    ]
+    for s in summaries:
+        opsets = ", ".join(str(v) for v in s.opsets)
+        lines.append(f"| {s.op_type} | {opsets} | {s.passed} / {s.total} | {'yes' if s.verified else 'no'} |")
+    lines += ["", "## Cases that do not pass", "", "| op type | case | status | reason |", "|---|---|---|---|"]
+    for s in summaries:
+        for problem in s.problems:
+            reason = problem.reason.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {s.op_type} | {problem.case} | {problem.status} | {reason} |")
+    return "\n".join(lines) + "\n"
