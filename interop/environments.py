@@ -201,8 +201,9 @@ def _call_worker(
         kind = next((_ERROR_TYPES[b] for b in error.get("bases", []) if b in _ERROR_TYPES), None)
         if kind is not None:
             raise kind(error["message"], hint=error.get("hint"))
+        # Framework messages can span many lines (MXNet embeds its C++ trace); keep the last.
         raise ConversionError(
-            f"{what} failed: {error.get('type')}: {error.get('message')}",
+            f"{what} failed: {error.get('type')}: {_last_line(str(error.get('message')))}",
             hint="set INTEROP_DEBUG=1 to see the worker's traceback" if not os.environ.get(
                 "INTEROP_DEBUG") else None,
         )
