@@ -1,0 +1,66 @@
+"""The CLI's light paths: help, version and plugin listing import no ML framework."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("tensorflow", "keras", "torch", "coremltools", "onnxruntime", "tf2onnx")
+
+_PROBE = """
+import sys, runpy
+sys.argv = ["interop", *{args!r}]
+try:
+    runpy.run_module("interop", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print("HEAVY:" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"], ["--version"],
+                                  ["convert", "--help"], ["train", "--help"]])
+def test_light_commands_import_no_framework(args):
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(args=args, heavy=HEAVY)],
+        capture_output=True, text=True, timeout=120,
+    )
+    heavy_line = [l for l in result.stderr.splitlines() if l.startswith("HEAVY:")]
+    assert heavy_line == ["HEAVY:"], result.stderr
+
+
+def test_import_interop_is_light():
+    code = f"import interop, sys; print([m for m in {HEAVY!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_plugins_json_lists_builtins(cli):
+    result = cli("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    by_name = {p["name"]: p for p in info["plugins"]}
+    assert {"onnx", "keras", "torch", "coreml"} <= set(by_name)
+    for name in ("onnx", "keras", "torch", "coreml"):
+        assert by_name[name]["status"] == "ok"
+        assert by_name[name]["distribution"] == f"interop-{name}"
+        assert by_name[name]["version"]
+    converters = {(c["source"], c["target"]) for p in info["plugins"] for c in p["converters"]}
+    assert {("keras", "onnx"), ("torch", "onnx"), ("onnx", "coreml")} <= converters
+    runtimes = {r["name"]: r for p in info["plugins"] for r in p["runtimes"]}
+    assert runtimes["onnxruntime"]["available"] is True
+    assert runtimes["coreml-interpreter"]["available"] is True
+    if sys.platform != "darwin":
+        assert runtimes["coreml"]["available"] is False
+        assert "macOS" in runtimes["coreml"]["reason"]
+
+
+def test_multi_hop_route_is_planned_from_declarations():
+    from interop.registry import get_registry
+    from interop.routing import plan_route
+
+    route = plan_route("keras", "coreml", get_registry())
+    assert [(p.item.source, p.item.target) for p in route] == [("keras", "onnx"), ("onnx", "coreml")]
