@@ -168,8 +168,8 @@ class Report:
             for pair in self.pairs:
                 if pair.reference is reference:
                     lines.extend(_pair_lines(pair))
-        for skipped in self.skipped:
-            lines.append(f"\nwarning: skipped {skipped['model']}: {skipped['reason']}")
+        if self.warnings:
+            lines.append("")
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
         failed = len(self.failures)

@@ -77,16 +77,16 @@ def run_session(model: OpenModel, input_set: InputSet) -> Outputs:
     """Feed every run of ``input_set`` to ``model``; outputs joined back along the sample axis."""
     parts: dict[str, list[np.ndarray]] = {}
     label = model.info.label
-    for feeds in input_set.runs():
+    for index, feeds in enumerate(input_set.runs()):
         adapted = {spec.name: cast_to_spec(feeds[spec.name], spec, label) for spec in model.session.inputs}
         try:
             result = model.session.run(adapted)
-        except InteropError:
-            raise
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            text = exc.message if isinstance(exc, InteropError) else str(exc).strip()
+            first = text.splitlines()[0] if text else ""
+            batch = f" on a batch of {input_set.plan[index]}" if input_set.plan else ""
             raise ModelRunError(
-                f"{label} failed on {model.info.engine}: {type(exc).__name__}: {first}",
+                f"{label} failed{batch} on {model.info.engine}: {type(exc).__name__}: {first}",
                 hint="set INTEROP_DEBUG=1 for the traceback",
             ) from exc
         for name, value in result.items():
@@ -288,7 +288,12 @@ def check_group(
             pair.problems.append(problem)
             continue
         options.progress(f"running {model.info.label} on {model.info.engine}")
-        cand_outputs = run_session(model, input_set)
+        try:
+            cand_outputs = run_session(model, input_set)
+        except ModelRunError as exc:
+            # A candidate that crashes does not compute the reference's function: a failed pair, not an abort.
+            pair.problems.append(exc.message)
+            continue
         pair.outputs = compare_outputs(ref_outputs, cand_outputs, precision, options.tolerances)
         if options.save_failures is not None:
             for result in pair.outputs:
@@ -310,6 +315,7 @@ def _open_or_skip(
         if not options.allow_missing_runtime:
             raise
         report.skipped.append({"model": request.label, "reason": exc.message})
+        report.warnings.append(f"skipped {request.label}: {exc.message}")
         return None
 
 

@@ -177,3 +177,33 @@ def test_usage_errors_are_exit_2(linear_onnx, run_cli, tmp_path) -> None:
     assert run_cli("check", ref, tmp_path / "missing.onnx")[0] == 2
     code, _, err = run_cli("check", ref, ref, "--dataset", "iris")
     assert code == 2 and "shape (?, 2)" in err
+
+
+def _reshape_onnx(path: Path, shape: list[int]) -> Path:
+    """y = reshape(x, shape) for x of shape (N, 4): [-1, 4] works at any batch, [1, 4] only at batch 1."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "reshape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(np.array(shape, dtype=np.int64), "shape")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_candidate_that_breaks_at_another_batch_size_fails_the_pair(run_cli, tmp_path) -> None:
+    ref = _reshape_onnx(tmp_path / "any_batch.onnx", [-1, 4])
+    only_one = _reshape_onnx(tmp_path / "batch_one.onnx", [1, 4])
+    code, out, err = run_cli("check", ref, only_one, ref, "--json", "-")
+    assert code == 1, err
+    pairs = json.loads(out)["pairs"]
+    assert pairs[0]["passed"] is False and "on a batch of 7" in pairs[0]["problems"][0]
+    assert pairs[1]["passed"] is True  # the other candidate is still checked
+    # a reference that crashes leaves nothing to compare: exit 4
+    code, _, err = run_cli("check", only_one, ref)
+    assert code == 4 and "batch_one.onnx failed on a batch of 7" in err
