@@ -333,6 +333,8 @@ def run_groups(
     opened: list[tuple[Reference, list[OpenModel]]] = []
     # Open everything first: a missing runtime or unreadable file fails before any long run.
     for reference_arg, candidate_args in groups:
+        if reference_arg is not None and _is_golden_path(reference_arg):
+            reference_arg, golden_path = None, Path(str(reference_arg))
         if reference_arg is None:
             if golden_path is None:
                 raise InteropError("no reference model given", hint="give REFERENCE or --golden FILE.npz")
@@ -366,6 +368,11 @@ def run_groups(
         report.warnings.append("no candidate given: nothing was compared")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _is_golden_path(arg: ModelArg) -> bool:
+    """A REFERENCE naming an existing .npz is a golden file (models are never .npz)."""
+    return isinstance(arg, (str, Path)) and str(arg).lower().endswith(".npz") and Path(str(arg)).is_file()
 
 
 def _interop_version() -> str:

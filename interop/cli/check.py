@@ -123,8 +123,10 @@ def command(
     if to_stdout:
         click.echo(document)
     elif json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)  # CI report folders often do not exist yet
         with atomic_output(Path(json_path), force=True) as tmp:
             tmp.write_text(document + "\n")
     if junit_path is not None:
+        junit_path.parent.mkdir(parents=True, exist_ok=True)
         junit.write(report, junit_path)
     return 0 if report.passed else 1

@@ -52,12 +52,13 @@ def keras_onnx(keras_mlp: Path, models_dir: Path) -> Path:
 
 def build_linear_onnx(
     path: Path, *, weight_delta: float = 0.0, swap_outputs: bool = False, nan_bias: bool = False,
-    fp16: bool = False, input_name: str = "x",
+    fp16: bool = False, input_name: str = "x", output_names: tuple[str, ...] = ("y", "z"),
 ) -> Path:
     """y = x @ W + b and z = relu(y) for x of shape (N, 4); W and b fixed by a seed.
 
     ``weight_delta`` is added to W[0, 0]; ``swap_outputs`` lists z before y;
-    ``nan_bias`` puts a NaN in b[1]; ``fp16`` computes in float16 (x is cast in).
+    ``nan_bias`` puts a NaN in b[1]; ``fp16`` computes in float16 (x is cast in);
+    ``output_names`` selects which of y and z the graph returns.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -80,7 +81,7 @@ def build_linear_onnx(
         helper.make_node("Add", ["mm", "b"], ["y"]),
         helper.make_node("Relu", ["y"], ["z"]),
     ]
-    outputs = [helper.make_tensor_value_info(n, elem, ["N", 3]) for n in ("y", "z")]
+    outputs = [helper.make_tensor_value_info(n, elem, ["N", 3]) for n in output_names]
     if swap_outputs:
         outputs.reverse()
     graph = helper.make_graph(

@@ -106,6 +106,9 @@ def test_golden_round_trip(linear_onnx, run_cli, tmp_path) -> None:
     assert document["reference"]["format"] == "golden"
     code, _, _ = run_cli("check", "--golden", gold, linear_onnx("changed.onnx", weight_delta=1e-3))
     assert code == 1
+    # a golden file given as REFERENCE works the same
+    code, out, _ = run_cli("check", gold, linear_onnx("copy2.onnx"), "--json", "-")
+    assert code == 0 and json.loads(out)["reference"]["format"] == "golden"
 
 
 def test_fp16_model_gets_wider_tolerances_said_in_the_report(linear_onnx, run_cli) -> None:
@@ -134,6 +137,16 @@ def test_missing_output_and_dtype_mismatch_are_failures(linear_onnx) -> None:
     renamed = linear_onnx("renamed.onnx", input_name="features")
     report = interop.check(ref, renamed, project_config=False)
     assert not report.passed and "inputs differ" in report.pairs[0].problems[0]
+
+
+def test_missing_and_extra_outputs_fail_with_their_own_message(linear_onnx) -> None:
+    both = linear_onnx("both.onnx")
+    only_y = linear_onnx("only_y.onnx", output_names=("y",))
+    missing = interop.check(both, only_y, project_config=False).pairs[0]
+    assert {o.name: o.passed for o in missing.outputs} == {"y": True, "z": False}
+    assert missing.outputs[1].message.startswith("missing: the candidate has no output named z")
+    extra = interop.check(only_y, both, project_config=False).pairs[0]
+    assert [o.message.split(":")[0] for o in extra.outputs if not o.passed] == ["extra"]
 
 
 def test_same_model_on_two_runtimes_by_name_and_unknown_runtime(linear_onnx, tmp_path) -> None:
