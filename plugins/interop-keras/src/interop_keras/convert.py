@@ -2,7 +2,8 @@
 
 A Keras model goes through ``tf2onnx.convert.from_keras`` (which folds constants
 the model captures, such as a Normalization layer's statistics); a SavedModel
-directory goes through its ``serving_default`` signature.
+directory goes through its ``serving_default`` signature the way tf2onnx's own
+``--saved-model`` command does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from interop_keras.loading import load_inference_function, load_keras_model
+from interop.plugin_api import ModelLoadError
+from interop_keras.loading import load_keras_model
 
 
 def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
@@ -21,10 +23,7 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
 
     opset = int(options.get("opset") or 17)
     if src.is_dir():
-        fn = load_inference_function(src)
-        model_proto, _ = tf2onnx.convert.from_function(
-            fn.function, input_signature=fn.input_signature, opset=opset,
-        )
+        model_proto = _saved_model_to_onnx(src, opset)
     else:
         model = load_keras_model(src)
         signature = tuple(
@@ -34,3 +33,25 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
         model_proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
     onnx.checker.check_model(model_proto)
     onnx.save(model_proto, str(dst))
+
+
+def _saved_model_to_onnx(src: Path, opset: int) -> Any:
+    """The path tf2onnx's own ``--saved-model`` command takes (captured constants are frozen)."""
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+    from tf2onnx.convert import _convert_common
+
+    try:
+        graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
+            str(src), None, None, tag=tf.saved_model.SERVING, signatures=["serving_default"],
+            return_initialized_tables=True, return_tensors_to_rename=True,
+        )
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{src}: TensorFlow cannot load this SavedModel: {first}") from exc
+    with tf.device("/cpu:0"):
+        model_proto, _ = _convert_common(
+            graph_def, name=src.name, opset=opset, input_names=inputs, output_names=outputs,
+            initialized_tables=tables, tensors_to_rename=renames,
+        )
+    return model_proto
