@@ -11,6 +11,14 @@ def _owner(table: dict, key: Any, plugin_name: str) -> bool:
     return key in table and table[key].plugin.name == plugin_name
 
 
+def _state(registry: Registry, table: dict, key: Any, plugin_name: str) -> dict[str, Any]:
+    """Whether this plugin's item is the one in use (precedence) and whether it can run here."""
+    if not _owner(table, key, plugin_name):
+        return {"active": False, "available": False, "reason": "shadowed by another plugin"}
+    ok, why = availability(table[key], registry)
+    return {"active": True, "available": ok, "reason": why}
+
+
 def list_plugins(registry: Registry | None = None) -> dict[str, Any]:
     """Every plugin with distribution, version, status and what it declares.
 
@@ -43,8 +51,6 @@ def list_plugins(registry: Registry | None = None) -> dict[str, Any]:
                     "active": _owner(registry.formats, fmt.name, loaded.name),
                 })
             for conv in plugin.converters:
-                active = _owner(registry.converters, conv.key, loaded.name)
-                ok, why = availability(registry.converters[conv.key], registry) if active else (False, "shadowed")
                 entry["converters"].append({
                     "source": conv.source,
                     "target": conv.target,
@@ -54,31 +60,21 @@ def list_plugins(registry: Registry | None = None) -> dict[str, Any]:
                         for o in conv.options
                     ],
                     "environment": conv.environment,
-                    "active": active,
-                    "available": ok,
-                    "reason": why,
+                    **_state(registry, registry.converters, conv.key, loaded.name),
                 })
             for rt in plugin.runtimes:
-                active = _owner(registry.runtimes, rt.name, loaded.name)
-                ok, why = availability(registry.runtimes[rt.name], registry) if active else (False, "shadowed")
                 entry["runtimes"].append({
                     "name": rt.name,
                     "formats": list(rt.formats),
                     "engine": rt.engine or rt.name,
                     "environment": rt.environment,
-                    "active": active,
-                    "available": ok,
-                    "reason": why,
+                    **_state(registry, registry.runtimes, rt.name, loaded.name),
                 })
             for tr in plugin.trainers:
-                active = _owner(registry.trainers, tr.framework, loaded.name)
-                ok, why = availability(registry.trainers[tr.framework], registry) if active else (False, "shadowed")
                 entry["trainers"].append({
                     "framework": tr.framework,
                     "format": tr.format,
-                    "active": active,
-                    "available": ok,
-                    "reason": why,
+                    **_state(registry, registry.trainers, tr.framework, loaded.name),
                 })
         plugins.append(entry)
     return {"plugins": plugins, "conflicts": list(registry.conflicts)}
