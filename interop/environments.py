@@ -28,8 +28,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -111,25 +111,21 @@ def _package_dir(module: str) -> Path | None:
     return Path(spec.origin) if spec.origin else None
 
 
-@contextmanager
-def _shared_packages(impl: str) -> Iterator[Path]:
-    """A temporary folder linking interop and the implementation's top package, for PYTHONPATH.
+def _shared_packages(impl: str, folder: Path) -> Path:
+    """Fill ``folder`` with links to interop and the implementation's top package (PYTHONPATH).
 
     Linking only these two (instead of putting the host's site-packages on the path)
     keeps the host's numpy and frameworks out of the environment.
     """
-    folder = Path(tempfile.mkdtemp(prefix="interop-env-path-"))
-    try:
-        links = {"interop": Path(api.__file__).resolve().parent}
-        top = impl.partition(":")[0].split(".")[0]
-        found = _package_dir(top)
-        if found is not None and top != "interop":
-            links[found.name] = found.resolve()
-        for name, target in links.items():
-            (folder / name).symlink_to(target, target_is_directory=target.is_dir())
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    links = {"interop": Path(api.__file__).resolve().parent}
+    top = impl.partition(":")[0].split(".")[0]
+    found = _package_dir(top)
+    if found is not None and top != "interop":
+        links[found.name] = found.resolve()
+    for name, target in links.items():
+        (folder / name).symlink_to(target, target_is_directory=target.is_dir())
+    return folder
 
 
 def _last_line(text: str) -> str:
@@ -144,77 +140,148 @@ _ERROR_TYPES: dict[str, type[InteropError]] = {
 }
 
 
-def _call_worker(
-    env: Environment, impl: str, request: dict[str, Any], workdir: Path,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Run one request in the environment's worker and return its JSON response.
+class _Worker:
+    """One worker subprocess: a request file in, events on stdout, stderr kept in a file.
 
     Failures become InteropError subclasses: the worker's own InteropError keeps its
-    type and message; a crash becomes ConversionError with the last stderr line.
+    type and message; anything else becomes ConversionError with the last line of
+    the message or of stderr; running past ``env.timeout`` kills the worker.
     """
-    python = python_path(env)
-    if python is None:
-        raise InteropError(environment_status(env)[1])
-    request_file = workdir / "request.json"
-    response_file = workdir / "response.json"
-    request_file.write_text(json.dumps({**request, "impl": impl, "response": str(response_file)}))
-    stderr_file = workdir / "stderr.txt"
-    what = f"{request['action']} with {impl} in environment {env.name!r}"
-    with _shared_packages(impl) as shared, open(stderr_file, "w+") as stderr:
+
+    def __init__(self, env: Environment, impl: str, request: dict[str, Any], serve: bool = False):
+        python = python_path(env)
+        if python is None:
+            raise InteropError(environment_status(env)[1])
+        self.env = env
+        self.what = f"{request['action']} with {impl} in environment {env.name!r}"
+        self.folder = Path(tempfile.mkdtemp(prefix="interop-env-"))
+        self.response_file = self.folder / "response.json"
+        request_file = self.folder / "request.json"
+        request_file.write_text(json.dumps({**request, "impl": impl, "response": str(self.response_file)}))
+        shared = _shared_packages(impl, self.folder / "path")
+        self.stderr = open(self.folder / "stderr.txt", "w+")
         child_env = {**os.environ, "PYTHONPATH": str(shared), "PYTHONNOUSERSITE": "1",
                      "PYTHONUNBUFFERED": "1"}
         child_env.pop("PYTHONHOME", None)
-        proc = subprocess.Popen(
+        self.proc = subprocess.Popen(
             [str(python), "-m", "interop.worker", str(request_file)],
-            stdout=subprocess.PIPE, stderr=stderr, env=child_env, text=True, cwd=workdir,
+            stdin=subprocess.PIPE if serve else subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=self.stderr, env=child_env, text=True, cwd=self.folder,
         )
-        timed_out = threading.Event()
+        self.timed_out = False
+        self._finalizer = weakref.finalize(self, _stop, self.proc, self.stderr, self.folder)
 
-        def kill() -> None:
-            timed_out.set()
-            proc.kill()
+    def _kill(self) -> None:
+        self.timed_out = True
+        self.proc.kill()
 
-        timer = threading.Timer(env.timeout, kill)
+    def read_until(self, kind: str, on_event: Callable[[dict[str, Any]], None] | None = None,
+                   ) -> dict[str, Any] | None:
+        """Events up to the first of ``kind`` (returned); None when the worker exits first."""
+        timer = threading.Timer(self.env.timeout, self._kill)
         timer.start()
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:  # live progress (epochs) while the worker runs
-                if line.startswith(EVENT_PREFIX) and on_event is not None:
-                    on_event(json.loads(line[len(EVENT_PREFIX):]))
-            code = proc.wait()
+            assert self.proc.stdout is not None
+            for line in iter(self.proc.stdout.readline, ""):
+                if not line.startswith(EVENT_PREFIX):
+                    continue
+                event = json.loads(line[len(EVENT_PREFIX):])
+                if event.get("kind") == kind:
+                    return event
+                if on_event is not None:
+                    on_event(event)  # live progress (epochs) while the worker runs
+            self.proc.wait()
+            return None
         finally:
             timer.cancel()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        stderr.seek(0)
-        err_text = stderr.read()
-    if timed_out.is_set():
-        raise ConversionError(
-            f"{what} timed out after {env.timeout:g} s and was stopped",
-            hint="raise the environment's timeout or check the model size",
-        )
-    response = json.loads(response_file.read_text()) if response_file.exists() else None
-    if response and "error" in response:
-        error = response["error"]
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.failure()
+
+    def raise_error(self, error: dict[str, Any]) -> None:
         kind = next((_ERROR_TYPES[b] for b in error.get("bases", []) if b in _ERROR_TYPES), None)
         if kind is not None:
             raise kind(error["message"], hint=error.get("hint"))
         # Framework messages can span many lines (MXNet embeds its C++ trace); keep the last.
         raise ConversionError(
-            f"{what} failed: {error.get('type')}: {_last_line(str(error.get('message')))}",
-            hint="set INTEROP_DEBUG=1 to see the worker's traceback" if not os.environ.get(
-                "INTEROP_DEBUG") else None,
+            f"{self.what} failed: {error.get('type')}: {_last_line(str(error.get('message')))}",
+            hint=None if os.environ.get("INTEROP_DEBUG") else
+            "set INTEROP_DEBUG=1 to see the worker's traceback",
         )
-    if code != 0 or response is None:
+
+    def failure(self) -> None:
+        """Raise the error that ended the worker (it has exited or is being stopped)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.timed_out:
+            raise ConversionError(
+                f"{self.what} timed out after {self.env.timeout:g} s and was stopped",
+                hint="raise the environment's timeout or check the model size",
+            )
+        response = self.response()
+        if response and "error" in response:
+            self.raise_error(response["error"])
+        self.stderr.seek(0)
+        err_text = self.stderr.read()
         if os.environ.get("INTEROP_DEBUG"):
             sys.stderr.write(err_text)
         raise ConversionError(
-            f"{what} crashed (exit code {code}): {_last_line(err_text)}",
+            f"{self.what} crashed (exit code {self.proc.returncode}): {_last_line(err_text)}",
             hint="set INTEROP_DEBUG=1 to see the worker's stderr",
         )
-    return response
+
+    def response(self) -> dict[str, Any] | None:
+        if not self.response_file.exists():
+            return None
+        return json.loads(self.response_file.read_text())
+
+    def finish(self, on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Wait for a one-shot worker and return its response."""
+        self.read_until("(none)", on_event)
+        response = self.response()
+        if self.timed_out or self.proc.returncode != 0 or response is None or "error" in response:
+            self.failure()
+        assert response is not None
+        return response
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _stop(proc: subprocess.Popen, stderr: Any, folder: Path) -> None:
+    """End a worker (closing stdin lets a serving worker exit by itself) and remove its files."""
+    if proc.stdin is not None and not proc.stdin.closed:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+    stderr.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _call_worker(
+    env: Environment, impl: str, request: dict[str, Any],
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run one request in a fresh worker and return its JSON response."""
+    worker = _Worker(env, impl, request)
+    try:
+        return worker.finish(on_event)
+    finally:
+        worker.close()
 
 
 def _save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> list[str]:
@@ -234,11 +301,10 @@ def _load_arrays(path: Path, names: list[str]) -> dict[str, np.ndarray]:
 
 def run_converter_in(env: Environment, impl: str, src: Path, dst: Path, options: dict) -> None:
     """Call ``impl(src, dst, options)`` in ``env``; ``options`` must be JSON values."""
-    with tempfile.TemporaryDirectory(prefix="interop-env-") as tmp:
-        _call_worker(env, impl, {
-            "action": "convert", "src": str(Path(src).resolve()),
-            "dst": str(Path(dst).resolve()), "options": options,
-        }, Path(tmp))
+    _call_worker(env, impl, {
+        "action": "convert", "src": str(Path(src).resolve()),
+        "dst": str(Path(dst).resolve()), "options": options,
+    })
 
 
 def _spec_from(data: dict[str, Any]) -> TensorSpec:
@@ -246,27 +312,47 @@ def _spec_from(data: dict[str, Any]) -> TensorSpec:
 
 
 class EnvironmentSession:
-    """A Session whose model lives in another environment: every run is one worker call."""
+    """A Session whose model lives in another environment.
+
+    One worker loads the model and stays up, serving every :meth:`run` (feeds and
+    outputs travel as ``.npz`` files), so a check of many batches pays the
+    framework's import once. The worker ends with :meth:`close` or when the
+    session is garbage-collected.
+    """
 
     def __init__(self, env: Environment, load_impl: str, path: Path, engine: str):
-        self._env, self._impl, self._path = env, load_impl, Path(path).resolve()
-        with tempfile.TemporaryDirectory(prefix="interop-env-") as tmp:
-            info = _call_worker(env, load_impl, {"action": "inspect", "path": str(self._path)},
-                                Path(tmp))
-        self.engine = engine or info.get("engine", "")
-        self.inputs: list[TensorSpec] = [_spec_from(s) for s in info["inputs"]]
-        self.outputs: list[TensorSpec] = [_spec_from(s) for s in info["outputs"]]
-        self.versions: dict[str, str] = dict(info.get("versions", {}))
+        self._worker = _Worker(env, load_impl, {"action": "serve", "path": str(Path(path).resolve())},
+                               serve=True)
+        ready = self._worker.read_until("ready")
+        if ready is None:
+            self._worker.failure()
+        assert ready is not None
+        self.engine = engine or ready.get("engine", "")
+        self.inputs: list[TensorSpec] = [_spec_from(s) for s in ready["inputs"]]
+        self.outputs: list[TensorSpec] = [_spec_from(s) for s in ready["outputs"]]
+        self.versions: dict[str, str] = dict(ready.get("versions", {}))
+        self._calls = 0
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with tempfile.TemporaryDirectory(prefix="interop-env-") as tmp:
-            folder = Path(tmp)
-            names = _save_arrays(folder / "feeds.npz", feeds)
-            response = _call_worker(self._env, self._impl, {
-                "action": "run", "path": str(self._path), "feeds": str(folder / "feeds.npz"),
-                "feed_names": names, "outputs": str(folder / "outputs.npz"),
-            }, folder)
-            return _load_arrays(folder / "outputs.npz", response["output_names"])
+        self._calls += 1
+        feeds_file = self._worker.folder / f"feeds-{self._calls}.npz"
+        outputs_file = self._worker.folder / f"outputs-{self._calls}.npz"
+        names = _save_arrays(feeds_file, feeds)
+        self._worker.send({"feeds": str(feeds_file), "feed_names": names, "outputs": str(outputs_file)})
+        reply = self._worker.read_until("reply")
+        if reply is None:
+            self._worker.failure()
+        assert reply is not None
+        if "error" in reply:
+            self._worker.raise_error(reply["error"])
+        try:
+            return _load_arrays(outputs_file, reply["output_names"])
+        finally:
+            feeds_file.unlink(missing_ok=True)
+            outputs_file.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._worker.close()
 
 
 def load_runtime_in(env: Environment, load_impl: str, path: Path, engine: str) -> Session:
@@ -285,14 +371,14 @@ def run_trainer_in(
         if event.get("kind") == "epoch":
             on_epoch(int(event["epoch"]), float(event["loss"]), float(event["accuracy"]))
 
-    with tempfile.TemporaryDirectory(prefix="interop-env-") as tmp:
-        folder = Path(tmp)
-        names = _save_arrays(folder / "data.npz", arrays)
+    with tempfile.TemporaryDirectory(prefix="interop-env-data-") as tmp:
+        data_file = Path(tmp) / "data.npz"
+        names = _save_arrays(data_file, arrays)
         response = _call_worker(env, impl, {
-            "action": "train", "dst": str(Path(dst).resolve()), "data": str(folder / "data.npz"),
+            "action": "train", "dst": str(Path(dst).resolve()), "data": str(data_file),
             "data_names": names, "class_names": list(data.class_names),
             "feature_names": list(data.feature_names), "config": asdict(config),
-        }, folder, on_event)
+        }, on_event)
     return TrainResult(**response["result"])
 
 

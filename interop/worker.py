@@ -2,9 +2,10 @@
 
 Run as ``python -m interop.worker REQUEST.json`` by :mod:`interop.environments`. It
 uses only the standard library, numpy and interop's plugin API, so the environment
-needs nothing but numpy and the plugin's framework. It performs one request
-(convert, inspect, run or train), writes a JSON response, and reports progress as
-``@interop-event {json}`` lines on stdout. Everything else the plugin or its
+needs nothing but numpy and the plugin's framework. It performs one request --
+convert, train, or serve (load a model, then run each batch the host sends as a
+JSON line on stdin) -- writes a JSON response file, and reports progress and
+replies as ``@interop-event {json}`` lines on stdout. Everything else the plugin or its
 framework prints goes to stderr, so progress lines cannot be corrupted.
 """
 
@@ -41,6 +42,32 @@ def _load_arrays(path: str, names: list[str]) -> dict[str, np.ndarray]:
         return {name: stored[f"a{i}"] for i, name in enumerate(names)}
 
 
+def _emit(events: TextIO, event: dict[str, Any]) -> None:
+    events.write(EVENT_PREFIX + json.dumps(event) + "\n")
+    events.flush()
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "bases": [cls.__name__ for cls in type(exc).__mro__],
+        "message": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
+        "hint": getattr(exc, "hint", None),
+    }
+
+
+def _serve_one(session: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one batch for a serving worker; an error is returned, not raised."""
+    try:
+        outputs = session.run(_load_arrays(request["feeds"], request["feed_names"]))
+        names = list(outputs)
+        np.savez(request["outputs"], **{f"a{i}": np.asarray(outputs[n]) for i, n in enumerate(names)})
+        return {"output_names": names}
+    except Exception as exc:  # noqa: BLE001 - the session stays usable for the next run
+        traceback.print_exc()
+        return {"error": _error(exc)}
+
+
 def handle(request: dict[str, Any], events: TextIO) -> dict[str, Any]:
     from interop.plugin_api import TrainConfig, TrainData, resolve
 
@@ -49,20 +76,18 @@ def handle(request: dict[str, Any], events: TextIO) -> dict[str, Any]:
     if action == "convert":
         impl(Path(request["src"]), Path(request["dst"]), request["options"])
         return {}
-    if action == "inspect":
+    if action == "serve":
         session = impl(Path(request["path"]))
-        return {
+        _emit(events, {
+            "kind": "ready",
             "engine": session.engine,
             "inputs": [_spec(s) for s in session.inputs],
             "outputs": [_spec(s) for s in session.outputs],
             "versions": {**session.versions, "python": sys.version.split()[0]},
-        }
-    if action == "run":
-        session = impl(Path(request["path"]))
-        outputs = session.run(_load_arrays(request["feeds"], request["feed_names"]))
-        names = list(outputs)
-        np.savez(request["outputs"], **{f"a{i}": np.asarray(outputs[n]) for i, n in enumerate(names)})
-        return {"output_names": names}
+        })
+        for line in sys.stdin:  # one run per line until the host closes stdin
+            _emit(events, {"kind": "reply", **_serve_one(session, json.loads(line))})
+        return {}
     if action == "train":
         arrays = _load_arrays(request["data"], request["data_names"])
         data = TrainData(**arrays, class_names=tuple(request["class_names"]),
@@ -70,8 +95,8 @@ def handle(request: dict[str, Any], events: TextIO) -> dict[str, Any]:
         config = TrainConfig(**request["config"])
 
         def on_epoch(epoch: int, loss: float, accuracy: float) -> None:
-            event = {"kind": "epoch", "epoch": epoch, "loss": float(loss), "accuracy": float(accuracy)}
-            events.write(EVENT_PREFIX + json.dumps(event) + "\n")
+            _emit(events, {"kind": "epoch", "epoch": epoch, "loss": float(loss),
+                           "accuracy": float(accuracy)})
 
         result = impl(Path(request["dst"]), data, config, on_epoch)
         return {"result": asdict(result)}
@@ -87,12 +112,7 @@ def main(argv: list[str]) -> int:
         code = 0
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the host
         traceback.print_exc()
-        response = {"error": {
-            "type": type(exc).__name__,
-            "bases": [cls.__name__ for cls in type(exc).__mro__],
-            "message": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
-            "hint": getattr(exc, "hint", None),
-        }}
+        response = {"error": _error(exc)}
         code = 1
     response_path.write_text(json.dumps(response))
     events.flush()
