@@ -22,6 +22,12 @@ from .loading import load_saved_model
 
 # Ops whose result must not be computed once at load time even if every input is constant.
 _NEVER_FOLD = {"random_bernoulli", "random_categorical", "random_normal", "random_uniform", "read_state"}
+# Ops whose kernels always return a newly allocated array (never a view of an input), so a
+# later op may overwrite their result in place once nothing else reads it.
+_FRESH_RESULT_OPS = {
+    "conv", "conv_transpose", "linear", "matmul", "add", "sub", "mul", "real_div", "batch_norm",
+    "relu", "max_pool", "avg_pool", "layer_norm", "instance_norm", "gelu", "sigmoid", "silu",
+}
 # Ops that run nested blocks; evaluated by the program itself, not by a kernel.
 _CONTROL_FLOW = {"cond", "while_loop"}
 
@@ -55,6 +61,9 @@ class _Step:
     outputs: list[tuple[str, np.dtype | None]]
     context: OpContext
     blocks: list["_Block"]
+    # Filled by _plan_memory: values last read by this step, and a context allowing in-place writes.
+    dying: tuple[str, ...] = ()
+    inplace_context: OpContext | None = None
 
 
 @dataclass
@@ -139,6 +148,7 @@ class Program:
             name: numpy_dtype_of(var.dtype) for name, var in function.inputs.items()
         }
         self._fold_constants(self._block)
+        self._plan_memory(self._block)
 
     # ----------------------------------------------------------------- compiling
     def _reference(self, var: Any) -> Any:
@@ -199,6 +209,52 @@ class Program:
                 self._constants[name] = value
         block.steps = remaining
 
+    def _plan_memory(self, block: _Block) -> None:
+        """Find where each top-level value is read for the last time, so run() can drop it then.
+
+        Values produced by kernels in _FRESH_RESULT_OPS and dying at a step may also be
+        overwritten by that step's kernel (ctx.overwritable), avoiding a new allocation.
+        """
+        def names_in(ref: Any) -> list[str]:
+            kind, payload = ref
+            if kind == "var":
+                return [payload]
+            if kind == "list":
+                return [name for r in payload for name in names_in(r)]
+            return []
+
+        keep = {name for ref in block.output_refs for name in names_in(ref)} | set(block.input_names)
+        keep |= set(self._constants)
+        last_reader: dict[str, int] = {}
+        for index, step in enumerate(block.steps):
+            refs = list(step.inputs.values())
+            if step.blocks:
+                # Nested blocks may read any outer value; keep everything alive across control flow.
+                keep |= {name for s in block.steps for name, _ in s.outputs}
+            for ref in refs:
+                for name in names_in(ref):
+                    last_reader[name] = index
+        producer = {name: step.op_type for step in block.steps for name, _ in step.outputs}
+        for index, step in enumerate(block.steps):
+            dying = tuple(
+                name for name, reader in last_reader.items() if reader == index and name not in keep
+            )
+            step.dying = dying
+            donatable = frozenset(
+                param
+                for param, ref in step.inputs.items()
+                if ref[0] == "var"
+                and ref[1] in dying
+                and producer.get(ref[1]) in _FRESH_RESULT_OPS
+                and sum(1 for r in step.inputs.values() if r == ref) == 1
+            )
+            if donatable:
+                context = step.context
+                step.inplace_context = OpContext(
+                    context.op_type, context.op_name, context.output_dtypes, context.output_shapes,
+                    context.opset, donatable,
+                )
+
     # ----------------------------------------------------------------- running
     def _resolve(self, ref: Any, env: Mapping[str, Any]) -> Any:
         kind, payload = ref
@@ -210,10 +266,11 @@ class Program:
             return self._constants[payload]
         return [self._resolve(r, env) for r in payload]
 
-    def _execute(self, step: _Step, env: Mapping[str, Any]) -> list[Any]:
+    def _execute(self, step: _Step, env: Mapping[str, Any], inplace: bool = False) -> list[Any]:
         args = {param: _widen(self._resolve(ref, env)) for param, ref in step.inputs.items()}
+        context = step.inplace_context if inplace and step.inplace_context is not None else step.context
         try:
-            result = step.kernel(step.context, **args)
+            result = step.kernel(context, **args)
         except InterpreterError:
             raise
         except Exception as exc:
@@ -229,14 +286,18 @@ class Program:
             )
         return [_coerce(value, dtype) for value, (_, dtype) in zip(results, step.outputs)]
 
-    def _run_block(self, block: _Block, env: dict[str, Any]) -> list[Any]:
+    def _run_block(self, block: _Block, env: dict[str, Any], release: bool = False) -> list[Any]:
+        """Run the steps of block; with ``release``, drop (and allow overwriting) dead values."""
         for step in block.steps:
             if step.blocks:
                 values = self._run_control_flow(step, env)
             else:
-                values = self._execute(step, env)
+                values = self._execute(step, env, inplace=release)
             for (name, _), value in zip(step.outputs, values):
                 env[name] = value
+            if release:
+                for name in step.dying:
+                    env.pop(name, None)
         return [self._resolve(ref, env) for ref in block.output_refs]
 
     def _run_control_flow(self, step: _Step, env: dict[str, Any]) -> list[Any]:
@@ -281,7 +342,8 @@ class Program:
     def run(self, feeds: Mapping[str, np.ndarray], capture: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Evaluate the program; returns its outputs and every variable named in ``capture``."""
         env: dict[str, Any] = dict(self._check_feeds(feeds))
-        self._run_block(self._block, env)
+        # Capturing needs every intermediate value intact, so memory reuse is off then.
+        self._run_block(self._block, env, release=not capture)
         results: dict[str, np.ndarray] = {}
         for ref, spec in zip(self._block.output_refs, self.outputs):
             results[spec.name] = np.asarray(self._resolve(ref, env))

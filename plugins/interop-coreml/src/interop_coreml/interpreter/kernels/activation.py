@@ -18,6 +18,8 @@ def _per_channel(param, x):
 
 @kernel("relu")
 def relu(ctx, x):
+    if "x" in ctx.overwritable:
+        return np.maximum(x, 0, out=x)
     return np.maximum(x, 0)
 
 

@@ -10,7 +10,16 @@ from .special import erf
 
 def _binary(fn):
     def evaluate(ctx, x, y):
-        return fn(np.asarray(x), np.asarray(y))
+        x, y = np.asarray(x), np.asarray(y)
+        for param, target in (("x", x), ("y", y)):
+            # Reuse a dead operand's buffer when the result has exactly its shape and dtype.
+            if (
+                param in ctx.overwritable
+                and target.shape == np.broadcast_shapes(x.shape, y.shape)
+                and np.result_type(x, y) == target.dtype
+            ):
+                return fn(x, y, out=target)
+        return fn(x, y)
 
     return evaluate
 

@@ -32,8 +32,18 @@ def _windows_of(x, value, kernel_shape, strides, dilations, padding, overhang, o
     return windows(pad_spatial(x, full_padding, value), kernel_shape, strides, dilations, out_shape)
 
 
-def _kernel_axes(nd):
-    return tuple(range(2 + nd, 2 + 2 * nd))
+def _reduce_taps(view, nd, ufunc):
+    """Combine the kernel taps of a window view with ufunc, one tap at a time.
+
+    Looping over the few taps keeps numpy's inner loop on the long spatial axes, which is far
+    faster than reducing the short trailing kernel axes of the strided view.
+    """
+    kernel_shape = view.shape[2 + nd :]
+    taps = iter(np.ndindex(*kernel_shape))
+    out = np.array(view[(Ellipsis,) + next(taps)], copy=True)
+    for tap in taps:
+        ufunc(out, view[(Ellipsis,) + tap], out=out)
+    return out
 
 
 @kernel("max_pool")
@@ -41,7 +51,7 @@ def max_pool(ctx, x, kernel_sizes, strides=None, pad_type="valid", pad=None, cei
     x = np.asarray(x)
     geometry = _pool_geometry(x, kernel_sizes, strides, pad_type, pad, ceil_mode)
     view = _windows_of(x, -np.inf, *geometry)
-    return view.max(axis=_kernel_axes(x.ndim - 2))
+    return _reduce_taps(view, x.ndim - 2, np.maximum)
 
 
 @kernel("l2_pool")
@@ -49,7 +59,7 @@ def l2_pool(ctx, x, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil
     x = np.asarray(x)
     geometry = _pool_geometry(x, kernel_sizes, strides, pad_type, pad, ceil_mode)
     view = _windows_of(np.square(x), 0.0, *geometry)
-    return np.sqrt(view.sum(axis=_kernel_axes(x.ndim - 2)))
+    return np.sqrt(_reduce_taps(view, x.ndim - 2, np.add))
 
 
 @kernel("avg_pool")
@@ -61,12 +71,12 @@ def avg_pool(
     kernel_shape, strides_, dilations, padding, overhang, out_shape = geometry = _pool_geometry(
         x, kernel_sizes, strides, pad_type, pad, ceil_mode
     )
-    total = _windows_of(x, 0.0, *geometry).sum(axis=_kernel_axes(nd))
+    total = _reduce_taps(_windows_of(x, 0.0, *geometry), nd, np.add)
     # The divisor counts the input elements of each window, plus (unless excluded) the explicit
     # padding; the ceil_mode overhang never counts.
     ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)
     if not bool(exclude_padding_from_average):
         ones = pad_spatial(ones, padding, 1.0)
         geometry = (kernel_shape, strides_, dilations, [(0, 0)] * nd, overhang, out_shape)
-    counts = _windows_of(ones, 0.0, *geometry).sum(axis=_kernel_axes(nd))
+    counts = _reduce_taps(_windows_of(ones, 0.0, *geometry), nd, np.add)
     return total / np.maximum(counts, 1)

@@ -28,6 +28,9 @@ class OpContext:
     output_dtypes: list[np.dtype | None] = field(default_factory=list)
     output_shapes: list[tuple[int | None, ...]] = field(default_factory=list)
     opset: str = ""
+    # Params whose array the kernel may overwrite: freshly allocated by an earlier kernel and
+    # not read after this op.  Empty unless the program allows in-place evaluation.
+    overwritable: frozenset[str] = frozenset()
 
 
 def kernel(*op_types: str) -> Callable[[Kernel], Kernel]:
