@@ -338,6 +338,8 @@ def run_groups(
         if reference_arg is None:
             if golden_path is None:
                 raise InteropError("no reference model given", hint="give REFERENCE or --golden FILE.npz")
+            if options.save_golden is not None:
+                raise InteropError("--save-golden needs a reference model, not a golden file")
             if options.inputs is not None or options.dataset is not None:
                 raise InteropError(
                     "a golden file brings its own inputs; --inputs/--dataset cannot be combined with --golden"
