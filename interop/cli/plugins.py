@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -49,3 +50,70 @@ def command(ctx: click.Context, as_json: bool) -> None:
             f"failed to load: {plugin['error']}",
             err=True,
         )
+
+
+# ------------------------------------------------------------------ plugins new
+
+TEMPLATE_SUFFIX = ".tmpl"
+PACKAGE_PLACEHOLDER = "__package__"
+
+
+def skeleton_names(name: str) -> dict[str, str]:
+    """The names a plugin called ``name`` gets: distribution, import package, entry point."""
+    from interop import __version__
+    from interop.plugin_api import InteropError, PluginDeclarationError, _check_name
+
+    try:
+        _check_name("plugin", name)
+    except PluginDeclarationError as exc:  # a bad argument here is usage (exit 2), not a plugin fault
+        raise InteropError(exc.message, hint=exc.hint) from None
+    package = "interop_" + name.replace("-", "_").replace(".", "_")
+    version = __version__ if __version__[0].isdigit() and "+" not in __version__ else "0.1"
+    return {"name": name, "package": package, "distribution": f"interop-{name}",
+            "interop_version": ".".join(version.split(".")[:2])}
+
+
+def write_skeleton(name: str, directory: Path) -> Path:
+    """Write a working plugin called ``name`` into ``directory/interop-NAME``; returns that folder."""
+    from importlib import resources
+
+    from interop.plugin_api import InteropError
+
+    names = skeleton_names(name)
+    target = Path(directory) / names["distribution"]
+    if target.exists():
+        raise InteropError(f"{target} already exists", hint="choose another NAME or --dir")
+    template = resources.files("interop") / "templates" / "plugin"
+
+    def copy(folder, relative: Path) -> None:  # type: ignore[no-untyped-def]
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            part = names["package"] if entry.name == PACKAGE_PLACEHOLDER else entry.name
+            if entry.is_dir():
+                copy(entry, relative / part)
+            elif part.endswith(TEMPLATE_SUFFIX):
+                text = entry.read_text()
+                for key, value in names.items():
+                    text = text.replace("{{" + key + "}}", value)
+                out = target / relative / part[: -len(TEMPLATE_SUFFIX)]
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(text)
+
+    copy(template, Path("."))
+    return target
+
+
+@command.command(name="new")
+@click.argument("name")
+@click.option("--dir", "directory", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder in which the plugin folder interop-NAME is created.")
+def new_command(name: str, directory: Path) -> None:
+    """Write a working plugin skeleton (format, converter, runtime, conformance test)."""
+    if not directory.is_dir():
+        from interop.plugin_api import InteropError
+
+        raise InteropError(f"{directory} is not a directory", hint="create it first")
+    target = write_skeleton(name, directory)
+    click.echo(f"wrote plugin {name} in {target}")
+    click.echo("next: pip install -e '" + str(target) + "[test]' && interop plugins && "
+               f"pytest {target / 'tests'}")
