@@ -185,7 +185,10 @@ class Program:
                 kernel_fn = KERNELS.get(op.op_type)
                 if kernel_fn is None:
                     raise UnsupportedOpError(op.op_type, op.name, list(record.outputs), location)
-            inputs = {param: self._reference(var) for param, var in op.inputs.items()}
+            # Params named "_..." are builder internals (control-flow callbacks), not values.
+            inputs = {
+                param: self._reference(var) for param, var in op.inputs.items() if not param.startswith("_")
+            }
             context = OpContext(
                 op_type=op.op_type,
                 op_name=op.name,
