@@ -27,8 +27,8 @@ from pathlib import Path
 
 def bare_inference_seconds(models: list[Path], samples: int) -> tuple[float, float]:
     """(load seconds, run seconds) of the models' sessions on the inputs a check would feed."""
-    from interop.check.inputs import random_inputs
-    from interop.check.models import open_model, parse_model_arg
+    from interop.checker.inputs import random_inputs
+    from interop.checker.models import open_model, parse_model_arg
     from interop.registry import get_registry
 
     registry = get_registry()

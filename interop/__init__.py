@@ -21,7 +21,7 @@ except Exception:  # running from a source tree that is not installed
 _LAZY = {
     "convert": ("interop.conversion", "convert"),
     "train": ("interop.training", "train"),
-    "check": ("interop.check", "check"),
+    "check": ("interop.checker", "check"),
     "list_plugins": ("interop.plugins_info", "list_plugins"),
 }
 

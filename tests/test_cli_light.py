@@ -64,3 +64,14 @@ def test_multi_hop_route_is_planned_from_declarations():
 
     route = plan_route("keras", "coreml", get_registry())
     assert [(p.item.source, p.item.target) for p in route] == [("keras", "onnx"), ("onnx", "coreml")]
+
+
+def test_api_functions_survive_submodule_imports():
+    # Importing the implementation modules must not shadow the API functions of the package.
+    import interop
+    import interop.checker.runner  # noqa: F401
+    import interop.conversion  # noqa: F401
+    import interop.training  # noqa: F401
+
+    for name in ("convert", "train", "check", "list_plugins"):
+        assert callable(getattr(interop, name)) and not isinstance(getattr(interop, name), type(interop))

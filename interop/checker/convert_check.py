@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from interop.check.runner import make_options, run_groups
+from interop.checker.runner import make_options, run_groups
 from interop.conversion import convert
 from interop.outputs import atomic_output, remove_path, scratch_dir
 from interop.registry import Registry, get_registry

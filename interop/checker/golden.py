@@ -61,7 +61,7 @@ def split_layout(arrays: Mapping[str, np.ndarray], source: str) -> GoldenData:
 
 def read(path: Path) -> GoldenData:
     """Load a golden file; refuses plain .npz files with a hint."""
-    from interop.check.inputs import load_npz
+    from interop.checker.inputs import load_npz
 
     arrays = load_npz(Path(path))
     if not is_layout(arrays):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from interop.check.report import OutputResult, PairResult, Report
+from interop.checker.report import OutputResult, PairResult, Report
 from interop.outputs import atomic_output
 
 

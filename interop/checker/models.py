@@ -16,8 +16,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from interop.check.report import ModelInfo
-from interop.check.tolerances import PRECISION_DEFAULTS
+from interop.checker.report import ModelInfo
+from interop.checker.tolerances import PRECISION_DEFAULTS
 from interop.formats import check_content, detect_format
 from interop.implementations import open_session
 from interop.plugin_api import InteropError, Runtime, Session, UnsupportedModelError

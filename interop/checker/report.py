@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from interop.check.metrics import OutputMetrics
-from interop.check.tolerances import Tolerance
+from interop.checker.metrics import OutputMetrics
+from interop.checker.tolerances import Tolerance
 
 #: Version of the JSON document written by ``--json``.
 REPORT_SCHEMA = 1

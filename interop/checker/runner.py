@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from interop.check import golden
-from interop.check.inputs import (
+from interop.checker import golden
+from interop.checker.inputs import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_MAX_BATCH,
     DEFAULT_RANGE,
@@ -30,8 +30,8 @@ from interop.check.inputs import (
     load_npz,
     random_inputs,
 )
-from interop.check.metrics import compare
-from interop.check.models import (
+from interop.checker.metrics import compare
+from interop.checker.models import (
     ModelArg,
     ModelRunError,
     OpenModel,
@@ -39,8 +39,8 @@ from interop.check.models import (
     parse_model_arg,
     parse_runtime_overrides,
 )
-from interop.check.report import ModelInfo, OutputResult, PairResult, Report
-from interop.check.tolerances import ToleranceSettings, build_settings, lower_precision
+from interop.checker.report import ModelInfo, OutputResult, PairResult, Report
+from interop.checker.tolerances import ToleranceSettings, build_settings, lower_precision
 from interop.plugin_api import InteropError, TensorSpec, UnsupportedModelError
 from interop.registry import Registry, get_registry
 
@@ -403,7 +403,7 @@ def make_options(
     on_progress: Callable[[str], None] | None = None,
 ) -> CheckOptions:
     """Validate option values (the same for the CLI and the API) into CheckOptions."""
-    from interop.check.inputs import parse_batch_sizes, parse_range
+    from interop.checker.inputs import parse_batch_sizes, parse_range
 
     return CheckOptions(
         inputs=inputs,

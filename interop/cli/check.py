@@ -90,8 +90,8 @@ def command(
     """
     import json
 
-    from interop.check import junit
-    from interop.check.runner import make_options, run_groups
+    from interop.checker import junit
+    from interop.checker.runner import make_options, run_groups
     from interop.cli.common import registry_with_warnings
     from interop.outputs import atomic_output
 

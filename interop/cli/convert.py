@@ -51,7 +51,7 @@ def command(
             click.echo(f"  {hop.source} -> {hop.target} with plugin {hop.plugin} ({hop.seconds:.1f} s)", err=True)
 
     if check_hops:
-        from interop.check.convert_check import convert_and_check
+        from interop.checker.convert_check import convert_and_check
 
         return convert_and_check(
             src, dst, to=to, from_format=from_format, force=force, options=options,

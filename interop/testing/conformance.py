@@ -121,7 +121,7 @@ class _Checker:
         return path
 
     def _make_sample(self, fmt: str) -> Path:
-        from interop.convert import convert
+        from interop.conversion import convert
         from interop.routing import plan_route
 
         trainers = sorted(self.registry.trainers.values(), key=lambda p: p.item.format != fmt)
@@ -141,7 +141,7 @@ class _Checker:
         raise _Skip(f"no sample model of format {fmt!r}: pass sample_models={{{fmt!r}: path}}")
 
     def _train(self, provided: Provided[Any]) -> Path:
-        from interop.train import train
+        from interop.training import train
 
         tr = provided.item
         out = self.tmp / f"trained-{tr.framework}{tr.extension}"
@@ -198,7 +198,7 @@ class _Checker:
         _check_outputs(session, outputs)
 
     def check_converter(self, conv: Converter) -> None:
-        from interop.convert import run_converter
+        from interop.conversion import run_converter
         from interop.formats import check_content
 
         provided = self.provided(conv)

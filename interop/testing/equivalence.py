@@ -8,7 +8,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from interop.check.report import Report
+from interop.checker.report import Report
 
 #: A model path, "path@runtime", or (path, runtime).
 Model = Union[str, Path, tuple[Union[str, Path], str]]
@@ -31,7 +31,7 @@ def assert_equivalent(
     ``[tool.interop.check]`` settings are ignored unless ``project_config=True``,
     so a test means the same thing wherever it runs. Returns the report.
     """
-    from interop.check.runner import check
+    from interop.checker.runner import check
 
     options.setdefault("project_config", False)
     report = check(reference, [candidate], atol=atol, rtol=rtol, inputs=inputs, **options)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import interop
-from interop.check import golden
+from interop.checker import golden
 from interop.plugin_api import InteropError
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interop.check.inputs import from_arrays, plan_runs, random_inputs
-from interop.check.metrics import REL_FLOOR, compare
-from interop.check.tolerances import PRECISION_DEFAULTS, build_settings, parse_tolerance_option
+from interop.checker.inputs import from_arrays, plan_runs, random_inputs
+from interop.checker.metrics import REL_FLOOR, compare
+from interop.checker.tolerances import PRECISION_DEFAULTS, build_settings, parse_tolerance_option
 from interop.plugin_api import InteropError, TensorSpec
 
 
