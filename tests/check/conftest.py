@@ -1,4 +1,4 @@
-"""Fixtures of the `interop check` tests: the reference MLP trained once per session, hand-built ONNX files, the CLI."""
+"""Fixtures of the `interop check` tests: hand-built ONNX files, the in-process CLI, aliases of the trained models."""
 
 from __future__ import annotations
 
@@ -9,45 +9,21 @@ import numpy as np
 import pytest
 
 
+# The trained models and their ONNX copies come from tests/conftest.py (trained once per session):
+# keras_model, torch_model, keras_onnx, torch_onnx. These names read better in the check tests.
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("check-models")
-
-
-@pytest.fixture(scope="session")
-def torch_mlp(models_dir: Path) -> Path:
-    import interop
-
-    path = models_dir / "mlp.pt2"
-    interop.train("torch", path, epochs=3)
-    return path
+def torch_mlp(torch_model: Path) -> Path:
+    return torch_model
 
 
 @pytest.fixture(scope="session")
-def torch_onnx(torch_mlp: Path, models_dir: Path) -> Path:
-    import interop
-
-    path = models_dir / "mlp_from_torch.onnx"
-    interop.convert(torch_mlp, path)
-    return path
+def keras_mlp(keras_model: Path) -> Path:
+    return keras_model
 
 
 @pytest.fixture(scope="session")
-def keras_mlp(models_dir: Path) -> Path:
-    import interop
-
-    path = models_dir / "mlp.keras"
-    interop.train("keras", path, epochs=3)
-    return path
-
-
-@pytest.fixture(scope="session")
-def keras_onnx(keras_mlp: Path, models_dir: Path) -> Path:
-    import interop
-
-    path = models_dir / "mlp_from_keras.onnx"
-    interop.convert(keras_mlp, path)
-    return path
+def models_dir(model_dir: Path) -> Path:
+    return model_dir
 
 
 def build_linear_onnx(
