@@ -124,17 +124,19 @@ class _Checker:
         from interop.conversion import convert
         from interop.routing import plan_route
 
-        trainers = sorted(self.registry.trainers.values(), key=lambda p: p.item.format != fmt)
+        # A trainer of the format itself first, then ones that need no separate environment.
+        trainers = sorted(self.registry.trainers.values(), key=lambda p: (
+            p.item.format != fmt, p.item.environment is not None, p.item.framework))
         for provided in trainers:
             if not availability(provided, self.registry)[0]:
                 continue
-            trained = self._train(provided)
             if provided.item.format == fmt:
-                return trained
+                return self._train(provided)
             try:
                 plan_route(provided.item.format, fmt, self.registry)
             except Exception:  # noqa: BLE001 - this trainer's format just does not lead there
                 continue
+            trained = self._train(provided)
             out = self.tmp / f"sample-{fmt}{_extension(fmt, self.registry)}"
             convert(trained, out, fmt, registry=self.registry)
             return out
