@@ -8,9 +8,12 @@ raise one error → build the MIL program node by node → ``ct.convert`` it wit
 from __future__ import annotations
 
 import collections
+import gc
 import importlib.metadata
 import json
+import os
 import pathlib
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,10 +131,12 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
                 ct_shape.append(ct.RangeDim(1, max_dynamic_dim, default=1))
         name = ctx.mil_name(value.name)
         input_names[name] = value.name
+        if not mil_shape:
+            # Core ML has no rank-0 inputs: take a 1-element vector and squeeze it inside.
+            mil_shape, ct_shape = [1], [1]
         placeholders[name] = mb.placeholder(shape=mil_shape, dtype=mil_types[declared])
         np_type = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.int32}[declared]
-        input_types.append(ct.TensorType(name=name, shape=ct_shape if ct_shape else (1,), dtype=np_type) if ct_shape
-                           else ct.TensorType(name=name, shape=(), dtype=np_type))
+        input_types.append(ct.TensorType(name=name, shape=ct_shape, dtype=np_type))
 
     output_names: dict[str, str] = {}
     prog = Program()
@@ -139,6 +144,8 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
         for value in graph.input:
             var = func.inputs[ctx.mil_name(value.name)]
             elem = value.type.tensor_type.elem_type
+            if not _dims(value):
+                var = mb.squeeze(x=var, axes=[0])
             if elem == onnx.TensorProto.BOOL:
                 var = mb.cast(x=var, dtype="bool")
             elif elem == onnx.TensorProto.FLOAT16 and var.dtype != types.fp16:
@@ -163,6 +170,8 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
             result = ctx.get(value.name)
             if not hasattr(result, "op"):  # a constant output
                 result = mb.const(val=result)
+            if result.rank == 0:
+                result = mb.expand_dims(x=result, axes=[0])  # Core ML outputs have rank >= 1
             if result.dtype == types.bool:
                 result = mb.cast(x=result, dtype="int32")
             elif result.dtype == types.fp16 and target < ct.target.iOS16:
@@ -204,6 +213,10 @@ def convert_model(
         raise UnsupportedModelError(unsupported_message(missing, opset), hint=_HINT)
     prog, input_types, input_names, output_names = _build_program(prepared, opset, target, max_dynamic_dim)
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
+    # ct.convert ends with a full gc.collect(), which costs seconds in a process
+    # holding torch/TensorFlow heaps; freezing the existing objects keeps that
+    # collection to what this conversion allocated.
+    gc.freeze()
     try:
         mlmodel = ct.convert(
             prog,
@@ -215,6 +228,8 @@ def convert_model(
         )
     except Exception as error:  # noqa: BLE001
         raise ConversionError(f"Core ML rejected the translated program: {type(error).__name__}: {error}") from error
+    finally:
+        gc.unfreeze()
     _record_metadata(mlmodel, model, opset, input_names, output_names, precision)
     return mlmodel
 
@@ -239,4 +254,12 @@ def _record_metadata(mlmodel, model, opset, input_names, output_names, precision
 def save_mlpackage(model: onnx.ModelProto, path: pathlib.Path, **options: Any) -> None:
     """Convert ``model`` and write the ``.mlpackage`` directory at ``path``."""
     mlmodel = convert_model(model, **options)
-    mlmodel.save(str(path))
+    path = pathlib.Path(path)
+    if path.suffix == ".mlpackage":
+        mlmodel.save(str(path))
+        return
+    # coremltools appends ".mlpackage" to other names; the caller wants exactly ``path``.
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx2mil-") as tmp:
+        staged = pathlib.Path(tmp) / "model.mlpackage"
+        mlmodel.save(str(staged))
+        os.replace(staged, path)

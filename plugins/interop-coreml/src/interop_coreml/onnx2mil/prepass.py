@@ -240,6 +240,7 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
                 inputs = [symbolic.get(n, constants.get(n)) if n else None for n in node.input]
                 result = _symbolic_eval(node, inputs)
                 if result is not None:
+                    result = np.asarray(result, dtype=object)
                     if all(isinstance(v, (int, np.integer)) for v in result.ravel().tolist()):
                         constants[node.output[0]] = result.astype(np.int64)
                         continue
@@ -253,7 +254,7 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
                 node.input[1] = name
         kept.append(node)
 
-    # Graph outputs that were bypassed keep their names via an Identity.
+    kept = _without_dead_nodes(kept, graph_outputs)
     used = {name for node in kept for name in node.input}
     new_graph = onnx.helper.make_graph(
         kept,
@@ -277,3 +278,14 @@ def _dropout_training(node: onnx.NodeProto, constants: dict[str, np.ndarray]) ->
         value = constants.get(node.input[2])
         return value is None or bool(np.asarray(value))
     return False
+
+
+def _without_dead_nodes(nodes: list[onnx.NodeProto], graph_outputs: list[str]) -> list[onnx.NodeProto]:
+    """Drop nodes none of whose outputs reach a graph output (e.g. folded shape arithmetic)."""
+    live = set(graph_outputs)
+    result = []
+    for node in reversed(nodes):
+        if any(name in live for name in node.output if name):
+            live.update(name for name in node.input if name)
+            result.append(node)
+    return result[::-1]

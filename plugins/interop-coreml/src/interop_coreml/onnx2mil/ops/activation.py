@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ConversionContext, as_var, attr, cast_to, mb, mil_dtype_name, norm_axis, np, unify,
+    as_var, attr, mb, mil_dtype_name, norm_axis, np, unify,
 )
 from interop_coreml.onnx2mil.registry import register
 
@@ -24,7 +24,8 @@ def convert_relu(ctx, node):
 
 @register("LeakyRelu")
 def convert_leaky_relu(ctx, node):
-    ctx.output(node, 0, mb.leaky_relu(x=_x(ctx, node), alpha=np.float32(attr(node, "alpha", 0.01)), name=ctx.out_name(node)))
+    x = _x(ctx, node)
+    ctx.output(node, 0, mb.leaky_relu(x=x, alpha=_f(attr(node, "alpha", 0.01), x), name=ctx.out_name(node)))
 
 
 @register("PRelu")
@@ -39,22 +40,24 @@ def convert_prelu(ctx, node):
 
 @register("Elu")
 def convert_elu(ctx, node):
-    ctx.output(node, 0, mb.elu(x=_x(ctx, node), alpha=np.float32(attr(node, "alpha", 1.0)), name=ctx.out_name(node)))
+    x = _x(ctx, node)
+    ctx.output(node, 0, mb.elu(x=x, alpha=_f(attr(node, "alpha", 1.0), x), name=ctx.out_name(node)))
 
 
 @register("Selu")
 def convert_selu(ctx, node):
     alpha = attr(node, "alpha", 1.67326319217681884765625)
     gamma = attr(node, "gamma", 1.05070102214813232421875)
-    elu = mb.elu(x=_x(ctx, node), alpha=np.float32(alpha))
-    ctx.output(node, 0, mb.mul(x=elu, y=np.float32(gamma), name=ctx.out_name(node)))
+    x = _x(ctx, node)
+    elu = mb.elu(x=x, alpha=_f(alpha, x))
+    ctx.output(node, 0, mb.mul(x=elu, y=_f(gamma, x), name=ctx.out_name(node)))
 
 
 @register("Celu")
 def convert_celu(ctx, node):
     x = _x(ctx, node)
-    alpha = np.float32(attr(node, "alpha", 1.0))
-    neg = mb.mul(x=mb.sub(x=mb.exp(x=mb.real_div(x=mb.minimum(x=x, y=np.float32(0)), y=alpha)), y=np.float32(1)), y=alpha)
+    alpha = _f(attr(node, "alpha", 1.0), x)
+    neg = mb.mul(x=mb.sub(x=mb.exp(x=mb.real_div(x=mb.minimum(x=x, y=_f(0, x)), y=alpha)), y=_f(1, x)), y=alpha)
     ctx.output(node, 0, mb.add(x=mb.relu(x=x), y=neg, name=ctx.out_name(node)))
 
 
@@ -65,14 +68,15 @@ def convert_sigmoid(ctx, node):
 
 @register("HardSigmoid")
 def convert_hard_sigmoid(ctx, node):
-    alpha, beta = np.float32(attr(node, "alpha", 0.2)), np.float32(attr(node, "beta", 0.5))
-    ctx.output(node, 0, mb.sigmoid_hard(x=_x(ctx, node), alpha=alpha, beta=beta, name=ctx.out_name(node)))
+    x = _x(ctx, node)
+    alpha, beta = _f(attr(node, "alpha", 0.2), x), _f(attr(node, "beta", 0.5), x)
+    ctx.output(node, 0, mb.sigmoid_hard(x=x, alpha=alpha, beta=beta, name=ctx.out_name(node)))
 
 
 @register("HardSwish")
 def convert_hard_swish(ctx, node):
     x = _x(ctx, node)
-    gate = mb.sigmoid_hard(x=x, alpha=np.float32(1 / 6), beta=np.float32(0.5))
+    gate = mb.sigmoid_hard(x=x, alpha=_f(1 / 6, x), beta=_f(0.5, x))
     ctx.output(node, 0, mb.mul(x=x, y=gate, name=ctx.out_name(node)))
 
 
@@ -100,9 +104,8 @@ def convert_mish(ctx, node):
 
 @register("ThresholdedRelu", since_version=10)
 def convert_thresholded_relu(ctx, node):
-    alpha = np.float32(attr(node, "alpha", 1.0))
     x = _x(ctx, node)
-    keep = mb.greater(x=x, y=alpha)
+    keep = mb.greater(x=x, y=_f(attr(node, "alpha", 1.0), x))
     ctx.output(node, 0, mb.select(cond=keep, a=x, b=_f(0, x), name=ctx.out_name(node)))
 
 

@@ -17,7 +17,19 @@ def convert_matmul(ctx: ConversionContext, node) -> None:
         # x @ W with constant W is Core ML's linear layer (weight stored [out, in]).
         ctx.output(node, 0, mb.linear(x=a, weight=np.ascontiguousarray(b.T), name=ctx.out_name(node)))
         return
-    ctx.output(node, 0, mb.matmul(x=a, y=b, name=ctx.out_name(node)))
+    # ONNX follows numpy for 1-D operands: promote to a matrix, then drop that axis.
+    squeeze = []
+    if a.rank == 1:
+        a = mb.expand_dims(x=a, axes=[0])
+        squeeze.append(-2)
+    if len(b.shape) == 1:
+        b = b.reshape(-1, 1) if isinstance(b, np.ndarray) else mb.expand_dims(x=b, axes=[-1])
+        squeeze.append(-1)
+    if not squeeze:
+        ctx.output(node, 0, mb.matmul(x=a, y=b, name=ctx.out_name(node)))
+        return
+    product = mb.matmul(x=a, y=b)
+    ctx.output(node, 0, mb.squeeze(x=product, axes=[product.rank + s for s in squeeze], name=ctx.out_name(node)))
 
 
 @register("Gemm")

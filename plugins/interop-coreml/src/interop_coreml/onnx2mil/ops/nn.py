@@ -110,6 +110,8 @@ def convert_conv_transpose(ctx: ConversionContext, node) -> None:
 
 def _pool(ctx: ConversionContext, node, kind: str) -> None:
     x = as_var(ctx.input(node, 0))
+    if mil_dtype_name(x) not in ("fp32", "fp16"):
+        raise NodeNotConvertible(f"pooling of {mil_dtype_name(x)} tensors: Core ML pools float tensors only")
     if len(node.output) > 1 and node.output[1]:
         raise NodeNotConvertible("MaxPool's Indices output has no Core ML equivalent")
     kernel = list(attr(node, "kernel_shape"))
@@ -239,6 +241,8 @@ def convert_lp_normalization(ctx, node):
         norm = mb.reduce_l1_norm(x=x, axes=[axis], keep_dims=True)
     else:
         raise NodeNotConvertible(f"LpNormalization with p={p}")
+    # ONNX maps an all-zero slice to zeros; a tiny floor on the norm does that without NaN.
+    norm = mb.maximum(x=norm, y=np.float32(1e-30) if mil_dtype_name(x) == "fp32" else np.float16(6e-8))
     ctx.output(node, 0, mb.real_div(x=x, y=norm, name=ctx.out_name(node)))
 
 

@@ -87,6 +87,8 @@ def convert_reshape(ctx, node):
         _out(ctx, node, mb.reshape(x=x, shape=dims, name=ctx.out_name(node)))
         return
     allow_zero = attr(node, "allowzero", 0)
+    if allow_zero and 0 in int_list(shape):
+        raise NodeNotConvertible("Reshape to a zero-sized dim (allowzero=1): Core ML has no empty tensors")
     entries = [("dim", i) if (d == 0 and not allow_zero) else int(d) for i, d in enumerate(int_list(shape))]
     _out(ctx, node, mb.reshape(x=x, shape=shape_vector(x, entries), name=ctx.out_name(node)))
 
@@ -431,6 +433,13 @@ def convert_depth_to_space(ctx, node):
 @register("SpaceToDepth")
 def convert_space_to_depth(ctx, node):
     x = as_var(ctx.input(node, 0))
+    if attr(node, "mode", "DCR") == "CRD":
+        import coremltools as ct
+
+        if ctx.target < ct.target.iOS16:
+            raise NodeNotConvertible("SpaceToDepth CRD mode needs pixel_unshuffle (minimum_deployment_target iOS16)")
+        _out(ctx, node, mb.pixel_unshuffle(x=x, downscale_factor=np.uint32(attr(node, "blocksize")), name=ctx.out_name(node)))
+        return
     _out(ctx, node, mb.space_to_depth(x=x, block_size=attr(node, "blocksize"), name=ctx.out_name(node)))
 
 
@@ -476,12 +485,17 @@ def convert_non_zero(ctx, node):
 @register("Trilu", since_version=14)
 def convert_trilu(ctx, node):
     x = as_var(ctx.input(node, 0))
-    k = int(np.asarray(ctx.const(node, 1, np.array(0))).reshape(-1)[0])
     rows, cols = x.shape[-2:]
     if not all(isinstance(d, (int, np.integer)) for d in (rows, cols)):
         raise NodeNotConvertible("Trilu needs static matrix dims")
-    ones = np.ones((int(rows), int(cols)), dtype=np.bool_)
-    mask = np.triu(ones, k) if attr(node, "upper", 1) else np.tril(ones, k)
+    # Keep element (i, j) when j - i >= k (upper) or j - i <= k (lower); k may be a run-time scalar.
+    offset = (np.arange(int(cols))[None, :] - np.arange(int(rows))[:, None]).astype(np.int32)
+    k = ctx.input(node, 1, np.array(0, dtype=np.int32))
+    k = cast_to(k, "int32")
+    if not isinstance(k, np.ndarray) and k.rank > 0:
+        k = mb.squeeze(x=k)
+    compare = mb.greater_equal if attr(node, "upper", 1) else mb.less_equal
+    mask = compare(x=offset, y=k.reshape(()) if isinstance(k, np.ndarray) else k)
     zero = np.zeros((), dtype={"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[mil_dtype_name(x)])
     _out(ctx, node, mb.select(cond=mask, a=x, b=zero, name=ctx.out_name(node)))
 

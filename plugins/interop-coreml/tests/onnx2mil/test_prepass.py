@@ -1,0 +1,63 @@
+"""The pre-pass: constant folding of shape arithmetic, Dropout/Identity removal."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from interop_coreml.onnx2mil.prepass import prepare
+
+from .conftest import assert_close, interpret, make_model, ort_run, save, tensor_info
+
+
+def _shape_chain_model() -> onnx.ModelProto:
+    """x.view(x.size(0), -1) as exporters write it: Shape → Gather → Unsqueeze → Concat → Reshape."""
+    i64 = lambda name, values: numpy_helper.from_array(np.array(values, dtype=np.int64), name)  # noqa: E731
+    nodes = [
+        onnx.helper.make_node("Identity", ["x"], ["x_id"]),
+        onnx.helper.make_node("Shape", ["x_id"], ["shape"]),
+        onnx.helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        onnx.helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch_1d"]),
+        onnx.helper.make_node("Concat", ["batch_1d", "minus_one"], ["target"], axis=0),
+        onnx.helper.make_node("Reshape", ["x_id", "target"], ["flat"]),
+        onnx.helper.make_node("Dropout", ["flat"], ["dropped", "mask"]),
+        onnx.helper.make_node("Relu", ["dropped"], ["y"]),
+    ]
+    inits = [i64("zero", 0), i64("axes0", [0]), i64("minus_one", [-1])]
+    return make_model(nodes, [tensor_info("x", ["N", 2, 3])], [tensor_info("y", ["N", 6])], inits)
+
+
+def test_shape_chain_folds_into_constant_reshape():
+    prepared = prepare(_shape_chain_model())
+    ops = [node.op_type for node in prepared.model.graph.node]
+    assert ops == ["Reshape", "Relu"]
+    target = prepared.constants[prepared.model.graph.node[0].input[1]]
+    assert list(target) == [0, -1]
+
+
+def test_folded_chain_runs_at_any_batch(tmp_path):
+    model = _shape_chain_model()
+    path = save(model, tmp_path / "chain.mlpackage")
+    for batch in (1, 5):
+        feeds = {"x": np.random.default_rng(batch).standard_normal((batch, 2, 3)).astype(np.float32)}
+        assert_close(interpret(path, feeds), ort_run(model, feeds))
+
+
+def test_constant_subgraph_is_evaluated():
+    w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "w")
+    nodes = [
+        onnx.helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+        onnx.helper.make_node("Mul", ["wt", "two"], ["w2"]),
+        onnx.helper.make_node("MatMul", ["x", "w2"], ["y"]),
+    ]
+    two = numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two")
+    prepared = prepare(make_model(nodes, [tensor_info("x", [1, 3])], [tensor_info("y", [1, 2])], [w, two]))
+    assert [n.op_type for n in prepared.model.graph.node] == ["MatMul"]
+    np.testing.assert_array_equal(prepared.constants["w2"], np.arange(6, dtype=np.float32).reshape(2, 3).T * 2)
+
+
+def test_identity_on_graph_output_is_kept():
+    nodes = [onnx.helper.make_node("Identity", ["x"], ["y"])]
+    prepared = prepare(make_model(nodes, [tensor_info("x", [2])], [tensor_info("y", [2])]))
+    assert [n.op_type for n in prepared.model.graph.node] == ["Identity"]
