@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     normalization,
     pool,
     quantization,
+    recurrent,
     reduction,
     resize,
     tensor_ops,
