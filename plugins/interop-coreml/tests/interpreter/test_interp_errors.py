@@ -103,6 +103,7 @@ def test_runtime_availability_reports_without_importing_frameworks():
 
 
 def test_importing_the_runtime_module_imports_no_framework():
+    import os
     import subprocess
 
     probe = (
@@ -110,5 +111,5 @@ def test_importing_the_runtime_module_imports_no_framework():
         "print(sorted(m for m in ('coremltools', 'torch', 'tensorflow') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                            env={**__import__("os").environ})
+                            env=dict(os.environ))
     assert result.stdout.strip() == "[]"
