@@ -163,11 +163,19 @@ class _Worker:
         child_env = {**os.environ, "PYTHONPATH": str(shared), "PYTHONNOUSERSITE": "1",
                      "PYTHONUNBUFFERED": "1"}
         child_env.pop("PYTHONHOME", None)
-        self.proc = subprocess.Popen(
-            [str(python), "-m", "interop.worker", str(request_file)],
-            stdin=subprocess.PIPE if serve else subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=self.stderr, env=child_env, text=True, cwd=self.folder,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [str(python), "-m", "interop.worker", str(request_file)],
+                stdin=subprocess.PIPE if serve else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=self.stderr, env=child_env, text=True, cwd=self.folder,
+            )
+        except OSError as exc:
+            self.stderr.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise InteropError(
+                f"environment {env.name!r}: cannot start {python}: {exc.strerror or exc}",
+                hint=env.setup_hint or None,
+            ) from None
         self.timed_out = False
         self._finalizer = weakref.finalize(self, _stop, self.proc, self.stderr, self.folder)
 
