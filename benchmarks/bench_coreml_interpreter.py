@@ -15,6 +15,7 @@ Run: PYTHONPATH=plugins/interop-coreml/src:. python benchmarks/bench_coreml_inte
 
 from __future__ import annotations
 
+import os
 import pathlib
 import statistics
 import sys
@@ -24,7 +25,7 @@ import time
 import numpy as np
 
 BATCH = 8
-REPEATS = 3
+REPEATS = 5
 
 
 def zoo_resnet50(batch: int, seed: int = 0):
@@ -137,14 +138,18 @@ def torch_resnet50_mlpackage(path: pathlib.Path, batch: int) -> str:
     return "equivalent torch ResNet-50 converted by coremltools' PyTorch frontend (interop's exporter failed)"
 
 
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def interleaved_medians(first, second, repeats: int) -> tuple[float, float]:
+    """Median wall times of two callables, timed alternately so that load from other
+    processes on the machine affects both alike."""
+    first()  # warm-up
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, bucket in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main() -> int:
@@ -170,12 +175,14 @@ def main() -> int:
         session = load_interpreter(package)
         interp_feed = {session.inputs[0].name: feed}
         interp_out = next(iter(session.run(interp_feed).values()))
-        interp_time = best_of(lambda: session.run(interp_feed), REPEATS)
-    ort_time = best_of(lambda: ort_session.run(None, {input_name: feed}), REPEATS)
+        ort_time, interp_time = interleaved_medians(
+            lambda: ort_session.run(None, {input_name: feed}), lambda: session.run(interp_feed), REPEATS
+        )
 
     print(f"model: ResNet-50, batch {BATCH}, float32; Core ML package from: {source}")
     print(f"onnxruntime {ort.__version__}: {ort_time * 1000:.0f} ms per batch (median of {REPEATS})")
     print(f"{session.engine}: {interp_time * 1000:.0f} ms per batch (median of {REPEATS})")
+    print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     ratio = interp_time / ort_time
     print(f"ratio interpreter / onnxruntime: {ratio:.2f}x (goal <= 3x: {'met' if ratio <= 3 else 'NOT met'})")
     if same_model:
