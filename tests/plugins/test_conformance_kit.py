@@ -90,3 +90,15 @@ def test_kit_reports_a_missing_sample_instead_of_guessing(tmp_path: Path, faulty
 def test_kit_refuses_an_unknown_plugin(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="no installed plugin named 'nope'"):
         check_plugin("nope", tmp_path=tmp_path)
+
+
+def test_kit_checks_a_plugin_object_that_is_not_installed(tmp_path: Path) -> None:
+    """A Plugin object under development: checked against the installed ones, samples trained."""
+    from interop.plugin_api import Plugin, Runtime
+
+    draft = Plugin(name="draft", api_version=1, runtimes=(
+        Runtime(name="draft-numpy", formats=("numpy-mlp",), load="interop_numpy_mlp.runtime:load"),))
+    report = check_plugin(draft, tmp_path=tmp_path)
+    assert report.passed == ["runtime draft-numpy on numpy-mlp"]  # sample from the numpy-mlp trainer
+    assert [what for what, _ in report.skipped] == ["plugin draft: declaration imports no heavy framework"]
+    assert (tmp_path / "trained-numpy-mlp.npmlp" / "mlp.json").is_file()
