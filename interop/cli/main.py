@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "interop.cli.train:command",
     "plugins": "interop.cli.plugins:command",
     "check": "interop.cli.check:command",
+    "demo": "interop.cli.demo:command",
 }
 
 

@@ -1,0 +1,199 @@
+"""report.md: the demo's verdict, accuracies, metrics, engines and versions, timings, and how to reproduce it."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from interop.demo.engines import runtime_rows
+
+if TYPE_CHECKING:
+    from interop.demo.pipeline import DemoResult, Lineage
+
+TARGET_SECONDS = 60.0
+
+
+def verdict(result: DemoResult) -> str:
+    """``all equivalent`` when every copy passed against its source, else what failed."""
+    expected = sum(len(lineage.copies) for lineage in result.lineages)
+    pairs = result.check.pairs
+    failed = [pair for pair in pairs if not pair.passed]
+    if not failed and len(pairs) == expected:
+        return "all equivalent"
+    if failed:
+        return f"NOT all equivalent: {len(failed)} of {len(pairs)} copies differ from their source"
+    return f"NOT all equivalent: only {len(pairs)} of {expected} copies were checked"
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}e}" if value and (abs(value) < 1e-2 or abs(value) >= 1e4) else f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _accuracy(lineage: Lineage, labels: np.ndarray) -> str:
+    """Accuracy of each model of the lineage on all Iris samples, from its own runtime's outputs."""
+    shares = []
+    for model in lineage.models:
+        if model.run is not None:
+            predicted = model.run.logits[: len(labels)].argmax(axis=1)
+            shares.append(f"{model.title.split(' → ')[-1]} {float((predicted == labels).mean()):.1%}")
+    return ", ".join(shares)
+
+
+def accuracy_section(result: DemoResult) -> list[str]:
+    rows = []
+    for lineage in result.lineages:
+        t = lineage.training
+        assert t is not None
+        rows.append([lineage.source.title, f"{t.train_accuracy:.1%}", f"{t.test_accuracy:.1%}",
+                     f"{t.final_loss:.4f}", f"{lineage.source.seconds:.1f} s", _accuracy(lineage, result.iris_y)])
+    lines = ["## Accuracy per framework", "",
+             "Trained 10 epochs, batch 10, SGD lr 0.1, seed 0, on 120 samples; tested on the 30 held out "
+             "(every 5th of each class).", ""]
+    lines += _table(["framework", "train accuracy", "test accuracy", "final loss", "training time",
+                     "accuracy on all 150 samples, per copy"], rows)
+    for framework, why in result.skipped_frameworks:
+        lines += ["", f"{framework} was left out: {why}."]
+    return lines
+
+
+def _split_numbers(result: DemoResult, copy_path: Path) -> tuple[str, str, str]:
+    """max |Δ| on Iris, max |Δ| on the grid, class agreement on the grid, from the demo's own runs."""
+    from interop.demo.outputs import differences
+
+    count = len(result.iris_x)
+    for lineage in result.lineages:
+        for copy, diff in differences(lineage):
+            if copy.path == copy_path and lineage.source.run is not None and copy.run is not None:
+                agree = (copy.run.logits[count:].argmax(1) == lineage.source.run.logits[count:].argmax(1)).mean()
+                return _fmt(float(diff[:count].max())), _fmt(float(diff[count:].max())), f"{agree:.2%}"
+    return "–", "–", "–"
+
+
+def metrics_section(result: DemoResult) -> list[str]:
+    report = result.check
+    grid = result.grid[0].shape
+    lines = ["## Equivalence of every copy with its source", "",
+             f"The check engine fed every model the same {len(result.iris_x)} Iris samples followed by the "
+             f"{grid[0]}×{grid[1]} grid of the petal plane that the decision-boundary plot is drawn from "
+             f"({result.grid[2].shape[0]} points), in runs of 1, 7, 64 and then 1024 samples. "
+             "Metrics are over all logits; the last three columns split them by data set "
+             "(from the separate runs that drew the plots).", ""]
+    rows = []
+    for pair in report.pairs:
+        data = pair.to_dict()
+        for out in data["outputs"]:
+            iris_max, grid_max, grid_agree = _split_numbers(result, Path(pair.candidate.path))
+            rows.append([
+                Path(pair.reference.path).name, Path(pair.candidate.path).name, data["runtime"], data["engine"],
+                data["precision"], _fmt(out["max_abs"]), _fmt(out["mean_abs"]), _fmt(out["p99_abs"]),
+                f"{out['cosine']:.7f}" if out["cosine"] is not None else "–",
+                f"{out['argmax_agreement']:.1%}" if out["argmax_agreement"] is not None else "–",
+                f"{_fmt(out['atol'])} / {_fmt(out['rtol'])}", iris_max, grid_max, grid_agree,
+                "PASS" if out["passed"] else "FAIL",
+            ])
+        for problem in data["problems"]:
+            rows.append([Path(pair.reference.path).name, Path(pair.candidate.path).name, data["runtime"],
+                         data["engine"], data["precision"], *["–"] * 9, f"FAIL: {problem}"])
+    lines += _table(["source", "copy", "runtime", "engine", "precision", "max abs", "mean abs", "p99 abs",
+                     "cosine", "argmax agreement", "atol / rtol", "max abs (Iris)", "max abs (grid)",
+                     "same class (grid)", "verdict"], rows)
+    return lines
+
+
+def engines_section(result: DemoResult) -> list[str]:
+    import interop
+
+    formats = set(result.runtimes)
+    rows = []
+    for row in runtime_rows(interop.list_plugins(), formats):
+        used = any(choice.runtime == row["runtime"] for choice in result.runtimes.values())
+        status = "used" if used else ("available, not needed" if row["available"] else f"unavailable: {row['reason']}")
+        rows.append([row["runtime"], ", ".join(row["formats"]), row["engine"], row["plugin"], status])
+    lines = ["## Engines and versions", ""]
+    lines += _table(["runtime", "formats", "engine", "plugin", "here"], rows)
+    for choice in result.runtimes.values():
+        for name, why in choice.passed_over:
+            lines += ["", f"**{name}** cannot run on this machine: {why}. Its place is taken by "
+                          f"**{choice.runtime}** ({choice.declared_engine}), and the plots and tables say so."]
+    versions = dict(result.check.versions)
+    versions.setdefault("python", platform.python_version())
+    versions.setdefault("numpy", np.__version__)
+    try:
+        import matplotlib
+
+        versions.setdefault("matplotlib", matplotlib.__version__)
+    except ImportError:  # pragma: no cover - the figures could not have been drawn
+        pass
+    lines += ["", "Versions: " + ", ".join(f"{name} {version}" for name, version in sorted(versions.items())),
+              "", f"Machine: {platform.system()} {platform.machine()}, Python {platform.python_version()}."]
+    return lines
+
+
+def timing_section(result: DemoResult) -> list[str]:
+    lines = ["## Time", ""]
+    rows = [[title, f"{seconds:.1f} s"] for title, seconds in result.durations.items()]
+    rows.append(["**total** (until this report was written)", f"**{result.total_seconds:.1f} s**"])
+    lines += _table(["stage", "elapsed"], rows)
+    met = "met" if result.total_seconds <= TARGET_SECONDS else "missed"
+    lines += ["", f"Target: under {TARGET_SECONDS:.0f} s on a 2-core machine — {met}."]
+    steps = [f"{m.path.name} {m.seconds:.1f} s" for lineage in result.lineages for m in lineage.models]
+    lines += ["", "Time to make each model (training, or conversion from the file before it; work in "
+                  "another environment overlaps the rest): " + ", ".join(steps) + "."]
+    return lines
+
+
+def reproduce_section(result: DemoResult) -> list[str]:
+    q = shlex.quote
+    folder = str(result.folder)
+    lines = ["## Reproduce", "", "Everything above, in one command:", "", "```sh",
+             f"interop demo -o {q(folder)} --force", "```", "",
+             "Step by step, with the same defaults (the demo checks both data sets in one pass):", "", "```sh"]
+    if any(lineage.in_other_environment for lineage in result.lineages):
+        lines.append("make mxnet-env   # the MXNet plugin's own Python environment")
+    for lineage in result.lineages:
+        src, onnx, coreml = (str(m.path) for m in lineage.models)
+        lines.append(f"interop train --framework {lineage.framework} -o {q(src)}")
+        lines.append(f"interop convert {q(src)} -o {q(onnx)}")
+        lines.append(f"interop convert {q(onnx)} -o {q(coreml)}")
+        models = " ".join(q(f"{m.path}@{m.runtime}") for m in lineage.models)
+        for dataset in ("iris", "iris-grid"):
+            lines.append(f"interop check {models} --dataset {dataset} --max-batch 1024")
+    lines += ["```"]
+    return lines
+
+
+def write_report(result: DemoResult, path: Path) -> Path:
+    """Write report.md at ``path``."""
+    from interop.demo.pipeline import FRAMEWORK_LABELS
+
+    names = ", ".join(FRAMEWORK_LABELS.get(l.framework, l.framework) for l in result.lineages)
+    copies = sum(len(l.copies) for l in result.lineages)
+    lines = [
+        "# interop demo: one network, several frameworks, every copy checked", "",
+        f"The reference Iris MLP (petal length and width → Dense(64, ReLU) → Dense(3) logits) was trained in "
+        f"{names}; each model was converted to ONNX and Core ML, and each of the {copies} copies was run and "
+        "compared with its own source.", "",
+        f"**Verdict: {verdict(result)}** ({len(result.check.pairs)} pairs checked, "
+        f"{len(result.check.failures)} failure(s)).", "",
+        "![decision regions](decision_boundaries.png)", "", "![differences](errors.png)", "",
+    ]
+    for section in (accuracy_section, metrics_section, engines_section, timing_section, reproduce_section):
+        lines += section(result) + [""]
+    files = sorted(p.name for p in result.folder.iterdir())
+    lines += ["## Files", "", ", ".join(f"`{name}`" for name in files + (["report.md"] if "report.md" not in files else [])), ""]
+    path.write_text("\n".join(lines))
+    return path
