@@ -112,9 +112,34 @@ def _fit_scalars(feeds: dict[str, np.ndarray], session) -> dict[str, np.ndarray]
             for name, value in feeds.items()}
 
 
-def run_case(case, workdir: Path, opset_ops: dict | None = None) -> CaseResult:
-    """Convert, execute and check one node test case."""
+def _bind_parameters(model: onnx.ModelProto, inputs: list[np.ndarray]) -> onnx.ModelProto:
+    """Turn every graph input but the first into an initializer holding the case's data.
+
+    Node cases feed parameters such as axes, pads, scales or weights as inputs;
+    exported models carry them as constants, which is what Core ML needs.
+    """
+    bound = onnx.ModelProto()
+    bound.CopyFrom(model)
+    init_names = {init.name for init in bound.graph.initializer}
+    graph_inputs = [i for i in bound.graph.input if i.name not in init_names]
+    for value_info, value in list(zip(graph_inputs, inputs))[1:]:
+        bound.graph.initializer.append(onnx.numpy_helper.from_array(value, value_info.name))
+    keep = [graph_inputs[0]] + [i for i in bound.graph.input if i.name in init_names]
+    del bound.graph.input[:]
+    bound.graph.input.extend(keep)
+    return bound
+
+
+def _convert(model: onnx.ModelProto, path: Path) -> None:
     from interop_coreml.onnx2mil.driver import convert_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        convert_model(model).save(str(path))
+
+
+def run_case(case, workdir: Path) -> CaseResult:
+    """Convert, execute and check one node test case."""
     from interop_coreml.onnx2mil.errors import UnsupportedModelError
     from interop_coreml.runtime import load_interpreter
 
@@ -123,34 +148,41 @@ def run_case(case, workdir: Path, opset_ops: dict | None = None) -> CaseResult:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     if registry.resolve("", op_type, opset) is None:
         return CaseResult(case.name, op_type, UNSUPPORTED_OP, f"no converter for {op_type} at opset {opset}")
-    path = workdir / f"{case.name}.mlpackage"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            convert_model(model).save(str(path))
-    except UnsupportedModelError as error:
-        return CaseResult(case.name, op_type, NOT_CONVERTIBLE, error.message)
-    except Exception as error:  # noqa: BLE001 - reported per case
-        return CaseResult(case.name, op_type, ERROR, f"conversion: {type(error).__name__}: {str(error)[:200]}")
-    try:
-        session = load_interpreter(path)
-        init_names = {init.name for init in model.graph.initializer}
-        input_names = [i.name for i in model.graph.input if i.name not in init_names]
-        output_names = [o.name for o in model.graph.output]
-        for inputs, outputs in case.data_sets:
-            feeds = {name: _array(value) for name, value in zip(input_names, inputs)}
-            feeds = _fit_scalars(feeds, session)
-            got = session.run(feeds)
-            for name, expected in zip(output_names, outputs):
-                expected = _array(expected)
-                if expected.ndim == 0 and np.size(got[name]) == 1:
-                    got[name] = np.asarray(got[name]).reshape(())  # rank-0 outputs come back as [1]
-                problem = _compare(expected, got[name], max(case.rtol, 1e-3), max(case.atol, 1e-5))
-                if problem:
-                    return CaseResult(case.name, op_type, MISMATCH, f"output {name}: {problem}")
-    except Exception as error:  # noqa: BLE001
-        return CaseResult(case.name, op_type, ERROR, f"execution: {type(error).__name__}: {str(error)[:200]}")
-    return CaseResult(case.name, op_type, PASS)
+    init_names = {init.name for init in model.graph.initializer}
+    input_names = [i.name for i in model.graph.input if i.name not in init_names]
+    output_names = [o.name for o in model.graph.output]
+    note = ""
+    for index, (inputs, outputs) in enumerate(case.data_sets):
+        inputs = [_array(v) for v in inputs]
+        path = workdir / f"{case.name}_{index}.mlpackage"
+        try:
+            try:
+                _convert(model, path)
+                feeds = dict(zip(input_names, inputs))
+            except UnsupportedModelError as error:
+                if "constant" not in error.message or len(input_names) < 2:
+                    raise
+                _convert(_bind_parameters(model, inputs), path)
+                feeds = {input_names[0]: inputs[0]}
+                note = "parameters bound as constants"
+        except UnsupportedModelError as error:
+            return CaseResult(case.name, op_type, NOT_CONVERTIBLE, error.message)
+        except Exception as error:  # noqa: BLE001 - reported per case
+            return CaseResult(case.name, op_type, ERROR, f"conversion: {type(error).__name__}: {str(error)[:200]}")
+        try:
+            session = load_interpreter(path)
+            got = session.run(_fit_scalars(feeds, session))
+        except Exception as error:  # noqa: BLE001
+            return CaseResult(case.name, op_type, ERROR, f"execution: {type(error).__name__}: {str(error)[:200]}")
+        for name, expected in zip(output_names, outputs):
+            expected = _array(expected)
+            value = got[name]
+            if expected.ndim == 0 and np.size(value) == 1:
+                value = np.asarray(value).reshape(())  # rank-0 outputs come back as [1]
+            problem = _compare(expected, value, max(case.rtol, 1e-3), max(case.atol, 1e-5))
+            if problem:
+                return CaseResult(case.name, op_type, MISMATCH, f"output {name}: {problem}")
+    return CaseResult(case.name, op_type, PASS, note)
 
 
 def collect_cases(op_types: set[str] | None = None):

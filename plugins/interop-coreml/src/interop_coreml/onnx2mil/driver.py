@@ -159,6 +159,7 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
             label = f"{node.op_type} node {node.name or node.output[0]!r}"
             try:
                 fn(ctx, node)
+                _check_ranks(ctx, node)
             except NodeNotConvertible as error:
                 raise UnsupportedModelError(f"{label} cannot be converted: {error.reason}", hint=_HINT) from None
             except (UnsupportedModelError, ConversionError):
@@ -185,6 +186,15 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
         func.set_outputs(outputs)
         prog.add_function("main", func)
     return prog, input_types, input_names, output_names
+
+
+def _check_ranks(ctx: ConversionContext, node: onnx.NodeProto) -> None:
+    for name in node.output:
+        if name and ctx.has(name):
+            value = ctx.get(name)
+            rank = np.ndim(value) if isinstance(value, np.ndarray) else value.rank
+            if rank > 5 and not isinstance(value, np.ndarray):
+                raise NodeNotConvertible(f"output {name!r} has rank {rank}; Core ML tensors have rank <= 5")
 
 
 def convert_model(

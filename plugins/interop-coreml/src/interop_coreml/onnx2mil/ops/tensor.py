@@ -301,6 +301,8 @@ def convert_pad(ctx, node):
     mil_mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(mode)
     if mil_mode is None:
         raise NodeNotConvertible(f"Pad mode {mode!r}")
+    if mil_mode != "constant" and mil_dtype_name(x) not in ("fp32", "fp16"):
+        raise NodeNotConvertible(f"Pad mode {mode!r} on integer tensors: Core ML pads floats only in that mode")
     if mil_mode != "constant" and any(p for pair in per_axis[: max(rank - 2, 0)] for p in pair):
         raise NodeNotConvertible(f"Pad mode {mode!r} on other than the last two axes")
     flat = [p for pair in per_axis for p in pair]
@@ -382,6 +384,8 @@ def _resize(ctx, node, x, scales, sizes, mode, coordinate_mode, nearest_mode):
                                                      scale_factor_width=np.float32(factors[1]), name=name))
         return
     if mode == "linear":
+        if any(f < 1 for f in factors):
+            raise NodeNotConvertible("linear Resize that shrinks an axis (Core ML's bilinear upsample only enlarges)")
         if coordinate_mode in ("half_pixel", "pytorch_half_pixel", "align_corners"):
             if coordinate_mode == "pytorch_half_pixel" and any(o == 1 for o in out_size if o is not None):
                 raise NodeNotConvertible("pytorch_half_pixel Resize to size 1")
