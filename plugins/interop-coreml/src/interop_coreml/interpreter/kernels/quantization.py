@@ -59,3 +59,46 @@ def constexpr_blockwise_shift_scale(ctx, data, scale, offset=None):
     if offset is not None:
         data = data - expand(offset)
     return data * expand(scale)
+
+
+def _unpack_lsb_first(packed: np.ndarray, nbits: int, count: int) -> np.ndarray:
+    """Unsigned nbits-wide elements packed least-significant bit first into a uint8 stream."""
+    bits = np.unpackbits(np.asarray(packed).astype(np.uint8), bitorder="little")[: count * nbits]
+    weights = (1 << np.arange(nbits)).astype(np.int64)
+    return bits.reshape(count, nbits).astype(np.int64) @ weights
+
+
+@kernel("constexpr_lut_to_dense")
+def constexpr_lut_to_dense(ctx, lut, indices, shape=None, vector_axis=None):
+    lut = np.asarray(lut)
+    indices = np.asarray(indices)
+    if shape is not None:
+        # iOS16: one palette, indices bit-packed into uint8.
+        shape = tuple(int(d) for d in np.asarray(shape).ravel())
+        nbits = int(np.log2(lut.size))
+        return lut[_unpack_lsb_first(indices, nbits, int(np.prod(shape)))].reshape(shape)
+    # iOS18: lut is [*groups, palette, vector]; each group of indices picks from its own palette.
+    if lut.shape[-1] != 1:
+        raise ValueError("constexpr_lut_to_dense with vector palettes (vector size > 1) is not supported")
+    palettes = lut[..., 0]
+    group_index = tuple(
+        (np.arange(size) // (size // groups)).reshape((-1,) + (1,) * (indices.ndim - axis - 1))
+        for axis, (size, groups) in enumerate(zip(indices.shape, palettes.shape[:-1]))
+    )
+    return palettes[group_index + (indices.astype(np.int64),)]
+
+
+@kernel("constexpr_sparse_to_dense")
+def constexpr_sparse_to_dense(ctx, nonzero_data, mask, shape=None):
+    nonzero_data = np.asarray(nonzero_data)
+    if shape is not None:
+        # iOS16: mask is a bit-packed uint8 stream over the flattened output.
+        shape = tuple(int(d) for d in np.asarray(shape).ravel())
+        flags = np.unpackbits(np.asarray(mask).astype(np.uint8), bitorder="little")[: int(np.prod(shape))]
+    else:
+        # iOS18: mask is a uint1 tensor of the output's shape.
+        shape = np.shape(mask)
+        flags = np.asarray(mask).ravel()
+    dense = np.zeros(int(np.prod(shape)), dtype=nonzero_data.dtype)
+    dense[np.flatnonzero(flags)] = nonzero_data
+    return dense.reshape(shape)
