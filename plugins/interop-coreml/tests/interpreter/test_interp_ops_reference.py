@@ -218,3 +218,42 @@ def test_one_hot_concat_interleave_and_exclusive_cumsum_match_numpy():
     (ours,) = interpret_on_input(lambda x: mb.cumsum(x=x, axis=0, exclusive=True, reverse=True), v)
     expected = np.array([v[i + 1 :].sum() for i in range(len(v))], dtype=np.float32)
     close(ours, expected)
+
+
+def test_sequence_and_window_ops_match_onnx_and_numpy():
+    data = R.standard_normal((2, 5, 3)).astype(np.float32)
+    lengths = np.array([3, 5], np.int32)
+    (ours,) = interpret(lambda: mb.reverse_sequence(x=data, lengths=lengths, seq_axis=1, batch_axis=0))
+    close(ours, onnx_reference("ReverseSequence", [data, lengths.astype(np.int64)], batch_axis=0, time_axis=1))
+    (ours,) = interpret(lambda: mb.sliding_windows(x=data, axis=1, size=2, stride=2))
+    windows = np.lib.stride_tricks.sliding_window_view(data, 2, axis=1)[:, ::2]  # [2, 2, 3, window]
+    close(ours, np.moveaxis(windows, -1, 2))
+    (ours,) = interpret(lambda: mb.reshape_like(x=data, ref_tensors=(np.zeros((6, 5), np.float32),), begins=(0,),
+                                                ends=(2,), end_masks=(False,)))
+    close(ours, data.reshape(6, 5))
+    (ours,) = interpret(lambda: mb.crop(x=X, crop_height=[1, 2], crop_width=[3, 0]))
+    close(ours, X[:, :, 1:-2, 3:])
+
+
+def test_space_batch_rearrangements_match_tensorflow():
+    tf = pytest.importorskip("tensorflow")
+    image = X[:, :, :8, :10]
+    paddings = np.array([[0, 0], [1, 1]], np.int32)
+    (ours,) = interpret(lambda: mb.space_to_batch(x=image, block_shape=np.array([2, 2], np.int32), paddings=paddings))
+    expected = tf.space_to_batch_nd(image.transpose(0, 2, 3, 1), [2, 2], paddings).numpy().transpose(0, 3, 1, 2)
+    close(ours, expected)
+    (back,) = interpret(lambda: mb.batch_to_space(x=ours, block_shape=np.array([2, 2], np.int32), crops=paddings))
+    close(back, image)
+
+
+def test_batched_gather_nd_dequantize_and_nearest_resize_match_references():
+    data = R.standard_normal((2, 4, 3)).astype(np.float32)
+    idx = np.array([[[1], [0]], [[3], [3]]], np.int32)
+    (ours,) = interpret(lambda: mb.gather_nd(x=data, indices=idx, batch_dims=1), opset="iOS16")
+    close(ours, onnx_reference("GatherND", [data, idx.astype(np.int64)], batch_dims=1))
+    q = np.array([[1, -3], [4, 127]], np.int8)
+    (ours,) = interpret(lambda: mb.dequantize(input=q, scale=np.float32(0.5), zero_point=np.int8(1)))
+    close(ours, (q.astype(np.float32) - 1) * 0.5)
+    (ours,) = interpret(lambda: mb.resize(x=X, shape=np.array([13, 5], np.int32), resized_dims=np.uint32(2),
+                                          interpolation_mode="NEAREST_NEIGHBOR"))
+    close(ours, F.interpolate(T, size=(13, 5), mode="nearest"))

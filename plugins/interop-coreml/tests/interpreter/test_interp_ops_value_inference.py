@@ -166,12 +166,27 @@ CASES = {
         updates=np.ones((2, 1, 4), np.float32), axis=1, mode="update",
     ),
     "l2_norm": lambda: mb.l2_norm(x=IMG, epsilon=np.float32(1e-6)),
+    "fill_like": lambda: mb.fill_like(ref_tensor=A, value=np.float32(3.0)),
+    "quantize": lambda: mb.quantize(input=A, scale=np.float32(0.1), zero_point=np.int8(2), output_dtype="int8"),
+}
+
+# Ops that exist only in later opsets.
+LATER_OPSET_CASES = {
+    "slice_update": (
+        lambda: mb.slice_update(
+            x=A, update=np.ones((2, 1, 4), np.float32), begin=np.array([0, 1, 0], np.int32),
+            end=np.array([2, 2, 4], np.int32),
+        ),
+        "iOS18",
+    ),
+    "scaled_dot_product_attention": (lambda: mb.scaled_dot_product_attention(query=A, key=B, value=A), "iOS18"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(CASES) + sorted(LATER_OPSET_CASES))
 def test_kernel_matches_coremltools_value_inference(case):
-    ours, expected = interpreter_and_value_inference(CASES[case])
+    build, opset = (CASES[case], "iOS17") if case in CASES else LATER_OPSET_CASES[case]
+    ours, expected = interpreter_and_value_inference(build, opset)
     assert len(ours) == len(expected)
     for mine, theirs in zip(ours, expected):
         assert theirs is not None, f"coremltools has no value inference for {case}; test it elsewhere"

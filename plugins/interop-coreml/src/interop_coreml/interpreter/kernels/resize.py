@@ -107,3 +107,11 @@ def resize(ctx, x, shape, resized_dims, interpolation_mode="LINEAR", sampling_mo
         axis = x.ndim - resized + offset
         x = _linear_along(x, axis, _grid(x.shape[axis], size_out, str(sampling_mode)))
     return x
+
+
+@kernel("crop")
+def crop(ctx, x, crop_height, crop_width):
+    x = np.asarray(x)
+    top, bottom = as_int_tuple(crop_height)
+    left, right = as_int_tuple(crop_width)
+    return x[..., top : x.shape[-2] - bottom, left : x.shape[-1] - right]
