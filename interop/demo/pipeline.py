@@ -1,18 +1,21 @@
 """The demo's four stages: train, convert, check, write; each timed and reported as it goes.
 
-Work that runs in another Python environment (the MXNet plugin's) is started in
-a background thread before the in-process work of the same stage, so the two
-overlap on a multi-core machine instead of queueing.
+A lineage whose framework runs in another Python environment (the MXNet
+plugin's) has its steps queued on a background thread from the start (train,
+ONNX copy, outputs of the source): they spend their time in that environment's
+processes, so they overlap the in-process work on a multi-core machine, and each
+stage waits only for its own step.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +36,6 @@ COPY_FORMATS = (("onnx", ".onnx"), ("coreml", ".mlpackage"))
 #: Rows per run: the Core ML converter bounds dynamic dimensions at 1024 by default.
 MAX_BATCH = 1024
 STAGES = 4
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -66,6 +67,8 @@ class Lineage:
     copies: list[Model]
     in_other_environment: bool = False
     training: TrainResult | None = None
+    #: Seconds spent importing the framework before training (in-process trainers only).
+    import_seconds: float = 0.0
 
     @property
     def models(self) -> list[Model]:
@@ -145,56 +148,106 @@ def prepare_folder(folder: Path, lineages: list[Lineage], force: bool) -> None:
 # --------------------------------------------------------------------------- stages
 
 
-def _overlapped(lineages: list[Lineage], work: Callable[[Lineage], T]) -> dict[str, T]:
-    """``work`` for every lineage: those in another environment in a background thread, meanwhile the rest here."""
-    results: dict[str, T] = {}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="interop-demo") as pool:
-        pending: dict[str, Future[T]] = {
-            lineage.framework: pool.submit(work, lineage) for lineage in lineages if lineage.in_other_environment
-        }
-        for lineage in lineages:
-            if not lineage.in_other_environment:
-                results[lineage.framework] = work(lineage)
-        for framework, future in pending.items():
-            results[framework] = future.result()
-    return {lineage.framework: results[lineage.framework] for lineage in lineages}
+@dataclass
+class Steps:
+    """Makes and runs the models of a lineage, reporting each step as it ends."""
 
+    force: bool
+    progress: Progress
+    registry: Registry
+    samples: np.ndarray
 
-def train_stage(lineages: list[Lineage], force: bool, progress: Progress, registry: Registry) -> None:
-    import interop
-
-    def train_one(lineage: Lineage) -> None:
+    def import_framework(self, lineage: Lineage) -> None:
+        """Import what the trainer requires, timed apart: the import is most of a training's time."""
         began = time.perf_counter()
-        where = " (in its own environment)" if lineage.in_other_environment else ""
-        progress.say(f"{lineage.framework}: training{where} ...")
-        lineage.training = interop.train(lineage.framework, lineage.source.path, force=force, registry=registry)
+        modules = [name.replace("-", "_") for name in self.registry.trainers[lineage.framework].item.requires]
+        for module in modules:
+            if importlib.util.find_spec(module) is not None:
+                importlib.import_module(module)
+        lineage.import_seconds = time.perf_counter() - began
+        self.progress.say(f"{lineage.framework}: imported {', '.join(modules)} in {lineage.import_seconds:.1f} s")
+
+    def train(self, lineage: Lineage) -> None:
+        import interop
+
+        began = time.perf_counter()
+        if not lineage.in_other_environment:
+            self.import_framework(lineage)
+        where = " (in its own environment, in the background)" if lineage.in_other_environment else ""
+        self.progress.say(f"{lineage.framework}: training{where} ...")
+        result = interop.train(lineage.framework, lineage.source.path, force=self.force, registry=self.registry)
+        lineage.training = result
         lineage.source.seconds = time.perf_counter() - began
-        result = lineage.training
-        progress.say(
-            f"{lineage.framework}: {len(result.history)} epochs in {lineage.source.seconds:.1f} s, "
+        self.progress.say(
+            f"{lineage.framework}: {len(result.history)} epochs in "
+            f"{lineage.source.seconds - lineage.import_seconds:.1f} s, "
             f"train accuracy {result.train_accuracy:.1%}, test accuracy {result.test_accuracy:.1%} "
             f"-> {lineage.source.path.name}"
         )
 
-    _overlapped(lineages, train_one)
+    def convert(self, src: Model, dst: Model) -> None:
+        import interop
 
-
-def convert_stage(lineages: list[Lineage], force: bool, progress: Progress, registry: Registry) -> None:
-    import interop
-
-    def convert_one(src: Model, dst: Model) -> None:
         began = time.perf_counter()
-        interop.convert(src.path, dst.path, force=force, registry=registry)
+        interop.convert(src.path, dst.path, force=self.force, registry=self.registry)
         dst.seconds = time.perf_counter() - began
-        progress.say(f"{src.path.name} -> {dst.path.name} in {dst.seconds:.1f} s")
+        self.progress.say(f"{src.path.name} -> {dst.path.name} in {dst.seconds:.1f} s")
 
-    def first_copy(lineage: Lineage) -> None:
-        convert_one(lineage.source, lineage.copies[0])
+    def first_copy(self, lineage: Lineage) -> None:
+        """The ONNX copy, made from the framework's file (further copies are made from it)."""
+        self.convert(lineage.source, lineage.copies[0])
 
-    _overlapped(lineages, first_copy)
+    def run(self, model: Model, announce: bool = False) -> None:
+        """The model's own outputs on the demo inputs, for the plots."""
+        began = time.perf_counter()
+        model.run = run_model(model.path, model.runtime, self.samples, self.registry, MAX_BATCH)
+        if announce:
+            self.progress.say(f"{model.path.name}: outputs for the plots computed by {model.run.engine} "
+                              f"in {time.perf_counter() - began:.1f} s")
+
+
+@dataclass
+class Queued:
+    """The futures of a lineage whose steps run in the background, one per stage."""
+
+    trained: Future[None]
+    copied: Future[None]
+    ran: Future[None]
+
+
+def queue_other_environments(lineages: list[Lineage], steps: Steps, pool: ThreadPoolExecutor) -> dict[str, Queued]:
+    """Queue train -> ONNX copy -> source outputs of every lineage living in another environment.
+
+    Those steps spend their time in the environment's own processes, so they
+    overlap the in-process stages; each stage then waits for its step only.
+    """
+    return {
+        lineage.framework: Queued(
+            pool.submit(steps.train, lineage),
+            pool.submit(steps.first_copy, lineage),
+            pool.submit(steps.run, lineage.source, True),
+        )
+        for lineage in lineages if lineage.in_other_environment
+    }
+
+
+def train_stage(lineages: list[Lineage], steps: Steps, queued: dict[str, Queued]) -> None:
+    for lineage in lineages:
+        if lineage.framework not in queued:
+            steps.train(lineage)
+    for waiting in queued.values():
+        waiting.trained.result()
+
+
+def convert_stage(lineages: list[Lineage], steps: Steps, queued: dict[str, Queued]) -> None:
+    for lineage in lineages:
+        if lineage.framework not in queued:
+            steps.first_copy(lineage)
+    for waiting in queued.values():
+        waiting.copied.result()
     for lineage in lineages:  # each further copy is made from the ONNX copy, sparing the framework
         for copy in lineage.copies[1:]:
-            convert_one(lineage.copies[0], copy)
+            steps.convert(lineage.copies[0], copy)
 
 
 def demo_inputs() -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -203,33 +256,25 @@ def demo_inputs() -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray,
     return iris_x, iris_y, iris_grid()
 
 
-def check_stage(lineages: list[Lineage], samples: np.ndarray, progress: Progress, registry: Registry) -> Any:
-    """The check engine's verdict, and each model's own outputs for the plots.
-
-    The plot runs of lineages living in another environment start first, in the
-    background, so their worker's start-up overlaps the check engine's work here.
-    """
+def check_stage(lineages: list[Lineage], steps: Steps, queued: dict[str, Queued]) -> Any:
+    """The check engine's verdict, then each model's own outputs for the plots."""
     from interop.demo.equivalence import check_lineages
 
-    def run_lineage(lineage: Lineage) -> None:
-        for model in lineage.models:
-            model.run = run_model(model.path, model.runtime, samples, registry, MAX_BATCH)
-
+    groups = [((str(l.source.path), l.source.runtime), [(str(c.path), c.runtime) for c in l.copies])
+              for l in lineages]
+    report = check_lineages(groups, {INPUT_NAME: steps.samples}, steps.registry, MAX_BATCH,
+                            on_progress=steps.progress.say)
+    steps.progress.say(f"check engine: {len(report.pairs)} pairs, {len(report.failures)} failure(s) "
+                       f"in {report.seconds:.1f} s")
     began = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="interop-demo") as pool:
-        pending = [pool.submit(run_lineage, l) for l in lineages if l.in_other_environment]
-        groups = [((str(l.source.path), l.source.runtime), [(str(c.path), c.runtime) for c in l.copies])
-                  for l in lineages]
-        report = check_lineages(groups, {INPUT_NAME: samples}, registry, MAX_BATCH, on_progress=progress.say)
-        progress.say(f"check engine: {len(report.pairs)} pairs, {len(report.failures)} failure(s) "
-                     f"in {report.seconds:.1f} s")
-        for lineage in lineages:
-            if not lineage.in_other_environment:
-                run_lineage(lineage)
-        for future in pending:
-            future.result()
-    progress.say(f"outputs of {sum(len(l.models) for l in lineages)} models for the plots, "
-                 f"{time.perf_counter() - began:.1f} s for the whole stage")
+    for lineage in lineages:
+        for model in lineage.models:
+            if not (model.is_source and lineage.framework in queued):
+                steps.run(model)
+    for waiting in queued.values():
+        waiting.ran.result()
+    steps.progress.say(f"outputs of {sum(len(l.models) for l in lineages)} models for the plots in "
+                       f"{time.perf_counter() - began:.1f} s")
     return report
 
 
@@ -245,22 +290,26 @@ def run_demo(folder: str | Path = "interop-demo", *, force: bool = False, echo: 
     for framework, why in skipped:
         echo(f"note: {framework} is left out: {why}")
     iris_x, iris_y, grid = demo_inputs()
-    samples = np.concatenate([iris_x, grid[2]], axis=0)
+    steps = Steps(force, progress, registry, np.concatenate([iris_x, grid[2]], axis=0))
     names = ", ".join(FRAMEWORK_LABELS.get(f, f) for f in frameworks)
 
-    with progress.stage(f"training the Iris MLP in {names}"):
-        train_stage(lineages, force, progress, registry)
-    with progress.stage("converting each model to ONNX and Core ML"):
-        convert_stage(lineages, force, progress, registry)
-    with progress.stage(f"checking every copy against its source on {len(iris_x)} Iris samples "
-                        f"and {len(grid[2])} grid points"):
-        report = check_stage(lineages, samples, progress, registry)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interop-demo")
+    try:
+        with progress.stage(f"training the Iris MLP in {names}"):
+            queued = queue_other_environments(lineages, steps, pool)
+            train_stage(lineages, steps, queued)
+        with progress.stage("converting each model to ONNX and Core ML"):
+            convert_stage(lineages, steps, queued)
+        with progress.stage(f"checking every copy against its source on {len(iris_x)} Iris samples "
+                            f"and {len(grid[2])} grid points"):
+            report = check_stage(lineages, steps, queued)
+    finally:
+        # On failure, queued steps that have not started are dropped rather than waited for.
+        pool.shutdown(wait=True, cancel_futures=True)
     result = DemoResult(folder, lineages, skipped, runtimes, report, iris_x, iris_y, grid)
     with progress.stage(f"writing plots and reports to {folder}"):
         from interop.demo.outputs import write_outputs
 
-        result.durations = dict(progress.durations)
-        result.total_seconds = progress.total
         result.files = write_outputs(result, progress)
     result.durations = dict(progress.durations)
     result.total_seconds = progress.total
