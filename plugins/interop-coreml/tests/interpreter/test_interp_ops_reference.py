@@ -257,3 +257,19 @@ def test_batched_gather_nd_dequantize_and_nearest_resize_match_references():
     (ours,) = interpret(lambda: mb.resize(x=X, shape=np.array([13, 5], np.int32), resized_dims=np.uint32(2),
                                           interpolation_mode="NEAREST_NEIGHBOR"))
     close(ours, F.interpolate(T, size=(13, 5), mode="nearest"))
+
+
+def test_default_sampling_bilinear_resize_matches_tensorflow_asymmetric_resize():
+    tf = pytest.importorskip("tensorflow")
+    (ours,) = interpret(lambda: mb.resize_bilinear(x=X, target_size_height=5, target_size_width=17))
+    expected = tf.compat.v1.image.resize_bilinear(X.transpose(0, 2, 3, 1), (5, 17), align_corners=False,
+                                                  half_pixel_centers=False).numpy().transpose(0, 3, 1, 2)
+    close(ours, expected)
+    (ours,) = interpret(
+        lambda: mb.upsample_bilinear(x=X, scale_factor_height=2, scale_factor_width=2, align_corners=False,
+                                     half_pixel_centers=False),
+        opset="iOS16",
+    )
+    expected = tf.compat.v1.image.resize_bilinear(X.transpose(0, 2, 3, 1), (18, 22), align_corners=False,
+                                                  half_pixel_centers=False).numpy().transpose(0, 3, 1, 2)
+    close(ours, expected)
