@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import re
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -194,13 +195,38 @@ def collect_cases(op_types: set[str] | None = None):
             yield case
 
 
-def run_all(op_types: set[str] | None = None) -> list[CaseResult]:
-    """Run every node case (or those of ``op_types``) and return one result per case."""
+def _run_serial(op_types: set[str] | None) -> list[CaseResult]:
+    import logging
+
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
     results = []
     with tempfile.TemporaryDirectory(prefix="onnx2mil-cases-") as tmp:
         for case in collect_cases(op_types):
             results.append(run_case(case, Path(tmp)))
+            for leftover in Path(tmp).iterdir():  # keep the temp dir small
+                shutil.rmtree(leftover, ignore_errors=True)
     return results
+
+
+def run_all(op_types: set[str] | None = None, workers: int = 1) -> list[CaseResult]:
+    """Run every node case of ``op_types`` (default: every op with a converter).
+
+    With ``workers > 1`` the op types are dealt round-robin to that many
+    processes (each imports coremltools once), and results come back sorted.
+    """
+    if op_types is None:
+        op_types = set(registry.registered_ops())
+    if workers <= 1:
+        return _run_serial(op_types)
+    import concurrent.futures
+    import multiprocessing
+
+    ordered = sorted(op_types)
+    shares = [set(ordered[i::workers]) for i in range(workers)]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = list(pool.map(_run_serial, shares))
+    return sorted((r for part in parts for r in part), key=lambda r: (r.op_type, r.case))
 
 
 @dataclass
@@ -247,6 +273,10 @@ def render_markdown(results: list[CaseResult]) -> str:
         "",
         f"**{len(verified)} op types verified** (at least one case passes, none mismatches) "
         f"out of {len(summaries)} with a converter.",
+        "",
+        "Node cases feed parameters such as axes, pads, scales or weights as graph inputs; when an op",
+        "needs them constant (as exported models have them), the harness binds the case's values",
+        "as initializers and runs the case again.",
         "",
         "| op type | opsets | node cases passed / total | verified |",
         "|---|---|---|---|",

@@ -76,6 +76,12 @@ def find_unsupported(prepared: PreparedGraph, opset: int) -> dict[str, _Unsuppor
             entry.nodes.append(node.name or f"#{index}")
     for value in [*prepared.model.graph.input, *prepared.model.graph.output]:
         elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else None
+        if elem in _INPUT_TYPES and value.type.tensor_type.HasField("shape") and any(
+            d.HasField("dim_value") and d.dim_value == 0 for d in value.type.tensor_type.shape.dim
+        ):
+            entry = missing.setdefault("empty (zero-sized) graph input/output", _Unsupported())
+            entry.count += 1
+            entry.nodes.append(value.name)
         if elem not in _INPUT_TYPES:
             type_name = onnx.TensorProto.DataType.Name(elem) if elem else "non-tensor"
             entry = missing.setdefault(f"{type_name} graph input/output", _Unsupported())
