@@ -229,27 +229,30 @@ class Program:
         keep = {name for ref in block.output_refs for name in names_in(ref)} | set(block.input_names)
         keep |= set(self._constants)
         last_reader: dict[str, int] = {}
+        reads: dict[str, int] = {}
         for index, step in enumerate(block.steps):
-            refs = list(step.inputs.values())
             if step.blocks:
                 # Nested blocks may read any outer value; keep everything alive across control flow.
                 keep |= {name for s in block.steps for name, _ in s.outputs}
-            for ref in refs:
+            for ref in step.inputs.values():
                 for name in names_in(ref):
                     last_reader[name] = index
+                    reads[name] = reads.get(name, 0) + 1
         producer = {name: step.op_type for step in block.steps for name, _ in step.outputs}
         for index, step in enumerate(block.steps):
             dying = tuple(
                 name for name, reader in last_reader.items() if reader == index and name not in keep
             )
             step.dying = dying
+            # Only a value read exactly once (here) may be overwritten: a second reader could have
+            # produced a view (reshape, transpose, slice) that still shares its buffer.
             donatable = frozenset(
                 param
                 for param, ref in step.inputs.items()
                 if ref[0] == "var"
                 and ref[1] in dying
+                and reads.get(ref[1]) == 1
                 and producer.get(ref[1]) in _FRESH_RESULT_OPS
-                and sum(1 for r in step.inputs.values() if r == ref) == 1
             )
             if donatable:
                 context = step.context
