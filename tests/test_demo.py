@@ -69,6 +69,14 @@ def test_progress_names_every_stage_with_its_time_and_the_total(demo):
     assert total_line and total_line[0].endswith(" s")
 
 
+def test_library_chatter_goes_to_the_log_not_the_terminal(demo, folder: Path):
+    _, result = demo
+    log = (folder / "libraries.log").read_text(errors="replace")
+    # coremltools prints its converter passes; they belong in the log, not between progress lines.
+    assert "MIL" in log
+    assert "MIL" not in result.stdout and "MIL" not in result.stderr
+
+
 def test_every_file_is_written(folder: Path, check_doc: dict):
     for name in EXPECTED_FILES:
         assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+#: File in the output folder that receives the libraries' stderr chatter.
+LIBRARY_LOG = "libraries.log"
+
 
 @click.command(name="demo")
 @click.option("-o", "--output", "folder", default="interop-demo", show_default=True,
@@ -26,7 +29,8 @@ def command(folder: Path, force: bool) -> int:
     from interop.cli.common import registry_with_warnings
     from interop.demo import run_demo
 
-    result = run_demo(folder, force=force, echo=click.echo, registry=registry_with_warnings())
+    result = run_demo(folder, force=force, echo=click.echo, registry=registry_with_warnings(),
+                      library_log=LIBRARY_LOG)
     from interop.demo.report import verdict
 
     click.echo(f"verdict: {verdict(result)}; report in {folder / 'report.md'}")

@@ -41,9 +41,9 @@ def interpreter_footnote(result: DemoResult) -> str:
     notes = []
     for choice in result.runtimes.values():
         for name, why in choice.passed_over:
-            notes.append(f"runtime {name} cannot run here ({why}); {choice.format} models run in "
-                         f"{choice.runtime}: {choice.declared_engine}")
-    return "; ".join(notes)
+            notes.append(f"Runtime {name} is unavailable here: {why}. Its panels are computed by "
+                         f"{choice.runtime}, the {choice.declared_engine}.")
+    return " ".join(notes)
 
 
 def _atol(result: DemoResult, copy: Model) -> float | None:

@@ -23,6 +23,7 @@ from interop.datasets import INPUT_NAME, iris_grid, load_iris
 from interop.demo.engines import RuntimeChoice, pick_runtime
 from interop.demo.predictions import RunResult, run_model
 from interop.demo.progress import Echo, Progress
+from interop.demo.quiet import stderr_to
 from interop.plugin_api import InteropError, TrainResult
 from interop.registry import Registry, availability, get_registry
 
@@ -279,8 +280,13 @@ def check_stage(lineages: list[Lineage], steps: Steps, queued: dict[str, Queued]
 
 
 def run_demo(folder: str | Path = "interop-demo", *, force: bool = False, echo: Echo = print,
-             registry: Registry | None = None) -> DemoResult:
-    """Train, convert, check and write the plots and reports into ``folder``."""
+             registry: Registry | None = None, library_log: str | None = None) -> DemoResult:
+    """Train, convert, check and write the plots and reports into ``folder``.
+
+    ``library_log`` names a file in ``folder`` that receives what the libraries
+    write to stderr while the demo runs (the command line uses it; None leaves
+    stderr alone).
+    """
     progress = Progress(STAGES, echo)
     registry = registry or get_registry()
     folder = Path(folder)
@@ -289,10 +295,25 @@ def run_demo(folder: str | Path = "interop-demo", *, force: bool = False, echo: 
     prepare_folder(folder, lineages, force)
     for framework, why in skipped:
         echo(f"note: {framework} is left out: {why}")
+    log = folder / library_log if library_log else None
+    if log is not None:
+        echo(f"messages of the libraries go to {log}")
+    try:
+        with stderr_to(log):
+            return _run_stages(folder, lineages, runtimes, skipped, force, progress, registry)
+    except BaseException:
+        if log is not None:
+            echo(f"the demo stopped; the libraries' messages are in {log}")
+        raise
+
+
+def _run_stages(
+    folder: Path, lineages: list[Lineage], runtimes: dict[str, RuntimeChoice], skipped: list[tuple[str, str]],
+    force: bool, progress: Progress, registry: Registry,
+) -> DemoResult:
     iris_x, iris_y, grid = demo_inputs()
     steps = Steps(force, progress, registry, np.concatenate([iris_x, grid[2]], axis=0))
-    names = ", ".join(FRAMEWORK_LABELS.get(f, f) for f in frameworks)
-
+    names = ", ".join(FRAMEWORK_LABELS.get(l.framework, l.framework) for l in lineages)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interop-demo")
     try:
         with progress.stage(f"training the Iris MLP in {names}"):
