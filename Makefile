@@ -23,7 +23,7 @@ test: $(STAMP) mxnet-env
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/interop demo
+	$(VENV)/bin/interop demo --force
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -290,6 +290,9 @@ def run_demo(folder: str | Path = "interop-demo", *, force: bool = False, echo: 
     progress = Progress(STAGES, echo)
     registry = registry or get_registry()
     folder = Path(folder)
+    if importlib.util.find_spec("matplotlib") is None:  # fail before a minute of training, not after
+        raise InteropError("the demo draws its figures with matplotlib, which is not installed",
+                           hint="pip install 'interop[plots]' (or: pip install matplotlib)")
     frameworks, skipped = select_frameworks(registry)
     lineages, runtimes = plan_lineages(folder, frameworks, registry)
     prepare_folder(folder, lineages, force)
