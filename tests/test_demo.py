@@ -191,3 +191,23 @@ def test_demo_help_imports_no_framework_and_no_matplotlib():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert "-o, --output" in result.stdout
     assert [line for line in result.stderr.splitlines() if line.startswith("HEAVY:")] == ["HEAVY:"]
+
+
+def _result_with(pair_verdicts: list[bool], copies: int):
+    """The two things the verdict reads: the lineages' copies and the check's pairs."""
+    from types import SimpleNamespace
+
+    lineage = SimpleNamespace(copies=[object()] * copies)
+    pairs = [SimpleNamespace(passed=ok) for ok in pair_verdicts]
+    return SimpleNamespace(lineages=[lineage], check=SimpleNamespace(pairs=pairs))
+
+
+@pytest.mark.parametrize(("verdicts", "copies", "expected"), [
+    ([True, True], 2, "all equivalent"),
+    ([True, False], 2, "NOT all equivalent: 1 of 2 copies differ from their source"),
+    ([True], 2, "NOT all equivalent: only 1 of 2 copies were checked"),
+])
+def test_verdict_names_what_failed(verdicts, copies, expected):
+    from interop.demo.report import verdict
+
+    assert verdict(_result_with(verdicts, copies)) == expected
