@@ -20,9 +20,6 @@ from interop.registry import Registry
 #: A model as the check engine takes it: (path, runtime name).
 ModelArg = tuple[str, str]
 
-#: The check package, as the reproduce commands in the report name it.
-CHECK_COMMAND = "interop check"
-
 
 def check_lineages(
     groups: Sequence[tuple[ModelArg, Sequence[ModelArg]]],
