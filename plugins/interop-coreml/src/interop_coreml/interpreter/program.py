@@ -351,13 +351,15 @@ class Program:
         # Capturing needs every intermediate value intact, so memory reuse is off then.
         self._run_block(self._block, env, release=not capture)
         results: dict[str, np.ndarray] = {}
+        # Kernels may leave results as strided views (a conv's output is a transposed buffer);
+        # callers get ordinary C-contiguous arrays.
         for ref, spec in zip(self._block.output_refs, self.outputs):
-            results[spec.name] = np.asarray(self._resolve(ref, env))
+            results[spec.name] = np.ascontiguousarray(self._resolve(ref, env))
         for name in capture or ():
             if name in env:
-                results[name] = np.asarray(env[name])
+                results[name] = np.ascontiguousarray(env[name])
             elif name in self._constants:
-                results[name] = np.asarray(self._constants[name])
+                results[name] = np.ascontiguousarray(self._constants[name])
             else:
                 raise KeyError(f"no variable {name!r} in the program; see Program.var_names()")
         return results
