@@ -161,13 +161,23 @@ _MULTIARRAY_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "flo
 
 
 def _feature_spec(shown_name: str, feature: Any) -> Any:
+    """TensorSpec of a model-description feature (what Apple's runtime sees), flexible dims as None."""
     kind = feature.type.WhichOneof("Type")
     if kind == "multiArrayType":
         from coremltools.proto import FeatureTypes_pb2
 
         array_type = feature.type.multiArrayType
         dtype_name = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(array_type.dataType)
-        shape = tuple(int(d) for d in array_type.shape)
+        shape: tuple[int | None, ...] = tuple(int(d) for d in array_type.shape)
+        if array_type.WhichOneof("ShapeFlexibility") == "shapeRange":
+            # A dim whose range is not a single value is flexible.
+            ranges = array_type.shapeRange.sizeRanges
+            shape = tuple(
+                int(r.lowerBound) if r.lowerBound == r.upperBound else None for r in ranges
+            )
+        elif array_type.WhichOneof("ShapeFlexibility") == "enumeratedShapes":
+            options = [tuple(s.shape) for s in array_type.enumeratedShapes.shapes]
+            shape = tuple(dims[0] if len(set(dims)) == 1 else None for dims in zip(*options))
         return _tensor_spec(shown_name, _MULTIARRAY_DTYPES.get(dtype_name, dtype_name.lower()), shape)
     return _tensor_spec(shown_name, kind or "unknown", ())
 

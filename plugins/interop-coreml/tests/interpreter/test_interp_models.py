@@ -168,3 +168,25 @@ def test_runtime_session_uses_recorded_onnx_names(tmp_path, torch_seed):
     with torch.no_grad():
         expected = model(example).numpy()
     np.testing.assert_allclose(session.run({"input.1": example.numpy()})["logits"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_native_runtime_describes_flexible_inputs_like_the_interpreter(tmp_path, torch_seed):
+    """The macOS session's input description comes from the spec; it must agree with the interpreter's."""
+    from interop_coreml.runtime import _feature_spec, load_interpreter
+
+    model = nn.Sequential(nn.Linear(4, 3))
+    traced = torch.jit.trace(model.eval(), torch.randn(2, 4))
+    path = tmp_path / "flexible.mlpackage"
+    ct.convert(traced, inputs=[ct.TensorType(name="x", shape=(ct.RangeDim(1, 64, default=2), 4))],
+               convert_to="mlprogram", compute_precision=ct.precision.FLOAT32).save(str(path))
+    described = _feature_spec("x", ct.models.MLModel(str(path), skip_model_load=True).get_spec().description.input[0])
+    interpreted = load_interpreter(path).inputs[0]
+    assert described.shape == interpreted.shape == (None, 4)
+    assert described.dtype == interpreted.dtype == "float32"
+    session = load_interpreter(path)
+    for batch in (1, 5):
+        x = torch.randn(batch, 4)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        (got,) = session.run({"x": x.numpy()}).values()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
