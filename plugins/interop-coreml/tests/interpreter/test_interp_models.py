@@ -190,3 +190,35 @@ def test_native_runtime_describes_flexible_inputs_like_the_interpreter(tmp_path,
             expected = model(x).numpy()
         (got,) = session.run({"x": x.numpy()}).values()
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+class ManyOps(nn.Module):
+    """A grab-bag of layers coremltools' frontend maps to many different MIL ops."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=2, dilation=2)
+        self.group_norm = nn.GroupNorm(2, 8)
+        self.instance_norm = nn.InstanceNorm2d(8, affine=True)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.prelu = nn.PReLU(4)
+        self.depthwise = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+
+    def forward(self, x):
+        y = self.instance_norm(nn.functional.hardswish(self.group_norm(self.conv(x))))
+        y = self.prelu(self.up(y))
+        y = nn.functional.interpolate(y, scale_factor=0.5, mode="bilinear", align_corners=False)
+        y = nn.functional.elu(self.depthwise(y)) + torch.sigmoid(x) * nn.functional.softplus(x)
+        pooled = nn.functional.adaptive_avg_pool2d(nn.functional.pixel_shuffle(y, 2), 3)
+        z = torch.flatten(pooled, 1)
+        top_values, _ = torch.topk(z, 5, dim=1)
+        return torch.cat([torch.clamp(z, -0.5, 0.5), top_values.sum(dim=1, keepdim=True).tanh(),
+                          torch.cumsum(z, dim=1)[:, -1:] / z.abs().amax(dim=1, keepdim=True)], dim=1)
+
+
+def test_model_with_many_op_kinds_matches_pytorch(tmp_path, torch_seed):
+    model = ManyOps()
+    example = torch.randn(2, 4, 10, 10)
+    program, got, expected = _run_both(model, example, tmp_path / "many.mlpackage")
+    assert len({record.op_type for record in program.ops}) >= 20
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
