@@ -111,21 +111,24 @@ def slice_update(ctx, x, update, begin, end, stride=None, begin_mask=None, end_m
     return x
 
 
+def _rearrange(x, split_shape, perm, out_shape):
+    """Reshape x to split_shape, permute the axes, reshape to out_shape (block moves between C and H, W)."""
+    return np.reshape(x, split_shape).transpose(perm).reshape(out_shape)
+
+
 @kernel("depth_to_space")
 def depth_to_space(ctx, x, block_size):
     # Depth-column-row order, as TensorFlow's depth_to_space.
     n, c, h, w = np.shape(x)
     b = int(block_size)
-    out = np.reshape(x, (n, b, b, c // (b * b), h, w)).transpose(0, 3, 4, 1, 5, 2)
-    return out.reshape(n, c // (b * b), h * b, w * b)
+    return _rearrange(x, (n, b, b, c // (b * b), h, w), (0, 3, 4, 1, 5, 2), (n, c // (b * b), h * b, w * b))
 
 
 @kernel("space_to_depth")
 def space_to_depth(ctx, x, block_size):
     n, c, h, w = np.shape(x)
     b = int(block_size)
-    out = np.reshape(x, (n, c, h // b, b, w // b, b)).transpose(0, 3, 5, 1, 2, 4)
-    return out.reshape(n, c * b * b, h // b, w // b)
+    return _rearrange(x, (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4), (n, c * b * b, h // b, w // b))
 
 
 @kernel("pixel_shuffle")
@@ -133,16 +136,14 @@ def pixel_shuffle(ctx, x, upscale_factor):
     # Channel-row-column order, as torch.nn.PixelShuffle.
     n, c, h, w = np.shape(x)
     r = int(upscale_factor)
-    out = np.reshape(x, (n, c // (r * r), r, r, h, w)).transpose(0, 1, 4, 2, 5, 3)
-    return out.reshape(n, c // (r * r), h * r, w * r)
+    return _rearrange(x, (n, c // (r * r), r, r, h, w), (0, 1, 4, 2, 5, 3), (n, c // (r * r), h * r, w * r))
 
 
 @kernel("pixel_unshuffle")
 def pixel_unshuffle(ctx, x, downscale_factor):
     n, c, h, w = np.shape(x)
     r = int(downscale_factor)
-    out = np.reshape(x, (n, c, h // r, r, w // r, r)).transpose(0, 1, 3, 5, 2, 4)
-    return out.reshape(n, c * r * r, h // r, w // r)
+    return _rearrange(x, (n, c, h // r, r, w // r, r), (0, 1, 3, 5, 2, 4), (n, c * r * r, h // r, w // r))
 
 
 @kernel("space_to_batch")
