@@ -111,6 +111,19 @@ def torch_check(tmp_path, check_model):
     return check
 
 
+class LambdaModule:
+    """Factory of a torch module whose forward is ``fn`` (import of torch deferred)."""
+
+    def __new__(cls, fn):
+        from torch import nn
+
+        class _Fn(nn.Module):
+            def forward(self, x):
+                return fn(x)
+
+        return _Fn()
+
+
 def make_model(nodes, inputs, outputs, initializers=(), opset: int = 18) -> onnx.ModelProto:
     """A one-graph ONNX model from helper-made nodes and value infos."""
     graph = onnx.helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
-
+from .conftest import LambdaModule
 
 CASES = {
     "arith": lambda x: (x * 2.0 + 1.0) / 3.0 - x,
@@ -32,5 +23,5 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_elementwise_matches_onnxruntime(name, torch_check):
-    model = torch_check(Fn(CASES[name]), (3, 4))
+    model = torch_check(LambdaModule(CASES[name]), (3, 4))
     assert model.graph.node

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
-
+from .conftest import LambdaModule
 
 CASES = {
     "sum": lambda x: x.sum(dim=1),
@@ -31,5 +22,5 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_reduction_matches_onnxruntime(name, torch_check):
-    model = torch_check(Fn(CASES[name]), (3, 4, 5))
+    model = torch_check(LambdaModule(CASES[name]), (3, 4, 5))
     assert model.graph.node

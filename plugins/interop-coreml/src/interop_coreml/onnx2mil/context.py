@@ -43,6 +43,7 @@ class ConversionContext:
         self._values: dict[str, Value] = {}
         self._used_names: set[str] = set()
         self._mil_names: dict[str, str] = {}
+        self.symbolic: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ values
     def set(self, onnx_name: str, value: Value) -> None:

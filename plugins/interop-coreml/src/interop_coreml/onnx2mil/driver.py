@@ -23,25 +23,15 @@ import onnx
 from interop_coreml.onnx2mil import registry
 from interop_coreml.onnx2mil.context import ConversionContext
 from interop_coreml.onnx2mil.errors import ConversionError, NodeNotConvertible, UnsupportedModelError
+from interop_coreml.onnx2mil.ops._common import ONNX_TO_MIL_DTYPE
 from interop_coreml.onnx2mil.prepass import PreparedGraph, default_opset, prepare
 
 PRECISIONS = ("fp32", "fp16")
 TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18")
 IO_NAMES_KEY = "interop.io_names"
 
-# Element types a Core ML model input may carry, with the MIL dtype we declare.
-_INPUT_TYPES = {
-    onnx.TensorProto.FLOAT: "fp32",
-    onnx.TensorProto.DOUBLE: "fp32",
-    onnx.TensorProto.FLOAT16: "fp16",
-    onnx.TensorProto.INT64: "int32",
-    onnx.TensorProto.INT32: "int32",
-    onnx.TensorProto.INT16: "int32",
-    onnx.TensorProto.INT8: "int32",
-    onnx.TensorProto.UINT8: "int32",
-    onnx.TensorProto.UINT16: "int32",
-    onnx.TensorProto.BOOL: "bool",
-}
+# Element types a Core ML model input may carry map to the MIL dtype we declare.
+_INPUT_TYPES = ONNX_TO_MIL_DTYPE
 
 
 @dataclass
@@ -116,6 +106,7 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
 
     graph = prepared.model.graph
     ctx = ConversionContext(opset, target)
+    ctx.symbolic = prepared.symbolic
     symbols: dict[str, Any] = {}
     placeholders, input_types, input_names = {}, [], {}
     mil_types = {"fp32": types.fp32, "fp16": types.fp16, "int32": types.int32, "bool": types.int32}

@@ -44,6 +44,8 @@ class PreparedGraph:
     constants: dict[str, np.ndarray]
     shapes: dict[str, tuple] = field(default_factory=dict)
     elem_types: dict[str, int] = field(default_factory=dict)
+    # Shape vectors mixing ints and '?dim' names (e.g. Resize sizes [N, C, 6, 9]).
+    symbolic: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -270,7 +272,7 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
     prepared.ir_version = model_copy.ir_version
     prepared.producer_name = model_copy.producer_name
     prepared.producer_version = model_copy.producer_version
-    return PreparedGraph(prepared, kept_constants, shapes, elem_types)
+    return PreparedGraph(prepared, kept_constants, shapes, elem_types, symbolic)
 
 
 def _dropout_training(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:

@@ -153,3 +153,16 @@ def channel_shaped(param: Value, rank: int, axis: int = 1) -> Value:
     if isinstance(param, np.ndarray):
         return param.reshape(target)
     return mb.reshape(x=param, shape=np.array(target, dtype=np.int32))
+
+
+def const_axes(ctx: ConversionContext, node: onnx.NodeProto, axes_input_since: int) -> list[int] | None:
+    """Axes from the attribute (older opsets) or the constant second input (newer ones)."""
+    from interop_coreml.onnx2mil.errors import NodeNotConvertible
+
+    if ctx.opset >= axes_input_since:
+        axes = ctx.const(node, 1)
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            raise NodeNotConvertible("axes must be a constant")
+    else:
+        axes = attr(node, "axes")
+    return None if axes is None else int_list(axes)

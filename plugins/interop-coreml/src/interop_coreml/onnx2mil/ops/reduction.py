@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
-from interop_coreml.onnx2mil.ops._common import ConversionContext, as_var, attr, int_list, mb, mil_dtype_name, np
+from interop_coreml.onnx2mil.ops._common import ConversionContext, as_var, attr, const_axes, mb, mil_dtype_name, np
 from interop_coreml.onnx2mil.registry import register
 
 _REDUCE = {
@@ -23,13 +23,7 @@ _REDUCE = {
 def _reduce(ctx: ConversionContext, node, fn, axes_from_input_since: int) -> None:
     x = as_var(ctx.input(node, 0))
     keep = bool(attr(node, "keepdims", 1))
-    if ctx.opset >= axes_from_input_since:
-        axes = ctx.const(node, 1)
-        if axes is None and len(node.input) > 1 and node.input[1]:
-            raise NodeNotConvertible("reduction axes must be a constant")
-    else:
-        axes = attr(node, "axes")
-    axes = None if axes is None else int_list(axes)
+    axes = const_axes(ctx, node, axes_from_input_since)
     if not axes:
         if attr(node, "noop_with_empty_axes", 0):
             ctx.output(node, 0, mb.identity(x=x, name=ctx.out_name(node)))

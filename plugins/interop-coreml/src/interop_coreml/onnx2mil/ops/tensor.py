@@ -7,7 +7,7 @@ from onnx import numpy_helper
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ONNX_TO_MIL_DTYPE, ConversionContext, Var, as_var, attr, cast_to, int_list, mb, mil_dtype_name,
+    ONNX_TO_MIL_DTYPE, ConversionContext, Var, as_var, attr, cast_to, const_axes, int_list, mb, mil_dtype_name,
     norm_axis, np, shape_vector, static_shape, unify,
 )
 from interop_coreml.onnx2mil.registry import register
@@ -227,20 +227,10 @@ def convert_gather_nd(ctx, node):
     _out(ctx, node, mb.gather_nd(x=x, indices=ctx.input(node, 1), name=ctx.out_name(node)))
 
 
-def _axes(ctx, node, since_input: int):
-    if ctx.opset >= since_input:
-        axes = ctx.const(node, 1)
-        if axes is None and len(node.input) > 1 and node.input[1]:
-            raise NodeNotConvertible("axes must be constant")
-    else:
-        axes = attr(node, "axes")
-    return None if axes is None else int_list(axes)
-
-
 @register("Squeeze")
 def convert_squeeze(ctx, node):
     x = as_var(ctx.input(node, 0))
-    axes = _axes(ctx, node, 13)
+    axes = const_axes(ctx, node, 13)
     if axes is None:
         axes = [i for i, d in enumerate(x.shape) if isinstance(d, (int, np.integer)) and d == 1]
     if not axes:
@@ -252,7 +242,7 @@ def convert_squeeze(ctx, node):
 @register("Unsqueeze")
 def convert_unsqueeze(ctx, node):
     x = as_var(ctx.input(node, 0))
-    axes = _axes(ctx, node, 13)
+    axes = const_axes(ctx, node, 13)
     out_rank = x.rank + len(axes)
     _out(ctx, node, mb.expand_dims(x=x, axes=sorted(norm_axis(a, out_rank) for a in axes), name=ctx.out_name(node)))
 
@@ -404,6 +394,11 @@ def convert_resize(ctx, node):
         coordinate_mode, nearest_mode = "asymmetric", "floor"
     else:
         scales, sizes = ctx.const(node, 2), ctx.const(node, 3)
+        if sizes is None and len(node.input) > 3 and node.input[3] in ctx.symbolic:
+            # sizes like [N, C, 6, 9] built from the input's own shape: only H and W matter.
+            symbolic = ctx.symbolic[node.input[3]].tolist()
+            if len(symbolic) == 4 and all(isinstance(v, (int, np.integer)) for v in symbolic[2:]):
+                sizes = np.array([1, 1, *symbolic[2:]], dtype=np.int64)
         if (scales is None or np.asarray(scales).size == 0) and sizes is None:
             raise NodeNotConvertible("Resize scales/sizes must be constants")
         if scales is not None and np.asarray(scales).size == 0:
