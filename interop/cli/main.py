@@ -61,6 +61,11 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors become one line on stderr and a documented exit code."""
+    import os
+
+    # TensorFlow may be imported indirectly (by coremltools, torch._dynamo); keep its C++
+    # start-up notes off the terminal unless the user asked for them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         code = cli.main(args=argv, prog_name="interop", standalone_mode=False)
     except click.exceptions.Exit as exc:

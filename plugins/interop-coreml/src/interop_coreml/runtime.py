@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from interop_coreml.quiet import quiet_coremltools
+
 IO_NAMES_METADATA_KEY = "interop.io_names"
 INTERPRETER_ENGINE = "coreml (reference interpreter)"
 NATIVE_ENGINE = "coreml (Apple Core ML, CPU only)"
@@ -184,9 +186,11 @@ def _feature_spec(shown_name: str, feature: Any) -> Any:
 
 def load_interpreter(path: pathlib.Path) -> InterpreterSession:
     """Load ``path`` (an .mlpackage) into the reference interpreter."""
+    quiet_coremltools()
     return InterpreterSession(pathlib.Path(path))
 
 
 def load_native(path: pathlib.Path) -> NativeSession:
     """Load ``path`` into Apple's Core ML runtime (CPU only); raises on non-macOS systems."""
+    quiet_coremltools()
     return NativeSession(pathlib.Path(path))
