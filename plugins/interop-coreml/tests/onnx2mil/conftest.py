@@ -18,6 +18,12 @@ import pytest
 logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 
+def pytest_configure(config):
+    # The largest networks (tens of seconds each) carry this marker so a quick
+    # run can deselect them with -m "not slow"; the default run includes them.
+    config.addinivalue_line("markers", "slow: converts a large network (tens of seconds)")
+
+
 def ort_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 

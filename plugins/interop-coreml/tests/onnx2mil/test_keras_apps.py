@@ -66,7 +66,9 @@ def test_reference_mlp_from_tf2onnx(tmp_path):
     _check(model, tmp_path / "mlp.mlpackage", (2,))
 
 
-@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize(
+    "app", [pytest.param(app, marks=pytest.mark.slow) if app in ("ResNet50", "DenseNet121") else app for app in APPS]
+)
 def test_keras_application_from_tf2onnx(app, tmp_path):
     import keras
 

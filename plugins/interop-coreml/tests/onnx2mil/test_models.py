@@ -23,7 +23,9 @@ def zoo_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("zoo")
 
 
-@pytest.mark.parametrize("name", ZOO_NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in ("vgg19", "densenet121") else n for n in ZOO_NAMES]
+)
 def test_zoo_architecture_matches_onnxruntime(name, zoo_dir):
     model = zoo_model(name, seed=0, dynamic_batch=True)
     path = save(model, zoo_dir / f"{name}.mlpackage")
