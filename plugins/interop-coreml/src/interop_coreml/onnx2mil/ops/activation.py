@@ -17,9 +17,10 @@ def _f(value: float, like) -> np.ndarray:
     return np.array(value, dtype=np.float16 if mil_dtype_name(like) == "fp16" else np.float32)
 
 
-@register("Relu")
-def convert_relu(ctx, node):
-    ctx.output(node, 0, mb.relu(x=_x(ctx, node), name=ctx.out_name(node)))
+# Activations that map one to one onto a MIL op without attributes.
+_DIRECT = {"Relu": mb.relu, "Sigmoid": mb.sigmoid, "Softplus": mb.softplus, "Softsign": mb.softsign}
+for _op, _fn in _DIRECT.items():
+    register(_op)(lambda ctx, node, _fn=_fn: ctx.output(node, 0, _fn(x=_x(ctx, node), name=ctx.out_name(node))))
 
 
 @register("LeakyRelu")
@@ -61,11 +62,6 @@ def convert_celu(ctx, node):
     ctx.output(node, 0, mb.add(x=mb.relu(x=x), y=neg, name=ctx.out_name(node)))
 
 
-@register("Sigmoid")
-def convert_sigmoid(ctx, node):
-    ctx.output(node, 0, mb.sigmoid(x=_x(ctx, node), name=ctx.out_name(node)))
-
-
 @register("HardSigmoid")
 def convert_hard_sigmoid(ctx, node):
     x = _x(ctx, node)
@@ -78,16 +74,6 @@ def convert_hard_swish(ctx, node):
     x = _x(ctx, node)
     gate = mb.sigmoid_hard(x=x, alpha=_f(1 / 6, x), beta=_f(0.5, x))
     ctx.output(node, 0, mb.mul(x=x, y=gate, name=ctx.out_name(node)))
-
-
-@register("Softplus")
-def convert_softplus(ctx, node):
-    ctx.output(node, 0, mb.softplus(x=_x(ctx, node), name=ctx.out_name(node)))
-
-
-@register("Softsign")
-def convert_softsign(ctx, node):
-    ctx.output(node, 0, mb.softsign(x=_x(ctx, node), name=ctx.out_name(node)))
 
 
 @register("Gelu", since_version=20)
