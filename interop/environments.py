@@ -15,7 +15,9 @@ Where the interpreter is looked up (``Environment.python`` is usually relative):
 an absolute path is used as is; otherwise, when ``INTEROP_ENV_<NAME>`` is set
 (``NAME`` upper-cased, ``-`` and ``.`` turned into ``_``), relative to that
 directory only; otherwise relative to the current directory or the nearest parent
-holding it (the way git finds ``.git``); a bare command name is searched on PATH.
+holding it (the way git finds ``.git``), then to the folders above interop's own
+installation (so ``.venv-mxnet`` beside the project's ``.venv`` is found from
+anywhere); a bare command name is searched on PATH.
 """
 
 from __future__ import annotations
@@ -70,12 +72,24 @@ def python_path(env: Environment) -> Path | None:
     if len(declared.parts) == 1:
         found = shutil.which(env.python)
         return Path(found) if found else None
-    here = Path.cwd()
-    for folder in (here, *here.parents):
+    for folder in _search_folders():
         candidate = folder / declared
         if candidate.exists():
             return candidate
     return None
+
+
+def _search_folders() -> list[Path]:
+    """The current folder and its parents, then the folders above interop's installation.
+
+    The second list finds an environment created beside the project's own ``.venv``
+    (or beside an editable checkout) when interop runs from another folder.
+    """
+    here = Path.cwd()
+    installed = Path(__file__).resolve().parent
+    folders = [here, *here.parents]
+    folders += [f for f in installed.parents if f not in folders]
+    return folders
 
 
 def environment_status(env: Environment) -> tuple[bool, str]:
@@ -86,7 +100,8 @@ def environment_status(env: Environment) -> tuple[bool, str]:
     variable = env_variable(env)
     where = (
         f"under ${variable}={os.environ[variable]}" if os.environ.get(variable)
-        else f"in {Path.cwd()} or its parents (or set {variable} to the folder holding it)"
+        else f"in {Path.cwd()}, interop's installation folder or their parents "
+        f"(or set {variable} to the folder holding it)"
     )
     reason = f"environment {env.name!r}: no interpreter {env.python} {where}"
     if env.setup_hint:
