@@ -366,6 +366,13 @@ def _resize(ctx, node, x, scales, sizes, mode, coordinate_mode, nearest_mode):
     factors, out_size = _resize_scales(ctx, node, x, scales, sizes)
     if len(factors) != 2:
         raise NodeNotConvertible("Resize must scale exactly the last two axes")
+    if sizes is None:
+        # MIL recomputes the scale from the output size (in / out); ONNX given
+        # scales use 1 / scale, and the two agree only when in * scale is whole.
+        for dim, factor in zip(x.shape[2:], factors):
+            whole = float(int(dim) * factor).is_integer() if isinstance(dim, (int, np.integer)) else float(factor).is_integer()
+            if not whole:
+                raise NodeNotConvertible(f"Resize scale {factor} does not give a whole output size; pass sizes instead")
     name = ctx.out_name(node)
     if mode == "nearest":
         if coordinate_mode != "asymmetric" or nearest_mode not in ("floor",):
