@@ -161,7 +161,10 @@ def run_case(case, workdir: Path) -> CaseResult:
                 _convert(model, path)
                 feeds = dict(zip(input_names, inputs))
             except UnsupportedModelError as error:
-                if "constant" not in error.message or len(input_names) < 2:
+                # Parameters the op needs constant, or an empty "like" tensor that only
+                # carries a dtype (CastLike), are constants in exported models.
+                needs_binding = "constant" in error.message or "zero-sized" in error.message
+                if not needs_binding or len(input_names) < 2:
                     raise
                 _convert(_bind_parameters(model, inputs), path)
                 feeds = {input_names[0]: inputs[0]}
@@ -275,8 +278,9 @@ def render_markdown(results: list[CaseResult]) -> str:
         f"out of {len(summaries)} with a converter.",
         "",
         "Node cases feed parameters such as axes, pads, scales or weights as graph inputs; when an op",
-        "needs them constant (as exported models have them), the harness binds the case's values",
-        "as initializers and runs the case again.",
+        "needs them constant (as exported models have them), or an input is an empty tensor that only",
+        "carries a dtype (CastLike), the harness binds the case's values as initializers and runs the",
+        "case again.",
         "",
         "| op type | opsets | node cases passed / total | verified |",
         "|---|---|---|---|",
