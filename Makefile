@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/interop demo --force
 
 bench: $(STAMP)
+	$(PIP) install -q -c constraints.txt onnxsim  # the exporter bench_onnx_to_coreml.py compares with
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
