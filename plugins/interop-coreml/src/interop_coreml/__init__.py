@@ -28,7 +28,7 @@ plugin = Plugin(
             options=(
                 Option("precision", "str", "fp32", "compute precision", ("fp32", "fp16")),
                 Option("minimum_deployment_target", "str", "iOS15", "oldest OS the model must run on",
-                       ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")),
+                       ("iOS15", "iOS16", "iOS17", "iOS18")),
                 Option("max_dynamic_dim", "int", 1024, "upper bound given to dynamic dimensions"),
             ),
             requires=("coremltools",),

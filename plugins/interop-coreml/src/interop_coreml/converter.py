@@ -37,16 +37,21 @@ def load_onnx(src: pathlib.Path):
 
 def onnx_to_coreml(src: pathlib.Path, dst: pathlib.Path, options: collections.abc.Mapping[str, object]) -> None:
     """Convert the ONNX model at ``src`` into an ML Program package at ``dst``."""
+    from interop_coreml.quiet import no_progress_bars, quiet_coremltools
+
+    quiet_coremltools()
     from interop_coreml.onnx2mil import save_mlpackage
 
-    settings = {key: options.get(key, default) for key, default in DEFAULTS.items()}
-    settings = {key: (default if value is None else value) for (key, default), value in zip(DEFAULTS.items(), settings.values())}
+    settings = {
+        key: default if options.get(key) is None else options[key] for key, default in DEFAULTS.items()
+    }
     try:
         settings["max_dynamic_dim"] = int(settings["max_dynamic_dim"])  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InteropError(f"option max_dynamic_dim must be an int, got {settings['max_dynamic_dim']!r}") from None
     model = load_onnx(pathlib.Path(src))
     try:
-        save_mlpackage(model, pathlib.Path(dst), **settings)
+        with no_progress_bars():
+            save_mlpackage(model, pathlib.Path(dst), **settings)
     except ValueError as error:
         raise InteropError(str(error)) from None

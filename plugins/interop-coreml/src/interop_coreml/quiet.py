@@ -8,6 +8,7 @@ None of it is actionable for an interop user, and it buries the one-line results
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -27,12 +28,19 @@ def quiet_coremltools() -> None:
 
 @contextmanager
 def no_progress_bars() -> Iterator[None]:
-    """Disable tqdm (read from TQDM_DISABLE at each bar's creation) for the duration."""
-    if _debugging() or "TQDM_DISABLE" in os.environ:
+    """Silence the tqdm bars coremltools' pass pipeline draws, for the duration only.
+
+    tqdm reads TQDM_* variables once, when it is imported, so the bar is disabled
+    where coremltools creates it instead of through the environment.
+    """
+    if _debugging():
         yield
         return
-    os.environ["TQDM_DISABLE"] = "1"
+    from coremltools.converters.mil.mil.passes import pass_pipeline
+
+    original = pass_pipeline.tqdm
+    pass_pipeline.tqdm = functools.partial(original, disable=True)
     try:
         yield
     finally:
-        os.environ.pop("TQDM_DISABLE", None)
+        pass_pipeline.tqdm = original
