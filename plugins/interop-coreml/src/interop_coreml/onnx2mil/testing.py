@@ -58,6 +58,8 @@ def zoo_model(name: str, seed: int = 0, dynamic_batch: bool = False) -> onnx.Mod
     inputs = [value for value in graph.input if value.name not in init_names]
     del graph.input[:]
     graph.input.extend(inputs)
+    # IR 3 requires every initializer to be a graph input; IR 4 lifted that, so say 4.
+    model.ir_version = max(model.ir_version, 4)
     if dynamic_batch:
         _make_batch_dynamic(model)
     return model
