@@ -177,7 +177,6 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
     shapes, elem_types = _value_shapes(graph)
 
     constants: dict[str, np.ndarray] = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    graph_inputs = {i.name for i in graph.input} - set(constants)
     graph_outputs = [o.name for o in graph.output]
     alias: dict[str, str] = {}
     symbolic: dict[str, np.ndarray] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from interop_coreml.onnx2mil.context import ConversionContext
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     as_var, attr, mb, mil_dtype_name, norm_axis, np, unify,

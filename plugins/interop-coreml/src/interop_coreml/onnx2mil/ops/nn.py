@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math as pymath
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ConversionContext, as_var, attr, cast_to, channel_shaped, int_list, mb, mil_dtype_name, np,
+    ConversionContext, as_var, attr, channel_shaped, mb, mil_dtype_name, np,
     shape_vector, unify,
 )
 from interop_coreml.onnx2mil.registry import register

@@ -7,7 +7,7 @@ from onnx import numpy_helper
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ONNX_TO_MIL_DTYPE, ConversionContext, Var, as_var, attr, cast_to, const_axes, int_list, mb, mil_dtype_name,
+    ONNX_TO_MIL_DTYPE, Var, as_var, attr, cast_to, const_axes, int_list, mb, mil_dtype_name,
     norm_axis, np, shape_vector, static_shape, unify,
 )
 from interop_coreml.onnx2mil.registry import register
