@@ -74,6 +74,7 @@ def list_plugins(registry: Registry | None = None) -> dict[str, Any]:
                 entry["trainers"].append({
                     "framework": tr.framework,
                     "format": tr.format,
+                    "environment": tr.environment,
                     **_state(registry, registry.trainers, tr.framework, loaded.name),
                 })
         plugins.append(entry)

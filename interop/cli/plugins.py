@@ -34,13 +34,16 @@ def command(ctx: click.Context, as_json: bool) -> None:
             state = "available" if conv["available"] else f"unavailable: {conv['reason']}"
             opts = ", ".join(o["name"] for o in conv["options"])
             opts = f"  options: {opts}" if opts else ""
-            click.echo(f"  converter  {conv['source']} -> {conv['target']:<10} {state}{opts}")
+            env = f"  (runs in environment {conv['environment']})" if conv["environment"] else ""
+            click.echo(f"  converter  {conv['source']} -> {conv['target']:<10} {state}{opts}{env}")
         for rt in plugin["runtimes"]:
             state = "available" if rt["available"] else f"unavailable: {rt['reason']}"
-            click.echo(f"  runtime    {rt['name']:<20} formats: {', '.join(rt['formats'])}; {state}")
+            env = f"  (runs in environment {rt['environment']})" if rt["environment"] else ""
+            click.echo(f"  runtime    {rt['name']:<20} formats: {', '.join(rt['formats'])}; {state}{env}")
         for tr in plugin["trainers"]:
             state = "available" if tr["available"] else f"unavailable: {tr['reason']}"
-            click.echo(f"  trainer    {tr['framework']:<12} saves {tr['format']}; {state}")
+            env = f"  (runs in environment {tr['environment']})" if tr["environment"] else ""
+            click.echo(f"  trainer    {tr['framework']:<12} saves {tr['format']}; {state}{env}")
     for conflict in info["conflicts"]:
         click.echo(f"warning: {conflict}", err=True)
     broken = [p for p in info["plugins"] if p["status"] == "error"]
