@@ -72,9 +72,13 @@ def test_progress_names_every_stage_with_its_time_and_the_total(demo):
 def test_library_chatter_goes_to_the_log_not_the_terminal(demo, folder: Path):
     _, result = demo
     log = (folder / "libraries.log").read_text(errors="replace")
-    # coremltools prints its converter passes; they belong in the log, not between progress lines.
-    assert "MIL" in log
-    assert "MIL" not in result.stdout and "MIL" not in result.stderr
+    # TensorFlow's C++ start-up notes, coremltools' import warnings and pass-pipeline bars:
+    # none may land between the demo's progress lines.
+    markers = ("absl::", "cudart_stub", "Failed to load _MLModelProxy", "Running MIL")
+    terminal = result.stdout + result.stderr
+    assert [m for m in markers if m in terminal] == []
+    # TensorFlow is imported during the demo and always announces itself here: it went to the log.
+    assert any(m in log for m in markers)
 
 
 def test_every_file_is_written(folder: Path, check_doc: dict):
