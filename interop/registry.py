@@ -14,7 +14,6 @@ on a tie the plugin whose name sorts first wins. Every collision is recorded in
 from __future__ import annotations
 
 import importlib.metadata as md
-import importlib.util
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -129,8 +128,6 @@ class Registry:
         found = [p for p in self.runtimes.values() if fmt in p.item.formats]
         return sorted(found, key=lambda p: (-p.item.priority, p.item.name))
 
-    def ok_plugins(self) -> list[LoadedPlugin]:
-        return [p for p in self.plugins if p.status == "ok"]
 
 
 def missing_requirements(requires: Iterable[str]) -> list[str]:
@@ -251,10 +248,3 @@ def get_registry(refresh: bool = False) -> Registry:
         _cached = discover()
     return _cached
 
-
-def module_importable(name: str) -> bool:
-    """True when ``name`` can be imported, without importing it."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
