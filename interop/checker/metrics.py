@@ -18,6 +18,11 @@ behind a mean. Definitions (also in docs/check.md):
 * ``within_tolerance``  share of elements with |c - r| <= atol + rtol * |r|
 * ``worst_sample``  index along axis 0 of the sample holding the element that is
   furthest beyond its allowed error (largest |c - r| / (atol + rtol * |r|))
+
+Integer outputs of different widths (ONNX's int64 against Core ML's int32) are
+compared by value, exactly unless a tolerance was given; :func:`dtype_problem`
+says when two dtypes cannot be compared that way (integer against float, bool
+against integer) or when a reference value does not fit the candidate's type.
 """
 
 from __future__ import annotations
@@ -92,6 +97,47 @@ def relative_errors(reference: np.ndarray, abs_err: np.ndarray) -> np.ndarray:
     return abs_err / np.maximum(magnitude, floor)
 
 
+def _is_int(dtype: np.dtype) -> bool:
+    return np.issubdtype(dtype, np.integer)
+
+
+def dtype_problem(reference: np.ndarray, candidate: np.ndarray) -> str | None:
+    """Why ``candidate``'s dtype cannot stand for ``reference``'s, or None when it can.
+
+    Equal dtypes are fine. Two integer dtypes are fine when every reference value
+    fits the candidate's type (a runtime that narrows int64 to int32 loses
+    nothing then); the first value that does not fit is named. Any other pair
+    (integer vs float, bool vs integer, float32 vs float16) is a dtype mismatch.
+    """
+    if reference.dtype == candidate.dtype:
+        return None
+    if not (_is_int(reference.dtype) and _is_int(candidate.dtype)):
+        return f"dtype mismatch: reference {reference.dtype}, candidate {candidate.dtype}"
+    info = np.iinfo(candidate.dtype)
+    if reference.size == 0:
+        return None
+    low, high = reference.min(), reference.max()
+    for value in (high, low):
+        if int(value) > info.max or int(value) < info.min:
+            return (f"reference {reference.dtype} value {int(value)} does not fit the candidate's "
+                    f"{candidate.dtype} (range {info.min}..{info.max})")
+    return None
+
+
+def _integer_abs_error(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """|c - r| for integer arrays without float64 rounding (beyond 2**53) or int64 overflow."""
+    ref = reference.astype(np.int64, copy=False) if reference.dtype != np.uint64 else reference
+    cand = candidate.astype(np.int64, copy=False) if candidate.dtype != np.uint64 else candidate
+    if ref.dtype == np.uint64 or cand.dtype == np.uint64:
+        return np.array([abs(int(c) - int(r)) for r, c in zip(ref.ravel(), cand.ravel())],
+                        dtype=np.float64).reshape(ref.shape)
+    err = np.abs(cand - ref).astype(np.float64)
+    # Differences beyond int64 wrap around; those are enormous, mark them so.
+    wrapped = (cand < ref) != (cand - ref < 0)
+    err[wrapped] = np.inf
+    return err
+
+
 def compare(
     reference: np.ndarray, candidate: np.ndarray, atol: float, rtol: float
 ) -> OutputMetrics:
@@ -108,7 +154,10 @@ def compare(
     both = ref_finite & cand_finite
 
     abs_err = np.zeros_like(ref)
-    abs_err[both] = np.abs(cand[both] - ref[both])
+    if _is_int(reference.dtype) and _is_int(candidate.dtype):
+        abs_err = _integer_abs_error(np.asarray(reference), np.asarray(candidate))
+    else:
+        abs_err[both] = np.abs(cand[both] - ref[both])
     finite_err = abs_err[both]
     allowed = atol + rtol * np.abs(np.where(ref_finite, ref, 0.0))
     ok = np.where(both, abs_err <= allowed, same_nonfinite)

@@ -30,7 +30,7 @@ from interop.checker.inputs import (
     load_npz,
     random_inputs,
 )
-from interop.checker.metrics import compare
+from interop.checker.metrics import compare, dtype_problem
 from interop.checker.models import (
     ModelArg,
     ModelRunError,
@@ -132,8 +132,9 @@ def compare_outputs(
             continue
         result.metrics = compare(ref, cand, tolerance.atol, tolerance.rtol)
         problems = []
-        if ref.dtype != cand.dtype:
-            problems.append(f"dtype mismatch: reference {ref.dtype}, candidate {cand.dtype}")
+        dtype_issue = dtype_problem(ref, cand)
+        if dtype_issue:
+            problems.append(dtype_issue)
         if result.metrics.nonfinite_mismatch:
             problems.append(
                 f"{result.metrics.nonfinite_mismatch} element(s) are NaN or Inf on one side only "
