@@ -126,3 +126,95 @@ def test_plugin_glue_writes_exactly_dst_with_options(tmp_path):
     assert (dst / "Manifest.json").is_file()
     feeds = {"input:0": np.ones((8, 3), dtype=np.float32)}
     assert interpret(dst, feeds)["scores.out"].shape == (8, 3)
+
+
+# --- coremltools graph passes the translator guards (docs/coreml.md, "coremltools passes interop disables")
+
+def _inferred(nodes, inputs, initializers) -> onnx.ModelProto:
+    """A model whose outputs (the last node's) get their type from ONNX shape inference."""
+    last = nodes[-1].output[0]
+    model = make_model(nodes, inputs, [onnx.helper.make_value_info(last, onnx.TypeProto())], initializers, opset=17)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    del model.graph.output[:]
+    model.graph.output.extend(inferred.graph.output)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _f32(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _pass_case(name: str, rng):
+    node = onnx.helper.make_node
+    init = onnx.numpy_helper.from_array
+    x4 = [tensor_info("x", [1, 2, 5, 5])]
+    conv = node("Conv", ["x", "w"], ["c"])
+    cases = {
+        # fuse_conv_scale folded 1/k into the weights of k / conv(x).
+        "const_div_conv": ([conv, node("Div", ["k", "c"], ["y"])], x4, [init(_f32(rng, 3, 2, 3, 3), "w"),
+                                                                        init(np.array(2.5, np.float32), "k")]),
+        "conv_div_zero": ([conv, node("Div", ["c", "k"], ["y"])], x4, [init(_f32(rng, 3, 2, 3, 3), "w"),
+                                                                       init(np.array([0, 1, 2], np.float32).reshape(3, 1, 1), "k")]),
+        # fuse_conv_bias dropped the broadcast of a constant of higher rank or more channels.
+        "conv_add_rank_grows": ([conv, node("Add", ["c", "k"], ["y"])], x4, [init(_f32(rng, 3, 2, 3, 3), "w"),
+                                                                             init(_f32(rng, 1, 1, 1, 1, 1), "k")]),
+        "conv_add_channels_grow": ([conv, node("Add", ["c", "k"], ["y"])], x4, [init(_f32(rng, 1, 2, 3, 3), "w"),
+                                                                                init(_f32(rng, 4, 1, 1), "k")]),
+        "conv_transpose_sub": ([conv, node("Transpose", ["c"], ["t"], perm=[0, 2, 3, 1]),
+                                node("Sub", ["k", "t"], ["y"])], x4,
+                               [init(_f32(rng, 3, 2, 3, 3), "w"), init(_f32(rng, 2, 1, 1, 1, 3), "k")]),
+        # fuse_linear_bias / fuse_matmul_weight_bias: IndexError on a rank-0 constant, rank lost on (1, 1, N).
+        "gemm_sum_scalar": ([node("Gemm", ["x2", "w", "b"], ["g"], beta=0.5), node("Sum", ["g", "k", "x1"], ["s"]),
+                             node("Squeeze", ["s", "axes"], ["y"])],
+                            [tensor_info("x1", [6, 1]), tensor_info("x2", [6, 4])],
+                            [init(_f32(rng, 4, 1), "w"), init(np.array(0.03, np.float32), "b"),
+                             init(np.array(-0.8, np.float32), "k"), init(np.array([-1], np.int64), "axes")]),
+        "matmul_add_rank_grows": ([node("MatMul", ["x", "w"], ["g"]), node("Add", ["g", "k"], ["y"])],
+                                  [tensor_info("x", [4, 3])], [init(_f32(rng, 3, 2), "w"), init(_f32(rng, 1, 1, 2), "k")]),
+        "gemm_add_rank_grows": ([node("Gemm", ["x", "w", "b"], ["g"]), node("Add", ["g", "k"], ["y"])],
+                                [tensor_info("x", [4, 3])], [init(_f32(rng, 3, 2), "w"), init(_f32(rng, 2), "b"),
+                                                             init(_f32(rng, 1, 1, 2), "k")]),
+        # fuse_elementwise_to_batchnorm on a 1-channel input broadcast to 3 channels.
+        "mul_add_channels_grow": ([node("Relu", ["x"], ["r"]), node("Mul", ["r", "g"], ["m"]),
+                                   node("Add", ["m", "b"], ["y"])], [tensor_info("x", [1, 1, 3, 3])],
+                                  [init(_f32(rng, 1, 3, 1, 1), "g"), init(_f32(rng, 1, 3, 1, 1), "b")]),
+        # The ML Program backend's fuse_pow2_sqrt: pow(sqrt(x), 2) -> x, sqrt(pow(x, 2)) -> x.
+        "sqrt_then_pow2": ([node("Sqrt", ["x"], ["s"]), node("Pow", ["s", "two"], ["y"])], [tensor_info("x", [2, 3])],
+                           [init(np.array(2, np.float32), "two")]),
+        "pow2_then_sqrt": ([node("Pow", ["x", "two"], ["s"]), node("Sqrt", ["s"], ["y"])], [tensor_info("x", [2, 3])],
+                           [init(np.array(2, np.float32), "two")]),
+        "pow2_broadcast_then_sqrt": ([node("Pow", ["x", "two"], ["s"]), node("Sqrt", ["s"], ["y"])],
+                                     [tensor_info("x", [2, 3])], [init(np.full((4, 1, 1), 2, np.float32), "two")]),
+    }
+    return cases[name]
+
+
+PASS_CASES = ["const_div_conv", "conv_div_zero", "conv_add_rank_grows", "conv_add_channels_grow", "conv_transpose_sub",
+              "gemm_sum_scalar", "matmul_add_rank_grows", "gemm_add_rank_grows", "mul_add_channels_grow",
+              "sqrt_then_pow2", "pow2_then_sqrt", "pow2_broadcast_then_sqrt"]
+
+
+@pytest.mark.parametrize("name", PASS_CASES)
+def test_graph_passes_keep_the_function(name, tmp_path):
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(0)
+    nodes, inputs, initializers = _pass_case(name, rng)
+    model = _inferred(nodes, inputs, initializers)
+    feeds = {i.name: _f32(rng, *[d.dim_value for d in i.type.tensor_type.shape.dim]) for i in model.graph.input}
+    expected = dict(zip([o.name for o in model.graph.output], ReferenceEvaluator(model).run(None, feeds)))
+    got = interpret(save(model, tmp_path / "m.mlpackage"), feeds)
+    for out, reference in expected.items():
+        assert got[out].shape == reference.shape
+        np.testing.assert_allclose(got[out], reference, rtol=1e-4, atol=1e-5, equal_nan=True)
+
+
+def test_interop_pipeline_replaces_the_unsound_passes():
+    from interop_coreml.onnx2mil.passes import pass_pipeline
+
+    names = pass_pipeline().passes
+    for unsound in ("fuse_conv_scale", "fuse_conv_bias", "fuse_linear_bias", "fuse_matmul_weight_bias",
+                    "fuse_elementwise_to_batchnorm"):
+        assert f"common::{unsound}" not in names and f"interop::guarded_{unsound}" in names
+    assert names[-1] == "interop::keep_pow2_sqrt"

@@ -162,7 +162,12 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
             except (UnsupportedModelError, ConversionError):
                 raise
             except Exception as error:  # noqa: BLE001 - report which node broke, with MIL's reason
-                raise ConversionError(f"{label} failed to convert: {type(error).__name__}: {error}") from error
+                reason = f"{type(error).__name__}: {_first_line(error)}"
+                if _raised_by_coremltools(error):
+                    # MIL's own validation refused the op: Core ML cannot express this node.
+                    raise UnsupportedModelError(f"{label} cannot be converted: Core ML's MIL rejects it: {reason}",
+                                                hint=_HINT) from error
+                raise ConversionError(f"{label} failed to convert: {reason}") from error
         outputs = []
         for value, name in zip(graph.output, reserved):
             result = ctx.get(value.name)
@@ -183,6 +188,36 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
         func.set_outputs(outputs)
         prog.add_function("main", func)
     return prog, input_types, input_names, output_names
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _raised_by_coremltools(error: BaseException) -> bool:
+    """The innermost frame of the traceback is coremltools code (not this translator's)."""
+    tb = error.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and f"{os.sep}coremltools{os.sep}" in last
+
+
+def _failing_pass(error: BaseException) -> str | None:
+    """The coremltools graph pass whose code raised ``error``, if any."""
+    tb = error.__traceback__
+    name = None
+    while tb is not None:
+        frame = tb.tb_frame
+        owner = frame.f_locals.get("self")
+        if owner is not None and type(owner).__module__.startswith(("coremltools.converters.mil.mil.passes",
+                                                                       "coremltools.converters.mil.backend",
+                                                                       "interop_coreml.onnx2mil.passes")):
+            name = type(owner).__name__
+        tb = tb.tb_next
+    return name
 
 
 def _check_ranks(ctx: ConversionContext, node: onnx.NodeProto) -> None:
@@ -211,6 +246,8 @@ def convert_model(
     """
     import coremltools as ct
 
+    from interop_coreml.onnx2mil.passes import pass_pipeline
+
     _check_options(precision, max_dynamic_dim)
     target = _target(minimum_deployment_target)
     opset = default_opset(model)
@@ -232,9 +269,15 @@ def convert_model(
             compute_precision=compute,
             minimum_deployment_target=target,
             skip_model_load=True,
+            pass_pipeline=pass_pipeline(),
         )
-    except Exception as error:  # noqa: BLE001
-        raise ConversionError(f"Core ML rejected the translated program: {type(error).__name__}: {error}") from error
+    except Exception as error:  # noqa: BLE001 - coremltools' passes and backend refuse with assorted types
+        stage = _failing_pass(error)
+        where = f" in graph pass {stage}" if stage else ""
+        raise UnsupportedModelError(
+            f"Core ML rejected the translated program{where}: {type(error).__name__}: {_first_line(error)}",
+            hint="set INTEROP_DEBUG=1 for the full trace; please report this model",
+        ) from error
     finally:
         gc.unfreeze()
     _record_metadata(mlmodel, model, opset, input_names, output_names, precision)

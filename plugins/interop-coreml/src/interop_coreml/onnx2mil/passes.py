@@ -1,0 +1,190 @@
+"""coremltools graph passes, with the unsound rewrites guarded.
+
+``ct.convert`` runs coremltools' default MIL pipeline and then its ML Program
+backend pipeline. A few of those passes rewrite a pattern without checking
+every condition the rewrite needs, and the model then computes another
+function (docs/coreml.md, "coremltools passes interop disables", has a minimal
+case for each). :func:`pass_pipeline` is the default pipeline with each such
+pass swapped for a subclass that first checks the match is safe and otherwise
+leaves the ops alone, plus :class:`keep_pow2_sqrt`, which stops the backend's
+``fuse_pow2_sqrt`` (not configurable from ``ct.convert``) from deleting
+``sqrt``/``pow(2)`` pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil.mil import Builder as mb
+from coremltools.converters.mil.mil import types
+from coremltools.converters.mil.mil.passes.defs.optimize_conv import fuse_conv_bias, fuse_conv_scale
+from coremltools.converters.mil.mil.passes.defs.optimize_elementwise_binary import fuse_elementwise_to_batchnorm
+from coremltools.converters.mil.mil.passes.defs.optimize_linear import fuse_linear_bias, fuse_matmul_weight_bias
+from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass
+from coremltools.converters.mil.mil.passes.helper import block_context_manager
+from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipeline
+from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY, register_pass
+
+NAMESPACE = "interop"
+
+
+def _same_shape(a, b) -> bool:
+    """Static shapes equal: the elementwise op did not broadcast its result larger."""
+    return a.shape == b.shape and a.dtype == b.dtype
+
+
+def _const_operand(op, produced):
+    """(constant Var, its position) of a binary op whose other operand is ``produced``."""
+    if op.x is produced and op.y.val is not None:
+        return op.y, "y"
+    if op.y is produced and op.x.val is not None:
+        return op.x, "x"
+    return None, None
+
+
+def _finite(var) -> bool:
+    return bool(np.all(np.isfinite(np.asarray(var.val, dtype=np.float64))))
+
+
+def _fusable(producer, consumer, *, const_side: tuple[str, ...] = ("x", "y"), nonzero: bool = False) -> bool:
+    """``consumer(producer's output, const)`` may be folded into ``producer``'s weights."""
+    return _elementwise_on(producer.outputs[0], consumer, const_side=const_side, nonzero=nonzero)
+
+
+def _elementwise_on(produced, consumer, *, const_side=("x", "y"), nonzero=False) -> bool:
+    """``consumer`` combines ``produced`` with a finite constant without broadcasting it larger."""
+    const, side = _const_operand(consumer, produced)
+    if const is None or side not in const_side:
+        return False
+    if not types.is_float(produced.dtype) or not _same_shape(consumer.outputs[0], produced):
+        return False
+    if not _finite(const):
+        return False
+    return not (nonzero and np.any(np.asarray(const.val) == 0))
+
+
+def _register(cls):
+    name = f"{NAMESPACE}::{cls.__name__}"
+    if name not in PASS_REGISTRY:
+        register_pass(namespace=NAMESPACE)(cls)
+    return cls
+
+
+@_register
+class guarded_fuse_conv_scale(fuse_conv_scale):
+    """fuse_conv_scale, but not for ``const / conv(x)``, broadcasting scales, or non-finite/zero scales."""
+
+    def _try_to_transform(self, conv_op, scale_op):
+        divides = scale_op.op_type == "real_div"
+        if not _fusable(conv_op, scale_op, const_side=("y",) if divides else ("x", "y"), nonzero=divides):
+            return False
+        return fuse_conv_scale._try_to_transform(conv_op, scale_op)
+
+
+@_register
+class guarded_fuse_conv_bias(fuse_conv_bias):
+    """fuse_conv_bias, but not where adding the constant broadcasts the result to a larger shape."""
+
+    def _try_to_transform(self, conv_op, add_op):
+        if not _fusable(conv_op, add_op, const_side=("y",) if add_op.op_type == "sub" else ("x", "y")):
+            return False
+        return fuse_conv_bias._try_to_transform(conv_op, add_op)
+
+    def _try_to_transform_transpose_pattern(self, conv_op, block):
+        children = list(conv_op.outputs[0].child_ops)
+        if len(children) != 1 or children[0].op_type != "transpose":
+            return False
+        transpose = children[0]
+        grand = list(transpose.outputs[0].child_ops)
+        if len(grand) != 1 or grand[0].op_type not in ("add", "sub") or not _fusable(transpose, grand[0]):
+            return False
+        return fuse_conv_bias._try_to_transform_transpose_pattern(conv_op, block)
+
+
+@_register
+class guarded_fuse_linear_bias(fuse_linear_bias):
+    """fuse_linear_bias, but not for rank-0 or broadcasting constants (IndexError / wrong shape upstream)."""
+
+    @staticmethod
+    def _try_to_transform(linear_op, add_or_sub_op, block):
+        if not _fusable(linear_op, add_or_sub_op):
+            return False
+        const, _ = _const_operand(add_or_sub_op, linear_op.outputs[0])
+        if np.ndim(const.val) == 0 or linear_op.outputs[0].rank == 0:
+            return False
+        return fuse_linear_bias._try_to_transform(linear_op, add_or_sub_op, block)
+
+
+@_register
+class guarded_fuse_matmul_weight_bias(fuse_matmul_weight_bias):
+    """fuse_matmul_weight_bias, but not where the added constant broadcasts the product larger."""
+
+    def _try_to_transform(self, matmul_op, add_op, block):
+        if not _fusable(matmul_op, add_op, const_side=("y",) if add_op.op_type == "sub" else ("x", "y")):
+            return False
+        return super()._try_to_transform(matmul_op, add_op, block)
+
+
+@_register
+class guarded_fuse_elementwise_to_batchnorm(fuse_elementwise_to_batchnorm):
+    """fuse_elementwise_to_batchnorm, but only when the constants run along the input's own channels."""
+
+    @staticmethod
+    def _try_to_transform(mul_op, add_op, block):
+        x = mul_op.x if mul_op.x.val is None else mul_op.y
+        if not (_elementwise_on(x, mul_op) and _elementwise_on(mul_op.outputs[0], add_op)):
+            return False
+        gamma, beta = _const_operand(mul_op, x)[0], _const_operand(add_op, mul_op.outputs[0])[0]
+        channels = x.shape[1] if x.rank == 4 else None
+        if channels is None or np.size(gamma.val) != channels or np.size(beta.val) != channels:
+            return False
+        return fuse_elementwise_to_batchnorm._try_to_transform(mul_op, add_op, block)
+
+
+@_register
+class keep_pow2_sqrt(AbstractGraphPass):
+    """Write ``pow(v, 2)`` next to a ``sqrt`` as ``v * v``.
+
+    The ML Program backend's ``fuse_pow2_sqrt`` replaces ``pow(sqrt(x), 2)`` and
+    ``sqrt(pow(x, 2))`` by ``x``: the first is NaN for x < 0, the second |x|.
+    ``v * v`` equals ``pow(v, 2)`` bit for bit and is not matched.
+    """
+
+    def apply(self, prog):
+        for function in prog.functions.values():
+            self._block(function)
+
+    @block_context_manager
+    def _block(self, block):
+        for op in list(block.operations):
+            for inner in op.blocks:
+                self._block(inner)
+            if op.op_type != "pow" or op.y.val is None or not np.all(np.asarray(op.y.val) == 2):
+                continue
+            near_sqrt = (op.x.op is not None and op.x.op.op_type == "sqrt") or any(
+                child.op_type == "sqrt" for child in op.outputs[0].child_ops
+            )
+            if not near_sqrt:
+                continue
+            square = mb.mul(x=op.x, y=op.x, before_op=op)
+            if square.shape != op.outputs[0].shape:  # the exponent broadcast the result larger
+                square = mb.mul(x=square, y=np.ones(op.y.val.shape, dtype=np.asarray(op.y.val).dtype), before_op=op)
+            square = mb.identity(x=square, name=op.outputs[0].name, before_op=op)
+            if block.try_replace_uses_of_var_after_op(anchor_op=op, old_var=op.outputs[0], new_var=square):
+                block.remove_ops([op])
+
+
+_GUARDED = {
+    "common::fuse_conv_scale": guarded_fuse_conv_scale,
+    "common::fuse_conv_bias": guarded_fuse_conv_bias,
+    "common::fuse_linear_bias": guarded_fuse_linear_bias,
+    "common::fuse_matmul_weight_bias": guarded_fuse_matmul_weight_bias,
+    "common::fuse_elementwise_to_batchnorm": guarded_fuse_elementwise_to_batchnorm,
+}
+
+
+def pass_pipeline() -> PassPipeline:
+    """coremltools' default pipeline with the unsound passes guarded; a fresh object per call."""
+    names = [f"{NAMESPACE}::{_GUARDED[name].__name__}" if name in _GUARDED else name
+             for name in PassPipeline.DEFAULT.passes]
+    names.append(f"{NAMESPACE}::keep_pow2_sqrt")
+    return PassPipeline(pass_names=names, pipeline_name="interop_default")
