@@ -52,15 +52,20 @@ def convert_mod(ctx: ConversionContext, node) -> None:
     a, b = unify(ctx.input(node, 0), ctx.input(node, 1))
     a = as_var(a)
     if attr(node, "fmod", 0):
-        # C fmod: the result takes the sign of the dividend.
-        af, bf = cast_to(a, "fp32"), cast_to(b, "fp32")
-        q = mb.real_div(x=af, y=bf)
-        q = mb.mul(x=mb.sign(x=q), y=mb.floor(x=mb.abs(x=q)))
-        result = mb.sub(x=af, y=mb.mul(x=q, y=bf))
-        out = mb.cast(x=result, dtype=mil_dtype_name(a), name=ctx.out_name(node)) if mil_dtype_name(a) != "fp32" else mb.identity(x=result, name=ctx.out_name(node))
-        ctx.output(node, 0, out)
+        # C fmod takes the sign of the dividend; on non-negative operands it equals
+        # the floored mod, which MIL computes exactly. x - trunc(x / y) * y would
+        # lose every digit of the remainder once x / y is large.
+        remainder = mb.mod(x=mb.abs(x=a), y=mb.abs(x=as_var(b)))
+        negative = mb.less(x=a, y=_scalar_like(a, 0))
+        negated = mb.sub(x=_scalar_like(a, 0), y=remainder)
+        ctx.output(node, 0, mb.select(cond=negative, a=negated, b=remainder, name=ctx.out_name(node)))
         return
     ctx.output(node, 0, mb.mod(x=a, y=b, name=ctx.out_name(node)))
+
+
+def _scalar_like(x, value) -> np.ndarray:
+    """A rank-0 constant of ``x``'s MIL dtype."""
+    return np.array(value, dtype={"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[mil_dtype_name(x)])
 
 
 def _variadic(ctx: ConversionContext, node, fn, mean: bool = False) -> None:
@@ -98,7 +103,52 @@ def convert_not(ctx: ConversionContext, node) -> None:
 def convert_where(ctx: ConversionContext, node) -> None:
     cond = cast_to(ctx.input(node, 0), "bool")
     a, b = unify(ctx.input(node, 1), ctx.input(node, 2))
-    ctx.output(node, 0, mb.select(cond=as_var(cond), a=a, b=b, name=ctx.out_name(node)))
+    branch_dtype = mil_dtype_name(a)
+    if branch_dtype == "bool":
+        a, b = cast_to(a, "int32"), cast_to(b, "int32")
+    # MIL infers select's shape from a and b only; ONNX broadcasts the condition too.
+    # Broadcast a branch against the condition so the inferred shape (which later
+    # reshapes, concats and reductions rely on) is the real one.
+    if _broadcast_grows(_shape(cond), _broadcast(_shape(a), _shape(b))):
+        a = _broadcast_against(a, cond)
+    name = ctx.out_name(node)
+    if branch_dtype == "bool":
+        out = mb.cast(x=mb.select(cond=as_var(cond), a=as_var(a), b=b), dtype="bool", name=name)
+    else:
+        out = mb.select(cond=as_var(cond), a=as_var(a), b=b, name=name)
+    ctx.output(node, 0, out)
+
+
+def _shape(value) -> tuple:
+    return tuple(value.shape)
+
+
+def _broadcast(x: tuple, y: tuple) -> tuple:
+    from coremltools.converters.mil.mil.ops.defs._utils import broadcast_shapes
+
+    return tuple(broadcast_shapes(x, y))
+
+
+def _broadcast_grows(extra: tuple, base: tuple) -> bool:
+    """True when broadcasting ``base`` with ``extra`` gives another (or a longer) shape."""
+    if len(extra) > len(base):
+        return True
+    for dim_extra, dim_base in zip(reversed(extra), reversed(base)):
+        if dim_extra != dim_base and not (isinstance(dim_extra, (int, np.integer)) and dim_extra == 1):
+            return True
+    return False
+
+
+def _broadcast_against(value, other):
+    """``value`` broadcast to broadcast(value, other) without changing one element (NaN, -0 kept)."""
+    dtype = mil_dtype_name(value)
+    numpy_type = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}[dtype]
+    if isinstance(other, np.ndarray):
+        ones = np.ones(other.shape, dtype=numpy_type)
+        return value * ones if isinstance(value, np.ndarray) else mb.mul(x=value, y=ones)
+    # ones shaped like the condition, built from it at run time (it may have dynamic dims)
+    ones = mb.add(x=mb.mul(x=mb.cast(x=other, dtype=dtype), y=numpy_type(0)), y=numpy_type(1))
+    return mb.mul(x=as_var(value), y=ones)
 
 
 _UNARY = {
@@ -136,15 +186,42 @@ def convert_neg(ctx: ConversionContext, node) -> None:
 @register("Acosh")
 def convert_acosh(ctx: ConversionContext, node) -> None:
     x = as_var(ctx.input(node, 0))
-    root = mb.sqrt(x=mb.sub(x=mb.mul(x=x, y=x), y=np.float32(1)))
-    ctx.output(node, 0, mb.log(x=mb.add(x=x, y=root), name=ctx.out_name(node)))
+    one = _scalar_like(x, 1)
+    # (x - 1)(x + 1) keeps the digits x² - 1 loses near 1; past 1e18 x² overflows
+    # and acosh(x) = log(2x) to float precision.
+    root = mb.sqrt(x=mb.mul(x=mb.sub(x=x, y=one), y=mb.add(x=x, y=one)))
+    direct = mb.log(x=mb.add(x=x, y=root), epsilon=_scalar_like(x, 0))
+    huge = mb.add(x=mb.log(x=x, epsilon=_scalar_like(x, 0)), y=_scalar_like(x, np.log(2.0)))
+    big = mb.greater(x=x, y=_scalar_like(x, _HUGE[mil_dtype_name(x)]))
+    ctx.output(node, 0, mb.select(cond=big, a=huge, b=direct, name=ctx.out_name(node)))
+
+
+# Past these magnitudes x² overflows (fp32 / fp16) and asinh, acosh are log(2|x|).
+_HUGE = {"fp32": 1e18, "fp16": 200.0}
 
 
 @register("Asinh")
 def convert_asinh(ctx: ConversionContext, node) -> None:
     x = as_var(ctx.input(node, 0))
-    root = mb.sqrt(x=mb.add(x=mb.mul(x=x, y=x), y=np.float32(1)))
-    ctx.output(node, 0, mb.log(x=mb.add(x=x, y=root), name=ctx.out_name(node)))
+    if mil_dtype_name(x) not in ("fp32", "fp16"):
+        raise NodeNotConvertible(f"Asinh on {mil_dtype_name(x)} tensors: Core ML computes it for float types only")
+    c = lambda v: _scalar_like(x, v)  # noqa: E731
+    magnitude = mb.abs(x=x)
+    # asinh is odd: compute it for |x| and restore the sign, so x + sqrt(x² + 1)
+    # never cancels for negative x.
+    square = mb.mul(x=magnitude, y=magnitude)
+    direct = mb.log(x=mb.add(x=magnitude, y=mb.sqrt(x=mb.add(x=square, y=c(1)))), epsilon=c(0))
+    # Near 0, log(1 + t) keeps only the digits of t that 1 + t holds: use the
+    # series x - x³/6 + 3x⁵/40 - 15x⁷/336, exact to float precision below 0.1.
+    series = mb.mul(x=square, y=c(-15.0 / 336.0))
+    series = mb.mul(x=mb.add(x=series, y=c(3.0 / 40.0)), y=square)
+    series = mb.mul(x=mb.add(x=series, y=c(-1.0 / 6.0)), y=square)
+    series = mb.mul(x=mb.add(x=series, y=c(1.0)), y=magnitude)
+    huge = mb.add(x=mb.log(x=magnitude, epsilon=c(0)), y=c(np.log(2.0)))
+    result = mb.select(cond=mb.less(x=magnitude, y=c(0.1)), a=series, b=direct)
+    result = mb.select(cond=mb.greater(x=magnitude, y=c(_HUGE[mil_dtype_name(x)])), a=huge, b=result)
+    ctx.output(node, 0, mb.select(cond=mb.less(x=x, y=c(0)), a=mb.sub(x=c(0), y=result), b=result,
+                                  name=ctx.out_name(node)))
 
 
 @register("IsNaN")

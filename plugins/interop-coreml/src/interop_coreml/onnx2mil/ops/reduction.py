@@ -20,20 +20,39 @@ _REDUCE = {
 }
 
 
+def _over_no_axes(op_type: str, x, name: str):
+    """A reduction over an empty set of axes: the element-wise part of the op alone.
+
+    ONNX's reference reduces over ``axes=()`` (noop_with_empty_axes=1, or a rank-0
+    input), which leaves each element to itself: ReduceSumSquare gives x², ReduceL1
+    |x|, ReduceL2 sqrt(x²) (so it underflows like the real reduction), ReduceLogSum
+    log(x), and the others x unchanged (LogSumExp: log(exp(x - x)) + x).
+    """
+    if op_type == "ReduceSumSquare":
+        return mb.mul(x=x, y=x, name=name)
+    if op_type == "ReduceL1":
+        return mb.abs(x=x, name=name)
+    if op_type == "ReduceL2":
+        return mb.sqrt(x=mb.mul(x=x, y=x), name=name)
+    if op_type == "ReduceLogSum":
+        return mb.log(x=x, epsilon=np.float32(0.0), name=name)
+    return mb.identity(x=x, name=name)
+
+
 def _reduce(ctx: ConversionContext, node, fn, axes_from_input_since: int) -> None:
     x = as_var(ctx.input(node, 0))
     keep = bool(attr(node, "keepdims", 1))
     axes = const_axes(ctx, node, axes_from_input_since)
+    if mil_dtype_name(x) == "bool":
+        raise NodeNotConvertible("reductions over bool tensors")
     if not axes:
-        if attr(node, "noop_with_empty_axes", 0):
-            ctx.output(node, 0, mb.identity(x=x, name=ctx.out_name(node)))
+        if attr(node, "noop_with_empty_axes", 0) and ctx.opset >= axes_from_input_since:
+            ctx.output(node, 0, _over_no_axes(node.op_type, x, ctx.out_name(node)))
             return
         axes = list(range(x.rank))
     if x.rank == 0:
-        ctx.output(node, 0, mb.identity(x=x, name=ctx.out_name(node)))
+        ctx.output(node, 0, _over_no_axes(node.op_type, x, ctx.out_name(node)))
         return
-    if mil_dtype_name(x) == "bool":
-        raise NodeNotConvertible("reductions over bool tensors")
     ctx.output(node, 0, fn(x=x, axes=axes, keep_dims=keep, name=ctx.out_name(node)))
 
 
