@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interop.errors import raise_if_interrupted
 from interop.formats import check_content, detect_format, format_for_output
 from interop.implementations import call_converter
-from interop.outputs import atomic_output, check_destination
+from interop.outputs import atomic_output, check_destination, refuse_overlap, same_format_directory
 from interop.plugin_api import ConversionError, Converter, InteropError
 from interop.registry import Provided, Registry, get_registry
 from interop.routing import plan_route
@@ -102,14 +103,19 @@ def convert(
     """Convert ``src`` into ``dst``, routing through as many converters as needed.
 
     ``options`` go to every hop that declares them (``{"opset": 17}``). The result
-    lists the hops taken. Nothing is left at ``dst`` when any hop fails.
+    lists the hops taken. Nothing is left at ``dst`` when any hop fails. ``dst``
+    may not be ``src`` (links resolved), lie inside it or contain it; an existing
+    directory at ``dst`` is replaced (with ``force``) only if it is a valid model of
+    the target format.
     """
     registry = registry or get_registry()
     src, dst = Path(src), Path(dst)
     source_format = from_format or detect_format(src, registry)
     check_content(src, source_format, registry)
     target_format = resolve_target(dst, to, registry)
-    check_destination(dst, force)
+    refuse_overlap(dst, [src])
+    replaceable = same_format_directory(target_format, registry)
+    check_destination(dst, force, replaceable)
     route = plan_route(source_format, target_format, registry)
     if not route:
         raise InteropError(
@@ -117,7 +123,7 @@ def convert(
         )
     per_hop = split_options(route, options or {})
     hops: list[Hop] = []
-    with atomic_output(dst, force=force) as final_tmp:
+    with atomic_output(dst, force=force, replaceable=replaceable) as final_tmp:
         current = src
         for index, (provided, hop_options) in enumerate(zip(route, per_hop)):
             last = index == len(route) - 1
@@ -128,6 +134,7 @@ def convert(
                 out = final_tmp.parent / f"hop{index + 1}-{provided.item.target}{ext}"
             started = time.perf_counter()
             run_converter(provided, current, out, hop_options, registry)
+            raise_if_interrupted()  # Ctrl-C that a library's bare `except:` swallowed
             hop = Hop(
                 provided.item.source, provided.item.target, provided.plugin.name, out,
                 time.perf_counter() - started, hop_options,

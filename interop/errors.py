@@ -1,4 +1,4 @@
-"""Exit codes of the command line, and how an error becomes one line on stderr.
+"""Exit codes of the command line, how an error becomes one line on stderr, and signals.
 
 The codes are stable and documented in README.md:
 
@@ -11,15 +11,29 @@ The codes are stable and documented in README.md:
       format, an op or layer the converter does not support
 4     a plugin failed (broken plugin under INTEROP_STRICT_PLUGINS,
       a converter or runtime crashed) or an internal error
-130   interrupted (Ctrl-C)
+130   interrupted (Ctrl-C, SIGINT)
+143   terminated (SIGTERM)
 ====  =============================================================
+
+Signals: the command line installs :func:`install_signal_handlers`, which turns
+SIGINT and SIGTERM into :class:`Interrupted` (a ``KeyboardInterrupt``) so every
+``finally`` runs and temporary outputs are removed. Some libraries wrap their
+optional imports in a bare ``except:`` (coremltools' ``try: import tensorflow``)
+and would swallow that exception, so the signal is also *recorded*: until the
+command line has handled it, every later import of a new module raises it again
+and :func:`raise_if_interrupted` (called before an output is committed and when
+a command returns) turns a swallowed signal back into the exit code.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from interop.plugin_api import InteropError
 
@@ -29,6 +43,85 @@ BAD_INPUT = 2
 UNSUPPORTED = 3
 FAILURE = 4
 INTERRUPTED = 130
+TERMINATED = 143
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; a KeyboardInterrupt so that cleanup code treats both alike."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return TERMINATED if self.signum == signal.SIGTERM else INTERRUPTED
+
+
+class _SignalState:
+    pending: int | None = None  # the signal received and not yet handled by the command line
+    deferring: int = 0  # > 0 inside deferred_signals(): record, raise at its end
+
+
+_state = _SignalState()
+
+
+class _ReRaiseOnImport:
+    """A meta-path finder that re-raises a recorded signal on the next import of a new module.
+
+    A bare ``except:`` around ``import x`` swallows the first KeyboardInterrupt; the
+    library then goes on importing, and the next import raises it again, until it
+    reaches code that lets it through. It finds nothing itself (returns None).
+    """
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if _state.pending is not None and not _state.deferring:
+            raise Interrupted(_state.pending)
+        return None
+
+
+_finder = _ReRaiseOnImport()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _state.pending = signum
+    if _finder not in sys.meta_path:
+        sys.meta_path.insert(0, _finder)
+    if not _state.deferring:
+        raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM raise :class:`Interrupted` (and are remembered); main thread only."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue  # started with the signal ignored (nohup, a background job): keep it so
+        signal.signal(signum, _on_signal)
+
+
+def raise_if_interrupted() -> None:
+    """A checkpoint: raise the recorded signal if a library swallowed it."""
+    if _state.pending is not None:
+        raise Interrupted(_state.pending)
+
+
+def acknowledge_signal() -> None:
+    """The command line has handled the signal: stop re-raising it."""
+    _state.pending = None
+    if _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Run a short critical section (a rename pair, a cleanup) to its end; a signal raises after it."""
+    _state.deferring += 1
+    try:
+        yield
+    finally:
+        _state.deferring -= 1
+    if not _state.deferring:
+        raise_if_interrupted()
 
 
 def debug_enabled() -> bool:
@@ -38,8 +131,9 @@ def debug_enabled() -> bool:
 def report(exc: BaseException) -> int:
     """Print ``exc`` as one line (plus a hint line) and return its exit code."""
     if isinstance(exc, KeyboardInterrupt):
-        print("error: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        code = exc.exit_code if isinstance(exc, Interrupted) else INTERRUPTED
+        print("error: terminated" if code == TERMINATED else "error: interrupted", file=sys.stderr)
+        return code
     if debug_enabled():
         traceback.print_exception(exc)
     if isinstance(exc, InteropError):

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from interop import __version__
-from interop.errors import report
+from interop.errors import acknowledge_signal, install_signal_handlers, raise_if_interrupted, report
 
 COMMANDS = {
     "convert": "interop.cli.convert:command",
@@ -54,7 +54,8 @@ def cli() -> None:
 
     \b
     Exit codes: 0 ok, 1 outputs differ (check), 2 bad usage or input,
-    3 no converter/route/runtime or unsupported model, 4 plugin or internal failure.
+    3 no converter/route/runtime or unsupported model, 4 plugin or internal failure,
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     Set INTEROP_DEBUG=1 to see tracebacks.
     """
 
@@ -66,17 +67,38 @@ def main(argv: list[str] | None = None) -> None:
     # TensorFlow may be imported indirectly (by coremltools, torch._dynamo); keep its C++
     # start-up notes off the terminal unless the user asked for them.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Ctrl-C and SIGTERM become an exception (so temporary outputs are removed on the way
+    # out) that a library's bare `except:` cannot swallow for good: see interop.errors.
+    install_signal_handlers()
     try:
         code = cli.main(args=argv, prog_name="interop", standalone_mode=False)
+        raise_if_interrupted()  # a signal some library swallowed still ends the command
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        sys.exit(report(KeyboardInterrupt()))
+        sys.exit(_interrupted_code() or exc.exit_code)
+    except click.Abort as exc:  # click turns KeyboardInterrupt into Abort
+        cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else KeyboardInterrupt()
+        acknowledge_signal()
+        sys.exit(report(cause))
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(_interrupted_code() or exc.exit_code)
     except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
         if isinstance(exc, SystemExit):
             raise
-        sys.exit(report(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            acknowledge_signal()
+            sys.exit(report(exc))
+        # An error caused by a swallowed interrupt (a library went on without the module
+        # whose import was cut short) is reported as the interrupt it really is.
+        sys.exit(_interrupted_code() or report(exc))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted_code() -> int | None:
+    """The exit code of a signal that arrived and was swallowed, if any (and reports it)."""
+    try:
+        raise_if_interrupted()
+    except KeyboardInterrupt as exc:
+        acknowledge_signal()
+        return report(exc)
+    return None
