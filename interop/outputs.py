@@ -105,7 +105,8 @@ def _report_suffix(what: str) -> str:
     return {"--json": ".json", "--junit": ".xml", "--save-golden": ".npz"}.get(what, "")
 
 
-def _same(path: Path, other: Path) -> bool:
+def same_file(path: Path, other: Path) -> bool:
+    """True when both name the same file or directory (symbolic and hard links resolved)."""
     try:
         if path.exists() and other.exists():
             return os.path.samefile(path, other)  # hard links and links resolved
@@ -117,23 +118,23 @@ def _same(path: Path, other: Path) -> bool:
 def same_or_inside(path: Path, other: Path) -> bool:
     """True when ``path`` is ``other`` (links and hard links resolved) or lies inside it."""
     path, other = Path(path), Path(other)
-    return _same(path, other) or other.resolve() in path.resolve().parents
+    return same_file(path, other) or other.resolve() in path.resolve().parents
 
 
 def refuse_overlap(output: Path, inputs: Iterable[Path], what: str = "output") -> None:
     """Exit 2 when ``output`` is one of ``inputs``, lies inside one, or contains one."""
     output = Path(output)
     for source in map(Path, inputs):
-        if _same(output, source):
-            relation = "is the same file as"
+        if same_file(output, source):
+            relation = "is an input of this command" if output == source else f"is the same file as the input {source}"
         elif same_or_inside(output, source):
-            relation = "is inside"
+            relation = f"is inside the input {source}"
         elif same_or_inside(source, output):
-            relation = "contains"
+            relation = f"contains the input {source}"
         else:
             continue
         raise InteropError(
-            f"{what} {output} {relation} {source}, which this command reads; it would be destroyed",
+            f"{what} {output} {relation}; writing it would destroy that input",
             hint="write the output somewhere else",
         )
 

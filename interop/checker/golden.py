@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from interop.outputs import atomic_output
+from interop.outputs import atomic_output, check_report_destination
 from interop.plugin_api import InteropError
 
 META_KEY = "__interop_check__"
@@ -75,8 +75,16 @@ def read(path: Path) -> GoldenData:
     return data
 
 
+def check_save_path(path: str | Path, what: str = "--save-golden") -> None:
+    """Fail fast (exit 2) when a golden file cannot be saved at ``path`` (a directory, a link...).
+
+    Call it before any model runs; :func:`write` refuses the same paths, later.
+    """
+    check_report_destination(Path(path), what)
+
+
 def write(path: Path, data: GoldenData, force: bool = True) -> None:
-    """Write ``data`` atomically at ``path`` (a .npz)."""
+    """Write ``data`` atomically at ``path`` (a .npz); a directory or a link there is refused (exit 2)."""
     arrays: dict[str, np.ndarray] = {META_KEY: np.array(json.dumps(data.meta, sort_keys=True))}
     for prefix, source in ((INPUT_PREFIX, data.inputs), (OUTPUT_PREFIX, data.outputs),
                            (CANDIDATE_PREFIX, data.candidate)):

@@ -71,7 +71,7 @@ def build(report: Report) -> ET.ElementTree:
 
 
 def write(report: Report, path: Path) -> None:
-    """Write the JUnit XML of ``report`` at ``path`` atomically."""
+    """Write the JUnit XML of ``report`` at ``path`` atomically; a directory or a link there is refused (exit 2)."""
     tree = build(report)
     with atomic_output(Path(path), force=True) as tmp:
         tree.write(tmp, encoding="utf-8", xml_declaration=True)

@@ -39,6 +39,48 @@ def default_failures_folder(json_path: str | None, junit_path: Path | None) -> P
     return Path(FAILURES_FOLDER)
 
 
+def model_paths(models: tuple[str, ...], *more: Path | None) -> list[Path]:
+    """The existing files and folders the check reads (MODEL@RUNTIME stripped to MODEL)."""
+    paths: list[Path] = []
+    for item in models:
+        if item == GROUP_SEPARATOR:
+            continue
+        path = Path(item)
+        if not path.exists() and not path.is_symlink() and "@" in item:
+            path = Path(item.rpartition("@")[0])
+        if path.exists():
+            paths.append(path)
+    paths.extend(p for p in more if p is not None and Path(p).exists())
+    return paths
+
+
+def check_report_paths(
+    reads: list[Path], json_path: str | None, junit_path: Path | None, save_golden: Path | None,
+    save_failures: Path,
+) -> None:
+    """Refuse, before any model runs, a report path whose writing would destroy something (exit 2)."""
+    from interop.outputs import check_report_destination, refuse_overlap, same_file, same_or_inside
+    from interop.plugin_api import InteropError
+
+    reports = [(what, Path(path)) for what, path in (
+        ("--json", json_path if json_path != "-" else None), ("--junit", junit_path),
+        ("--save-golden", save_golden)) if path is not None]
+    for index, (what, path) in enumerate(reports):
+        check_report_destination(path, what)
+        refuse_overlap(path, reads, what)
+        for other_what, other in reports[:index]:
+            if same_file(path, other):
+                raise InteropError(f"{other_what} and {what} name the same file {path}",
+                                   hint="give each report its own file")
+    if save_failures.is_symlink() or (save_failures.exists() and not save_failures.is_dir()):
+        raise InteropError(f"--save-failures {save_failures} is not a folder",
+                           hint="name a folder (it is created when a failure is saved)")
+    for source in reads:
+        if same_or_inside(save_failures, source):
+            raise InteropError(f"--save-failures {save_failures} is inside {source}, which this check reads",
+                               hint="name another folder")
+
+
 @click.command(name="check")
 @click.argument("models", nargs=-1)
 @click.option("--golden", type=click.Path(path_type=Path),
@@ -95,6 +137,9 @@ def command(
     from interop.cli.common import registry_with_warnings
     from interop.outputs import atomic_output
 
+    failures_folder = save_failures or default_failures_folder(json_path, junit_path)
+    check_report_paths(model_paths(models, golden, inputs_path), json_path, junit_path, save_golden,
+                       failures_folder)
     registry = registry_with_warnings()
     groups = split_groups(models, golden)
     to_stdout = json_path == "-"
@@ -108,7 +153,7 @@ def command(
         batch_sizes=batch_sizes, max_batch=max_batch, atol=atol, rtol=rtol, tolerances=list(tolerances),
         project_config=not no_project_config, runtimes=list(runtimes), save_golden=save_golden,
         allow_missing_runtime=allow_missing_runtime,
-        save_failures=save_failures or default_failures_folder(json_path, junit_path),
+        save_failures=failures_folder,
         on_progress=progress,
     )
     report = run_groups(groups, options, golden_path=golden, registry=registry)
