@@ -50,6 +50,7 @@ def norm_axis(axis: int, rank: int) -> int:
 
 def mil_dtype_name(value: Value) -> str:
     """'fp32' | 'fp16' | 'int32' | 'bool' for a Var or numpy constant."""
+    value = as_array(value)
     if isinstance(value, np.ndarray):
         kind = value.dtype
         if kind == np.float16:
@@ -69,8 +70,22 @@ def mil_dtype_name(value: Value) -> str:
     return "int32"
 
 
+def as_array(value: Value) -> Value:
+    """A numpy scalar (what numpy makes of rank-0 constants) as a rank-0 array; others unchanged."""
+    return np.asarray(value) if isinstance(value, np.generic) else value
+
+
+def const_input(ctx: ConversionContext, node: onnx.NodeProto, index: int, default: Any = None) -> np.ndarray | None:
+    """``ctx.const`` that also recognises rank-0 constants held as numpy scalars."""
+    value = ctx.input(node, index)
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    return ctx.const(node, index, default)
+
+
 def cast_to(value: Value, dtype: str, name: str | None = None) -> Value:
     """Cast a Var (with a MIL op) or a numpy constant (in numpy) to ``dtype``."""
+    value = as_array(value)
     if mil_dtype_name(value) == dtype:
         return value if name is None or isinstance(value, np.ndarray) else mb.identity(x=value, name=name)
     if isinstance(value, np.ndarray):
@@ -81,6 +96,7 @@ def cast_to(value: Value, dtype: str, name: str | None = None) -> Value:
 
 def unify(a: Value, b: Value) -> tuple[Value, Value]:
     """Give two operands the same dtype, preferring the dtype of the run-time value."""
+    a, b = as_array(a), as_array(b)
     da, db = mil_dtype_name(a), mil_dtype_name(b)
     if da == db:
         return a, b
@@ -94,6 +110,7 @@ def unify(a: Value, b: Value) -> tuple[Value, Value]:
 
 
 def as_var(value: Value, name: str | None = None) -> Var:
+    value = as_array(value)
     if isinstance(value, Var):
         return value
     kwargs = {"name": name} if name else {}
@@ -102,7 +119,7 @@ def as_var(value: Value, name: str | None = None) -> Var:
 
 def static_shape(value: Value) -> tuple[int, ...] | None:
     """The shape if every dim is a known int, else None."""
-    shape = value.shape if isinstance(value, np.ndarray) else value.shape
+    shape = np.shape(value) if isinstance(value, (np.ndarray, np.generic)) else value.shape
     if all(isinstance(d, (int, np.integer)) for d in shape):
         return tuple(int(d) for d in shape)
     return None
@@ -110,7 +127,7 @@ def static_shape(value: Value) -> tuple[int, ...] | None:
 
 __all__ = [
     "ConversionContext", "Value", "attr", "int_list", "norm_axis", "mil_dtype_name", "cast_to",
-    "unify", "as_var", "static_shape", "is_bool", "is_float", "mb", "np", "Var",
+    "unify", "as_var", "as_array", "const_input", "static_shape", "is_bool", "is_float", "mb", "np", "Var",
 ]
 
 
@@ -160,7 +177,7 @@ def const_axes(ctx: ConversionContext, node: onnx.NodeProto, axes_input_since: i
     from interop_coreml.onnx2mil.errors import NodeNotConvertible
 
     if ctx.opset >= axes_input_since:
-        axes = ctx.const(node, 1)
+        axes = const_input(ctx, node, 1)
         if axes is None and len(node.input) > 1 and node.input[1]:
             raise NodeNotConvertible("axes must be a constant")
     else:

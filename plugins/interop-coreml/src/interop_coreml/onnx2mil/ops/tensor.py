@@ -7,12 +7,23 @@ from onnx import numpy_helper
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ONNX_TO_MIL_DTYPE, Var, as_var, attr, cast_to, const_axes, int_list, mb, mil_dtype_name,
+    ONNX_TO_MIL_DTYPE, Var, as_array, as_var, attr, cast_to, const_axes, const_input, int_list, mb, mil_dtype_name,
     norm_axis, np, shape_vector, static_shape, unify,
 )
 from interop_coreml.onnx2mil.registry import register
 
 _INT32_MAX = 2**31 - 1
+
+
+def _require_const(ctx, node, index: int, what: str) -> np.ndarray:
+    value = const_input(ctx, node, index)
+    if value is None:
+        raise NodeNotConvertible(f"{what} (input {index}) must be a constant known at conversion time")
+    return value
+
+
+def _is_int(dim) -> bool:
+    return isinstance(dim, (int, np.integer))
 
 
 def _out(ctx, node, value, index: int = 0):
@@ -31,7 +42,7 @@ def convert_identity(ctx, node):
 @register("Dropout")
 def convert_dropout(ctx, node):
     if len(node.input) > 2 and node.input[2]:
-        training = ctx.const(node, 2)
+        training = const_input(ctx, node, 2)
         if training is None or bool(training):
             raise NodeNotConvertible("Dropout in training mode is random; only inference graphs convert")
     x = as_var(ctx.input(node, 0))
@@ -81,7 +92,7 @@ def convert_reshape(ctx, node):
     if ctx.opset < 5:
         shape = np.asarray(attr(node, "shape"))
     else:
-        shape = ctx.const(node, 1)
+        shape = const_input(ctx, node, 1)
     if shape is None:
         dims = cast_to(ctx.input(node, 1), "int32")
         _out(ctx, node, mb.reshape(x=x, shape=dims, name=ctx.out_name(node)))
@@ -138,62 +149,148 @@ def convert_split(ctx, node):
     axis = norm_axis(attr(node, "axis", 0), x.rank)
     count = len(node.output)
     if ctx.opset >= 13:
-        sizes = ctx.const(node, 1)
+        sizes = const_input(ctx, node, 1)
         if sizes is None and len(node.input) > 1 and node.input[1]:
             raise NodeNotConvertible("Split sizes must be constant")
+        if sizes is not None and np.asarray(sizes).size == 0:
+            sizes = None
     else:
         sizes = attr(node, "split")
+    count = attr(node, "num_outputs", count) if sizes is None else count
+    names = [ctx.out_name(node, i) for i in range(len(node.output))]
+    dim = x.shape[axis]
     if sizes is None:
-        dim = x.shape[axis]
-        if isinstance(dim, (int, np.integer)):
-            chunk = -(-int(dim) // count)
-            sizes = [min(chunk, int(dim) - i * chunk) for i in range(count)]
-    names = [ctx.out_name(node, i) for i in range(count)]
-    if sizes is None:
-        parts = mb.split(x=x, num_splits=count, axis=axis, name=names[0] + "_split")
+        if not _is_int(dim):
+            _split_at_run_time(ctx, node, x, axis, count, names)
+            return
+        # ONNX (and its reference) cut ceil(dim / n) per chunk; the last one is smaller.
+        chunk = -(-int(dim) // count)
+        sizes = [max(min(chunk, int(dim) - i * chunk), 0) for i in range(count)]
+    sizes = int_list(sizes)
+    if any(s <= 0 for s in sizes):
+        raise NodeNotConvertible(f"Split into an empty part (sizes {sizes}): Core ML has no empty tensors")
+    if len(sizes) == 1:
+        parts = [x]
     else:
-        parts = mb.split(x=x, split_sizes=np.array(int_list(sizes), dtype=np.int32), axis=axis, name=names[0] + "_split")
+        parts = mb.split(x=x, split_sizes=np.array(sizes, dtype=np.int32), axis=axis, name=names[0] + "_split")
     parts = parts if isinstance(parts, (list, tuple)) else [parts]
     for i, part in enumerate(parts):
-        if node.output[i]:
+        if i < len(node.output) and node.output[i]:
             ctx.output(node, i, mb.identity(x=part, name=names[i]))
+
+
+def _split_at_run_time(ctx, node, x, axis, count, names):
+    """Split a dynamic axis into ``count`` chunks of ceil(dim / count), computed in the program."""
+    rank = x.rank
+    size = mb.gather(x=mb.shape(x=x), indices=np.array([axis], dtype=np.int32), axis=0)
+    chunk = mb.floor_div(x=mb.add(x=size, y=np.int32(count - 1)), y=np.int32(count))
+    mask = [i != axis for i in range(rank)]
+    zeros = np.zeros(rank, dtype=np.int32)
+    for i in range(count):
+        if not (i < len(node.output) and node.output[i]):
+            continue
+        start = mb.minimum(x=mb.mul(x=chunk, y=np.int32(i)), y=size)
+        stop = mb.minimum(x=mb.mul(x=chunk, y=np.int32(i + 1)), y=size)
+        begin = mb.concat(values=[p for p in (zeros[:axis], start, zeros[axis + 1:]) if np.size(p)], axis=0)
+        end = mb.concat(values=[p for p in (zeros[:axis], stop, zeros[axis + 1:]) if np.size(p)], axis=0)
+        ctx.output(node, i, mb.slice_by_index(x=x, begin=begin, end=end, begin_mask=mask, end_mask=mask, name=names[i]))
+
+
+def _onnx_slice_bounds(start: int, stop: int, step: int, dim: int) -> tuple[int, int]:
+    """ONNX's clamping of one axis' start and end (op_slice): negative values count from
+    the end, then step > 0 clamps both to [0, dim], step < 0 clamps start to
+    [0, dim - 1] and end to [-1, dim - 1] (-1: run through index 0)."""
+    if start < 0:
+        start += dim
+    if stop < 0:
+        stop += dim
+    if step > 0:
+        return min(max(start, 0), dim), min(max(stop, 0), dim)
+    return min(max(start, 0), dim - 1), min(max(stop, -1), dim - 1)
+
+
+def _runtime_bound(value, dim, low_offset: int, high_offset: int):
+    """ONNX's clamping of a run-time bound (1-element int32 Var or array) against a run-time dim:
+    add dim when negative, then clamp to [low_offset, dim + high_offset]."""
+    value = as_var(value) if not isinstance(value, np.ndarray) else value
+    # Clip first so adding dim cannot overflow int32 (INT64_MAX arrives as INT32_MAX).
+    value = mb.maximum(x=mb.minimum(x=value, y=mb.add(x=dim, y=np.int32(1))),
+                       y=mb.sub(x=np.int32(-1), y=dim))
+    value = mb.select(cond=mb.less(x=value, y=np.int32(0)), a=mb.add(x=value, y=dim), b=value)
+    return mb.maximum(x=mb.minimum(x=value, y=mb.add(x=dim, y=np.int32(high_offset))), y=np.int32(low_offset))
 
 
 @register("Slice")
 def convert_slice(ctx, node):
     x = as_var(ctx.input(node, 0))
+    rank = x.rank
     if ctx.opset < 10:
         starts, ends, axes, steps = attr(node, "starts"), attr(node, "ends"), attr(node, "axes"), None
+        count = len(starts)
     else:
-        values = [ctx.const(node, i) for i in range(1, 5)]
-        for i, value in enumerate(values):
-            if value is None and len(node.input) > i + 1 and node.input[i + 1]:
-                raise NodeNotConvertible("Slice starts/ends/axes/steps must be constants")
-        starts, ends, axes, steps = values
-    starts, ends = int_list(starts), int_list(ends)
-    axes = int_list(axes) if axes is not None else list(range(len(starts)))
-    steps = int_list(steps) if steps is not None else [1] * len(starts)
-    rank = x.rank
-    begin, end, stride = [0] * rank, [0] * rank, [1] * rank
+        starts, ends = ctx.input(node, 1), ctx.input(node, 2)
+        axes, steps = const_input(ctx, node, 3), const_input(ctx, node, 4)
+        for i, value in ((3, axes), (4, steps)):
+            if value is None and len(node.input) > i and node.input[i]:
+                raise NodeNotConvertible("Slice axes and steps must be constants")
+        starts, ends = const_input(ctx, node, 1, starts), const_input(ctx, node, 2, ends)
+        count = int(np.asarray(starts).size) if isinstance(starts, np.ndarray) else starts.shape[0]
+        if not _is_int(count):
+            raise NodeNotConvertible("Slice starts of unknown length")
+    axes = [norm_axis(a, rank) for a in int_list(axes)] if axes is not None else list(range(count))
+    steps = int_list(steps) if steps is not None else [1] * count
+    if any(step == 0 for step in steps):
+        raise NodeNotConvertible("Slice step 0")
+    steps = [max(min(step, _INT32_MAX), -_INT32_MAX) for step in steps]
+    static_bounds = not isinstance(starts, Var) and not isinstance(ends, Var)
+    begin = [np.array([0], dtype=np.int32)] * rank
+    end = [np.array([0], dtype=np.int32)] * rank
+    stride = [1] * rank
     begin_mask, end_mask = [True] * rank, [True] * rank
-    for start, stop, axis, step in zip(starts, ends, axes, steps):
-        axis = norm_axis(axis, rank)
+    reversed_axes = []
+    runtime_shape = None
+    for i, (axis, step) in enumerate(zip(axes, steps)):
         dim = x.shape[axis]
-        stride[axis] = step
-        if isinstance(dim, (int, np.integer)):
-            b, e, _ = slice(start, stop, step).indices(int(dim))
-            begin[axis], begin_mask[axis] = b, False
+        if static_bounds and _is_int(dim):
+            start, stop = (int_list(starts)[i], int_list(ends)[i])
+            b, e = _onnx_slice_bounds(start, stop, step, int(dim))
+            begin[axis], begin_mask[axis], stride[axis] = np.array([b], dtype=np.int32), False, step
             if step < 0 and e < 0:
-                end_mask[axis] = True  # run to the front of the axis
+                end_mask[axis] = True  # run through index 0
             else:
-                end[axis], end_mask[axis] = e, False
+                end[axis], end_mask[axis] = np.array([e], dtype=np.int32), False
+            continue
+        # Bounds or dim known only at run time: clamp in the program, as ONNX does.
+        if runtime_shape is None:
+            runtime_shape = mb.shape(x=x)
+        size = mb.gather(x=runtime_shape, indices=np.array([axis], dtype=np.int32), axis=0)
+        pick = lambda v: (np.asarray(int_list(v)[i:i + 1], dtype=np.int32) if isinstance(v, np.ndarray)  # noqa: E731
+                          else mb.gather(x=cast_to(v, "int32"), indices=np.array([i], dtype=np.int32), axis=0))
+        if step > 0:
+            b = _runtime_bound(pick(starts), size, 0, 0)
+            e = _runtime_bound(pick(ends), size, 0, 0)
+            stride[axis] = step
         else:
-            begin[axis], begin_mask[axis] = (start, False) if abs(start) < _INT32_MAX else (0, True)
-            big = stop >= _INT32_MAX if step > 0 else stop <= -_INT32_MAX
-            end[axis], end_mask[axis] = (0, True) if big else (stop, False)
-    _out(ctx, node, mb.slice_by_index(x=x, begin=np.array(begin, dtype=np.int32), end=np.array(end, dtype=np.int32),
-                                      stride=np.array(stride, dtype=np.int32), begin_mask=begin_mask, end_mask=end_mask,
-                                      name=ctx.out_name(node)))
+            b = _runtime_bound(pick(starts), size, 0, -1)
+            e = _runtime_bound(pick(ends), size, -1, -1)
+            # On the reversed axis index j is dim - 1 - j: the same elements, a positive step,
+            # and bounds in [0, dim], so no negative end has to mean "through index 0".
+            last = mb.sub(x=size, y=np.int32(1))
+            b, e = mb.sub(x=last, y=b), mb.sub(x=last, y=e)
+            reversed_axes.append(axis)
+            stride[axis] = -step
+        begin[axis], end[axis] = b, e
+        begin_mask[axis], end_mask[axis] = False, False
+    if reversed_axes:
+        x = mb.reverse(x=x, axes=reversed_axes)
+    if all(isinstance(v, np.ndarray) for v in begin + end):
+        begin_vec = np.concatenate(begin).astype(np.int32)
+        end_vec = np.concatenate(end).astype(np.int32)
+    else:
+        begin_vec = mb.concat(values=begin, axis=0)
+        end_vec = mb.concat(values=end, axis=0)
+    _out(ctx, node, mb.slice_by_index(x=x, begin=begin_vec, end=end_vec, stride=np.array(stride, dtype=np.int32),
+                                      begin_mask=begin_mask, end_mask=end_mask, name=ctx.out_name(node)))
 
 
 def _normalized_indices(indices, dim):
@@ -215,8 +312,28 @@ def convert_gather(ctx, node):
 def convert_gather_elements(ctx, node):
     x = as_var(ctx.input(node, 0))
     axis = norm_axis(attr(node, "axis", 0), x.rank)
-    indices = _normalized_indices(ctx.input(node, 1), x.shape[axis])
+    indices = as_array(ctx.input(node, 1))
+    # ONNX lets indices be shorter than data on the other axes (only those leading
+    # elements are read); MIL wants them equal, so cut data down to the indices.
+    x = _crop_to(x, indices, skip_axis=axis)
+    indices = _normalized_indices(indices, x.shape[axis])
     _out(ctx, node, mb.gather_along_axis(x=x, indices=indices, axis=axis, name=ctx.out_name(node)))
+
+
+def _crop_to(x, like, skip_axis: int):
+    """``x`` sliced to ``like``'s length on every axis but ``skip_axis`` (ends from the run-time shape if needed)."""
+    rank = x.rank
+    like_shape = tuple(np.shape(like)) if isinstance(like, np.ndarray) else tuple(like.shape)
+    if len(like_shape) != rank:
+        raise NodeNotConvertible(f"indices of rank {len(like_shape)} for data of rank {rank}")
+    if all(i == skip_axis or x.shape[i] == like_shape[i] for i in range(rank)):
+        return x
+    end_mask = [i == skip_axis for i in range(rank)]
+    if all(_is_int(d) or i == skip_axis for i, d in enumerate(like_shape)):
+        end = np.array([int(d) if i != skip_axis else 0 for i, d in enumerate(like_shape)], dtype=np.int32)
+    else:
+        end = mb.shape(x=like)
+    return mb.slice_by_index(x=x, begin=np.zeros(rank, dtype=np.int32), end=end, end_mask=end_mask)
 
 
 @register("GatherND", since_version=11)
@@ -250,7 +367,7 @@ def convert_unsqueeze(ctx, node):
 @register("Expand", since_version=8)
 def convert_expand(ctx, node):
     x = as_var(ctx.input(node, 0))
-    shape = ctx.require_const(node, 1, "Expand shape")
+    shape = _require_const(ctx, node, 1, "Expand shape")
     # Broadcasting against ones of the target shape gives exactly Expand's result.
     dtype = mil_dtype_name(x)
     if dtype == "bool":
@@ -264,7 +381,7 @@ def convert_expand(ctx, node):
 @register("Tile")
 def convert_tile(ctx, node):
     x = as_var(ctx.input(node, 0))
-    reps = ctx.require_const(node, 1, "Tile repeats")
+    reps = _require_const(ctx, node, 1, "Tile repeats")
     _out(ctx, node, mb.tile(x=x, reps=np.array(int_list(reps), dtype=np.int32), name=ctx.out_name(node)))
 
 
@@ -275,10 +392,10 @@ def convert_pad(ctx, node):
         pads, value = int_list(attr(node, "pads") or attr(node, "paddings")), attr(node, "value", 0.0)
         axes = None
     else:
-        pads = int_list(ctx.require_const(node, 1, "Pad pads"))
-        value = ctx.const(node, 2, np.array(0))
+        pads = int_list(_require_const(ctx, node, 1, "Pad pads"))
+        value = const_input(ctx, node, 2, np.array(0))
         value = float(np.asarray(value).reshape(-1)[0]) if np.asarray(value).size else 0.0
-        axes = ctx.const(node, 3)
+        axes = const_input(ctx, node, 3)
     mode = attr(node, "mode", "constant")
     rank = x.rank
     axes = list(range(rank)) if axes is None else [norm_axis(a, rank) for a in int_list(axes)]
@@ -327,7 +444,7 @@ def convert_size(ctx, node):
 def convert_constant_of_shape(ctx, node):
     value_attr = attr(node, "value")
     fill = numpy_helper.to_array(value_attr).reshape(-1)[0] if value_attr is not None else np.float32(0)
-    shape = ctx.const(node, 0)
+    shape = const_input(ctx, node, 0)
     if shape is not None:
         ctx.output(node, 0, np.full(int_list(shape), fill))
         return
@@ -397,29 +514,161 @@ def _resize(ctx, node, x, scales, sizes, mode, coordinate_mode, nearest_mode):
 @register("Resize", since_version=10)
 def convert_resize(ctx, node):
     if ctx.opset < 11:
-        scales, sizes = ctx.require_const(node, 1, "Resize scales"), None
-        coordinate_mode, nearest_mode = "asymmetric", "floor"
+        scales = _require_const(ctx, node, 1, "Resize scales")
+        _resize(ctx, node, ctx.input(node, 0), scales, None, attr(node, "mode", "nearest"), "asymmetric", "floor")
+        return
+    x = as_var(ctx.input(node, 0))
+    rank = x.rank
+    scales, sizes = const_input(ctx, node, 2), const_input(ctx, node, 3)
+    if scales is not None and np.asarray(scales).size == 0:
+        scales = None
+    wanted = None  # per axis: the output length, or None for "the input's own length"
+    if sizes is None and len(node.input) > 3 and node.input[3] in ctx.symbolic:
+        # sizes like [N, C, 6, 9] built from a shape: a symbolic entry keeps that dim.
+        wanted = [int(v) if _is_int(v) else None for v in ctx.symbolic[node.input[3]].tolist()]
+    elif sizes is not None and np.asarray(sizes).size:
+        wanted = int_list(sizes)
+    if scales is None and wanted is None:
+        raise NodeNotConvertible("Resize scales/sizes must be constants")
+    mode = attr(node, "mode", "nearest")
+    coordinate_mode = attr(node, "coordinate_transformation_mode", "half_pixel")
+    nearest_mode = attr(node, "nearest_mode", "round_prefer_floor")
+    if attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise NodeNotConvertible("Resize keep_aspect_ratio_policy other than stretch")
+    if coordinate_mode == "tf_crop_and_resize":
+        raise NodeNotConvertible("Resize with coordinate_transformation_mode=tf_crop_and_resize")
+    axes = attr(node, "axes")
+    axes = list(range(rank)) if axes is None else [norm_axis(a, rank) for a in axes]
+    factors = [1.0] * rank
+    lengths: list = list(x.shape)
+    if wanted is not None:
+        if len(wanted) != len(axes):
+            raise NodeNotConvertible(f"Resize sizes of length {len(wanted)} for {len(axes)} axes")
+        for axis, size in zip(axes, wanted):
+            lengths[axis] = x.shape[axis] if size is None else size
     else:
-        scales, sizes = ctx.const(node, 2), ctx.const(node, 3)
-        if sizes is None and len(node.input) > 3 and node.input[3] in ctx.symbolic:
-            # sizes like [N, C, 6, 9] built from the input's own shape: only H and W matter.
-            symbolic = ctx.symbolic[node.input[3]].tolist()
-            if len(symbolic) == 4 and all(isinstance(v, (int, np.integer)) for v in symbolic[2:]):
-                sizes = np.array([1, 1, *symbolic[2:]], dtype=np.int64)
-        if (scales is None or np.asarray(scales).size == 0) and sizes is None:
-            raise NodeNotConvertible("Resize scales/sizes must be constants")
-        if scales is not None and np.asarray(scales).size == 0:
-            scales = None
-        coordinate_mode = attr(node, "coordinate_transformation_mode", "half_pixel")
-        nearest_mode = attr(node, "nearest_mode", "round_prefer_floor")
-        if attr(node, "antialias", 0) or attr(node, "axes") is not None or attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
-            raise NodeNotConvertible("Resize antialias/axes/keep_aspect_ratio_policy")
-    _resize(ctx, node, ctx.input(node, 0), scales, sizes, attr(node, "mode", "nearest"), coordinate_mode, nearest_mode)
+        values = [float(v) for v in np.asarray(scales).reshape(-1)]
+        if len(values) != len(axes):
+            raise NodeNotConvertible(f"Resize scales of length {len(values)} for {len(axes)} axes")
+        for axis, factor in zip(axes, values):
+            factors[axis] = factor
+            dim = x.shape[axis]
+            lengths[axis] = int(np.floor(int(dim) * factor)) if _is_int(dim) else (dim if factor == 1.0 else None)
+    if any(_is_int(n) and n <= 0 for n in lengths):
+        raise NodeNotConvertible("Resize to an empty axis: Core ML has no empty tensors")
+    if _native_resize_exact(x, wanted, factors, lengths):
+        try:
+            # _resize reads only the spatial entries; N and C were checked unchanged above.
+            native_sizes = np.array([1, 1, *lengths[2:]], dtype=np.int64) if wanted is not None else None
+            _resize(ctx, node, x, None if wanted is not None else np.array(factors), native_sizes, mode,
+                    coordinate_mode, nearest_mode)
+            return
+        except NodeNotConvertible:
+            pass
+    _resize_by_taps(ctx, node, x, wanted is not None, factors, lengths, mode)
+
+
+def _native_resize_exact(x, by_sizes: bool, factors: list, lengths: list) -> bool:
+    """Whether Core ML's upsample ops give exactly ONNX's shape: 4-D, N and C untouched,
+    and (for sizes) whole factors, since upsample sizes its output as floor(in * factor)."""
+    if x.rank != 4 or any(lengths[i] is None for i in range(4)):
+        return False
+    for i in (0, 1):
+        if lengths[i] != x.shape[i] or factors[i] != 1.0:
+            return False
+    if by_sizes:
+        return all(_is_int(x.shape[i]) and _is_int(lengths[i]) and int(lengths[i]) % int(x.shape[i]) == 0
+                   for i in (2, 3))
+    return True
+
+
+def _resize_by_taps(ctx, node, x, by_sizes: bool, factors: list, lengths: list, mode: str):
+    """Resize as, per axis, a weighted sum of gathered input rows.
+
+    Every ONNX Resize mode is separable and linear in the input: along one axis,
+    output j is sum_k W[k, j] * input k. W is computed at conversion time by
+    running onnx's reference Resize on an identity matrix with this node's
+    attributes, so the sampling grid (coordinate mode, rounding, cubic
+    coefficients, antialias) is ONNX's own; the program then gathers the few
+    inputs with non-zero weight for each output.
+    """
+    dtype = mil_dtype_name(x)
+    if mode != "nearest" and dtype not in ("fp32", "fp16"):
+        raise NodeNotConvertible(f"{mode} Resize of {dtype} tensors")
+    name = ctx.out_name(node)
+    result = x
+    for axis in range(x.rank):
+        dim, length = x.shape[axis], lengths[axis]
+        if (by_sizes and length is dim) or (not by_sizes and factors[axis] == 1.0) or (
+                by_sizes and _is_int(dim) and _is_int(length) and int(dim) == int(length)):
+            continue  # a scale of exactly 1 samples every input index at itself
+        if not _is_int(dim) or not _is_int(length):
+            raise NodeNotConvertible(f"Resize of dynamic axis {axis} (its length must be known to size the output)")
+        weights = _resize_weights(node, int(dim), int(length), factors[axis], by_sizes)
+        result = _apply_taps(result, axis, weights, dtype)
+    _out(ctx, node, mb.identity(x=as_var(result), name=name))
+
+
+def _resize_weights(node, dim: int, length: int, factor: float, by_sizes: bool) -> np.ndarray:
+    """The [dim, length] matrix of ONNX's Resize along one axis (reference implementation)."""
+    import warnings
+
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    if dim * length > 4_000_000:
+        raise NodeNotConvertible(f"Resize of an axis from {dim} to {length} is too large to tabulate")
+    keep = ("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
+            "antialias", "extrapolation_value")
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in keep}
+    attributes = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attributes.items()}
+    probe = helper.make_node("Resize", ["x", "roi", "scales", "sizes"] if by_sizes else ["x", "roi", "scales"],
+                             ["y"], **attributes)
+    feeds = {"x": np.eye(dim, dtype=np.float32), "roi": np.array([], dtype=np.float32)}
+    if by_sizes:
+        feeds["scales"] = np.array([], dtype=np.float32)
+        feeds["sizes"] = np.array([dim, length], dtype=np.int64)
+    else:
+        feeds["scales"] = np.array([1.0, factor], dtype=np.float32)
+    opset = max(node_opset_for_probe(node), 11)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (weights,) = ReferenceEvaluator(probe, opsets={"": opset}).run(None, feeds)
+    except Exception as error:  # noqa: BLE001 - the reference cannot evaluate this combination
+        raise NodeNotConvertible(f"Resize with these attributes ({type(error).__name__}: {error})") from None
+    weights = np.asarray(weights)
+    if weights.shape != (dim, length):
+        raise NodeNotConvertible(f"Resize along an axis of {dim} gives {weights.shape[1]} samples, not {length}")
+    return weights
+
+
+def node_opset_for_probe(node) -> int:
+    """The Resize version whose attributes the node uses (antialias and friends came with 18)."""
+    names = {a.name for a in node.attribute}
+    return 19 if names & {"antialias", "keep_aspect_ratio_policy", "axes"} else 13
+
+
+def _apply_taps(x, axis: int, weights: np.ndarray, dtype: str):
+    numpy_type = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[dtype]
+    taps = [np.flatnonzero(weights[:, j]) for j in range(weights.shape[1])]
+    count = max(len(t) for t in taps)
+    if count == 1 and all(weights[t[0], j] == 1 for j, t in enumerate(taps)):
+        return mb.gather(x=as_var(x), indices=np.array([t[0] for t in taps], dtype=np.int32), axis=axis)
+    shape = [1] * x.rank
+    shape[axis] = weights.shape[1]
+    total = None
+    for k in range(count):
+        rows = np.array([t[k] if k < len(t) else t[0] for t in taps], dtype=np.int32)
+        factor = np.array([weights[t[k], j] if k < len(t) else 0.0 for j, t in enumerate(taps)]).astype(numpy_type)
+        term = mb.mul(x=mb.gather(x=as_var(x), indices=rows, axis=axis), y=factor.reshape(shape))
+        total = term if total is None else mb.add(x=total, y=term)
+    return total
 
 
 @register("Upsample", since_version=7)
 def convert_upsample(ctx, node):
-    scales = attr(node, "scales") if ctx.opset < 9 else ctx.require_const(node, 1, "Upsample scales")
+    scales = attr(node, "scales") if ctx.opset < 9 else _require_const(ctx, node, 1, "Upsample scales")
     mode = attr(node, "mode", "nearest")
     # Upsample's linear mode is asymmetric; only exact integer factors match Core ML's align-free bilinear.
     coordinate = "asymmetric" if mode == "nearest" else "half_pixel_unsupported"
@@ -452,7 +701,7 @@ def convert_space_to_depth(ctx, node):
 @register("TopK")
 def convert_topk(ctx, node):
     x = as_var(ctx.input(node, 0))
-    k = attr(node, "k") if ctx.opset < 10 else int(ctx.require_const(node, 1, "TopK k").reshape(-1)[0])
+    k = attr(node, "k") if ctx.opset < 10 else int(_require_const(ctx, node, 1, "TopK k").reshape(-1)[0])
     axis = norm_axis(attr(node, "axis", -1), x.rank)
     largest = bool(attr(node, "largest", 1))
     values, indices = mb.topk(x=x, k=k, axis=axis, ascending=not largest)
@@ -463,7 +712,7 @@ def convert_topk(ctx, node):
 @register("CumSum", since_version=11)
 def convert_cumsum(ctx, node):
     x = as_var(ctx.input(node, 0))
-    axis = int(ctx.require_const(node, 1, "CumSum axis").reshape(-1)[0])
+    axis = int(np.asarray(_require_const(ctx, node, 1, "CumSum axis")).reshape(-1)[0])
     _out(ctx, node, mb.cumsum(x=x, axis=norm_axis(axis, x.rank), exclusive=bool(attr(node, "exclusive", 0)),
                               reverse=bool(attr(node, "reverse", 0)), name=ctx.out_name(node)))
 
@@ -471,8 +720,8 @@ def convert_cumsum(ctx, node):
 @register("OneHot", since_version=9)
 def convert_one_hot(ctx, node):
     indices = cast_to(as_var(ctx.input(node, 0)), "int32")
-    depth = int(np.asarray(ctx.require_const(node, 1, "OneHot depth")).reshape(-1)[0])
-    values = ctx.require_const(node, 2, "OneHot values")
+    depth = int(np.asarray(_require_const(ctx, node, 1, "OneHot depth")).reshape(-1)[0])
+    values = _require_const(ctx, node, 2, "OneHot values")
     off, on = values.reshape(-1)[:2]
     # Negative indices count from the end in ONNX.
     indices = mb.select(cond=mb.less(x=indices, y=np.int32(0)), a=mb.add(x=indices, y=np.int32(depth)), b=indices)
@@ -496,7 +745,7 @@ def convert_trilu(ctx, node):
         raise NodeNotConvertible("Trilu needs static matrix dims")
     # Keep element (i, j) when j - i >= k (upper) or j - i <= k (lower); k may be a run-time scalar.
     offset = (np.arange(int(cols))[None, :] - np.arange(int(rows))[:, None]).astype(np.int32)
-    k = ctx.input(node, 1, np.array(0, dtype=np.int32))
+    k = as_array(ctx.input(node, 1, np.array(0, dtype=np.int32)))
     k = cast_to(k, "int32")
     if not isinstance(k, np.ndarray) and k.rank > 0:
         k = mb.squeeze(x=k)
@@ -523,12 +772,39 @@ _SCATTER_MODES = {"none": "update", "add": "add", "mul": "mul", "max": "max", "m
 @register("ScatterElements", since_version=11)
 def convert_scatter_elements(ctx, node):
     data = as_var(ctx.input(node, 0))
-    axis = norm_axis(attr(node, "axis", 0), data.rank)
-    indices = _normalized_indices(ctx.input(node, 1), data.shape[axis])
+    rank = data.rank
+    axis = norm_axis(attr(node, "axis", 0), rank)
+    indices = as_array(ctx.input(node, 1))
     updates = unify(data, ctx.input(node, 2))[1]
     mode = _SCATTER_MODES[attr(node, "reduction", "none")]
-    _out(ctx, node, mb.scatter_along_axis(data=data, indices=indices, updates=updates, axis=axis, mode=mode,
-                                          name=ctx.out_name(node)))
+    index_shape = tuple(np.shape(indices)) if isinstance(indices, np.ndarray) else tuple(indices.shape)
+    if all(i == axis or data.shape[i] == index_shape[i] for i in range(rank)):
+        indices = _normalized_indices(indices, data.shape[axis])
+        _out(ctx, node, mb.scatter_along_axis(data=data, indices=indices, updates=updates, axis=axis, mode=mode,
+                                              name=ctx.out_name(node)))
+        return
+    # Indices shorter than data on other axes (ONNX allows it): MIL's scatter_along_axis
+    # does not, so write the same elements with scatter_nd and full coordinates.
+    if not all(_is_int(d) for d in index_shape):
+        raise NodeNotConvertible("ScatterElements with indices smaller than data needs static indices dims")
+    if isinstance(indices, np.ndarray) and _is_int(data.shape[axis]):
+        along = _normalized_indices(indices, data.shape[axis])
+    else:
+        along = cast_to(as_var(indices), "int32")
+        size = mb.gather(x=mb.shape(x=data), indices=np.array([axis], dtype=np.int32), axis=0)
+        along = mb.select(cond=mb.less(x=along, y=np.int32(0)), a=mb.add(x=along, y=size), b=along)
+    grid = np.indices(index_shape, dtype=np.int32)
+    columns = []
+    for i in range(rank):
+        if i == axis:
+            columns.append(along[..., None] if isinstance(along, np.ndarray) else mb.expand_dims(x=along, axes=[-1]))
+        else:
+            columns.append(grid[i][..., None])
+    if all(isinstance(c, np.ndarray) for c in columns):
+        coordinates = np.concatenate(columns, axis=-1).astype(np.int32)
+    else:
+        coordinates = mb.concat(values=columns, axis=-1)
+    _out(ctx, node, mb.scatter_nd(data=data, indices=coordinates, updates=updates, mode=mode, name=ctx.out_name(node)))
 
 
 @register("ScatterND", since_version=11)
