@@ -47,3 +47,85 @@ def test_torch_layer_matches_onnxruntime(name, torch_check):
     factory, shape = CASES[name]
     model = torch_check(_randomize_norm_stats(factory()), shape)
     assert model.graph.node, "export produced an empty graph"
+
+
+# --- ONNX pooling geometry (ceil_mode, asymmetric / SAME pads, 3-D, kernels near the input size, dilations)
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from interop.plugin_api import UnsupportedModelError  # noqa: E402
+
+from interop_coreml.onnx2mil import convert_model  # noqa: E402
+
+from .conftest import assert_close, interpret, make_model, ort_run, save, tensor_info  # noqa: E402
+
+POOLS = {
+    # name: (op, input shape, attributes)
+    "max_ceil_asym_pads": ("MaxPool", [1, 5, 1, 2], dict(ceil_mode=1, kernel_shape=[1, 3], pads=[0, 1, 0, 0])),
+    "max_ceil_last_window_dropped": ("MaxPool", [1, 3, 6, 3], dict(ceil_mode=1, kernel_shape=[1, 1], strides=[1, 3])),
+    "max_ceil_3d": ("MaxPool", [2, 2, 5, 4, 7], dict(ceil_mode=1, kernel_shape=[2, 3, 2], strides=[2, 2, 3])),
+    "avg_ceil_3d": ("AveragePool", [2, 2, 1, 1, 1], dict(ceil_mode=1, kernel_shape=[1, 1, 1], strides=[2, 1, 3])),
+    "avg_ceil_include_pad": ("AveragePool", [1, 2, 7, 6], dict(ceil_mode=1, kernel_shape=[3, 2], strides=[2, 2],
+                                                                pads=[1, 0, 0, 1], count_include_pad=1)),
+    "avg_ceil_exclude_pad": ("AveragePool", [1, 2, 7, 6], dict(ceil_mode=1, kernel_shape=[3, 2], strides=[2, 2],
+                                                                pads=[1, 0, 0, 1], count_include_pad=0)),
+    "avg_asym_include_pad_1d": ("AveragePool", [2, 3, 9], dict(kernel_shape=[4], strides=[3], pads=[2, 1],
+                                                               count_include_pad=1)),
+    "max_same_upper_ceil": ("MaxPool", [1, 6, 4, 5], dict(auto_pad="SAME_UPPER", ceil_mode=1, kernel_shape=[2, 1])),
+    "max_same_lower_strided": ("MaxPool", [1, 2, 7, 5], dict(auto_pad="SAME_LOWER", kernel_shape=[3, 2], strides=[2, 3])),
+    "avg_same_lower_ceil": ("AveragePool", [1, 2, 5, 5], dict(auto_pad="SAME_LOWER", ceil_mode=1, kernel_shape=[2, 3],
+                                                              strides=[2, 2])),
+    "max_kernel_equals_padded_input": ("MaxPool", [1, 1, 3, 3], dict(kernel_shape=[4, 4], pads=[1, 0, 0, 1])),
+    "avg_kernel_larger_than_input_padded": ("AveragePool", [1, 1, 2, 3], dict(kernel_shape=[3, 4], pads=[1, 1, 1, 1],
+                                                                              count_include_pad=1)),
+    "max_dilated": ("MaxPool", [1, 2, 8, 7], dict(kernel_shape=[2, 3], dilations=[2, 2], pads=[1, 0, 1, 2])),
+    "max_dilated_ceil": ("MaxPool", [1, 2, 8, 7], dict(kernel_shape=[2, 2], dilations=[3, 2], strides=[2, 2],
+                                                        ceil_mode=1)),
+    "avg_dilated_include_pad": ("AveragePool", [1, 2, 9], dict(kernel_shape=[3], dilations=[2], pads=[2, 1],
+                                                                count_include_pad=1)),
+}
+
+
+def _pool_model(op, shape, attributes, symbolic=()):
+    dims = [f"d{i}" if i in symbolic else d for i, d in enumerate(shape)]
+    node = onnx.helper.make_node(op, ["x"], ["y"], **attributes)
+    return make_model([node], [tensor_info("x", dims)], [onnx.helper.make_value_info("y", onnx.TypeProto())], opset=19)
+
+
+@pytest.mark.parametrize("name", sorted(POOLS))
+def test_pool_geometry_matches_onnxruntime(name, tmp_path):
+    op, shape, attributes = POOLS[name]
+    model = _pool_model(op, shape, attributes)
+    path = save(model, tmp_path / "pool.mlpackage")
+    feeds = {"x": np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    assert_close(interpret(path, feeds), ort_run(model, feeds), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("symbolic", [(0,), (0, 2), (0, 2, 3)])
+def test_pool_with_symbolic_dims_matches_onnxruntime(symbolic, tmp_path):
+    attributes = dict(kernel_shape=[3, 2], strides=[1, 1], pads=[1, 0, 0, 1], ceil_mode=1, count_include_pad=1)
+    model = _pool_model("AveragePool", [2, 3, 6, 5], attributes, symbolic=symbolic)
+    path = save(model, tmp_path / "pool.mlpackage")
+    feeds = {"x": np.random.default_rng(1).standard_normal((2, 3, 6, 5)).astype(np.float32)}
+    assert_close(interpret(path, feeds), ort_run(model, feeds), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("attributes", [
+    dict(auto_pad="VALID", kernel_shape=[4, 4, 1], strides=[1, 3, 1]),  # kernel 4 > input 3: output size 0
+    dict(kernel_shape=[5], pads=[1, 0]),
+    dict(kernel_shape=[2], dilations=[4]),
+])
+def test_pool_with_empty_output_is_refused(attributes):
+    shape = [2, 4, 6, 3, 2] if len(attributes["kernel_shape"]) == 3 else [1, 2, 3]
+    with pytest.raises(UnsupportedModelError) as info:
+        convert_model(_pool_model("MaxPool", shape, attributes))
+    message = info.value.message
+    # Refused by the pool converter, or earlier where ONNX shape inference already says the output is empty.
+    assert ("MaxPool node" in message and "would be empty" in message) or "zero-sized" in message
+    assert info.value.exit_code == 3
+
+
+def test_pool_ceil_mode_with_symbolic_strided_axis_is_refused():
+    model = _pool_model("MaxPool", [1, 2, 7, 7], dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1), symbolic=(2,))
+    with pytest.raises(UnsupportedModelError, match="ceil_mode"):
+        convert_model(model)

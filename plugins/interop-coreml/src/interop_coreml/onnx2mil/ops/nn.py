@@ -107,29 +107,170 @@ def convert_conv_transpose(ctx: ConversionContext, node) -> None:
     ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
 
 
+def _is_static(dim) -> bool:
+    return isinstance(dim, (int, np.integer))
+
+
+def pool_geometry(size: int, k: int, s: int, d: int, begin: int, end: int, auto_pad: str, ceil_mode: bool):
+    """(output size, begin pad, end pad of the declared padding) of one spatial axis, per the ONNX spec.
+
+    Explicit pads: floor (or ceil) of (size + pads - effective kernel) / stride + 1, where in ceil
+    mode a last window that would start in the right padding is dropped. SAME: ceil(size /
+    stride), padded by (out - 1) * stride + effective kernel - size (the extra one at the end for
+    SAME_UPPER, the begin for SAME_LOWER). VALID: no padding, floor((size - effective) / stride) + 1
+    whatever ceil_mode says (the spec's ceil formula for VALID is the same number).
+    """
+    eff = (k - 1) * d + 1
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = -(-size // s)
+        total = max((out - 1) * s + eff - size, 0)
+        begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        return out, begin, total - begin
+    if auto_pad == "VALID":
+        return (size - eff) // s + 1, 0, 0
+    span = size + begin + end - eff
+    if ceil_mode:
+        out = -(-span // s) + 1
+        if (out - 1) * s >= size + begin:
+            out -= 1
+    else:
+        out = span // s + 1
+    return out, begin, end
+
+
+def _window_counts(sizes, geometry, kernel, strides, dilations, include_pad: bool) -> np.ndarray:
+    """Per output position, how many window cells lie inside the input (or inside the declared padding)."""
+    per_axis = []
+    for size, (out, begin, end), k, s, d in zip(sizes, geometry, kernel, strides, dilations):
+        low, high = (-begin, size + end) if include_pad else (0, size)
+        starts = np.arange(out) * s - begin
+        taps = starts[:, None] + np.arange(k)[None, :] * d
+        per_axis.append(((taps >= low) & (taps < high)).sum(axis=1))
+    counts = per_axis[0]
+    for axis_counts in per_axis[1:]:
+        counts = np.multiply.outer(counts, axis_counts)
+    return counts.astype(np.float64)
+
+
+_MAX_TAPS = 256
+
+
+def _pool_by_taps(x, kind, kernel, strides, dilations, geometry, sizes):
+    """Pooling as a max/sum over strided slices, one per kernel tap: dilations, which MIL pools lack."""
+    if int(np.prod(kernel)) > _MAX_TAPS:
+        raise NodeNotConvertible(f"dilated pooling with {int(np.prod(kernel))} kernel taps (at most {_MAX_TAPS})")
+    dtype = np.float16 if mil_dtype_name(x) == "fp16" else np.float32
+    fill = dtype(-np.inf) if kind == "max" else dtype(0)
+    widths = [0, 0, 0, 0]
+    for size, (out, begin, _), k, s, d in zip(sizes, geometry, kernel, strides, dilations):
+        widths += [begin, max((out - 1) * s + (k - 1) * d + 1 - size - begin, 0)]
+    padded = mb.pad(x=x, pad=np.array(widths, dtype=np.int32), mode="constant", constant_val=fill) if any(widths) else x
+    rank = x.rank
+    result = None
+    for tap in np.ndindex(*kernel):
+        begin = [0, 0] + [t * d for t, d in zip(tap, dilations)]
+        end = [0, 0] + [b + (g[0] - 1) * s + 1 for b, g, s in zip(begin[2:], geometry, strides)]
+        part = mb.slice_by_index(x=padded, begin=np.array(begin, dtype=np.int32), end=np.array(end, dtype=np.int32),
+                                 stride=np.array([1, 1] + list(strides), dtype=np.int32),
+                                 begin_mask=[True, True] + [False] * (rank - 2),
+                                 end_mask=[True, True] + [False] * (rank - 2))
+        if result is None:
+            result = part
+        else:
+            result = mb.maximum(x=result, y=part) if kind == "max" else mb.add(x=result, y=part)
+    return result
+
+
 def _pool(ctx: ConversionContext, node, kind: str) -> None:
     x = as_var(ctx.input(node, 0))
     if mil_dtype_name(x) not in ("fp32", "fp16"):
         raise NodeNotConvertible(f"pooling of {mil_dtype_name(x)} tensors: Core ML pools float tensors only")
     if len(node.output) > 1 and node.output[1]:
         raise NodeNotConvertible("MaxPool's Indices output has no Core ML equivalent")
-    kernel = list(attr(node, "kernel_shape"))
-    n = len(kernel)
-    strides = list(attr(node, "strides", [1] * n))
-    dilations = list(attr(node, "dilations", [1] * n))
-    if any(d != 1 for d in dilations):
-        raise NodeNotConvertible("pooling with dilations is not supported by Core ML")
     if attr(node, "storage_order", 0):
         raise NodeNotConvertible("MaxPool storage_order=1 is not supported")
+    kernel = list(attr(node, "kernel_shape"))
+    n = len(kernel)
+    if x.rank != n + 2 or n > 3:
+        raise NodeNotConvertible(f"pooling over {n} spatial axes of a rank-{x.rank} tensor (Core ML pools 1 to 3 axes)")
+    strides = list(attr(node, "strides", [1] * n))
+    dilations = list(attr(node, "dilations", [1] * n))
+    auto_pad = attr(node, "auto_pad", "NOTSET")
+    ceil_mode = bool(attr(node, "ceil_mode", 0))
+    pads = list(attr(node, "pads", [0] * (2 * n)))
+    include_pad = bool(attr(node, "count_include_pad", 0))
+    sizes = _spatial(x)
+    if all(_is_static(size) for size in sizes):
+        _static_pool(ctx, node, x, kind, kernel, strides, dilations, auto_pad, ceil_mode, pads, include_pad,
+                     [int(size) for size in sizes])
+        return
+    # Symbolic spatial dims: only what MIL's pools compute on their own, for every size.
+    for i, size in enumerate(sizes):
+        if _is_static(size):
+            _check_output_size(i, pool_geometry(int(size), kernel[i], strides[i], dilations[i], pads[i], pads[i + n],
+                                                auto_pad, ceil_mode)[0], int(size), kernel, strides, dilations)
+    if any(d != 1 for d in dilations):
+        raise NodeNotConvertible("dilated pooling needs static spatial dims")
+    if ceil_mode and auto_pad == "NOTSET" and any(s != 1 for s in strides):
+        raise NodeNotConvertible("pooling with ceil_mode and strides > 1 needs static spatial dims")
     pad_type, pad = _explicit_pads(node, x, kernel, strides, dilations)
-    kwargs = dict(x=x, kernel_sizes=kernel, strides=strides, pad_type=pad_type, ceil_mode=bool(attr(node, "ceil_mode", 0)))
+    kwargs = dict(x=x, kernel_sizes=kernel, strides=strides, pad_type=pad_type)
     if pad is not None:
         kwargs["pad"] = pad
     if kind == "max":
         y = mb.max_pool(**kwargs, name=ctx.out_name(node))
     else:
-        y = mb.avg_pool(**kwargs, exclude_padding_from_average=not attr(node, "count_include_pad", 0), name=ctx.out_name(node))
+        y = mb.avg_pool(**kwargs, exclude_padding_from_average=not include_pad, name=ctx.out_name(node))
     ctx.output(node, 0, y)
+
+
+def _check_output_size(axis, out, size, kernel, strides, dilations) -> None:
+    if out <= 0:
+        raise NodeNotConvertible(
+            f"the output would be empty along axis {axis + 2} (size {out} from input {size}, kernel {kernel[axis]}, "
+            f"dilation {dilations[axis]}, stride {strides[axis]}); Core ML has no empty tensors")
+
+
+def _static_pool(ctx, node, x, kind, kernel, strides, dilations, auto_pad, ceil_mode, pads, include_pad, sizes):
+    n = len(kernel)
+    geometry = [pool_geometry(size, k, s, d, pads[i], pads[i + n], auto_pad, ceil_mode)
+                for i, (size, k, s, d) in enumerate(zip(sizes, kernel, strides, dilations))]
+    for axis, (out, _, _) in enumerate(geometry):
+        _check_output_size(axis, out, sizes[axis], kernel, strides, dilations)
+    if any(d != 1 for d in dilations):
+        y = _pool_by_taps(x, kind, kernel, strides, dilations, geometry, sizes)
+        if kind == "avg":
+            counts = _window_counts(sizes, geometry, kernel, strides, dilations, include_pad)
+            y = mb.real_div(x=y, y=np.maximum(counts, 1).astype(_np_float(x)))
+        ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
+        return
+    # Floor-mode pooling over exactly the cells the ONNX windows cover: pad the end up to the
+    # last window (ceil_mode's overhang), and crop what floor mode would add past it.
+    mil_pad, crop = [], False
+    for size, (out, begin, _), k, s in zip(sizes, geometry, kernel, strides):
+        end = (out - 1) * s + k - size - begin
+        mil_pad += [begin, max(end, 0)]
+        crop = crop or end < 0
+    kwargs = dict(x=x, kernel_sizes=kernel, strides=strides, pad_type="custom", pad=mil_pad)
+    if kind == "max":
+        y = mb.max_pool(**kwargs)
+    else:
+        # MIL's average over the input cells only; ONNX's count_include_pad also counts the declared
+        # padding (never ceil_mode's overhang): rescale by the ratio of the two counts.
+        y = mb.avg_pool(**kwargs, exclude_padding_from_average=True)
+    if crop:
+        y = mb.slice_by_size(x=y, begin=np.zeros(n + 2, dtype=np.int32),
+                             size=np.array([-1, -1] + [g[0] for g in geometry], dtype=np.int32))
+    if kind == "avg" and include_pad:
+        inside = _window_counts(sizes, geometry, kernel, strides, dilations, False)
+        declared = _window_counts(sizes, geometry, kernel, strides, dilations, True)
+        if not np.array_equal(inside, declared):
+            y = mb.mul(x=y, y=(np.maximum(inside, 1) / np.maximum(declared, 1)).astype(_np_float(x)))
+    ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
+
+
+def _np_float(x):
+    return np.float16 if mil_dtype_name(x) == "fp16" else np.float32
 
 
 register("MaxPool")(lambda ctx, node: _pool(ctx, node, "max"))
