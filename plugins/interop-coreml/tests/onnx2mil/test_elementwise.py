@@ -25,3 +25,71 @@ CASES = {
 def test_elementwise_matches_onnxruntime(name, torch_check):
     model = torch_check(LambdaModule(CASES[name]), (3, 4))
     assert model.graph.node
+
+
+# ---------------------------------------------------------------- ONNX-built graphs
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from .conftest import make_model, tensor_info  # noqa: E402
+from .spec_check import check_graph  # noqa: E402
+
+
+@pytest.mark.parametrize("opset", [13, 16, 21])
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+@pytest.mark.parametrize("branches", ["scalars", "row", "int"])
+def test_where_output_takes_the_condition_shape(opset, dynamic, branches, tmp_path):
+    """The condition is broader than both branches; a Flatten after it reads the inferred shape."""
+    batch = "N" if dynamic else 3
+    a_type = TensorProto.INT32 if branches == "int" else TensorProto.FLOAT
+    if branches == "scalars":
+        a, b = np.array(-0.5, np.float32), np.array(2.0, np.float32)
+    elif branches == "row":
+        a, b = np.arange(5, dtype=np.float32), np.array([7.0], np.float32)
+    else:
+        a, b = np.array([1, -2, 3, -4, 5], np.int32), np.array(0, np.int32)
+    nodes = [
+        helper.make_node("Greater", ["x", "t"], ["c"]),
+        helper.make_node("Where", ["c", "a", "b"], ["w"]),
+        helper.make_node("Flatten", ["w"], ["y"], axis=2),
+    ]
+    inits = [numpy_helper.from_array(np.array([0.0, 0.1, -0.2, 0.3, 0.0], np.float32), "t"),
+             numpy_helper.from_array(a, "a"), numpy_helper.from_array(b, "b")]
+    model = make_model(nodes, [tensor_info("x", [batch, 2, 4, 5])], [tensor_info("y", None, a_type)], inits, opset)
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((n, 2, 4, 5)).astype(np.float32)} for n in ((1, 3) if dynamic else (3,))]
+    check_graph(model, feeds, tmp_path)
+
+
+def _unary_model(op, dtype=TensorProto.FLOAT, opset=17, **attrs):
+    node = helper.make_node(op, ["x"], ["y"], **attrs)
+    return make_model([node], [tensor_info("x", [None], dtype)], [tensor_info("y", [None], dtype)], opset=opset)
+
+
+def test_asinh_and_acosh_keep_float_precision_over_the_whole_range(tmp_path):
+    magnitudes = np.concatenate([np.logspace(-30, 30, 400), np.linspace(0, 12, 200)])
+    x = np.concatenate([magnitudes, -magnitudes]).astype(np.float32)
+    [ours] = check_graph(_unary_model("Asinh"), [{"x": x}], tmp_path, rtol=3e-6, atol=0)
+    np.testing.assert_allclose(ours["y"], np.arcsinh(x.astype(np.float64)), rtol=3e-6, atol=0)
+    x = np.concatenate([1 + np.logspace(-7, 1, 200), np.logspace(1, 30, 200)]).astype(np.float32)
+    [ours] = check_graph(_unary_model("Acosh"), [{"x": x}], tmp_path, rtol=3e-6, atol=0)
+    np.testing.assert_allclose(ours["y"], np.arccosh(x.astype(np.float64)), rtol=3e-6, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [TensorProto.FLOAT, TensorProto.INT32])
+@pytest.mark.parametrize("opset", [13, 21])
+def test_fmod_is_exact_even_for_large_quotients(dtype, opset, tmp_path):
+    rng = np.random.default_rng(1)
+    n = 4000
+    if dtype == TensorProto.FLOAT:
+        x = (rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 8, n)).astype(np.float32)
+        y = (rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 3, n)).astype(np.float32)
+    else:
+        x = rng.integers(-10**9, 10**9, n).astype(np.int32)
+        y = rng.integers(1, 10**4, n).astype(np.int32) * rng.choice([-1, 1], n).astype(np.int32)
+    node = helper.make_node("Mod", ["x", "d"], ["y"], fmod=1)
+    model = make_model([node], [tensor_info("x", [n], dtype), tensor_info("d", [n], dtype)],
+                       [tensor_info("y", [n], dtype)], opset=opset)
+    [ours] = check_graph(model, [{"x": x, "d": y}], tmp_path, rtol=0, atol=0)
+    np.testing.assert_array_equal(ours["y"], np.fmod(x, y))

@@ -24,3 +24,40 @@ CASES = {
 def test_reduction_matches_onnxruntime(name, torch_check):
     model = torch_check(LambdaModule(CASES[name]), (3, 4, 5))
     assert model.graph.node
+
+
+# ---------------------------------------------------------------- ONNX-built graphs
+import numpy as np  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from .conftest import make_model, tensor_info  # noqa: E402
+from .spec_check import check_graph  # noqa: E402
+
+_REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+               "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"]
+
+
+@pytest.mark.parametrize("op", _REDUCE_OPS)
+@pytest.mark.parametrize("opset", [18, 21])
+@pytest.mark.parametrize("axes_form", ["empty-tensor", "absent"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduce_over_no_axes_is_the_elementwise_part(op, opset, axes_form, keepdims, tmp_path):
+    """noop_with_empty_axes=1 with empty axes: ReduceSumSquare gives x², ReduceL2 sqrt(x²) (tiny x underflow), ..."""
+    inputs = ["x", "axes"] if axes_form == "empty-tensor" else ["x"]
+    inits = [numpy_helper.from_array(np.array([], np.int64), "axes")] if axes_form == "empty-tensor" else []
+    node = helper.make_node(op, inputs, ["y"], keepdims=keepdims, noop_with_empty_axes=1)
+    model = make_model([node], [tensor_info("x", ["N", 5, 2])], [tensor_info("y", None)], inits, opset)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0.1, 2.0, (3, 5, 2)).astype(np.float32)
+    x[0, 0, :] = [1e-23, 3e-30]  # x² underflows in float32: ReduceL2 gives 0 there, not |x|
+    check_graph(model, [{"x": x}], tmp_path, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduce_sum_opset13_noop_and_reduce_all(keepdims, tmp_path):
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["noop"], keepdims=keepdims, noop_with_empty_axes=1),
+             helper.make_node("ReduceSum", ["x", "axes"], ["all"], keepdims=1)]
+    inits = [numpy_helper.from_array(np.array([], np.int64), "axes")]
+    model = make_model(nodes, [tensor_info("x", [2, 3])], [tensor_info("noop", None), tensor_info("all", None)],
+                       inits, 13)
+    check_graph(model, [{"x": np.arange(6, dtype=np.float32).reshape(2, 3) - 2}], tmp_path)

@@ -186,14 +186,26 @@ def convert_neg(ctx: ConversionContext, node) -> None:
 @register("Acosh")
 def convert_acosh(ctx: ConversionContext, node) -> None:
     x = as_var(ctx.input(node, 0))
-    one = _scalar_like(x, 1)
-    # (x - 1)(x + 1) keeps the digits x² - 1 loses near 1; past 1e18 x² overflows
-    # and acosh(x) = log(2x) to float precision.
-    root = mb.sqrt(x=mb.mul(x=mb.sub(x=x, y=one), y=mb.add(x=x, y=one)))
-    direct = mb.log(x=mb.add(x=x, y=root), epsilon=_scalar_like(x, 0))
-    huge = mb.add(x=mb.log(x=x, epsilon=_scalar_like(x, 0)), y=_scalar_like(x, np.log(2.0)))
-    big = mb.greater(x=x, y=_scalar_like(x, _HUGE[mil_dtype_name(x)]))
+    if mil_dtype_name(x) not in ("fp32", "fp16"):
+        raise NodeNotConvertible(f"Acosh on {mil_dtype_name(x)} tensors: Core ML computes it for float types only")
+    c = lambda v: _scalar_like(x, v)  # noqa: E731
+    # acosh(1 + t) = log1p(t + sqrt(t (t + 2))); t = x - 1 is exact near 1, where
+    # x² - 1 and log(x + ...) would lose the digits that matter.
+    t = mb.sub(x=x, y=c(1))
+    direct = _log1p(mb.add(x=t, y=mb.sqrt(x=mb.mul(x=t, y=mb.add(x=t, y=c(2))))), c)
+    # Past 1e18, t (t + 2) overflows and acosh(x) = log(2x) to float precision.
+    huge = mb.add(x=mb.log(x=x, epsilon=c(0)), y=c(np.log(2.0)))
+    big = mb.greater(x=x, y=c(_HUGE[mil_dtype_name(x)]))
     ctx.output(node, 0, mb.select(cond=big, a=huge, b=direct, name=ctx.out_name(node)))
+
+
+def _log1p(u, c):
+    """log(1 + u) to float precision for small u (Kahan: log(w) * u / (w - 1), w = 1 + u)."""
+    w = mb.add(x=u, y=c(1))
+    shifted = mb.sub(x=w, y=c(1))
+    exact = mb.equal(x=shifted, y=c(0))
+    ratio = mb.real_div(x=u, y=mb.select(cond=exact, a=mb.add(x=shifted, y=c(1)), b=shifted))
+    return mb.select(cond=exact, a=u, b=mb.mul(x=mb.log(x=w, epsilon=c(0)), y=ratio))
 
 
 # Past these magnitudes x² overflows (fp32 / fp16) and asinh, acosh are log(2|x|).
