@@ -1,0 +1,60 @@
+"""``python -m interop_coreml.fuzz --seed S --trials N --jobs J --out DIR``: run a fuzzing campaign.
+
+Prints one progress line now and then and, at the end, the summary line
+"N graphs, X crashes, Y mismatches (Z explained)" and the repro folders written.
+Exit status: 0 when there is no crash and no unexplained mismatch, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from interop_coreml.fuzz.campaign import run_campaign
+from interop_coreml.fuzz.generator import OPS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m interop_coreml.fuzz", description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0, help="campaign seed (trial i uses a seed derived from it)")
+    parser.add_argument("--trials", type=int, default=1000, help="number of random graphs")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--out", type=Path, default=Path("fuzz-out"), help="folder for the repro folders")
+    parser.add_argument("--ops", default="", help="comma-separated op types to draw from (default: all)")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per trial, shrinking included")
+    parser.add_argument("--shrink-seconds", type=float, default=60.0, help="time budget of one shrink")
+    args = parser.parse_args(argv)
+    ops = [op.strip() for op in args.ops.split(",") if op.strip()] or None
+    unknown = sorted(set(ops or ()) - set(OPS))
+    if unknown:
+        print(f"error: no generator for {', '.join(unknown)}", file=sys.stderr)
+        print(f"hint: generated ops: {', '.join(sorted(OPS))}", file=sys.stderr)
+        return 2
+    if args.trials < 1 or args.jobs < 1:
+        print("error: --trials and --jobs must be at least 1", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    last = [started]
+
+    def progress(done: int, total: int, summary) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 30 or done == total:
+            last[0] = now
+            print(f"[{now - started:6.0f} s] {done}/{total}: {summary.line()}", flush=True)
+
+    try:
+        summary = run_campaign(args.seed, args.trials, args.jobs, args.out, ops=ops, timeout=args.timeout,
+                               shrink_seconds=args.shrink_seconds, progress=progress)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(summary.line())
+    for signature, count in summary.signatures.most_common():
+        print(f"  {count:5d}  {signature}  -> {args.out / summary.folders[signature]}")
+    return 0 if summary.unexplained == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

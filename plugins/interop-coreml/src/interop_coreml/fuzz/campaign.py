@@ -1,0 +1,267 @@
+"""A fuzzing campaign: many seeded trials, failures shrunk, one repro folder per signature.
+
+Trials run in worker processes (``jobs`` of them), each started once and fed trial
+numbers through its own pipe, so the parent always knows which trial a worker is on:
+a trial that runs past ``timeout`` seconds gets its worker killed and is recorded as
+``crash[timeout]``; a worker that dies (an abort in native code) is recorded as
+``crash[abort]`` and replaced.
+
+The output folder gets ``NN-<signature>/`` per distinct failure signature (``min.onnx``,
+``min_inputs.npz``, ``info.json``) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import multiprocessing.connection
+import re
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Seconds one evaluation may take inside the worker before it counts as a hang.
+EVAL_TIMEOUT = 30
+
+
+def trial_seed(seed: int, index: int) -> int:
+    """The generator seed of trial ``index`` of a campaign seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+class _Alarm(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):  # noqa: ARG001
+    raise _Alarm()
+
+
+def _evaluate_with_alarm(model, feeds, seconds: int):
+    from interop_coreml.fuzz.oracle import Outcome, evaluate
+
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(seconds)
+    try:
+        return evaluate(model, feeds)
+    except _Alarm:
+        return Outcome("crash", "timeout", f"no result within {seconds} s", "timeout")
+    finally:
+        signal.alarm(0)
+
+
+def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_seconds: float = 60.0) -> dict[str, Any]:
+    """Generate, judge and (on failure) shrink one graph; a plain dict the parent can pickle."""
+    from interop_coreml.fuzz import generator, oracle, shrink
+
+    s = trial_seed(seed, index)
+    case = generator.generate(s, ops=ops)
+    outcome = _evaluate_with_alarm(case.model, case.feeds, EVAL_TIMEOUT)
+    result: dict[str, Any] = {"trial": index, "seed": s, "status": outcome.status, "kind": outcome.kind,
+                              "explained": outcome.explained}
+    if not outcome.failed:
+        return result
+    model, feeds = case.model, case.feeds
+    if outcome.kind != "timeout":
+        def still_fails(m, f):
+            return _evaluate_with_alarm(m, f, EVAL_TIMEOUT).key == outcome.key
+        model, feeds = shrink.shrink(case.model, case.feeds, still_fails, budget_seconds=shrink_seconds)
+    final = _evaluate_with_alarm(model, feeds, EVAL_TIMEOUT)
+    if final.key != outcome.key:  # cannot happen unless the failure is flaky: keep the original
+        model, feeds, final = case.model, case.feeds, outcome
+    buffer = io.BytesIO()
+    np.savez(buffer, **feeds)
+    rule = next((r for r in oracle.KNOWN_DEVIATIONS if r.name == final.explained), None)
+    result.update(
+        signature=oracle.signature(final, model),
+        model=model.SerializeToString(),
+        inputs=buffer.getvalue(),
+        info={
+            "trial": index, "seed": s, "status": final.status, "kind": final.kind,
+            "message": final.message, "original_message": outcome.message,
+            "signature": oracle.signature(final, model),
+            "opset": case.opset, "dynamic": case.dynamic, "input_style": case.input_style,
+            "nodes_original": len(case.model.graph.node), "nodes_min": len(model.graph.node),
+            "details": final.details, "min_graph": generator.describe(model),
+            "reference_evaluator": final.reference_evaluator,
+            "explained": final.explained, "explanation": rule.reason if rule else None,
+        },
+    )
+    return result
+
+
+def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float) -> None:
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.simplefilter("ignore")
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    while True:
+        index = conn.recv()
+        if index is None:
+            return
+        try:
+            result = run_trial(seed, index, ops, shrink_seconds)
+        except Exception as error:  # noqa: BLE001 - a generator bug must not stop the campaign
+            result = {"trial": index, "seed": trial_seed(seed, index), "status": "generator-error",
+                      "kind": "", "message": f"{type(error).__name__}: {error}"[:300]}
+        conn.send(result)
+
+
+@dataclass
+class _Slot:
+    process: Any
+    conn: Any
+    trial: int | None = None
+    started: float = 0.0
+
+
+@dataclass
+class Summary:
+    graphs: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    signatures: Counter = field(default_factory=Counter)
+    explained: Counter = field(default_factory=Counter)
+    folders: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def crashes(self) -> int:
+        return self.statuses["crash"]
+
+    @property
+    def mismatches(self) -> int:
+        return self.statuses["mismatch"]
+
+    @property
+    def explained_mismatches(self) -> int:
+        return sum(self.explained.values())
+
+    @property
+    def unexplained(self) -> int:
+        return self.crashes + self.mismatches - self.explained_mismatches
+
+    def line(self) -> str:
+        extra = ", ".join(f"{self.statuses[k]} {k}" for k in ("refused", "skipped", "generator-error")
+                          if self.statuses[k])
+        return (f"{self.graphs} graphs, {self.crashes} crashes, {self.mismatches} mismatches "
+                f"({self.explained_mismatches} explained)" + (f"; {extra}" if extra else ""))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9+]+", "-", text).strip("-")[:80]
+
+
+def _record(result: dict[str, Any], out: Path, summary: Summary) -> None:
+    summary.graphs += 1
+    status = result["status"]
+    summary.statuses[status] += 1
+    if status not in ("crash", "mismatch"):
+        return
+    signature = result.get("signature") or f"{status}[{result['kind']}] (trial {result['trial']})"
+    if result.get("explained"):
+        summary.explained[signature] += 1
+    summary.signatures[signature] += 1
+    if signature in summary.folders:
+        return
+    folder = out / f"{len(summary.folders) + 1:02d}-{_slug(signature)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    summary.folders[signature] = folder.name
+    info = result.get("info") or {k: result.get(k) for k in ("trial", "seed", "status", "kind", "message")}
+    info["signature"] = signature
+    if "model" in result:
+        (folder / "min.onnx").write_bytes(result["model"])
+        (folder / "min_inputs.npz").write_bytes(result["inputs"])
+    (folder / "info.json").write_text(json.dumps(info, indent=1, default=str) + "\n")
+
+
+def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | None = None,
+                 timeout: float = 180.0, shrink_seconds: float = 60.0, progress=None) -> Summary:
+    """Run ``trials`` trials over ``jobs`` worker processes and write the repro folders under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")  # a clean interpreter per worker, no inherited state
+    summary = Summary()
+
+    def start() -> _Slot:
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(child, seed, ops, shrink_seconds), daemon=True)
+        process.start()
+        child.close()
+        return _Slot(process, parent)
+
+    slots = [start() for _ in range(max(1, min(jobs, trials)))]
+    pending = list(range(trials))
+    pending.reverse()
+    done = 0
+    try:
+        while done < trials:
+            for slot in slots:
+                if slot.trial is None and pending:
+                    slot.trial = pending.pop()
+                    slot.started = time.monotonic()
+                    slot.conn.send(slot.trial)
+            busy = [s for s in slots if s.trial is not None]
+            ready = multiprocessing.connection.wait([s.conn for s in busy] + [s.process.sentinel for s in busy],
+                                                    timeout=1.0)
+            for i, slot in enumerate(slots):
+                if slot.trial is None:
+                    continue
+                lost = None
+                if slot.conn in ready:
+                    try:
+                        result = slot.conn.recv()
+                    except (EOFError, OSError):
+                        lost = "abort"
+                    else:
+                        _record(result, out, summary)
+                        slot.trial = None
+                        done += 1
+                        if progress:
+                            progress(done, trials, summary)
+                        continue
+                if lost is None and not slot.process.is_alive():
+                    lost = "abort"
+                if lost is None and time.monotonic() - slot.started > timeout:
+                    lost = "timeout"
+                if lost:
+                    slot.process.kill()
+                    slot.process.join()
+                    code = slot.process.exitcode
+                    message = (f"the trial took more than {timeout:g} s" if lost == "timeout"
+                               else f"the worker process died (exit code {code})")
+                    _record({"trial": slot.trial, "seed": trial_seed(seed, slot.trial), "status": "crash",
+                             "kind": lost, "message": message,
+                             "signature": f"crash[{lost}] (trial {slot.trial}: generate it with seed "
+                                          f"{trial_seed(seed, slot.trial)})"}, out, summary)
+                    done += 1
+                    slots[i] = start()
+    finally:
+        for slot in slots:
+            try:
+                slot.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        for slot in slots:
+            slot.process.join(timeout=5)
+            if slot.process.is_alive():
+                slot.process.kill()
+    _write_summary(out, seed, trials, summary)
+    return summary
+
+
+def _write_summary(out: Path, seed: int, trials: int, summary: Summary) -> None:
+    document = {
+        "seed": seed, "trials": trials, "line": summary.line(),
+        "statuses": dict(summary.statuses),
+        "signatures": [{"signature": s, "count": n, "explained": summary.explained.get(s, 0),
+                        "folder": summary.folders.get(s)} for s, n in summary.signatures.most_common()],
+    }
+    (out / "summary.json").write_text(json.dumps(document, indent=1) + "\n")
