@@ -467,7 +467,12 @@ def _flatten(b: Builder) -> None:
 
 
 def _squeeze(b: Builder) -> None:
-    x = b.pick(("float", "int64"), min_rank=1, when=lambda t: 1 in t.shape)
+    try:
+        x = b.pick(("float", "int64"), min_rank=1, when=lambda t: 1 in t.shape)
+    except Reject:
+        shape = list(b.random_shape(int(b.rng.integers(1, 5))))
+        shape[int(b.rng.integers(len(shape)))] = 1
+        x = b.new_input(tuple(shape))
     ones = [i for i, d in enumerate(x.shape) if d == 1]
     axes = sorted(int(a) for a in b.rng.choice(ones, size=int(b.rng.integers(1, len(ones) + 1)), replace=False))
     axes_in = None if b.rng.random() < 0.2 else b.ints([a - x.rank if b.rng.random() < 0.3 else a for a in axes])
@@ -934,7 +939,8 @@ for _op in ("Softmax", "LogSoftmax", "Hardmax"):
 _register("ArgMax", _argminmax("ArgMax"))
 _register("ArgMin", _argminmax("ArgMin"))
 for _op, _domain in {"ReduceMax": None, "ReduceMean": None, "ReduceMin": None, "ReduceProd": None,
-                     "ReduceSumSquare": None, "ReduceLogSum": "positive", "ReduceLogSumExp": None}.items():
+                     "ReduceSumSquare": None, "ReduceLogSum": "positive", "ReduceLogSumExp": None,
+                     "ReduceL1": None, "ReduceL2": None}.items():
     _register(_op, _reduce(_op, _domain))
 _register("ReduceSum", _reduce("ReduceSum", axes_input_since=13))
 _register("Cast", _cast)
