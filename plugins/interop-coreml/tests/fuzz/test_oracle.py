@@ -1,0 +1,73 @@
+"""The oracle against real engines: agreement, the known onnxruntime deviations, crash keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from interop_coreml.fuzz.oracle import compare_output, evaluate, normalize_error, signature
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=19) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "t", inputs, outputs, initializer=list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_a_graph_both_engines_agree_on_is_ok() -> None:
+    model = _model([helper.make_node("Tanh", ["x"], ["y"]), helper.make_node("ArgMax", ["y"], ["i"], axis=1)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+                    helper.make_tensor_value_info("i", TensorProto.INT64, [2, 1])])
+    x = np.array([[0.1, 0.7, -0.2], [1.5, -1.0, 0.3]], dtype=np.float32)
+    outcome = evaluate(model, {"x": x})
+    assert outcome.status == "ok", outcome.message  # int64 vs Core ML's int32 compares by value
+
+
+def test_onnxruntimes_optimizer_rewrite_of_transpose_matmul_1d_is_explained() -> None:
+    # onnxruntime 1.32 folds the Transpose into the MatMul wrongly when the other operand is 1-D.
+    model = _model([helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+                    helper.make_node("MatMul", ["t", "w"], ["y"])],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2, 5])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])],
+                   [numpy_helper.from_array(np.array([-1.68, 0.5], np.float32), "w")])
+    x = np.random.default_rng(0).standard_normal((2, 2, 5)).astype(np.float32)
+    outcome = evaluate(model, {"x": x})
+    assert outcome.status == "mismatch" and outcome.kind == "value"
+    assert outcome.explained == "ort-graph-optimizer"
+    assert outcome.reference_evaluator == {"y": "reference agrees with coreml-interpreter"}
+    assert signature(outcome, model) == ("mismatch[value] MatMul+Transpose "
+                                         "[onnxruntime deviation: ort-graph-optimizer]")
+
+
+def test_mean_variance_normalization_of_one_element_is_onnxruntimes_nan() -> None:
+    model = _model([helper.make_node("MeanVarianceNormalization", ["x"], ["y"], axes=[0])],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    outcome = evaluate(model, {"x": np.array([0.3], np.float32)})
+    assert (outcome.status, outcome.kind, outcome.explained) == ("mismatch", "nonfinite", "ort-mvn-zero-variance")
+
+
+def test_comparison_rules() -> None:
+    ref = np.array([1.0, 2.0, 1000.0], np.float32)
+    assert compare_output("y", ref, ref + np.float32(0.05)) is None  # within 1e-4 of max|ref|
+    kind, message, numbers = compare_output("y", ref, ref + np.array([0.0, 0.5, 0.0], np.float32))
+    assert kind == "value" and numbers["n_bad"] == 1 and "1/3 beyond tol" in message
+    assert compare_output("y", ref, np.array([1.0, np.nan, 1000.0], np.float32))[0] == "nonfinite"
+    assert compare_output("y", ref, ref.reshape(1, 3))[0] == "shape"
+    assert compare_output("y", ref, ref.astype(np.int32))[0] == "dtype"
+    assert compare_output("i", np.array([3, 4], np.int64), np.array([3, 4], np.int32)) is None
+    assert compare_output("b", np.array([True, False]), np.array([1, 0], np.int32)) is None
+    assert compare_output("i", np.array(7, np.int64), np.array([7], np.int32)) is None  # rank 0 comes back as [1]
+
+
+def test_crash_keys_are_stable_across_names_and_numbers() -> None:
+    a = normalize_error("ConversionError: Trilu node 'n_14' failed to convert: AttributeError: "
+                        "'numpy.int32' object has no attribute 'rank'")
+    b = normalize_error("ConversionError: Trilu node 'n_3' failed to convert: AttributeError: "
+                        "'numpy.int64' object has no attribute 'rank'")
+    assert a == b == "AttributeError: '_' object has no attribute '_'"
+    assert normalize_error("ValueError: shapes (3, 4) and [5] differ at 2") == "ValueError: shapes [_] and [_] differ at N"
