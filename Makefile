@@ -8,7 +8,7 @@ PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 EXAMPLES := $(sort $(dir $(wildcard examples/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo clean bench mxnet-env
+.PHONY: venv test demo clean bench mxnet-env fuzz
 
 venv: $(STAMP)
 
@@ -28,6 +28,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt onnxsim  # the exporter bench_onnx_to_coreml.py compares with
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# The long differential-fuzzing run of the ONNX -> Core ML translator (docs/fuzzing.md): 20,000 random
+# graphs, fixed seed, 2 workers; one minimal repro folder per failure signature under fuzz-out/.
+# `make test` runs a short fixed-seed slice of it (plugins/interop-coreml/tests/fuzz/test_fuzz_slice.py).
+FUZZ_SEED ?= 0
+FUZZ_TRIALS ?= 20000
+FUZZ_JOBS ?= 2
+fuzz: $(STAMP)
+	$(PY) -m interop_coreml.fuzz --seed $(FUZZ_SEED) --trials $(FUZZ_TRIALS) --jobs $(FUZZ_JOBS) --out fuzz-out/seed-$(FUZZ_SEED)
 
 clean:
 	rm -rf $(VENV) $(MXNET_VENV) interop-demo

@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run_campaign(args.seed, args.trials, args.jobs, args.out, ops=ops, timeout=args.timeout,
                                shrink_seconds=args.shrink_seconds, progress=progress)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        print("hint: give --out a new folder, or one a previous campaign wrote", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

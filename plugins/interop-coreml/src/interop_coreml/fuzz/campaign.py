@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import re
+import shutil
 import signal
 import time
 from collections import Counter
@@ -185,8 +186,7 @@ def _record(result: dict[str, Any], out: Path, summary: Summary) -> None:
 def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | None = None,
                  timeout: float = 180.0, shrink_seconds: float = 60.0, progress=None) -> Summary:
     """Run ``trials`` trials over ``jobs`` worker processes and write the repro folders under ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _prepare_out(Path(out))
     context = multiprocessing.get_context("spawn")  # a clean interpreter per worker, no inherited state
     summary = Summary()
 
@@ -255,6 +255,21 @@ def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | 
                 slot.process.kill()
     _write_summary(out, seed, trials, summary)
     return summary
+
+
+def _prepare_out(out: Path) -> Path:
+    """An empty folder, or one an earlier campaign wrote (its repro folders are replaced)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / "summary.json").is_file():
+            raise ValueError(f"{out} is not empty and was not written by a fuzzing campaign (no summary.json)")
+        for child in out.iterdir():
+            if child.is_dir() and re.match(r"^\d{2,}-", child.name) and (child / "info.json").is_file():
+                shutil.rmtree(child)
+        (out / "summary.json").unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _write_summary(out: Path, seed: int, trials: int, summary: Summary) -> None:
