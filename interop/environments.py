@@ -315,8 +315,15 @@ def _save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def _load_arrays(path: Path, names: list[str]) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as stored:
-        return {name: stored[f"a{i}"] for i, name in enumerate(names)}
+    """Arrays a worker wrote; never unpickled (the worker runs a stranger's model)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[f"a{i}"] for i, name in enumerate(names)}
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise ConversionError(
+            f"the environment's worker sent back {path.name}, which is not a plain .npz of arrays "
+            f"(nothing is unpickled): {_last_line(str(exc))}"
+        ) from None
 
 
 # --------------------------------------------------------------------------- public calls

@@ -61,6 +61,9 @@ def _serve_one(session: Any, request: dict[str, Any]) -> dict[str, Any]:
     try:
         outputs = session.run(_load_arrays(request["feeds"], request["feed_names"]))
         names = list(outputs)
+        for name in names:  # the host reads plain arrays only; say so here, with the name
+            if np.asarray(outputs[name]).dtype.hasobject:
+                raise TypeError(f"output {name!r} holds Python objects, not numbers")
         np.savez(request["outputs"], **{f"a{i}": np.asarray(outputs[n]) for i, n in enumerate(names)})
         return {"output_names": names}
     except Exception as exc:  # noqa: BLE001 - the session stays usable for the next run

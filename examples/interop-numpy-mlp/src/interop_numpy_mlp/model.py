@@ -49,8 +49,19 @@ class MLP:
         np.savez(path / WEIGHTS_FILE, **arrays)
 
 
+def _outside_link(path: Path, name: str) -> str | None:
+    """Why ``path/name`` must not be read: a link leading out of the model folder."""
+    entry = path / name
+    if entry.is_symlink() and path.resolve() not in entry.resolve().parents:
+        return f"{name} is a link to a file outside the model folder"
+    return None
+
+
 def sniff(path: Path) -> str | None:
     """None when ``path`` is a numpy-mlp directory, else why not (reads mlp.json only)."""
+    for name in (ARCH_FILE, WEIGHTS_FILE):
+        if (reason := _outside_link(path, name)) is not None:
+            return reason
     arch = path / ARCH_FILE
     if not arch.is_file():
         return f"it has no {ARCH_FILE}"
@@ -70,9 +81,15 @@ def load_mlp(path: Path) -> MLP:
     if reason:
         raise ModelLoadError(f"{path}: not a numpy-mlp model: {reason}")
     arch = json.loads((path / ARCH_FILE).read_text())
-    with np.load(path / WEIGHTS_FILE, allow_pickle=False) as stored:
-        arrays = {k: stored[k].astype(np.float32) for k in stored.files}
-    layers = arch["layers"]
+    try:
+        # Never unpickle: an object array in the file is refused, not loaded.
+        with np.load(path / WEIGHTS_FILE, allow_pickle=False) as stored:
+            arrays = {k: stored[k].astype(np.float32) for k in stored.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ModelLoadError(f"{path}: {WEIGHTS_FILE} is not a plain .npz of numbers: {exc}") from None
+    layers = arch.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        raise ModelLoadError(f"{path}: {ARCH_FILE} has no list of layers")
     try:
         weights = [arrays[f"w{i}"] for i in range(len(layers))]
         biases = [arrays[f"b{i}"] for i in range(len(layers))]
@@ -80,7 +97,8 @@ def load_mlp(path: Path) -> MLP:
     except KeyError as exc:
         raise ModelLoadError(f"{path}: {WEIGHTS_FILE} lacks array {exc}") from None
     for layer in layers:
-        if layer["activation"] not in ACTIVATIONS:
-            raise ModelLoadError(f"{path}: unknown activation {layer['activation']!r}")
+        activation = layer.get("activation")
+        if not isinstance(activation, (str, type(None))) or activation not in ACTIVATIONS:
+            raise ModelLoadError(f"{path}: unknown activation {activation!r}")
     return MLP(arch["input"]["name"], arch["output"]["name"], mean, std, weights, biases,
-               [layer["activation"] for layer in layers])
+               [layer.get("activation") for layer in layers])

@@ -14,6 +14,7 @@ from typing import Any
 
 from interop.plugin_api import ModelLoadError
 from interop_keras.loading import load_keras_model
+from interop_keras.safety import check_saved_model
 
 
 def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
@@ -41,6 +42,7 @@ def _saved_model_to_onnx(src: Path, opset: int) -> Any:
     from tf2onnx import tf_loader
     from tf2onnx.convert import _convert_common
 
+    check_saved_model(src)
     try:
         graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
             str(src), None, None, tag=tf.saved_model.SERVING, signatures=["serving_default"],

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from interop.plugin_api import ModelLoadError
+from interop_keras.safety import check_keras_file, check_saved_model
 
 
 def quiet_tensorflow() -> None:
@@ -30,11 +31,12 @@ class InferenceFunction:
 
 
 def load_inference_function(path: Path) -> InferenceFunction:
-    """Load a .keras/.h5 (safe mode) or a SavedModel directory as a named tf.function."""
+    """Load a .keras/.h5 (safe mode) or a SavedModel directory as a named tf.function, once checked."""
     quiet_tensorflow()
     import tensorflow as tf
 
     if path.is_dir():
+        check_saved_model(path)
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as exc:
@@ -76,8 +78,9 @@ def load_inference_function(path: Path) -> InferenceFunction:
 
 
 def load_keras_model(path: Path) -> Any:
-    """keras.saving.load_model in safe mode (no Lambda bytecode is ever deserialised)."""
+    """keras.saving.load_model in safe mode, after interop's own checks of the file (safety.py)."""
     quiet_tensorflow()
+    check_keras_file(path)
     import keras
 
     try:
