@@ -37,3 +37,137 @@ def test_tensor_layer_matches_onnxruntime(name, torch_check):
     module, shape = CASES[name]
     model = torch_check(module, shape)
     assert model.graph.node
+
+
+# ---------------------------------------------------------------- ONNX-built graphs
+import numpy as np  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from interop_coreml.onnx2mil.errors import UnsupportedModelError  # noqa: E402
+
+from .conftest import make_model, save, tensor_info  # noqa: E402
+from .spec_check import check_graph  # noqa: E402
+
+
+def _init(name, value, dtype=np.int64):
+    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+
+
+_RESIZE_MODES = {
+    "linear-align": dict(mode="linear", coordinate_transformation_mode="align_corners"),
+    "linear-half": dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+    "linear-asym": dict(mode="linear", coordinate_transformation_mode="asymmetric"),
+    "nearest-floor": dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+    "nearest-round": dict(mode="nearest"),
+    "cubic": dict(mode="cubic", coordinate_transformation_mode="half_pixel"),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(_RESIZE_MODES))
+@pytest.mark.parametrize("sizes, in_shape", [
+    ([2, 3, 7, 3], [2, 3, 3, 1]),     # 3 -> 7 rows: no whole factor
+    ([1, 2, 5, 4], [3, 2, 4, 4]),     # the batch axis shrinks
+    ([2, 5, 4], [2, 3, 6]),           # rank 3, channel-like axis grows
+])
+@pytest.mark.parametrize("opset", [13, 19])
+def test_resize_by_sizes_gives_exactly_those_sizes(mode, sizes, in_shape, opset, tmp_path):
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], **_RESIZE_MODES[mode])
+    model = make_model([node], [tensor_info("x", in_shape)], [tensor_info("y", sizes)], [_init("sizes", sizes)], opset)
+    x = np.random.default_rng(3).standard_normal(in_shape).astype(np.float32)
+    # onnxruntime implements linear/cubic only over the inner axes of 4-D inputs (cubic: and 2-D).
+    outer_changes = len(in_shape) == 4 and sizes[:2] != in_shape[:2]
+    ort_has_it = mode.startswith("nearest") or not (outer_changes or (mode == "cubic" and len(in_shape) == 3))
+    check_graph(model, [{"x": x}], tmp_path, rtol=1e-5, atol=1e-6, onnxruntime=ort_has_it)
+
+
+def test_resize_by_scales_with_a_fractional_factor_and_dynamic_batch(tmp_path):
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")
+    inits = [_init("scales", [1, 1, 1.5, 0.75], np.float32)]
+    model = make_model([node], [tensor_info("x", ["N", 2, 3, 5])], [tensor_info("y", ["N", 2, 4, 3])], inits, 18)
+    rng = np.random.default_rng(4)
+    check_graph(model, [{"x": rng.standard_normal((n, 2, 3, 5)).astype(np.float32)} for n in (1, 2)], tmp_path)
+
+
+def test_resize_of_a_dynamic_axis_to_a_fixed_size_is_refused(tmp_path):
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest")
+    model = make_model([node], [tensor_info("x", ["N", 1, 1, 1])], [tensor_info("y", [1, 1, 2, 3])],
+                       [_init("sizes", [1, 1, 2, 3])], 19)
+    with pytest.raises(UnsupportedModelError, match="dynamic axis 0"):
+        save(model, tmp_path / "m.mlpackage")
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+@pytest.mark.parametrize("start, end, step", [(-2, -3, -1), (-9, -10, -1), (5, -9, -2), (-1, -100, -1),
+                                              (1, 0, -1), (-7, 9, 2), (2, 2**62, 1), (2**62, -2**62, -3)])
+def test_slice_clamps_like_onnx(dynamic, start, end, step, tmp_path):
+    node = helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])
+    inits = [_init("starts", [start]), _init("ends", [end]), _init("axes", [0]), _init("steps", [step])]
+    model = make_model([node], [tensor_info("x", ["N" if dynamic else 3, 2])], [tensor_info("y", None)], inits, 14)
+    rng = np.random.default_rng(5)
+    feeds = [{"x": rng.standard_normal((n, 2)).astype(np.float32)} for n in ((1, 3, 4) if dynamic else (3,))]
+    # onnx's reference evaluator slices with Python's rules (start -2 of 1 row, step -1:
+    # nothing), not the spec's clamp to [0, dim - 1]; onnxruntime follows the spec.
+    check_graph(model, feeds, tmp_path, reference=False)
+
+
+def test_slice_with_run_time_bounds(tmp_path):
+    node = helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])
+    inits = [_init("axes", [1, 0]), _init("steps", [-1, 2])]
+    model = make_model([node], [tensor_info("x", ["N", 5]), tensor_info("starts", [2], TensorProto.INT64),
+                                tensor_info("ends", [2], TensorProto.INT64)], [tensor_info("y", None)], inits, 13)
+    x = np.arange(20, dtype=np.float32).reshape(4, 5)
+    feeds = [{"x": x, "starts": np.array(s, np.int64), "ends": np.array(e, np.int64)}
+             for s, e in (([-1, 0], [-9, 9]), ([3, -3], [0, 4]), ([-8, 1], [-2, 2]))]
+    check_graph(model, feeds, tmp_path, reference=False)
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_gather_elements_with_indices_shorter_than_data(dynamic, axis, tmp_path):
+    data_shape, index_shape = [4, 5, 3], [2, 3, 2]
+    rng = np.random.default_rng(6)
+    dim = data_shape[axis]
+    indices = rng.integers(-dim, dim, index_shape)
+    node = helper.make_node("GatherElements", ["x", "i"], ["y"], axis=axis)
+    declared = ["N", 5, 3] if dynamic else data_shape
+    model = make_model([node], [tensor_info("x", declared)], [tensor_info("y", index_shape)], [_init("i", indices)], 16)
+    # The reference evaluator insists on equal dims; onnxruntime and the spec allow shorter indices.
+    check_graph(model, [{"x": rng.standard_normal(data_shape).astype(np.float32)}], tmp_path, reference=False)
+
+
+@pytest.mark.parametrize("reduction", ["none", "add", "max"])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_scatter_elements_with_indices_shorter_than_data(reduction, axis, tmp_path):
+    data_shape, index_shape = [6, 5, 3], [3, 2, 2]
+    rng = np.random.default_rng(7)
+    dim = data_shape[axis]
+    # distinct targets along the axis so "none" has one right answer
+    indices = np.stack([rng.permutation(dim)[:index_shape[axis]] for _ in range(int(np.prod(index_shape)) // index_shape[axis])])
+    indices = np.moveaxis(indices.reshape([s for i, s in enumerate(index_shape) if i != (axis % 3)] + [index_shape[axis]]), -1, axis % 3)
+    indices = np.where(rng.random(indices.shape) < 0.3, indices - dim, indices)
+    node = helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], axis=axis, reduction=reduction)
+    inits = [_init("i", indices), _init("u", rng.standard_normal(index_shape), np.float32)]
+    model = make_model([node], [tensor_info("x", data_shape)], [tensor_info("y", data_shape)], inits, 18)
+    check_graph(model, [{"x": rng.standard_normal(data_shape).astype(np.float32)}], tmp_path)
+
+
+@pytest.mark.parametrize("length", [1, 5, 7, 8])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_num_outputs_on_a_dynamic_axis(length, parts, tmp_path):
+    names = [f"y{i}" for i in range(parts)]
+    node = helper.make_node("Split", ["x"], names, axis=-2, num_outputs=parts)
+    model = make_model([node], [tensor_info("x", ["N", 2])], [tensor_info(n, None) for n in names], opset=18)
+    if -(-length // parts) * (parts - 1) >= length:
+        pytest.skip("an empty last part: Core ML has no empty tensors")
+    check_graph(model, [{"x": np.arange(length * 2, dtype=np.float32).reshape(length, 2)}], tmp_path)
+
+
+@pytest.mark.parametrize("k", [-2, 0, 1])
+@pytest.mark.parametrize("upper", [0, 1])
+def test_rank0_int64_constants_trilu_k_and_cumsum_axis(k, upper, tmp_path):
+    nodes = [helper.make_node("Trilu", ["x", "k"], ["t"], upper=upper),
+             helper.make_node("CumSum", ["t", "axis"], ["y"], reverse=upper)]
+    inits = [_init("k", k), _init("axis", -1 if upper else 0)]
+    model = make_model(nodes, [tensor_info("x", ["N", 3, 4])], [tensor_info("y", None)], inits, 15)
+    x = np.random.default_rng(8).standard_normal((2, 3, 4)).astype(np.float32)
+    check_graph(model, [{"x": x}], tmp_path)
