@@ -61,3 +61,25 @@ def test_identity_on_graph_output_is_kept():
     nodes = [onnx.helper.make_node("Identity", ["x"], ["y"])]
     prepared = prepare(make_model(nodes, [tensor_info("x", [2])], [tensor_info("y", [2])]))
     assert [n.op_type for n in prepared.model.graph.node] == ["Identity"]
+
+
+def test_size_of_a_ceil_mode_pool_is_not_taken_from_shape_inference(tmp_path):
+    """ONNX shape inference says MaxPool(ceil_mode) gives width 2 here; the spec (and onnxruntime) say 1."""
+    nodes = [
+        onnx.helper.make_node("MaxPool", ["x"], ["p"], ceil_mode=1, kernel_shape=[1, 1], strides=[1, 3]),
+        onnx.helper.make_node("Size", ["p"], ["n"]),
+        onnx.helper.make_node("Cast", ["n"], ["nf"], to=onnx.TensorProto.FLOAT),
+        onnx.helper.make_node("Mul", ["p", "nf"], ["y"]),
+    ]
+    model = make_model(nodes, [tensor_info("x", [1, 3, 6, 3])], [tensor_info("y", None)], opset=16)
+    assert "n" not in prepare(model).constants
+    feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 6, 3)).astype(np.float32)}
+    assert_close(interpret(save(model, tmp_path / "m.mlpackage"), feeds), ort_run(model, feeds))
+
+
+def test_cast_of_a_partly_static_shape_folds_to_the_cast_type():
+    nodes = [onnx.helper.make_node("Shape", ["x"], ["s"], start=1),
+             onnx.helper.make_node("Cast", ["s"], ["f"], to=onnx.TensorProto.FLOAT),
+             onnx.helper.make_node("Mul", ["x", "f"], ["y"])]
+    prepared = prepare(make_model(nodes, [tensor_info("x", ["N", 2, 3])], [tensor_info("y", ["N", 2, 3])]))
+    assert prepared.constants["f"].dtype == np.float32 and list(prepared.constants["f"]) == [2.0, 3.0]

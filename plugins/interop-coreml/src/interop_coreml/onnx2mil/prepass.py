@@ -103,6 +103,59 @@ def _evaluate(node: onnx.NodeProto, inputs: list[np.ndarray | None], opset: int)
         return None
 
 
+def pool_geometry(size: int, k: int, s: int, d: int, begin: int, end: int, auto_pad: str, ceil_mode: bool):
+    """(output size, begin pad, end pad of the declared padding) of one pooled axis, per the ONNX spec.
+
+    Explicit pads: floor (or ceil) of (size + pads - effective kernel) / stride + 1, where in ceil
+    mode a last window that would start in the right padding is dropped. SAME: ceil(size /
+    stride), padded by (out - 1) * stride + effective kernel - size (the extra one at the end for
+    SAME_UPPER, the begin for SAME_LOWER). VALID: no padding, floor((size - effective) / stride) + 1
+    whatever ceil_mode says (the spec's ceil formula for VALID is the same number).
+    """
+    eff = (k - 1) * d + 1
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = -(-size // s)
+        total = max((out - 1) * s + eff - size, 0)
+        begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        return out, begin, total - begin
+    if auto_pad == "VALID":
+        return (size - eff) // s + 1, 0, 0
+    span = size + begin + end - eff
+    if ceil_mode:
+        out = -(-span // s) + 1
+        if (out - 1) * s >= size + begin:
+            out -= 1
+    else:
+        out = span // s + 1
+    return out, begin, end
+
+
+_POOLS = {"MaxPool", "AveragePool", "LpPool"}
+
+
+def _pool_shape_trusted(node: onnx.NodeProto, shapes: dict[str, tuple]) -> bool:
+    """ONNX shape inference agrees with the spec's pool output size (it lacks ceil_mode's last-window rule)."""
+    x, y = shapes.get(node.input[0]), shapes.get(node.output[0])
+    kernel = _attribute(node, "kernel_shape")
+    if x is None or y is None or kernel is None or len(x) != len(kernel) + 2 or len(y) != len(x):
+        return False
+    n = len(kernel)
+    strides = _attribute(node, "strides") or [1] * n
+    dilations = _attribute(node, "dilations") or [1] * n
+    pads = _attribute(node, "pads") or [0] * (2 * n)
+    auto_pad = _attribute(node, "auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    ceil_mode = bool(_attribute(node, "ceil_mode", 0))
+    for i in range(n):
+        size, got = x[i + 2], y[i + 2]
+        if not isinstance(size, int):
+            return False
+        expected = pool_geometry(size, kernel[i], strides[i], dilations[i], pads[i], pads[i + n], auto_pad, ceil_mode)[0]
+        if got != expected:
+            return False
+    return True
+
+
 def _symbolic_shape(node: onnx.NodeProto, shape: tuple) -> np.ndarray:
     start = _attribute(node, "start", 0)
     end = _attribute(node, "end", None)
@@ -114,8 +167,16 @@ def _symbolic_eval(node: onnx.NodeProto, values: list) -> np.ndarray | None:
     """Evaluate index-shuffling ops on object arrays holding ints and '?sym' strings."""
     op = node.op_type
     try:
-        if op in ("Cast", "Identity"):
+        if op == "Identity":
             return values[0]
+        if op == "Cast":
+            data = np.asarray(values[0], dtype=object)
+            if all(isinstance(v, (int, np.integer)) for v in data.ravel().tolist()):
+                to = onnx.helper.tensor_dtype_to_np_dtype(_attribute(node, "to"))
+                return data.astype(np.int64).astype(to)
+            # Symbolic entries survive only a cast to another integer type.
+            integer = _attribute(node, "to") in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+            return data if integer else None
         if op == "Gather":
             data, idx = values[0], np.asarray(values[1]).astype(np.int64)
             return np.take(data, idx, axis=_attribute(node, "axis", 0))
@@ -181,6 +242,7 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
     alias: dict[str, str] = {}
     symbolic: dict[str, np.ndarray] = {}
     kept: list[onnx.NodeProto] = []
+    suspect: set[str] = set()
     consumed = {name for node in graph.node for name in node.input} | set(graph_outputs)
 
     for original in graph.node:
@@ -207,16 +269,26 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
                 constants[node.output[0]] = value[0]
                 continue
 
-        if is_default_domain and op in ("Shape", "Size") and node.input[0] in shapes:
+        # ONNX shape inference is not the spec everywhere: shapes downstream of a node it gets
+        # wrong must not be folded into constants.
+        if any(name in suspect for name in node.input if name) or (
+            op in _POOLS and is_default_domain and not _pool_shape_trusted(node, shapes)
+        ):
+            suspect.update(name for name in node.output if name)
+
+        if is_default_domain and op in ("Shape", "Size") and node.input[0] in shapes and (
+            node.input[0] not in suspect or node.input[0] in constants
+        ):
             shape = shapes[node.input[0]]
             if node.input[0] in constants:
                 shape = constants[node.input[0]].shape
-            if all(isinstance(d, int) for d in shape):
+            start, end = _attribute(node, "start", 0), _attribute(node, "end", None)
+            part = list(shape)[start:end] if op == "Shape" else list(shape)
+            if all(isinstance(d, int) for d in part):
                 if op == "Shape":
-                    start, end = _attribute(node, "start", 0), _attribute(node, "end", None)
-                    constants[node.output[0]] = np.array(list(shape)[start:end], dtype=np.int64)
+                    constants[node.output[0]] = np.array(part, dtype=np.int64)
                 else:
-                    constants[node.output[0]] = np.array(int(np.prod(shape)), dtype=np.int64)
+                    constants[node.output[0]] = np.array(int(np.prod(part)), dtype=np.int64)
                 continue
             if op == "Shape" and all(d is not None for d in shape):
                 symbolic[node.output[0]] = _symbolic_shape(node, shape)
@@ -240,6 +312,9 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
             if all(n in symbolic or n in constants for n in present):
                 inputs = [symbolic.get(n, constants.get(n)) if n else None for n in node.input]
                 result = _symbolic_eval(node, inputs)
+                if result is not None and np.asarray(result).dtype.kind in "biuf":
+                    constants[node.output[0]] = np.asarray(result)  # a Cast of an all-static shape
+                    continue
                 if result is not None:
                     result = np.asarray(result, dtype=object)
                     if all(isinstance(v, (int, np.integer)) for v in result.ravel().tolist()):
@@ -271,7 +346,8 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
     prepared.ir_version = model_copy.ir_version
     prepared.producer_name = model_copy.producer_name
     prepared.producer_version = model_copy.producer_version
-    return PreparedGraph(prepared, kept_constants, shapes, elem_types, symbolic)
+    trusted = {name: shape for name, shape in shapes.items() if name not in suspect}
+    return PreparedGraph(prepared, kept_constants, trusted, elem_types, symbolic)
 
 
 def _dropout_training(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:

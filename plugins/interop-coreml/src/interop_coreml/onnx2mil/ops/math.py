@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
-from interop_coreml.onnx2mil.ops._common import ConversionContext, as_var, attr, mb, mil_dtype_name, np, unify
+from interop_coreml.onnx2mil.ops._common import (
+    ConversionContext, as_var, attr, cast_to, mb, mil_dtype_name, np, unify,
+)
 from interop_coreml.onnx2mil.registry import register
 
 
@@ -32,33 +34,50 @@ def convert_matmul(ctx: ConversionContext, node) -> None:
     ctx.output(node, 0, mb.squeeze(x=product, axes=[product.rank + s for s in squeeze], name=ctx.out_name(node)))
 
 
+def _float_operands(values):
+    """Operands of one float product: ints (a Shape, a constant) join the float operand's dtype.
+
+    ONNX gives A, B and C of MatMul/Gemm one type; an int32 among floats comes from a producer
+    whose result MIL keeps in int32, and casting the float side down would truncate it.
+    """
+    kinds = {mil_dtype_name(v) for v in values if v is not None}
+    if not kinds & {"fp32", "fp16"}:
+        raise NodeNotConvertible("integer matrix product: Core ML multiplies float matrices only")
+    dtype = "fp32" if "fp32" in kinds else "fp16"
+    return [None if v is None else cast_to(v, dtype) for v in values], dtype
+
+
 @register("Gemm")
 def convert_gemm(ctx: ConversionContext, node) -> None:
-    a, b = unify(ctx.input(node, 0), ctx.input(node, 1))
-    c = ctx.input(node, 2)
+    (a, b, c), dtype = _float_operands([ctx.input(node, 0), ctx.input(node, 1), ctx.input(node, 2)])
+    np_dtype = np.float16 if dtype == "fp16" else np.float32
     alpha, beta = attr(node, "alpha", 1.0), attr(node, "beta", 1.0)
     trans_a, trans_b = bool(attr(node, "transA", 0)), bool(attr(node, "transB", 0))
     a = as_var(a)
-    if isinstance(b, np.ndarray) and not trans_a and (c is None or isinstance(c, np.ndarray)):
-        weight = (b if trans_b else b.T) * np.asarray(alpha, dtype=b.dtype)
+    if a.rank != 2 or len(b.shape) != 2:
+        raise NodeNotConvertible(f"Gemm of rank-{a.rank} and rank-{len(b.shape)} operands (ONNX requires 2 and 2)")
+    if isinstance(b, np.ndarray):
+        # A @ W with constant W is Core ML's linear layer (weight [N, K]); C joins as its bias when it
+        # varies along N only (shapes [], [1], [N], [1, 1], [1, N]), else as an add.
+        weight = np.ascontiguousarray((b if trans_b else b.T).astype(np.float64) * alpha).astype(np_dtype)
+        n_out = weight.shape[0]
+        if trans_a:
+            a = mb.transpose(x=a, perm=[1, 0])
         kwargs = {}
-        if c is not None:
-            bias = np.asarray(c, dtype=weight.dtype) * np.asarray(beta, dtype=weight.dtype)
-            if bias.size == weight.shape[0] and bias.ndim <= 1 or (bias.ndim == 2 and bias.shape[0] == 1):
-                kwargs["bias"] = np.ascontiguousarray(bias.reshape(-1) if bias.size == weight.shape[0] else bias)
-            else:
-                y = mb.linear(x=a, weight=np.ascontiguousarray(weight))
-                ctx.output(node, 0, mb.add(x=y, y=bias, name=ctx.out_name(node)))
-                return
-        ctx.output(node, 0, mb.linear(x=a, weight=np.ascontiguousarray(weight), name=ctx.out_name(node), **kwargs))
-        return
-    y = mb.matmul(x=a, y=b, transpose_x=trans_a, transpose_y=trans_b)
-    if alpha != 1.0:
-        y = mb.mul(x=y, y=np.float32(alpha))
+        if isinstance(c, np.ndarray) and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1):
+            row = c.reshape(c.shape[-1:]).astype(np.float64) * beta
+            kwargs["bias"] = np.ascontiguousarray(np.broadcast_to(row, (n_out,))).astype(np_dtype)
+            c = None
+        y = mb.linear(x=a, weight=weight, **kwargs)
+    else:
+        y = mb.matmul(x=a, y=as_var(b), transpose_x=trans_a, transpose_y=trans_b)
+        if alpha != 1.0:
+            y = mb.mul(x=y, y=np_dtype(alpha))
     if c is not None:
-        c = unify(y, c)[1]
-        if beta != 1.0:
-            c = mb.mul(x=as_var(c), y=np.float32(beta))
+        if isinstance(c, np.ndarray):
+            c = (c.astype(np.float64) * beta).astype(np_dtype)
+        elif beta != 1.0:
+            c = mb.mul(x=c, y=np_dtype(beta))
         y = mb.add(x=y, y=c)
     ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
 

@@ -8,6 +8,7 @@ from interop_coreml.onnx2mil.ops._common import (
     ConversionContext, as_var, attr, channel_shaped, mb, mil_dtype_name, np,
     shape_vector, unify,
 )
+from interop_coreml.onnx2mil.prepass import pool_geometry
 from interop_coreml.onnx2mil.registry import register
 
 
@@ -109,33 +110,6 @@ def convert_conv_transpose(ctx: ConversionContext, node) -> None:
 
 def _is_static(dim) -> bool:
     return isinstance(dim, (int, np.integer))
-
-
-def pool_geometry(size: int, k: int, s: int, d: int, begin: int, end: int, auto_pad: str, ceil_mode: bool):
-    """(output size, begin pad, end pad of the declared padding) of one spatial axis, per the ONNX spec.
-
-    Explicit pads: floor (or ceil) of (size + pads - effective kernel) / stride + 1, where in ceil
-    mode a last window that would start in the right padding is dropped. SAME: ceil(size /
-    stride), padded by (out - 1) * stride + effective kernel - size (the extra one at the end for
-    SAME_UPPER, the begin for SAME_LOWER). VALID: no padding, floor((size - effective) / stride) + 1
-    whatever ceil_mode says (the spec's ceil formula for VALID is the same number).
-    """
-    eff = (k - 1) * d + 1
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out = -(-size // s)
-        total = max((out - 1) * s + eff - size, 0)
-        begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
-        return out, begin, total - begin
-    if auto_pad == "VALID":
-        return (size - eff) // s + 1, 0, 0
-    span = size + begin + end - eff
-    if ceil_mode:
-        out = -(-span // s) + 1
-        if (out - 1) * s >= size + begin:
-            out -= 1
-    else:
-        out = span // s + 1
-    return out, begin, end
 
 
 def _window_counts(sizes, geometry, kernel, strides, dilations, include_pad: bool) -> np.ndarray:
