@@ -22,7 +22,10 @@ optional imports in a bare ``except:`` (coremltools' ``try: import tensorflow``)
 and would swallow that exception, so the signal is also *recorded*: until the
 command line has handled it, every later import of a new module raises it again
 and :func:`raise_if_interrupted` (called before an output is committed and when
-a command returns) turns a swallowed signal back into the exit code.
+a command returns) turns a swallowed signal back into the exit code. While a
+native extension module initialises (``ExtensionFileLoader``), a signal is only
+recorded and raised when its initialisation returns: an exception thrown into a
+pybind11 module's init code (onnx, onnxruntime, torch) aborts the interpreter.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 from interop.plugin_api import InteropError
 
@@ -91,8 +95,27 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         raise Interrupted(signum)
 
 
+def _deferring(method: Callable[..., Any]) -> Callable[..., Any]:
+    def run_to_its_end(*args: Any, **kwargs: Any) -> Any:
+        with deferred_signals():
+            return method(*args, **kwargs)
+
+    run_to_its_end.__wrapped__ = method  # type: ignore[attr-defined]
+    return run_to_its_end
+
+
+def _defer_signals_in_extension_imports() -> None:
+    from importlib.machinery import ExtensionFileLoader
+
+    for name in ("create_module", "exec_module"):
+        method = ExtensionFileLoader.__dict__[name]
+        if not hasattr(method, "__wrapped__"):
+            setattr(ExtensionFileLoader, name, _deferring(method))
+
+
 def install_signal_handlers() -> None:
     """SIGINT and SIGTERM raise :class:`Interrupted` (and are remembered); main thread only."""
+    _defer_signals_in_extension_imports()
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is signal.SIG_IGN:
             continue  # started with the signal ignored (nohup, a background job): keep it so

@@ -1,0 +1,347 @@
+"""interop never destroys what it did not write, and an interrupted run leaves nothing behind.
+
+Report paths that are folders, links or devices, an output that is the source (or
+inside it), a folder in the output's place that interop did not write, a link as
+``-o``; then SIGINT and SIGTERM sent to real conversions at several moments.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from interop.plugin_api import InteropError
+
+
+def _tiny_onnx(path: Path) -> Path:
+    """y = relu(x) + 1 for x of shape (N, 2): a valid model every converter and runtime takes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    one = numpy_helper.from_array(np.ones((1, 2), np.float32), "one")
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["r", "one"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        [one],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "INTEROP_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "interop", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _assert_refused(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def tiny_mlpackage(tiny: Path) -> Path:
+    import interop
+
+    path = tiny.parent / "tiny.mlpackage"
+    interop.convert(tiny, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- report paths
+
+
+@pytest.mark.parametrize("option", ["--json", "--junit", "--save-golden"])
+def test_report_path_that_is_a_folder_is_exit_2_before_any_model_is_opened(tmp_path, tiny, option):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deep.txt").write_text("mine too")
+    before = _tree(folder)
+    # The candidate does not exist: were models opened first, the error would be about it.
+    result = _cli("check", str(tiny), str(tmp_path / "missing.onnx"), option, str(folder))
+    _assert_refused(result, option, "is a directory")
+    assert _tree(folder) == before
+
+
+@pytest.mark.parametrize("option", ["--json", "--junit", "--save-golden"])
+def test_report_path_that_is_a_link_is_refused_and_the_target_kept(tmp_path, tiny, option):
+    target = tmp_path / "precious.txt"
+    target.write_text("precious")
+    link = tmp_path / "report.out"
+    link.symlink_to(target)
+    result = _cli("check", str(tiny), str(tmp_path / "missing.onnx"), option, str(link))
+    _assert_refused(result, "symbolic link")
+    assert link.is_symlink() and target.read_text() == "precious"
+
+
+def test_report_paths_that_would_overwrite_a_checked_model_are_refused(tmp_path, tiny_mlpackage, tiny):
+    before = tiny.read_bytes()
+    _assert_refused(_cli("check", str(tiny), f"{tiny}@onnxruntime", "--json", str(tiny)), "input")
+    assert tiny.read_bytes() == before
+    inside = tiny_mlpackage / "report.xml"
+    _assert_refused(_cli("check", str(tiny), str(tiny_mlpackage), "--junit", str(inside)), "inside")
+    assert not inside.exists()
+    both = tmp_path / "r.out"
+    _assert_refused(_cli("check", str(tiny), str(tiny), "--json", str(both), "--junit", str(both)),
+                    "same file")
+    assert not both.exists()
+
+
+def test_report_in_a_missing_folder_is_still_written(tmp_path, tiny):
+    report = tmp_path / "ci" / "out" / "check.json"
+    result = _cli("check", str(tiny), str(tiny), "--json", str(report))
+    assert result.returncode == 0, result.stderr
+    assert '"passed": true' in report.read_text()
+
+
+def test_golden_write_refuses_a_folder_and_check_save_path_fails_fast(tmp_path):
+    import numpy as np
+
+    from interop.checker import golden
+
+    folder = tmp_path / "golden.npz"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(InteropError, match="is a directory") as info:
+        golden.check_save_path(folder)
+    assert info.value.exit_code == 2
+    data = golden.GoldenData({"x": np.zeros((1, 2), np.float32)}, {"y": np.zeros((1, 2), np.float32)})
+    with pytest.raises(InteropError, match="is a directory"):
+        golden.write(folder, data)
+    assert (folder / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["golden.npz"]
+
+
+# ----------------------------------------------------------------------------- -o and the source
+
+
+def test_output_that_is_the_source_is_exit_2_and_the_source_is_kept(tmp_path, tiny):
+    src = tmp_path / "m.onnx"
+    src.write_bytes(tiny.read_bytes())
+    before = src.read_bytes()
+    _assert_refused(_cli("convert", str(src), "-o", str(src), "--to", "coreml", "--force"), "input")
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink", "dotted"])
+def test_output_that_is_the_source_under_another_name_is_refused(tmp_path, tiny, link):
+    import interop
+
+    src = tmp_path / "m.onnx"
+    src.write_bytes(tiny.read_bytes())
+    if link == "symlink":  # a link in the folder path: -o goes through it to the source
+        (tmp_path / "alias").symlink_to(tmp_path)
+        dst = tmp_path / "alias" / "m.onnx"
+    elif link == "hardlink":
+        dst = tmp_path / "same.onnx"
+        os.link(src, dst)
+    else:
+        dst = tmp_path / "sub" / ".." / "m.onnx"
+        (tmp_path / "sub").mkdir()
+    with pytest.raises(InteropError, match="input") as info:
+        interop.convert(src, dst, to="coreml", force=True)
+    assert info.value.exit_code == 2
+    assert src.read_bytes() == tiny.read_bytes()
+
+
+def test_output_inside_a_directory_source_is_refused(tiny_mlpackage):
+    import interop
+
+    before = _tree(tiny_mlpackage)
+    with pytest.raises(InteropError, match="inside the input") as info:
+        interop.convert(tiny_mlpackage, tiny_mlpackage / "Data" / "copy.onnx", to="onnx")
+    assert info.value.exit_code == 2
+    assert _tree(tiny_mlpackage) == before
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_output_that_is_a_link_is_exit_2_and_the_link_and_its_target_are_kept(tmp_path, tiny, dangling):
+    target = tmp_path / "elsewhere.mlpackage"
+    if not dangling:
+        target.mkdir()
+        (target / "Manifest.json").write_text("{}")
+    link = tmp_path / "out.mlpackage"
+    link.symlink_to(target)
+    result = _cli("convert", str(tiny), "-o", str(link), "--force")
+    _assert_refused(result, "symbolic link")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.exists() != dangling
+    if not dangling:
+        assert _tree(target) == {"Manifest.json": b"{}"}
+    assert not list(tmp_path.glob(".*interop-tmp"))
+
+
+# ----------------------------------------------------------------------------- directories at -o
+
+
+def test_force_never_replaces_a_folder_that_is_not_a_model_of_the_target_format(tmp_path, tiny):
+    folder = tmp_path / "work.mlpackage"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("three years")
+    _assert_refused(_cli("convert", str(tiny), "-o", str(folder), "--force"), "did not write")
+    assert _tree(folder) == {"thesis.tex": b"three years"}
+    keras_dir = tmp_path / "model.onnx"  # a folder where a file output goes
+    keras_dir.mkdir()
+    (keras_dir / "saved_model.pb").write_bytes(b"x")
+    _assert_refused(_cli("convert", str(tiny), "-o", str(keras_dir), "--to", "coreml", "--force"),
+                    "did not write")
+    assert _tree(keras_dir) == {"saved_model.pb": b"x"}
+
+
+def test_force_replaces_a_package_interop_wrote_but_not_one_holding_foreign_files(tmp_path, tiny, tiny_mlpackage):
+    import shutil
+
+    import interop
+
+    dst = tmp_path / "out.mlpackage"
+    shutil.copytree(tiny_mlpackage, dst)
+    (dst / "Data" / "stale.bin").write_bytes(b"old")  # inside the package's own layout
+    interop.convert(tiny, dst, force=True)
+    assert not (dst / "Data" / "stale.bin").exists()
+    assert sorted(_tree(dst)) == sorted(_tree(tiny_mlpackage))  # a fresh package (its ids are random)
+
+    (dst / "notes.txt").write_text("mine")  # a top-level entry no package of interop's has
+    with pytest.raises(InteropError, match="did not write") as info:
+        interop.convert(tiny, dst, force=True)
+    assert info.value.exit_code == 2
+    assert (dst / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mlpackage"]
+
+
+def test_remove_path_never_deletes_a_folder(tmp_path):
+    from interop.outputs import remove_path
+
+    folder = tmp_path / "m.onnx.unverified.json"
+    folder.mkdir()
+    (folder / "keep").write_text("x")
+    with pytest.raises(InteropError, match="directory"):
+        remove_path(folder)
+    assert (folder / "keep").exists()
+
+
+# ----------------------------------------------------------------------------- signals
+
+
+def _start_convert(src: Path, dst: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "INTEROP_DEBUG"}
+    return subprocess.Popen([sys.executable, "-m", "interop", "convert", str(src), "-o", str(dst)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_scratch(proc: subprocess.Popen, folder: Path, timeout: float = 120) -> None:
+    """Until the conversion's temporary folder exists (the run is past start-up, into the hops)."""
+    deadline = time.monotonic() + timeout
+    while not list(folder.glob(".*.interop-tmp")):
+        assert proc.poll() is None, f"the conversion ended before it started writing: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no temporary folder appeared"
+        time.sleep(0.02)
+
+
+def _wait_for_handlers(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until interop's own handlers are installed (SIGTERM caught), i.e. interop's code runs.
+
+    Before that the interpreter is still starting up: Python's default Ctrl-C behaviour
+    applies there, and nothing has been written yet.
+    """
+    status = Path(f"/proc/{proc.pid}/status")
+    if not status.exists():
+        time.sleep(2.0)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stderr.read()
+        caught = next((line.split()[1] for line in status.read_text().splitlines()
+                       if line.startswith("SigCgt:")), "0")
+        if int(caught, 16) & (1 << (signal.SIGTERM - 1)):
+            return
+        assert time.monotonic() < deadline, "interop never installed its signal handlers"
+        time.sleep(0.01)
+
+
+def _interrupt(src: Path, dst: Path, signum: int, after_start: float | None, after_scratch: float | None):
+    proc = _start_convert(src, dst)
+    try:
+        if after_start is not None:
+            _wait_for_handlers(proc)
+            time.sleep(after_start)
+        else:
+            _wait_for_scratch(proc, dst.parent)
+            time.sleep(after_scratch or 0.0)
+        assert proc.poll() is None, "the conversion finished before the signal: the test proves nothing"
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stderr
+
+
+# Moments: 0 and 0.3 s after interop starts (plugin discovery, planning), and 0, 0.3 and 1.0 s after the
+# temporary folder appears: the converter's imports (coremltools imports TensorFlow inside a bare
+# `except:`, which used to swallow the interrupt and let the run finish with exit 0).
+MOMENTS = [(0.0, None), (0.3, None), (None, 0.0), (None, 0.3), (None, 1.0)]
+
+
+@pytest.mark.parametrize("after_start,after_scratch", MOMENTS)
+def test_ctrl_c_early_in_onnx_to_coreml_is_exit_130_and_leaves_nothing(tmp_path, tiny, after_start, after_scratch):
+    src = tmp_path / "m.onnx"
+    src.write_bytes(tiny.read_bytes())
+    code, stderr = _interrupt(src, tmp_path / "m.mlpackage", signal.SIGINT, after_start, after_scratch)
+    assert code == 130, stderr
+    assert "error: interrupted" in stderr and "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("after_start,after_scratch", [(0.3, None), (None, 0.0), (None, 1.0)])
+def test_ctrl_c_early_in_torch_to_onnx_is_exit_130_and_leaves_nothing(
+    tmp_path, torch_model, after_start, after_scratch,
+):
+    src = tmp_path / "m.pt2"
+    src.write_bytes(torch_model.read_bytes())
+    code, stderr = _interrupt(src, tmp_path / "m.onnx", signal.SIGINT, after_start, after_scratch)
+    assert code == 130, stderr
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2"]
+
+
+@pytest.mark.parametrize("route", ["onnx-to-coreml", "torch-to-onnx"])
+def test_sigterm_mid_conversion_removes_the_temporary_folder_and_exits_143(tmp_path, tiny, torch_model, route):
+    if route == "onnx-to-coreml":
+        src, dst = tmp_path / "m.onnx", tmp_path / "m.mlpackage"
+        src.write_bytes(tiny.read_bytes())
+    else:
+        src, dst = tmp_path / "m.pt2", tmp_path / "m.onnx"
+        src.write_bytes(torch_model.read_bytes())
+    code, stderr = _interrupt(src, dst, signal.SIGTERM, None, 0.5)
+    assert code == 143, stderr
+    assert "error: terminated" in stderr and "Traceback" not in stderr
+    assert not dst.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
