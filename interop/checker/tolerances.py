@@ -18,6 +18,8 @@ output-specific tolerance says otherwise.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,14 +128,37 @@ class ToleranceSettings:
 # --------------------------------------------------------------------------- parsing
 
 
+def _describe(value: Any) -> str:
+    """``value`` as the user wrote it, with its TOML type: "a string 'x'", "a list [1, 2]"."""
+    kinds = {bool: "a boolean", str: "a string", int: "an integer", float: "a number",
+             list: "a list", dict: "a table"}
+    kind = next((name for cls, name in kinds.items() if isinstance(value, cls)), type(value).__name__)
+    if isinstance(value, dict):
+        return kind
+    return f"{kind} {str(value).lower()}" if isinstance(value, bool) else f"{kind} {value!r}"
+
+
 def _non_negative(value: Any, what: str) -> float:
+    """A finite number >= 0 (booleans, strings, NaN and infinities refused), or exit 2 naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InteropError(f"{what} must be a number, got {_describe(value)}")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise InteropError(f"{what} must be a number, got {value!r}") from None
-    if not number >= 0.0:  # also rejects NaN
+    if not math.isfinite(number):
+        raise InteropError(f"{what} must be a finite number, got {value!r}")
+    if number < 0.0:
         raise InteropError(f"{what} must be zero or positive, got {value!r}")
     return number
+
+
+def _toml_number(value: Any, what: str) -> float:
+    """A tolerance written in TOML: an actual number (a quoted "1e-3" is a typo worth reporting)."""
+    if isinstance(value, str):
+        raise InteropError(f"{what} must be a number, got {_describe(value)}",
+                           hint="write the number without quotes")
+    return _non_negative(value, what)
 
 
 def parse_tolerance_option(text: str) -> tuple[str, tuple[float, float]]:
@@ -173,57 +198,86 @@ def _load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InteropError(f"cannot read {path}: {exc}") from None
 
 
-def _pair(value: Any, what: str) -> tuple[float, float]:
+def _pair(value: Any, what: str, number: Callable[[Any, str], float] = _non_negative) -> tuple[float, float]:
+    """``[ATOL, RTOL]`` or ``{atol = ..., rtol = ...}`` -> ``(atol, rtol)``."""
     if isinstance(value, dict):
-        unknown = set(value) - {"atol", "rtol"}
-        if unknown or set(value) != {"atol", "rtol"}:
-            raise InteropError(f"{what} must have exactly the keys atol and rtol")
-        return _non_negative(value["atol"], f"{what}.atol"), _non_negative(value["rtol"], f"{what}.rtol")
-    if isinstance(value, list) and len(value) == 2:
-        return _non_negative(value[0], f"{what}[0]"), _non_negative(value[1], f"{what}[1]")
-    raise InteropError(f"{what} must be [ATOL, RTOL] or {{atol = ..., rtol = ...}}, got {value!r}")
+        if set(value) != {"atol", "rtol"}:
+            raise InteropError(f"{what} must have exactly the keys atol and rtol, got {', '.join(map(str, value)) or 'none'}")
+        return number(value["atol"], f"{what}.atol"), number(value["rtol"], f"{what}.rtol")
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return number(value[0], f"{what}[0]"), number(value[1], f"{what}[1]")
+    raise InteropError(f"{what} must be [ATOL, RTOL] or {{atol = ..., rtol = ...}}, got {_describe(value)}")
+
+
+# The [tool.interop.check] schema, walked by _walk: a dict is a table of known keys, ("each", node) a
+# table whose keys are the user's names, and a callable converts a leaf (raising InteropError).
+_Node = Any
+_TOLERANCE_PAIR: _Node = lambda value, what: _pair(value, what, _toml_number)  # noqa: E731
+CHECK_SCHEMA: dict[str, _Node] = {
+    "atol": _toml_number,
+    "rtol": _toml_number,
+    "tolerances": ("each", _TOLERANCE_PAIR),
+    "precision": {name: {"atol": _toml_number, "rtol": _toml_number} for name in PRECISION_DEFAULTS},
+}
+
+
+def _key(parent: str, name: str) -> str:
+    """A dotted TOML key, quoting names that are not bare keys (``tolerances."out.1"``)."""
+    bare = bool(name) and all(ch.isalnum() or ch in "-_" for ch in name) and name.isascii()
+    part = name if bare else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{parent}.{part}" if parent else part
+
+
+def _walk(node: _Node, value: Any, key: str, where: Path) -> Any:
+    """Check ``value`` against the schema ``node``; every error names the file and the dotted key."""
+    if callable(node):
+        return node(value, f"{where}: {key}")
+    if not isinstance(value, dict):
+        raise InteropError(f"{where}: {key} must be a table, got {_describe(value)}",
+                           hint=f"write it as a [{key}] section")
+    if isinstance(node, tuple):  # ("each", child): any key, each value checked against child
+        return {name: _walk(node[1], item, _key(key, name), where) for name, item in value.items()}
+    unknown = sorted(set(value) - set(node))
+    if unknown:
+        raise InteropError(
+            f"{where}: {key}: unknown key {', '.join(unknown)}",
+            hint=f"known keys: {', '.join(node)}",
+        )
+    return {name: _walk(node[name], item, _key(key, name), where) for name, item in value.items()}
+
+
+def _table_at(document: dict[str, Any], dotted: tuple[str, ...], where: Path) -> Any:
+    """``document[a][b][c]`` where every level but the last must be a table (None when absent)."""
+    value: Any = document
+    for depth, name in enumerate(dotted):
+        if name not in value:
+            return None
+        value = value[name]
+        if depth < len(dotted) - 1 and not isinstance(value, dict):
+            key = ".".join(dotted[:depth + 1])
+            raise InteropError(f"{where}: {key} must be a table, got {_describe(value)}",
+                               hint=f"write it as a [{key}] section")
+    return value
 
 
 def load_project_settings(path: Path | None) -> ProjectSettings:
-    """Read ``[tool.interop.check]`` from ``path``; unknown keys are errors (they are typos)."""
+    """Read ``[tool.interop.check]`` from ``path``; unknown keys and wrong types are errors (exit 2)."""
     if path is None:
         return ProjectSettings()
-    table = _load_toml(path).get("tool", {}).get("interop", {}).get("check")
+    table = _table_at(_load_toml(path), ("tool", "interop", "check"), path)
     if table is None:
         return ProjectSettings()
-    where = f"{path} [tool.interop.check]"
-    if not isinstance(table, dict):
-        raise InteropError(f"{where} must be a table")
-    unknown = sorted(set(table) - {"atol", "rtol", "tolerances", "precision"})
-    if unknown:
-        raise InteropError(
-            f"{where}: unknown key {', '.join(unknown)}",
-            hint="known keys: atol, rtol, tolerances, precision",
-        )
+    checked = _walk(CHECK_SCHEMA, table, "tool.interop.check", path)
     settings = ProjectSettings(path=path)
-    if "atol" in table:
-        settings.atol = _non_negative(table["atol"], f"{where} atol")
-    if "rtol" in table:
-        settings.rtol = _non_negative(table["rtol"], f"{where} rtol")
-    for name, value in dict(table.get("tolerances", {})).items():
-        settings.per_output[name] = _pair(value, f"{where} tolerances.{name}")
-    for precision, value in dict(table.get("precision", {})).items():
-        if precision not in PRECISION_DEFAULTS or not isinstance(value, dict):
-            raise InteropError(
-                f"{where} precision.{precision}: expected a table named one of "
-                f"{', '.join(PRECISION_DEFAULTS)}"
-            )
-        bad = set(value) - {"atol", "rtol"}
-        if bad:
-            raise InteropError(f"{where} precision.{precision}: unknown key {', '.join(sorted(bad))}")
-        settings.per_precision[precision] = (
-            _non_negative(value["atol"], f"{where} precision.{precision}.atol") if "atol" in value else None,
-            _non_negative(value["rtol"], f"{where} precision.{precision}.rtol") if "rtol" in value else None,
-        )
+    settings.atol = checked.get("atol")
+    settings.rtol = checked.get("rtol")
+    settings.per_output = dict(checked.get("tolerances", {}))
+    for precision, values in checked.get("precision", {}).items():
+        settings.per_precision[precision] = (values.get("atol"), values.get("rtol"))
     return settings
 
 
@@ -237,7 +291,7 @@ def build_settings(
     per_output: dict[str, tuple[float, float]] = {}
     if isinstance(tolerances, dict):
         for name, value in tolerances.items():
-            per_output[name] = _pair(list(value), f"tolerance {name}")
+            per_output[name] = _pair(value, f"tolerance {name}")
     else:
         for text in tolerances or []:
             name, value = parse_tolerance_option(text)
