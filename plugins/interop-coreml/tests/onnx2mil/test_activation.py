@@ -35,3 +35,15 @@ def test_softmax_opset11_non_last_axis(tmp_path):
     for batch in (1, 3):
         feeds = {"x": np.random.default_rng(batch).standard_normal((batch, 3, 4)).astype(np.float32)}
         assert_close(interpret(path, feeds), ort_run(model, feeds))
+
+
+@pytest.mark.parametrize("op", ["Hardmax", "Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("opset", [11, 13])
+@pytest.mark.parametrize("axis,dims", [(1, [2, 4, 3, 5]), (-2, ["N", 4, "D", 5]), (0, ["N", "C", "D", "W"])])
+def test_softmax_family_over_static_and_symbolic_axes(op, opset, axis, dims, tmp_path):
+    """Hardmax needs a run-time depth when the axis is symbolic; opset < 13 flattens symbolic inner dims."""
+    node = onnx.helper.make_node(op, ["x"], ["y"], axis=axis)
+    model = make_model([node], [tensor_info("x", dims)], [tensor_info("y", dims)], opset=opset)
+    path = save(model, tmp_path / "m.mlpackage")
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 4, 3, 5)).astype(np.float32)}
+    assert_close(interpret(path, feeds), ort_run(model, feeds))

@@ -125,10 +125,14 @@ def convert_clip(ctx, node):
 
 def _coerced_2d(ctx, node, x, axis):
     """Softmax before opset 13 flattens to 2-D at ``axis``; reshape around it."""
-    shape = x.shape
-    inner = int(np.prod(shape[axis:]))
-    flat = mb.reshape(x=x, shape=np.array([-1, inner], dtype=np.int32))
-    return flat, shape
+    inner_dims = x.shape[axis:]
+    if all(isinstance(d, (int, np.integer)) for d in inner_dims):
+        target = np.array([-1, int(np.prod(inner_dims))], dtype=np.int32)
+    else:
+        inner = mb.slice_by_index(x=mb.shape(x=x), begin=[axis], end=[x.rank], end_mask=[True])
+        target = mb.concat(values=[np.array([-1], dtype=np.int32),
+                                   mb.reduce_prod(x=inner, axes=[0], keep_dims=True)], axis=0)
+    return mb.reshape(x=x, shape=target), x.shape
 
 
 def _softmax_like(ctx, node, fn):
@@ -148,9 +152,16 @@ def _log_softmax(x, axis):
 
 
 def _hardmax(x, axis):
-    index = mb.reduce_argmax(x=x, axis=axis, keep_dims=False)
-    depth = x.shape[axis]
-    return mb.one_hot(indices=index, one_hot_vector_size=depth, axis=axis, on_value=np.float32(1), off_value=np.float32(0))
+    """1 at the first maximum along ``axis``, else 0: argmax compared with an index ramp along the axis.
+
+    The ramp comes from the run-time shape, so a symbolic axis length works (one_hot needs a
+    constant depth).
+    """
+    index = mb.reduce_argmax(x=x, axis=axis, keep_dims=True)
+    length = mb.slice_by_index(x=mb.shape(x=x), begin=[axis], end=[axis + 1], squeeze_mask=[True])
+    ramp = mb.range_1d(start=np.int32(0), end=length, step=np.int32(1))
+    ramp = mb.reshape(x=ramp, shape=np.array([1] * axis + [-1] + [1] * (x.rank - axis - 1), dtype=np.int32))
+    return mb.cast(x=mb.equal(x=index, y=ramp), dtype=mil_dtype_name(x))
 
 
 register("Softmax")(lambda ctx, node: _softmax_like(ctx, node, lambda x, a: mb.softmax(x=x, axis=a)))

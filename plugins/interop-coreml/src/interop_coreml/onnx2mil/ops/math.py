@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ConversionContext, as_var, attr, cast_to, mb, mil_dtype_name, np, unify,
+    ConversionContext, as_var, attr, cast_to, mb, mil_dtype_name, np,
 )
 from interop_coreml.onnx2mil.registry import register
 
 
+def _float_operands(values):
+    """Operands of one float product: ints (a Shape, a constant) join the float operand's dtype.
+
+    ONNX gives A, B and C of MatMul/Gemm one type; an int32 among floats comes from a producer
+    whose result MIL keeps in int32, and casting the float side down would truncate it.
+    """
+    kinds = {mil_dtype_name(v) for v in values if v is not None}
+    if not kinds & {"fp32", "fp16"}:
+        raise NodeNotConvertible("integer matrix product: Core ML multiplies float matrices only")
+    dtype = "fp32" if "fp32" in kinds else "fp16"
+    return [None if v is None else cast_to(v, dtype) for v in values], dtype
+
+
 @register("MatMul")
 def convert_matmul(ctx: ConversionContext, node) -> None:
-    a, b = unify(ctx.input(node, 0), ctx.input(node, 1))
-    if mil_dtype_name(a) == "int32":
-        raise NodeNotConvertible("MatMul on integer tensors: Core ML multiplies float matrices only")
+    (a, b), _ = _float_operands([ctx.input(node, 0), ctx.input(node, 1)])
     a = as_var(a)
     if isinstance(b, np.ndarray) and b.ndim == 2 and a.rank >= 2:
         # x @ W with constant W is Core ML's linear layer (weight stored [out, in]).
@@ -32,19 +43,6 @@ def convert_matmul(ctx: ConversionContext, node) -> None:
         return
     product = mb.matmul(x=a, y=b)
     ctx.output(node, 0, mb.squeeze(x=product, axes=[product.rank + s for s in squeeze], name=ctx.out_name(node)))
-
-
-def _float_operands(values):
-    """Operands of one float product: ints (a Shape, a constant) join the float operand's dtype.
-
-    ONNX gives A, B and C of MatMul/Gemm one type; an int32 among floats comes from a producer
-    whose result MIL keeps in int32, and casting the float side down would truncate it.
-    """
-    kinds = {mil_dtype_name(v) for v in values if v is not None}
-    if not kinds & {"fp32", "fp16"}:
-        raise NodeNotConvertible("integer matrix product: Core ML multiplies float matrices only")
-    dtype = "fp32" if "fp32" in kinds else "fp16"
-    return [None if v is None else cast_to(v, dtype) for v in values], dtype
 
 
 @register("Gemm")
