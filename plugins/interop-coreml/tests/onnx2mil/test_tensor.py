@@ -171,3 +171,14 @@ def test_rank0_int64_constants_trilu_k_and_cumsum_axis(k, upper, tmp_path):
     model = make_model(nodes, [tensor_info("x", ["N", 3, 4])], [tensor_info("y", None)], inits, 15)
     x = np.random.default_rng(8).standard_normal((2, 3, 4)).astype(np.float32)
     check_graph(model, [{"x": x}], tmp_path)
+
+
+@pytest.mark.parametrize("back_to", [TensorProto.FLOAT, TensorProto.DOUBLE])
+def test_float_through_int64_and_back_keeps_values_past_int32(back_to, tmp_path):
+    """Core ML holds int64 as int32; a float→INT64→float round trip must not overflow it."""
+    nodes = [helper.make_node("Cast", ["x"], ["i"], to=TensorProto.INT64),
+             helper.make_node("Cast", ["i"], ["f"], to=back_to),
+             helper.make_node("Cast", ["f"], ["y"], to=TensorProto.FLOAT)]
+    model = make_model(nodes, [tensor_info("x", ["N"])], [tensor_info("y", ["N"])], opset=14)
+    x = np.array([2.5, -2.5, 0.75, 3e9, -4.6e18, 1.5e12, -7.9e9, 123456.7], np.float32)
+    check_graph(model, [{"x": x}], tmp_path, rtol=0, atol=0)

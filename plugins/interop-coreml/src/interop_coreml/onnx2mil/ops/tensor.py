@@ -73,11 +73,29 @@ def convert_cast(ctx, node):
     to = attr(node, "to")
     if to not in ONNX_TO_MIL_DTYPE:
         raise NodeNotConvertible(f"Cast to {onnx.TensorProto.DataType.Name(to)}: Core ML has no such type")
-    x = ctx.input(node, 0)
+    x = as_array(ctx.input(node, 0))
     target = ONNX_TO_MIL_DTYPE[to]
     if to in (onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.UINT16, onnx.TensorProto.INT16, onnx.TensorProto.UINT32):
         raise NodeNotConvertible(f"Cast to {onnx.TensorProto.DataType.Name(to)} would need wrap-around Core ML lacks")
-    _out(ctx, node, cast_to(as_var(x), target))
+    truncated = _truncated_floats(ctx)
+    if target in ("fp32", "fp16") and node.input[0] in truncated:
+        # Cast(Cast(x, INT64), FLOAT): int64 holds whole numbers far past int32's range,
+        # which Core ML's int32 stand-in would overflow; the float trunc(x) is the value.
+        _out(ctx, node, cast_to(truncated[node.input[0]], target))
+        return
+    result = cast_to(as_var(x), target)
+    if to == onnx.TensorProto.INT64 and isinstance(x, Var) and mil_dtype_name(x) in ("fp32", "fp16"):
+        truncated[node.output[0]] = mb.mul(x=mb.sign(x=x), y=mb.floor(x=mb.abs(x=x)))
+    _out(ctx, node, result)
+
+
+def _truncated_floats(ctx) -> dict:
+    """ONNX names of float→INT64 casts → trunc(x) kept in float (see convert_cast)."""
+    table = getattr(ctx, "_onnx2mil_truncated_floats", None)
+    if table is None:
+        table = {}
+        ctx._onnx2mil_truncated_floats = table
+    return table
 
 
 @register("CastLike", since_version=15)
