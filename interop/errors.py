@@ -15,7 +15,7 @@ The codes are stable and documented in README.md:
 143   terminated (SIGTERM)
 ====  =============================================================
 
-Signals: the command line installs :func:`install_signal_handlers`, which turns
+Signals: the command line runs inside :func:`handling_signals`, which turns
 SIGINT and SIGTERM into :class:`Interrupted` (a ``KeyboardInterrupt``) so every
 ``finally`` runs and temporary outputs are removed. Some libraries wrap their
 optional imports in a bare ``except:`` (coremltools' ``try: import tensorflow``)
@@ -104,22 +104,49 @@ def _deferring(method: Callable[..., Any]) -> Callable[..., Any]:
     return run_to_its_end
 
 
-def _defer_signals_in_extension_imports() -> None:
+@contextmanager
+def _signals_deferred_in_extension_imports() -> Iterator[None]:
     from importlib.machinery import ExtensionFileLoader
 
+    originals = {}
     for name in ("create_module", "exec_module"):
         method = ExtensionFileLoader.__dict__[name]
         if not hasattr(method, "__wrapped__"):
+            originals[name] = method
             setattr(ExtensionFileLoader, name, _deferring(method))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(ExtensionFileLoader, name, method)
 
 
-def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM raise :class:`Interrupted` (and are remembered); main thread only."""
-    _defer_signals_in_extension_imports()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is signal.SIG_IGN:
-            continue  # started with the signal ignored (nohup, a background job): keep it so
-        signal.signal(signum, _on_signal)
+@contextmanager
+def handling_signals() -> Iterator[None]:
+    """Inside: SIGINT and SIGTERM raise :class:`Interrupted` and are remembered (see the module doc).
+
+    The previous handlers come back on exit (the CLI can run in-process, in a test).
+    Outside the main thread, where handlers cannot be set, nothing changes.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    with _signals_deferred_in_extension_imports():
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                handler = signal.getsignal(signum)
+                if handler is signal.SIG_IGN:
+                    continue  # started with the signal ignored (nohup, a background job): keep it so
+                previous[signum] = handler
+                signal.signal(signum, _on_signal)
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            acknowledge_signal()
 
 
 def raise_if_interrupted() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from interop import __version__
-from interop.errors import acknowledge_signal, install_signal_handlers, raise_if_interrupted, report
+from interop.errors import acknowledge_signal, handling_signals, raise_if_interrupted, report
 
 COMMANDS = {
     "convert": "interop.cli.convert:command",
@@ -69,29 +69,38 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Ctrl-C and SIGTERM become an exception (so temporary outputs are removed on the way
     # out) that a library's bare `except:` cannot swallow for good: see interop.errors.
-    install_signal_handlers()
+    try:
+        with handling_signals():
+            code = _run(argv)
+    except KeyboardInterrupt as exc:  # arrived in the last instant, after the command's own handling
+        code = report(exc)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    """The command's exit code; every exception becomes one (SystemExit passes through)."""
     try:
         code = cli.main(args=argv, prog_name="interop", standalone_mode=False)
         raise_if_interrupted()  # a signal some library swallowed still ends the command
     except click.exceptions.Exit as exc:
-        sys.exit(_interrupted_code() or exc.exit_code)
+        return _interrupted_code() or exc.exit_code
     except click.Abort as exc:  # click turns KeyboardInterrupt into Abort
         cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else KeyboardInterrupt()
         acknowledge_signal()
-        sys.exit(report(cause))
+        return report(cause)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(_interrupted_code() or exc.exit_code)
+        return _interrupted_code() or exc.exit_code
     except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
         if isinstance(exc, SystemExit):
             raise
         if isinstance(exc, KeyboardInterrupt):
             acknowledge_signal()
-            sys.exit(report(exc))
+            return report(exc)
         # An error caused by a swallowed interrupt (a library went on without the module
         # whose import was cut short) is reported as the interrupt it really is.
-        sys.exit(_interrupted_code() or report(exc))
-    sys.exit(code if isinstance(code, int) else 0)
+        return _interrupted_code() or report(exc)
+    return code if isinstance(code, int) else 0
 
 
 def _interrupted_code() -> int | None:
