@@ -14,10 +14,12 @@ from typing import Any
 
 from interop.plugin_api import ModelLoadError
 from interop_keras.loading import load_keras_model
-from interop_keras.safety import check_saved_model
+from interop_keras.safety import check_keras_file, check_saved_model
 
 
 def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
+    if not src.is_dir():
+        check_keras_file(src)  # before TensorFlow is even imported: a refusal is quick
     import onnx
     import tensorflow as tf
     import tf2onnx

@@ -9,10 +9,13 @@ import numpy as np
 
 from interop.plugin_api import TensorSpec
 from interop_keras.loading import load_inference_function
+from interop_keras.safety import check_keras_file
 
 
 class KerasSession:
     def __init__(self, path: Path):
+        if not path.is_dir():
+            check_keras_file(path)  # before TensorFlow is even imported: a refusal is quick
         import tensorflow as tf
 
         self._fn = load_inference_function(path)
