@@ -48,6 +48,7 @@ def split_layout(arrays: Mapping[str, np.ndarray], source: str) -> GoldenData:
         meta = json.loads(str(arrays[META_KEY]))
     except (KeyError, ValueError):
         raise InteropError(f"{source} is not an interop golden file (no readable {META_KEY})") from None
+    _check_meta(meta, source)
     data = GoldenData({}, {}, meta)
     for key, value in arrays.items():
         for prefix, target in ((INPUT_PREFIX, data.inputs), (OUTPUT_PREFIX, data.outputs),
@@ -56,20 +57,36 @@ def split_layout(arrays: Mapping[str, np.ndarray], source: str) -> GoldenData:
                 target[key[len(prefix):]] = value
     if not data.inputs:
         raise InteropError(f"{source} holds no inputs")
+    for name, value in (*data.inputs.items(), *data.outputs.items(), *data.candidate.items()):
+        if value.dtype.kind not in "biufcUS":
+            raise InteropError(f"{source}: array {name} holds {value.dtype}, not numbers or strings",
+                               hint="a golden file holds plain numeric or string arrays")
     return data
+
+
+def _check_meta(meta: Any, source: str) -> None:
+    """The description entry must be a JSON object whose ``runs`` (if any) are positive integers."""
+    if not isinstance(meta, dict):
+        raise InteropError(f"{source}: {META_KEY} must be a JSON object, got {type(meta).__name__}")
+    runs = meta.get("runs", [])
+    if not isinstance(runs, list) or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in runs):
+        raise InteropError(f"{source}: {META_KEY} runs must be a list of positive integers, got {runs!r}")
+    for key in ("reference", "inputs"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise InteropError(f"{source}: {META_KEY} {key} must be a JSON object")
 
 
 def read(path: Path) -> GoldenData:
     """Load a golden file; refuses plain .npz files with a hint."""
     from interop.checker.inputs import load_npz
 
-    arrays = load_npz(Path(path))
+    arrays = load_npz(Path(path), what="golden file")
     if not is_layout(arrays):
         raise InteropError(
             f"{path} is not a golden file (it has no {META_KEY} entry)",
             hint="write one with `interop check REFERENCE --save-golden FILE.npz`",
         )
-    data = split_layout(arrays, str(path))
+    data = split_layout(arrays, f"golden file {path}")
     if not data.outputs:
         raise InteropError(f"golden file {path} holds no outputs")
     return data

@@ -9,6 +9,10 @@ Other dynamic dimensions of random inputs get :data:`OTHER_DYNAMIC_DIM`.
 
 from __future__ import annotations
 
+import math
+import os
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +27,9 @@ DEFAULT_MAX_BATCH = 4096
 DEFAULT_RANGE = (-1.0, 1.0)
 OTHER_DYNAMIC_DIM = 8
 DATASETS = ("iris", "iris-grid")
+#: Inputs larger than this (generated, or read from an .npz) are refused before anything is allocated.
+DEFAULT_MAX_INPUT_BYTES = 2 << 30
+MAX_INPUT_BYTES_VARIABLE = "INTEROP_MAX_INPUT_BYTES"
 
 
 @dataclass
@@ -68,28 +75,91 @@ class InputSet:
         }
 
 
+def _positive_int(value: Any, what: str) -> int:
+    """``value`` as an int >= 1 (booleans and non-integral numbers refused), else exit 2."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InteropError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def parse_batch_sizes(text: str | Sequence[int]) -> tuple[int, ...]:
     """``"1,7,64"`` -> ``(1, 7, 64)``; sizes must be positive integers."""
     items = text.split(",") if isinstance(text, str) else list(text)
     try:
-        sizes = tuple(int(item) for item in items)
+        sizes = tuple(int(item.strip()) if isinstance(item, str) else item for item in items)
     except (TypeError, ValueError):
         raise InteropError(f"batch sizes {text!r} are not integers", hint="for example --batch-sizes 1,7,64") from None
-    if not sizes or any(size < 1 for size in sizes):
-        raise InteropError(f"batch sizes {text!r} must be positive integers")
-    return sizes
+    if not sizes or any(isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1
+                        for size in sizes):
+        raise InteropError(f"batch sizes {text!r} must be positive integers", hint="for example --batch-sizes 1,7,64")
+    return tuple(int(size) for size in sizes)
 
 
 def parse_range(text: str | Sequence[float]) -> tuple[float, float]:
-    """``"-1,1"`` -> ``(-1.0, 1.0)``; LOW must be below HIGH."""
+    """``"-1,1"`` -> ``(-1.0, 1.0)``; finite numbers, LOW below HIGH, a width a float can hold."""
     items = text.split(",") if isinstance(text, str) else list(text)
     try:
         low, high = (float(item) for item in items)
     except (TypeError, ValueError):
         raise InteropError(f"range {text!r} is not LOW,HIGH", hint="for example --range -1,1") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise InteropError(f"range {text!r}: LOW and HIGH must be finite numbers", hint="for example --range -1,1")
     if not low < high:
-        raise InteropError(f"range {text!r}: LOW must be smaller than HIGH")
+        raise InteropError(f"range {text!r}: LOW must be smaller than HIGH", hint="for example --range -1,1")
+    if not math.isfinite(high - low):
+        raise InteropError(f"range {text!r} is too wide: HIGH - LOW overflows a float",
+                           hint="for example --range -1e300,1e300")
     return low, high
+
+
+def check_seed(seed: Any) -> int:
+    """A seed numpy accepts: a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InteropError(f"--seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def check_samples(samples: Any) -> int | None:
+    """``None`` (the default number) or a positive integer."""
+    if samples is None:
+        return None
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise InteropError(f"--samples must be at least 1, got {samples!r}")
+    return int(samples)
+
+
+def max_input_bytes() -> int:
+    """The input size limit: :data:`DEFAULT_MAX_INPUT_BYTES`, or the INTEROP_MAX_INPUT_BYTES variable."""
+    raw = os.environ.get(MAX_INPUT_BYTES_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_MAX_INPUT_BYTES
+    try:
+        limit = int(float(raw))
+    except (ValueError, OverflowError):
+        raise InteropError(f"{MAX_INPUT_BYTES_VARIABLE}={raw!r} is not a number of bytes") from None
+    if limit < 1:
+        raise InteropError(f"{MAX_INPUT_BYTES_VARIABLE}={raw!r} must be positive")
+    return limit
+
+
+def format_bytes(count: int) -> str:
+    """``3 * 2**30`` -> ``"3.0 GiB"``."""
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024 or unit == "EiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} EiB"  # pragma: no cover
+
+
+def _too_big(what: str, count: int, limit: int, hint: str) -> InteropError:
+    return InteropError(
+        f"{what} would take {format_bytes(count)}, more than the {format_bytes(limit)} limit",
+        hint=f"{hint}; {MAX_INPUT_BYTES_VARIABLE}=N raises the limit",
+    )
+
+
+_GENERATE_HINT = "use fewer samples (--samples, --batch-sizes) or smaller runs (--max-batch), or pass --inputs FILE.npz"
 
 
 # ------------------------------------------------------------------------ run plans
@@ -107,6 +177,8 @@ def plan_runs(
     samples: int, specs: Sequence[TensorSpec], batch_sizes: Sequence[int], max_batch: int
 ) -> list[int]:
     """Sizes of the runs that feed ``samples`` samples to models with these input specs."""
+    max_batch = _positive_int(max_batch, "--max-batch")
+    batch_sizes = parse_batch_sizes(batch_sizes)
     axis0 = _axis0(specs)
     if axis0 == "none":
         return []
@@ -213,16 +285,70 @@ def from_arrays(
     return InputSet(prepared, plan_runs(samples, specs, batch_sizes, max_batch), source)
 
 
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Arrays of an .npz file (pickled objects refused: files may come from anywhere)."""
+def load_npz(path: Path, what: str = "inputs file") -> dict[str, np.ndarray]:
+    """Arrays of an .npz file, read defensively: files may come from anywhere.
+
+    Every member must be a plain ``.npy`` array (no pickled objects); each array's
+    header is read first and its size checked against :func:`max_input_bytes`
+    before anything is allocated, and a truncated or corrupt archive is exit 2.
+    """
     path = Path(path)
+    if not path.exists():
+        raise InteropError(f"{what} {path} does not exist")
     if not path.is_file():
-        raise InteropError(f"inputs file {path} does not exist")
+        raise InteropError(f"{what} {path} is not a file")
+    limit = max_input_bytes()
+    total = 0
+    arrays: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise InteropError(f"{path} is not a readable .npz file: {exc}") from None
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if member.is_dir():
+                    continue
+                if not member.filename.endswith(".npy"):
+                    raise InteropError(
+                        f"{what} {path} is not an .npz of arrays: it holds {member.filename!r}, not a .npy array",
+                        hint="write it with numpy.savez",
+                    )
+                name = member.filename[: -len(".npy")]
+                with archive.open(member) as handle:
+                    dtype, shape = _npy_header(handle, f"{what} {path}", name)
+                total += math.prod(shape) * dtype.itemsize
+                if total > limit:
+                    raise _too_big(f"{what} {path}", total, limit, "pass fewer samples")
+                with archive.open(member) as handle:
+                    arrays[name] = np.lib.format.read_array(handle, allow_pickle=False)
+    except InteropError:
+        raise
+    except MemoryError:
+        raise InteropError(f"{what} {path}: not enough memory to read it", hint="pass fewer samples") from None
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
+            zlib.error, NotImplementedError) as exc:
+        # zipfile/zlib/numpy report truncation and corruption with many types; all mean "not readable".
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InteropError(f"{what} {path} is not a readable .npz file: {detail}",
+                           hint="it may be truncated or corrupt; write it again with numpy.savez") from None
+    return arrays
+
+
+def _npy_header(handle: Any, where: str, name: str) -> tuple[np.dtype, tuple[int, ...]]:
+    """The dtype and shape an .npy member declares; object (pickled) arrays are refused."""
+    fmt = np.lib.format
+    version = fmt.read_magic(handle)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(handle)
+    elif version in ((2, 0), (3, 0)):  # 3.0 differs only by a UTF-8 header
+        shape, _, dtype = fmt.read_array_header_2_0(handle)
+    else:
+        raise InteropError(f"{where}: array {name} has an unknown .npy version {version}")
+    if dtype.hasobject:
+        raise InteropError(
+            f"{where}: array {name} holds Python objects, which would have to be unpickled; refused",
+            hint="save plain numeric arrays",
+        )
+    if any(not isinstance(dim, int) or dim < 0 for dim in shape):
+        raise InteropError(f"{where}: array {name} declares an invalid shape {shape}")
+    return dtype, tuple(shape)
 
 
 def from_npz(
@@ -250,6 +376,7 @@ def from_dataset(
             f"data set {name} feeds one input of shape (?, 2); the model's inputs are {shown}",
             hint="use --inputs FILE.npz or random inputs for this model",
         )
+    samples = check_samples(samples)
     data = load_iris()[0] if name == "iris" else iris_grid()[2]
     if samples is not None:
         data = data[:samples]
@@ -264,14 +391,14 @@ def random_inputs(
     """Seeded uniform values in ``value_range`` with the declared names, dtypes and shapes."""
     if not specs:
         raise InteropError("the model declares no inputs; nothing to generate")
+    seed = check_seed(seed)
+    samples = check_samples(samples)
+    low, high = parse_range(value_range)
+    batch_sizes = parse_batch_sizes(batch_sizes)
     axis0 = _axis0(specs)
     if samples is None:
         samples = 1 if axis0 == "none" else (axis0 if isinstance(axis0, int) else sum(batch_sizes))
-    if samples < 1:
-        raise InteropError("--samples must be at least 1")
-    rng = np.random.default_rng(seed)
-    low, high = value_range
-    arrays: dict[str, np.ndarray] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     notes: list[str] = []
     for spec in specs:
         dims = []
@@ -279,14 +406,47 @@ def random_inputs(
             if axis == 0 and axis0 != "none":
                 dims.append(samples)
             elif isinstance(dim, int):
+                if dim < 0:
+                    raise InteropError(f"input {spec.name} declares a negative dimension {dim} (axis {axis})")
                 dims.append(dim)
             else:
                 dims.append(OTHER_DYNAMIC_DIM)
                 notes.append(f"{spec.name} axis {axis} is dynamic: generated with size {OTHER_DYNAMIC_DIM}")
-        arrays[spec.name] = _random_array(rng, spec.dtype, tuple(dims), low, high)
+        shapes[spec.name] = tuple(dims)
+    _refuse_huge(specs, shapes, samples)
+    plan = plan_runs(samples, specs, batch_sizes, max_batch)
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        for spec in specs:
+            arrays[spec.name] = _random_array(rng, spec.dtype, shapes[spec.name], low, high)
+    except (MemoryError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "too big" not in str(exc) and "maximum" not in str(exc):
+            raise
+        raise InteropError(
+            f"not enough memory for random inputs of {_shapes_text(shapes)}", hint=_GENERATE_HINT
+        ) from None
     source = f"random (seed {seed}, range {low:g},{high:g})"
-    result = InputSet(arrays, plan_runs(samples, specs, batch_sizes, max_batch), source, notes)
-    return result
+    return InputSet(arrays, plan, source, notes)
+
+
+def _shapes_text(shapes: Mapping[str, tuple[int, ...]]) -> str:
+    return ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'}" for name, shape in shapes.items())
+
+
+def _refuse_huge(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]], samples: int) -> None:
+    """Refuse, before allocating, random inputs beyond :func:`max_input_bytes` (counting the float64 draw)."""
+    total = 0
+    for spec in specs:
+        try:
+            itemsize = np.dtype(spec.dtype).itemsize
+        except TypeError:
+            continue  # _random_array reports the type
+        # Floats are drawn as float64 and then cast: both copies exist for a moment.
+        total += math.prod(shapes[spec.name]) * (itemsize + 8)
+    limit = max_input_bytes()
+    if total > limit:
+        raise _too_big(f"random inputs of {_shapes_text(shapes)} ({samples} samples)", total, limit, _GENERATE_HINT)
 
 
 def _random_array(rng: np.random.Generator, dtype: str, shape: tuple[int, ...], low: float, high: float) -> np.ndarray:
@@ -299,7 +459,16 @@ def _random_array(rng: np.random.Generator, dtype: str, shape: tuple[int, ...], 
     if target == np.bool_:
         return rng.random(shape) < 0.5
     if np.issubdtype(target, np.integer):
-        return rng.integers(int(np.floor(low)), int(np.floor(high)) + 1, size=shape).astype(target)
+        # Integers in [floor(LOW), floor(HIGH)] clipped to what the type holds (no wrap-around).
+        info = np.iinfo(target)
+        first = max(math.floor(low), int(info.min))
+        last = min(math.floor(high), int(info.max))
+        if first > last:
+            raise InteropError(
+                f"range {low:g},{high:g} holds no {target} value", hint="choose --range within the type's values"
+            )
+        draw = np.int64 if last <= np.iinfo(np.int64).max else target
+        return rng.integers(first, last, size=shape, dtype=draw, endpoint=True).astype(target)
     if np.issubdtype(target, np.floating):
         return rng.uniform(low, high, size=shape).astype(target)
     raise InteropError(f"cannot generate random inputs of type {dtype}", hint="pass --inputs FILE.npz")
