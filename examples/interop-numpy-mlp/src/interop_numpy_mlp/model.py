@@ -52,9 +52,13 @@ class MLP:
 def _outside_link(path: Path, name: str) -> str | None:
     """Why ``path/name`` must not be read: a link leading out of the model folder."""
     entry = path / name
-    if entry.is_symlink() and path.resolve() not in entry.resolve().parents:
-        return f"{name} is a link to a file outside the model folder"
-    return None
+    if not entry.is_symlink():
+        return None
+    try:
+        inside = path.resolve() in entry.resolve().parents
+    except (OSError, RuntimeError):  # a loop of links
+        inside = False
+    return None if inside else f"{name} is a link to a file outside the model folder"
 
 
 def sniff(path: Path) -> str | None:

@@ -315,7 +315,10 @@ def _directory_problems(path: Path) -> Iterator[str]:
         for name in [*dirs, *files]:
             entry = Path(folder) / name
             if entry.is_symlink():
-                target = entry.resolve()
+                try:
+                    target = entry.resolve()
+                except (OSError, RuntimeError):  # a loop of links
+                    target = Path("/")
                 if target != root and root not in target.parents:
                     yield f"{entry.relative_to(path)} is a link to {os.readlink(entry)}, outside the SavedModel"
 

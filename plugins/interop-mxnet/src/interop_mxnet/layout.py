@@ -39,8 +39,13 @@ def _outside_links(path: Path) -> Iterator[str]:
     root = path.resolve()
     for name in (SYMBOL_FILE, PARAMS_FILE, IO_FILE):
         entry = path / name
-        if entry.is_symlink() and root not in entry.resolve().parents:
-            yield f"{name} is a link to a file outside the model directory"
+        if entry.is_symlink():
+            try:
+                inside = root in entry.resolve().parents
+            except (OSError, RuntimeError):  # a loop of links
+                inside = False
+            if not inside:
+                yield f"{name} is a link to a file outside the model directory"
 
 
 def _symbol_ops(symbol: Any) -> Iterator[str]:
