@@ -151,14 +151,13 @@ def test_scatter_elements_with_indices_shorter_than_data(reduction, axis, tmp_pa
     check_graph(model, [{"x": rng.standard_normal(data_shape).astype(np.float32)}], tmp_path)
 
 
-@pytest.mark.parametrize("length", [1, 5, 7, 8])
-@pytest.mark.parametrize("parts", [2, 3])
-def test_split_num_outputs_on_a_dynamic_axis(length, parts, tmp_path):
+@pytest.mark.parametrize("length, parts", [(5, 2), (7, 2), (8, 2), (5, 3), (7, 3), (8, 3), (10, 4)])
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_split_num_outputs_last_part_smaller(length, parts, dynamic, tmp_path):
     names = [f"y{i}" for i in range(parts)]
     node = helper.make_node("Split", ["x"], names, axis=-2, num_outputs=parts)
-    model = make_model([node], [tensor_info("x", ["N", 2])], [tensor_info(n, None) for n in names], opset=18)
-    if -(-length // parts) * (parts - 1) >= length:
-        pytest.skip("an empty last part: Core ML has no empty tensors")
+    model = make_model([node], [tensor_info("x", ["N" if dynamic else length, 2])],
+                       [tensor_info(n, None) for n in names], opset=18)
     check_graph(model, [{"x": np.arange(length * 2, dtype=np.float32).reshape(length, 2)}], tmp_path)
 
 
@@ -182,3 +181,13 @@ def test_float_through_int64_and_back_keeps_values_past_int32(back_to, tmp_path)
     model = make_model(nodes, [tensor_info("x", ["N"])], [tensor_info("y", ["N"])], opset=14)
     x = np.array([2.5, -2.5, 0.75, 3e9, -4.6e18, 1.5e12, -7.9e9, 123456.7], np.float32)
     check_graph(model, [{"x": x}], tmp_path, rtol=0, atol=0)
+
+
+def test_squeeze_without_axes_of_dynamic_dims_is_refused(tmp_path):
+    """ONNX squeezes every dim that is 1 at run time; with a dynamic dim the output rank is unknown."""
+    node = helper.make_node("Squeeze", ["x"], ["y"])
+    model = make_model([node], [tensor_info("x", ["N", 1, 3])], [tensor_info("y", None)], opset=13)
+    with pytest.raises(UnsupportedModelError, match="Squeeze without axes"):
+        save(model, tmp_path / "m.mlpackage")
+    static = make_model([node], [tensor_info("x", [2, 1, 3])], [tensor_info("y", None)], opset=13)
+    check_graph(static, [{"x": np.ones((2, 1, 3), np.float32)}], tmp_path)

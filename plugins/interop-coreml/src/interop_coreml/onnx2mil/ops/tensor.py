@@ -367,7 +367,10 @@ def convert_squeeze(ctx, node):
     x = as_var(ctx.input(node, 0))
     axes = const_axes(ctx, node, 13)
     if axes is None:
-        axes = [i for i, d in enumerate(x.shape) if isinstance(d, (int, np.integer)) and d == 1]
+        if not all(_is_int(d) for d in x.shape):
+            # ONNX drops every dim that is 1 at run time: the output rank is not known here.
+            raise NodeNotConvertible("Squeeze without axes of a tensor with dynamic dims")
+        axes = [i for i, d in enumerate(x.shape) if d == 1]
     if not axes:
         _out(ctx, node, x)
         return
