@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from interop.plugin_api import ModelLoadError, TensorSpec
+from interop_onnx.sniff import sniff_onnx
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
@@ -27,6 +28,11 @@ class OnnxRuntimeSession:
     """An onnxruntime.InferenceSession behind interop's Session protocol."""
 
     def __init__(self, path: Path):
+        # The same refusals as format detection (truncated file, opset newer than onnx knows), for
+        # callers that open a session without detecting the format first.
+        reason = sniff_onnx(Path(path))
+        if reason:
+            raise ModelLoadError(f"{path}: not a valid onnx model: {reason}")
         import onnxruntime as ort
 
         options = ort.SessionOptions()
