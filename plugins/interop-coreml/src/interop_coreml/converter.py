@@ -2,7 +2,8 @@
 
 Loads the ONNX file without running anything from it, translates it with
 :mod:`interop_coreml.onnx2mil` and writes the ``.mlpackage`` directory at
-exactly ``dst`` (the core hands us a temporary path and renames it).
+exactly ``dst`` (the core hands us a temporary path and renames it), then checks
+that the package passes the same confinement every reader applies.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import collections.abc
 import pathlib
 
-from interop.plugin_api import InteropError, ModelLoadError
+from interop.plugin_api import ConversionError, InteropError, ModelLoadError
 
 DEFAULTS = {"precision": "fp32", "minimum_deployment_target": "iOS15", "max_dynamic_dim": 1024}
 
@@ -55,3 +56,10 @@ def onnx_to_coreml(src: pathlib.Path, dst: pathlib.Path, options: collections.ab
             save_mlpackage(model, pathlib.Path(dst), **settings)
     except ValueError as error:
         raise InteropError(str(error)) from None
+    # Every reader of a package refuses one that reaches outside itself; never write such a package.
+    from interop_coreml.package import PackageError, validate_package
+
+    try:
+        validate_package(pathlib.Path(dst))
+    except PackageError as error:
+        raise ConversionError(f"the package written at {dst} would be refused when read: {error}") from None

@@ -145,6 +145,15 @@ class NativeSession:
             raise RuntimeError(reason)
         import coremltools as ct
 
+        from .interpreter import ModelFormatError
+        from .interpreter.loading import read_confined_spec
+
+        try:
+            # The same confinement the interpreter applies (manifest paths, symlinks, weight
+            # blob paths) runs before coremltools or Core ML resolve anything in the package.
+            read_confined_spec(path)
+        except ModelFormatError as exc:
+            raise _model_load_error(str(exc)) from exc
         self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
         spec = self.model.get_spec()
         self._names = _NameMap.from_metadata(dict(spec.description.metadata.userDefined))

@@ -5,19 +5,20 @@ Manifest.json names the root model spec (``model.mlmodel``) and the weights
 folder; the spec is parsed from its protobuf bytes and handed, together with
 the weight-blob directory, to coremltools' loader of saved programs
 (``coremltools.converters.mil.frontend.milproto.load``).  No in-memory builder
-object from a conversion is ever used.
+object from a conversion is ever used.  Before anything is parsed, the package
+is confined to its own folder (:mod:`interop_coreml.package`): no symlinks, no
+manifest or weight path leading outside it.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import pathlib
 from dataclasses import dataclass
 from typing import Any
 
+from ..package import PackageError, check_weight_references, confined_path, validate_package
 from .errors import LegacyModelError, ModelFormatError
-
-CORE_ML_AUTHOR = "com.apple.CoreML"
 
 
 @dataclass
@@ -31,28 +32,12 @@ class SavedModel:
 
 
 def _locate_in_package(package: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path | None]:
-    """Spec file and weights directory of an ``.mlpackage``, found through its Manifest.json."""
-    manifest_path = package / "Manifest.json"
-    if not manifest_path.is_file():
-        raise ModelFormatError(f"{package} is a directory but has no Manifest.json; not an .mlpackage")
+    """Spec file and weights directory of an ``.mlpackage``, confined to the package (see package.py)."""
     try:
-        manifest = json.loads(manifest_path.read_text())
-        entries = manifest["itemInfoEntries"]
-        root_entry = entries[manifest["rootModelIdentifier"]]
-    except (ValueError, KeyError) as exc:
-        raise ModelFormatError(f"{manifest_path} is not a valid Core ML package manifest: {exc}") from exc
-    data_dir = package / "Data"
-    spec_path = data_dir / root_entry["path"]
-    weights_dir = None
-    for entry in entries.values():
-        if entry.get("name") == "weights" and entry.get("author", CORE_ML_AUTHOR) == CORE_ML_AUTHOR:
-            weights_dir = data_dir / entry["path"]
-    if weights_dir is None:
-        # coremltools always writes the weights next to the spec; fall back to that location.
-        weights_dir = spec_path.parent / "weights"
-    if not spec_path.is_file():
-        raise ModelFormatError(f"{package}: the manifest names {spec_path} but it does not exist")
-    return spec_path, weights_dir if weights_dir.is_dir() else None
+        validated = validate_package(package)
+    except PackageError as exc:
+        raise ModelFormatError(f"{package}: {exc}") from None
+    return validated.spec_path, validated.weights_dir
 
 
 def read_spec(spec_path: pathlib.Path) -> Any:
@@ -61,30 +46,59 @@ def read_spec(spec_path: pathlib.Path) -> Any:
 
     spec = proto.Model_pb2.Model()
     try:
-        spec.ParseFromString(spec_path.read_bytes())
+        # O_NOFOLLOW: the spec was checked not to be a symlink; keep it so until it is read.
+        fd = os.open(spec_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise ModelFormatError(f"{spec_path} cannot be read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
+    try:
+        spec.ParseFromString(data)
     except Exception as exc:  # protobuf raises its own DecodeError type
         raise ModelFormatError(f"{spec_path} is not a Core ML model spec: {exc}") from exc
     return spec
+
+
+def read_confined_spec(path: str | pathlib.Path) -> tuple[Any, pathlib.Path | None]:
+    """The parsed spec of ``path`` and its weights folder, after confining both to the package.
+
+    ``path`` is an ``.mlpackage`` directory (validated by
+    :func:`interop_coreml.package.validate_package`) or a bare spec file (whose weights
+    may only come from the ``weights`` folder beside it).  Every weight blob the spec
+    names must be a plain file inside the package.  Raises ModelFormatError.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        spec_path, weights_dir = _locate_in_package(path)
+        root = pathlib.Path(os.path.realpath(path))
+    elif path.is_file():
+        spec_path = pathlib.Path(os.path.realpath(path))
+        root = spec_path.parent
+        weights_dir = None
+        if (root / "weights").is_dir():
+            try:
+                weights_dir = confined_path(root, root, "weights", "the weights folder")
+            except PackageError as exc:
+                raise ModelFormatError(f"{path}: {exc}") from None
+    else:
+        raise ModelFormatError(f"{path} does not exist")
+
+    spec = read_spec(spec_path)
+    try:
+        check_weight_references(spec, spec_path, root, weights_dir)
+    except PackageError as exc:
+        raise ModelFormatError(f"{path}: {exc}") from None
+    return spec, weights_dir
 
 
 def load_saved_model(path: str | pathlib.Path) -> SavedModel:
     """Read ``path`` (an ``.mlpackage`` directory, or a bare spec file) into a MIL Program.
 
     Raises LegacyModelError for NeuralNetwork / pipeline / classic ML models and
-    ModelFormatError for anything unreadable.
+    ModelFormatError for anything unreadable or reaching outside the package.
     """
     path = pathlib.Path(path)
-    if path.is_dir():
-        spec_path, weights_dir = _locate_in_package(path)
-    elif path.is_file():
-        spec_path, weights_dir = path, None
-        sibling_weights = path.parent / "weights"
-        if sibling_weights.is_dir():
-            weights_dir = sibling_weights
-    else:
-        raise ModelFormatError(f"{path} does not exist")
-
-    spec = read_spec(spec_path)
+    spec, weights_dir = read_confined_spec(path)
     model_kind = spec.WhichOneof("Type")
     if model_kind != "mlProgram":
         raise LegacyModelError(
