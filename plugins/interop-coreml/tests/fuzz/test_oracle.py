@@ -51,6 +51,17 @@ def test_mean_variance_normalization_of_one_element_is_onnxruntimes_nan() -> Non
     assert (outcome.status, outcome.kind, outcome.explained) == ("mismatch", "nonfinite", "ort-mvn-zero-variance")
 
 
+def test_convtranspose_same_with_a_negative_total_pad_is_onnxruntimes_short_output() -> None:
+    # kernel 1 < stride 2 along W: SAME needs total padding -1 to give input * stride = 2 columns.
+    weight = numpy_helper.from_array(np.arange(3, dtype=np.float32).reshape(1, 1, 3, 1), "w")
+    model = _model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], auto_pad="SAME_LOWER", strides=[2, 2])],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1, 1])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 1])], [weight])  # what ORT says
+    outcome = evaluate(model, {"x": np.ones((1, 1, 1, 1), np.float32)})
+    assert outcome.status == "mismatch" and outcome.kind == "shape", outcome.message
+    assert outcome.explained == "ort-convtranspose-same-negative-pad"
+
+
 def test_comparison_rules() -> None:
     ref = np.array([1.0, 2.0, 1000.0], np.float32)
     assert compare_output("y", ref, ref + np.float32(0.05)) is None  # within 1e-4 of max|ref|

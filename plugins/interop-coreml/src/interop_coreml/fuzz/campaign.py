@@ -67,6 +67,8 @@ def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_second
     result: dict[str, Any] = {"trial": index, "seed": s, "status": outcome.status, "kind": outcome.kind,
                               "explained": outcome.explained}
     if not outcome.failed:
+        if outcome.status in ("refused", "skipped"):
+            result["reason"] = oracle.normalize_error(outcome.message)
         return result
     model, feeds = case.model, case.feeds
     if outcome.kind != "timeout":
@@ -132,6 +134,7 @@ class Summary:
     signatures: Counter = field(default_factory=Counter)
     explained: Counter = field(default_factory=Counter)
     folders: dict[str, str] = field(default_factory=dict)
+    reasons: Counter = field(default_factory=Counter)  # why graphs were refused or skipped
 
     @property
     def crashes(self) -> int:
@@ -165,6 +168,8 @@ def _record(result: dict[str, Any], out: Path, summary: Summary) -> None:
     status = result["status"]
     summary.statuses[status] += 1
     if status not in ("crash", "mismatch"):
+        if result.get("reason") or result.get("message"):
+            summary.reasons[f"{status}: {result.get('reason') or result.get('message')}"] += 1
         return
     signature = result.get("signature") or f"{status}[{result['kind']}] (trial {result['trial']})"
     if result.get("explained"):
@@ -278,5 +283,6 @@ def _write_summary(out: Path, seed: int, trials: int, summary: Summary) -> None:
         "statuses": dict(summary.statuses),
         "signatures": [{"signature": s, "count": n, "explained": summary.explained.get(s, 0),
                         "folder": summary.folders.get(s)} for s, n in summary.signatures.most_common()],
+        "not_compared": [{"reason": r, "count": n} for r, n in summary.reasons.most_common()],
     }
     (out / "summary.json").write_text(json.dumps(document, indent=1) + "\n")
