@@ -169,7 +169,11 @@ class Builder:
     # ------------------------------------------------------------------ domains
 
     def domain(self, x: Tensor, kind: str | None) -> Tensor:
-        """Map ``x`` into an op's input domain with one or two cheap nodes."""
+        """Map ``x`` into an op's input domain with one or two cheap nodes.
+
+        "small" also keeps periodic functions away from large arguments, where float32
+        rounding of the argument alone changes the result (ill-conditioned, not a bug).
+        """
         if kind is None:
             return x
         if kind == "unit":  # (-0.9, 0.9)
@@ -905,8 +909,8 @@ def _gelu(b: Builder) -> None:
 
 _UNARY = {
     "Abs": None, "Acos": "unit", "Acosh": "ge1", "Asin": "unit", "Asinh": None, "Atan": None, "Atanh": "unit",
-    "Ceil": None, "Cos": None, "Cosh": "small", "Erf": None, "Exp": "small", "Floor": None, "Log": "positive",
-    "Neg": None, "Reciprocal": "nonzero", "Relu": None, "Round": None, "Sigmoid": None, "Sign": None, "Sin": None,
+    "Ceil": None, "Cos": "small", "Cosh": "small", "Erf": None, "Exp": "small", "Floor": None, "Log": "positive",
+    "Neg": None, "Reciprocal": "nonzero", "Relu": None, "Round": None, "Sigmoid": None, "Sign": None, "Sin": "small",
     "Sinh": "small", "Softplus": None, "Softsign": None, "Sqrt": "positive", "Tan": "unit", "Tanh": None,
     "IsNaN": None, "Identity": None, "HardSwish": None,
 }
