@@ -191,3 +191,21 @@ def test_squeeze_without_axes_of_dynamic_dims_is_refused(tmp_path):
         save(model, tmp_path / "m.mlpackage")
     static = make_model([node], [tensor_info("x", [2, 1, 3])], [tensor_info("y", None)], opset=13)
     check_graph(static, [{"x": np.ones((2, 1, 3), np.float32)}], tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+@pytest.mark.parametrize("pads", [[1, 0, 2, 0, 2, 1, 0, 1], [0, 2, 0, 0, 0, 1, 0, 0], [2, 0, 0, 0, 1, 0, 0, 0]])
+def test_reflect_and_edge_pad_on_any_axis(mode, pads, tmp_path):
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)
+    model = make_model([node], [tensor_info("x", ["N", 3, 4, 5])], [tensor_info("y", None)], [_init("pads", pads)], 18)
+    x = np.random.default_rng(9).standard_normal((3, 3, 4, 5)).astype(np.float32)
+    check_graph(model, [{"x": x}], tmp_path)
+
+
+@pytest.mark.parametrize("upper", [0, 1])
+def test_trilu_over_dynamic_matrix_dims(upper, tmp_path):
+    node = helper.make_node("Trilu", ["x", "k"], ["y"], upper=upper)
+    model = make_model([node], [tensor_info("x", [2, "R", "C"])], [tensor_info("y", None)], [_init("k", 1)], 14)
+    rng = np.random.default_rng(10)
+    check_graph(model, [{"x": rng.standard_normal((2, r, c)).astype(np.float32)} for r, c in ((3, 5), (4, 2))],
+                tmp_path)

@@ -432,7 +432,8 @@ def convert_pad(ctx, node):
     if mil_mode != "constant" and mil_dtype_name(x) not in ("fp32", "fp16"):
         raise NodeNotConvertible(f"Pad mode {mode!r} on integer tensors: Core ML pads floats only in that mode")
     if mil_mode != "constant" and any(p for pair in per_axis[: max(rank - 2, 0)] for p in pair):
-        raise NodeNotConvertible(f"Pad mode {mode!r} on other than the last two axes")
+        _out(ctx, node, _pad_axis_by_axis(x, per_axis, mil_mode))
+        return
     flat = [p for pair in per_axis for p in pair]
     if mil_mode != "constant":
         flat = flat[-4:] if rank >= 2 else flat
@@ -440,6 +441,22 @@ def convert_pad(ctx, node):
     if mil_dtype_name(x) != "fp32" and mil_mode == "constant":
         kwargs["constant_val"] = np.array(value).astype({"fp16": np.float16, "int32": np.int32, "bool": np.bool_}[mil_dtype_name(x)])
     _out(ctx, node, mb.pad(x=x, pad=np.array(flat, dtype=np.int32), mode=mil_mode, name=ctx.out_name(node), **kwargs))
+
+
+def _pad_axis_by_axis(x, per_axis: list, mil_mode: str):
+    """Reflect/edge padding of any axes: Core ML pads only the last two, and both modes
+    are separable, so move each padded axis last, pad it there, and move it back."""
+    rank = x.rank
+    for axis, (begin, end) in enumerate(per_axis):
+        if not (begin or end):
+            continue
+        perm = [i for i in range(rank) if i != axis] + [axis]
+        inverse = list(np.argsort(perm))
+        moved = mb.transpose(x=x, perm=perm) if axis != rank - 1 else x
+        pad = np.array([0, 0, begin, end] if rank >= 2 else [begin, end], dtype=np.int32)
+        padded = mb.pad(x=moved, pad=pad, mode=mil_mode)
+        x = mb.transpose(x=padded, perm=[int(i) for i in inverse]) if axis != rank - 1 else padded
+    return x
 
 
 @register("Shape")
@@ -762,10 +779,14 @@ def convert_non_zero(ctx, node):
 def convert_trilu(ctx, node):
     x = as_var(ctx.input(node, 0))
     rows, cols = x.shape[-2:]
-    if not all(isinstance(d, (int, np.integer)) for d in (rows, cols)):
-        raise NodeNotConvertible("Trilu needs static matrix dims")
     # Keep element (i, j) when j - i >= k (upper) or j - i <= k (lower); k may be a run-time scalar.
-    offset = (np.arange(int(cols))[None, :] - np.arange(int(rows))[:, None]).astype(np.int32)
+    if _is_int(rows) and _is_int(cols):
+        offset = (np.arange(int(cols))[None, :] - np.arange(int(rows))[:, None]).astype(np.int32)
+    else:
+        shape = mb.shape(x=x)
+        count = lambda axis: mb.range_1d(  # noqa: E731
+            start=np.int32(0), end=mb.gather(x=shape, indices=np.int32(x.rank + axis), axis=0), step=np.int32(1))
+        offset = mb.sub(x=mb.expand_dims(x=count(-1), axes=[0]), y=mb.expand_dims(x=count(-2), axes=[1]))
     k = as_array(ctx.input(node, 1, np.array(0, dtype=np.int32)))
     k = cast_to(k, "int32")
     if not isinstance(k, np.ndarray) and k.rank > 0:
