@@ -173,17 +173,21 @@ def remove_path(path: Path) -> None:
 def scratch_dir(near: Path) -> Iterator[Path]:
     """A temporary directory in the same folder as ``near`` (same filesystem: rename works)."""
     parent = near.parent if str(near.parent) else Path(".")
+    tmp: Path | None = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{near.name}.", suffix=".interop-tmp", dir=parent))
-    except OSError as exc:
-        raise InteropError(
-            f"cannot write in {parent}: {exc.strerror or exc}", hint="choose another -o path"
-        ) from None
-    try:
+        # A signal between mkdtemp's mkdir and the assignment would leak the folder: hold it.
+        with deferred_signals():
+            try:
+                tmp = Path(tempfile.mkdtemp(prefix=f".{near.name}.", suffix=".interop-tmp", dir=parent))
+            except OSError as exc:
+                raise InteropError(
+                    f"cannot write in {parent}: {exc.strerror or exc}", hint="choose another -o path"
+                ) from None
         yield tmp
     finally:
-        with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _foreign_entries(old: Path, new: Path) -> list[str]:
