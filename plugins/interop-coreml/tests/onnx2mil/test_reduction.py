@@ -61,3 +61,13 @@ def test_reduce_sum_opset13_noop_and_reduce_all(keepdims, tmp_path):
     model = make_model(nodes, [tensor_info("x", [2, 3])], [tensor_info("noop", None), tensor_info("all", None)],
                        inits, 13)
     check_graph(model, [{"x": np.arange(6, dtype=np.float32).reshape(2, 3) - 2}], tmp_path)
+
+
+@pytest.mark.parametrize("op", [op for op in _REDUCE_OPS if op not in ("ReduceLogSum", "ReduceLogSumExp")])
+@pytest.mark.parametrize("noop", [0, 1])
+def test_integer_reductions_keep_their_dtype(op, noop, tmp_path):
+    node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=1, noop_with_empty_axes=noop)
+    inits = [numpy_helper.from_array(np.array([] if noop else [1], np.int64), "axes")]
+    model = make_model([node], [tensor_info("x", [2, 3], TensorProto.INT32)],
+                       [tensor_info("y", None, TensorProto.INT32)], inits, 18)
+    check_graph(model, [{"x": np.array([[3, -7, 2], [5, 1, -4]], np.int32)}], tmp_path, rtol=0, atol=0)

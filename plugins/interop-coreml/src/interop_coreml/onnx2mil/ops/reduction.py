@@ -33,6 +33,8 @@ def _over_no_axes(op_type: str, x, name: str):
     if op_type == "ReduceL1":
         return mb.abs(x=x, name=name)
     if op_type == "ReduceL2":
+        if mil_dtype_name(x) == "int32":
+            return mb.abs(x=x, name=name)  # sqrt(x²) of an integer is |x| (what ONNX's reference gives)
         return mb.sqrt(x=mb.mul(x=x, y=x), name=name)
     if op_type == "ReduceLogSum":
         return mb.log(x=x, epsilon=np.float32(0.0), name=name)
