@@ -273,7 +273,7 @@ def convert_model(
         )
     except Exception as error:  # noqa: BLE001 - coremltools' passes and backend refuse with assorted types
         stage = _failing_pass(error)
-        where = f" in graph pass {stage}" if stage else ""
+        where = f" in coremltools' {stage}" if stage else ""
         raise UnsupportedModelError(
             f"Core ML rejected the translated program{where}: {type(error).__name__}: {_first_line(error)}",
             hint="set INTEROP_DEBUG=1 for the full trace; please report this model",

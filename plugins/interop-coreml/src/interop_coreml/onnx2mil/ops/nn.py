@@ -85,6 +85,11 @@ def convert_conv_transpose(ctx: ConversionContext, node) -> None:
             if auto_pad == "SAME_UPPER":
                 begins.append(total // 2)
                 ends.append(total - total // 2)
+            elif auto_pad != "SAME_LOWER" and total < 0:
+                # An output_shape past the natural size: the spec's split would give negative pads
+                # on both sides; onnx's reference and onnxruntime both grow the end only.
+                begins.append(0)
+                ends.append(total)
             else:
                 begins.append(total - total // 2)
                 ends.append(total // 2)
@@ -93,16 +98,21 @@ def convert_conv_transpose(ctx: ConversionContext, node) -> None:
     else:
         pads = attr(node, "pads", [0] * (2 * n))
         begins, ends = list(pads[:n]), list(pads[n:])
-    # output_padding extends the end; MIL lacks it, so shrink the end pad and
-    # zero-pad whatever remains after the transposed convolution.
+    # output_padding extends the end; MIL lacks it, so shrink the end pad by it. Pads that come
+    # out negative (output_padding past the end pad, an output_shape larger than the natural
+    # size, SAME with a negative total) grow the output: positions no input reaches, zero
+    # before the bias, which MIL's own negative pads do not give.
     ends = [e - op for e, op in zip(ends, output_padding)]
-    extra = [max(-e, 0) for e in ends]
-    ends = [max(e, 0) for e in ends]
-    mil_pad = [p for i in range(n) for p in (begins[i], ends[i])]
+    for axis, (size, k, st, d, b, e) in enumerate(zip(spatial, kernel, strides, dilations, begins, ends)):
+        if _is_static(size) and st * (int(size) - 1) + (k - 1) * d + 1 - b - e <= 0:
+            raise NodeNotConvertible(f"the output would be empty along axis {axis + 2} (pads {b} and {e + output_padding[axis]} "
+                                     f"remove every row); Core ML has no empty tensors")
+    grow = [p for b, e in zip(begins, ends) for p in (max(-b, 0), max(-e, 0))]
+    mil_pad = [p for b, e in zip(begins, ends) for p in (max(b, 0), max(e, 0))]
     y = mb.conv_transpose(x=x, weight=weight, strides=strides, dilations=dilations, groups=attr(node, "group", 1),
                           pad_type="custom", pad=mil_pad)
-    if any(extra):
-        y = mb.pad(x=y, pad=np.array([0, 0, 0, 0] + [p for e in extra for p in (0, e)], dtype=np.int32))
+    if any(grow):
+        y = mb.pad(x=y, pad=np.array([0, 0, 0, 0] + grow, dtype=np.int32))
     if bias is not None:
         y = mb.add(x=y, y=channel_shaped(unify(x, bias)[1], x.rank))
     ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
