@@ -39,10 +39,21 @@ def _tiny_onnx(path: Path) -> Path:
     return path
 
 
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "INTEROP_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "interop", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """``interop ARGS...`` in-process (the refusals happen before any framework loads)."""
+    monkeypatch.delenv("INTEROP_DEBUG", raising=False)
+
+    def run(*args: object) -> subprocess.CompletedProcess:
+        from interop.cli.main import main
+
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, int(exit_info.value.code or 0), captured.out, captured.err)
+
+    return run
 
 
 def _assert_refused(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -76,7 +87,7 @@ def tiny_mlpackage(tiny: Path) -> Path:
 
 
 @pytest.mark.parametrize("option", ["--json", "--junit", "--save-golden"])
-def test_report_path_that_is_a_folder_is_exit_2_before_any_model_is_opened(tmp_path, tiny, option):
+def test_report_path_that_is_a_folder_is_exit_2_before_any_model_is_opened(tmp_path, tiny, option, cli):
     folder = tmp_path / "reports"
     folder.mkdir()
     (folder / "keep.txt").write_text("mine")
@@ -84,38 +95,38 @@ def test_report_path_that_is_a_folder_is_exit_2_before_any_model_is_opened(tmp_p
     (folder / "sub" / "deep.txt").write_text("mine too")
     before = _tree(folder)
     # The candidate does not exist: were models opened first, the error would be about it.
-    result = _cli("check", str(tiny), str(tmp_path / "missing.onnx"), option, str(folder))
+    result = cli("check", str(tiny), str(tmp_path / "missing.onnx"), option, str(folder))
     _assert_refused(result, option, "is a directory")
     assert _tree(folder) == before
 
 
 @pytest.mark.parametrize("option", ["--json", "--junit", "--save-golden"])
-def test_report_path_that_is_a_link_is_refused_and_the_target_kept(tmp_path, tiny, option):
+def test_report_path_that_is_a_link_is_refused_and_the_target_kept(tmp_path, tiny, option, cli):
     target = tmp_path / "precious.txt"
     target.write_text("precious")
     link = tmp_path / "report.out"
     link.symlink_to(target)
-    result = _cli("check", str(tiny), str(tmp_path / "missing.onnx"), option, str(link))
+    result = cli("check", str(tiny), str(tmp_path / "missing.onnx"), option, str(link))
     _assert_refused(result, "symbolic link")
     assert link.is_symlink() and target.read_text() == "precious"
 
 
-def test_report_paths_that_would_overwrite_a_checked_model_are_refused(tmp_path, tiny_mlpackage, tiny):
+def test_report_paths_that_would_overwrite_a_checked_model_are_refused(tmp_path, tiny_mlpackage, tiny, cli):
     before = tiny.read_bytes()
-    _assert_refused(_cli("check", str(tiny), f"{tiny}@onnxruntime", "--json", str(tiny)), "input")
+    _assert_refused(cli("check", str(tiny), f"{tiny}@onnxruntime", "--json", str(tiny)), "input")
     assert tiny.read_bytes() == before
     inside = tiny_mlpackage / "report.xml"
-    _assert_refused(_cli("check", str(tiny), str(tiny_mlpackage), "--junit", str(inside)), "inside")
+    _assert_refused(cli("check", str(tiny), str(tiny_mlpackage), "--junit", str(inside)), "inside")
     assert not inside.exists()
     both = tmp_path / "r.out"
-    _assert_refused(_cli("check", str(tiny), str(tiny), "--json", str(both), "--junit", str(both)),
+    _assert_refused(cli("check", str(tiny), str(tiny), "--json", str(both), "--junit", str(both)),
                     "same file")
     assert not both.exists()
 
 
-def test_report_in_a_missing_folder_is_still_written(tmp_path, tiny):
+def test_report_in_a_missing_folder_is_still_written(tmp_path, tiny, cli):
     report = tmp_path / "ci" / "out" / "check.json"
-    result = _cli("check", str(tiny), str(tiny), "--json", str(report))
+    result = cli("check", str(tiny), str(tiny), "--json", str(report))
     assert result.returncode == 0, result.stderr
     assert '"passed": true' in report.read_text()
 
@@ -141,11 +152,11 @@ def test_golden_write_refuses_a_folder_and_check_save_path_fails_fast(tmp_path):
 # ----------------------------------------------------------------------------- -o and the source
 
 
-def test_output_that_is_the_source_is_exit_2_and_the_source_is_kept(tmp_path, tiny):
+def test_output_that_is_the_source_is_exit_2_and_the_source_is_kept(tmp_path, tiny, cli):
     src = tmp_path / "m.onnx"
     src.write_bytes(tiny.read_bytes())
     before = src.read_bytes()
-    _assert_refused(_cli("convert", str(src), "-o", str(src), "--to", "coreml", "--force"), "input")
+    _assert_refused(cli("convert", str(src), "-o", str(src), "--to", "coreml", "--force"), "input")
     assert src.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
@@ -182,14 +193,14 @@ def test_output_inside_a_directory_source_is_refused(tiny_mlpackage):
 
 
 @pytest.mark.parametrize("dangling", [False, True])
-def test_output_that_is_a_link_is_exit_2_and_the_link_and_its_target_are_kept(tmp_path, tiny, dangling):
+def test_output_that_is_a_link_is_exit_2_and_the_link_and_its_target_are_kept(tmp_path, tiny, dangling, cli):
     target = tmp_path / "elsewhere.mlpackage"
     if not dangling:
         target.mkdir()
         (target / "Manifest.json").write_text("{}")
     link = tmp_path / "out.mlpackage"
     link.symlink_to(target)
-    result = _cli("convert", str(tiny), "-o", str(link), "--force")
+    result = cli("convert", str(tiny), "-o", str(link), "--force")
     _assert_refused(result, "symbolic link")
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert target.exists() != dangling
@@ -201,16 +212,16 @@ def test_output_that_is_a_link_is_exit_2_and_the_link_and_its_target_are_kept(tm
 # ----------------------------------------------------------------------------- directories at -o
 
 
-def test_force_never_replaces_a_folder_that_is_not_a_model_of_the_target_format(tmp_path, tiny):
+def test_force_never_replaces_a_folder_that_is_not_a_model_of_the_target_format(tmp_path, tiny, cli):
     folder = tmp_path / "work.mlpackage"
     folder.mkdir()
     (folder / "thesis.tex").write_text("three years")
-    _assert_refused(_cli("convert", str(tiny), "-o", str(folder), "--force"), "did not write")
+    _assert_refused(cli("convert", str(tiny), "-o", str(folder), "--force"), "did not write")
     assert _tree(folder) == {"thesis.tex": b"three years"}
     keras_dir = tmp_path / "model.onnx"  # a folder where a file output goes
     keras_dir.mkdir()
     (keras_dir / "saved_model.pb").write_bytes(b"x")
-    _assert_refused(_cli("convert", str(tiny), "-o", str(keras_dir), "--to", "coreml", "--force"),
+    _assert_refused(cli("convert", str(tiny), "-o", str(keras_dir), "--to", "coreml", "--force"),
                     "did not write")
     assert _tree(keras_dir) == {"saved_model.pb": b"x"}
 
