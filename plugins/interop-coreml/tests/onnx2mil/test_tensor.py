@@ -209,3 +209,19 @@ def test_trilu_over_dynamic_matrix_dims(upper, tmp_path):
     rng = np.random.default_rng(10)
     check_graph(model, [{"x": rng.standard_normal((2, r, c)).astype(np.float32)} for r, c in ((3, 5), (4, 2))],
                 tmp_path)
+
+
+@pytest.mark.parametrize("op", ["Size", "Shape"])
+def test_size_and_shape_of_a_ceil_mode_pool_are_the_real_ones(op, tmp_path):
+    """ONNX shape inference says 2 columns here; the spec's ceil rule (and every runtime) gives 1."""
+    nodes = [helper.make_node("MaxPool", ["x"], ["p"], ceil_mode=1, kernel_shape=[1, 1], strides=[1, 3]),
+             helper.make_node(op, ["p"], ["s"]),
+             helper.make_node("Cast", ["s"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceProd", ["f"], ["n"], keepdims=1) if op == "Shape" else
+             helper.make_node("Identity", ["f"], ["n"]),
+             helper.make_node("Mul", ["p", "n"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", [1, 3, 6, 3])], [tensor_info("y", None)], opset=16)
+    x = np.random.default_rng(11).standard_normal((1, 3, 6, 3)).astype(np.float32)
+    # onnxruntime's optimizer folds Shape from ONNX shape inference ([1, 3, 6, 2]) while its
+    # MaxPool returns 1 column: there only the reference evaluator is self-consistent.
+    check_graph(model, [{"x": x}], tmp_path, onnxruntime=op == "Size")
