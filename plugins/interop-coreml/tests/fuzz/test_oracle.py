@@ -62,6 +62,15 @@ def test_convtranspose_same_with_a_negative_total_pad_is_onnxruntimes_short_outp
     assert outcome.explained == "ort-convtranspose-same-negative-pad"
 
 
+def test_argmax_over_a_nan_is_explained_only_when_a_nan_reaches_it() -> None:
+    model = _model([helper.make_node("Log", ["x"], ["l"]), helper.make_node("ArgMax", ["l"], ["i"], axis=1)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                   [helper.make_tensor_value_info("i", TensorProto.INT64, [2, 1])])
+    with_nan = evaluate(model, {"x": np.array([[2.0, -1.0, 0.5], [1.0, 3.0, 2.0]], np.float32)})  # log(-1) is NaN
+    assert (with_nan.status, with_nan.explained) == ("mismatch", "ort-argminmax-nan"), with_nan.message
+    assert evaluate(model, {"x": np.array([[1.0, 2.0, 0.5], [1.0, 3.0, 2.0]], np.float32)}).status == "ok"
+
+
 def test_comparison_rules() -> None:
     ref = np.array([1.0, 2.0, 1000.0], np.float32)
     assert compare_output("y", ref, ref + np.float32(0.05)) is None  # within 1e-4 of max|ref|
