@@ -1089,10 +1089,16 @@ def _make_dynamic(model: onnx.ModelProto, b: Builder, rng: np.random.Generator):
         return model, None
     chosen = [i for i in inputs if rng.random() < 0.7] or inputs[:1]
     axis = 0 if rng.random() < 0.8 else None
+    picked = []
     for value in chosen:
         dims = value.type.tensor_type.shape.dim
-        index = axis if axis is not None else int(rng.integers(len(dims)))
-        dims[index].dim_param = "N" if index == 0 else f"d{index}"
+        picked.append(dims[axis if axis is not None else int(rng.integers(len(dims)))])
+    # One symbol per size: a dim_param promises that every dim carrying it has the same length.
+    sizes = [dim.dim_value for dim in picked]
+    batch = max(set(sizes), key=sizes.count)
+    for dim in picked:
+        size = dim.dim_value
+        dim.dim_param = "N" if size == batch else f"n{size}"
     for value in candidate.graph.output:
         value.type.tensor_type.ClearField("shape")
     try:

@@ -162,9 +162,9 @@ def normalize_error(error: BaseException | str) -> str:
 def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray], optimize: bool = True) -> dict:
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)  # an engine refusing a graph is a result, not console noise
+    ort.set_default_logger_severity(4)  # an engine refusing a graph is a result, not console noise
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     if not optimize:
