@@ -218,3 +218,28 @@ def test_interop_pipeline_replaces_the_unsound_passes():
                     "fuse_elementwise_to_batchnorm"):
         assert f"common::{unsound}" not in names and f"interop::guarded_{unsound}" in names
     assert names[-1] == "interop::keep_pow2_sqrt"
+
+
+def test_coremltools_failure_in_ct_convert_is_a_clean_refusal(monkeypatch):
+    """coremltools' own (unguarded) pipeline raises IndexError in fuse_linear_bias on this graph: exit 3, named."""
+    import coremltools as ct
+
+    from interop_coreml.onnx2mil import passes
+
+    monkeypatch.setattr(passes, "pass_pipeline", lambda: ct.PassPipeline.DEFAULT)
+    nodes, inputs, initializers = _pass_case("gemm_sum_scalar", np.random.default_rng(0))
+    with pytest.raises(UnsupportedModelError) as info:
+        convert_model(_inferred(nodes, inputs, initializers))
+    assert "Core ML rejected the translated program in coremltools' fuse_linear_bias" in info.value.message
+    assert "IndexError" in info.value.message and info.value.exit_code == 3
+
+
+def test_mil_rejecting_a_node_is_a_clean_refusal_naming_the_node():
+    weight = onnx.numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "w")
+    node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], name="conv_7")
+    model = make_model([node], [tensor_info("x", [1, 3, 4, 4])], [onnx.helper.make_value_info("y", onnx.TypeProto())],
+                       [weight])
+    with pytest.raises(UnsupportedModelError) as info:
+        convert_model(model)
+    assert "Conv node 'conv_7' cannot be converted: Core ML's MIL rejects it" in info.value.message
+    assert info.value.exit_code == 3
