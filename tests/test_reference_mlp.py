@@ -82,6 +82,30 @@ def test_train_cli_reports_accuracy_and_is_deterministic(framework, suffix, mode
     )
 
 
+def test_keras_training_does_not_depend_on_who_loaded_tensorflow(keras_model, tmp_path):
+    # The flake behind this test: TensorFlow fixes its kernels (oneDNN or not) when it is first
+    # loaded. A process where another library imported TensorFlow before interop (coremltools does)
+    # trained with oneDNN and got logits 7e-7 away. Same seed, same machine: the same weights.
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "after_tf.keras"
+    script = (
+        "import tensorflow as tf, interop\n"
+        "from tensorflow.python.util import _pywrap_util_port\n"
+        "assert _pywrap_util_port.IsMklEnabled()\n"  # the hostile state: oneDNN on
+        f"interop.train('keras', {str(out)!r})\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    x = load_iris()[0]
+    np.testing.assert_array_equal(
+        _session(out, "keras").run({"petal": x})["logits"], _session(keras_model, "keras").run({"petal": x})["logits"]
+    )
+
+
 def test_normalisation_is_inside_the_model(torch_model):
     # Raw centimetres in: a setosa-sized petal must be classed as setosa without any scaling.
     logits = _session(torch_model, "torch").run({"petal": np.array([[1.4, 0.2]], np.float32)})["logits"]

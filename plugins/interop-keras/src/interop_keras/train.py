@@ -1,7 +1,19 @@
-"""The reference MLP in Keras: Normalization -> Dense(64, ReLU) -> Dense(3) logits, SGD."""
+"""The reference MLP in Keras: Normalization -> Dense(64, ReLU) -> Dense(3) logits, SGD.
+
+Training is bit-reproducible across processes on one machine and TensorFlow build:
+the same data, hyper-parameters and seed give the same weights. Seeds and op
+determinism are not enough for that: TensorFlow's oneDNN kernels round
+differently from its own, and whether they are used is fixed when TensorFlow is
+first loaded (``TF_ENABLE_ONEDNN_OPTS``, which interop sets to 0 before importing
+it). When another library loaded TensorFlow into this process first with the
+other setting, the training runs in a fresh process instead, so a model trained
+through the API inside a test suite equals the one ``interop train`` writes.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +34,37 @@ def build_model(data: TrainData, hidden: int):  # type: ignore[no-untyped-def]
 
 def train(dst: Path, data: TrainData, config: TrainConfig, on_epoch: EpochCallback) -> TrainResult:
     quiet_tensorflow()
+    if _loaded_onednn_differs():
+        return _train_in_fresh_process(dst, data, config, on_epoch)
+    return _train_here(dst, data, config, on_epoch)
+
+
+def _wanted_onednn() -> bool:
+    """Whether a TensorFlow loaded now would use oneDNN (TensorFlow's own reading of the variable)."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("1", "true")
+
+
+def _loaded_onednn_differs() -> bool:
+    """True when TensorFlow is already loaded here with a oneDNN setting a fresh process would not have."""
+    if "tensorflow" not in sys.modules:
+        return False
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # a TensorFlow without this probe: assume the worst, train apart
+        return True
+    return bool(_pywrap_util_port.IsMklEnabled()) != _wanted_onednn()
+
+
+def _train_in_fresh_process(dst: Path, data: TrainData, config: TrainConfig, on_epoch: EpochCallback) -> TrainResult:
+    """Run :func:`train` in a new interpreter (this one), where TensorFlow starts with interop's settings."""
+    from interop.environments import run_trainer_in
+    from interop.plugin_api import Environment
+
+    here = Environment(name="keras-fresh-process", python=sys.executable)
+    return run_trainer_in(here, "interop_keras.train:train", dst, data, config, on_epoch)
+
+
+def _train_here(dst: Path, data: TrainData, config: TrainConfig, on_epoch: EpochCallback) -> TrainResult:
     import keras
     import tensorflow as tf
 
