@@ -9,13 +9,12 @@ into the slice by deleting the entry.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from interop_coreml.fuzz.campaign import run_campaign
 from interop_coreml.fuzz.generator import OPS
 
-SEED, TRIALS, JOBS = 20260, 60, 2
+SEED, TRIALS, JOBS = 20260, 48, 2
 
 #: Ops left out of the slice while a failure class of theirs is open (signature from `make fuzz`).
 OPEN: dict[str, str] = {
@@ -28,13 +27,11 @@ OPEN: dict[str, str] = {
 
 def test_a_fixed_seed_slice_has_no_crash_and_no_unexplained_mismatch(tmp_path: Path) -> None:
     ops = sorted(set(OPS) - set(OPEN))
-    started = time.monotonic()
     summary = run_campaign(SEED, TRIALS, JOBS, tmp_path, ops=ops, timeout=120, shrink_seconds=20)
-    elapsed = time.monotonic() - started
     assert summary.graphs == TRIALS
     assert summary.statuses["ok"] >= TRIALS * 0.8, summary.line()  # the slice really compares numbers
     document = json.loads((tmp_path / "summary.json").read_text())
+    assert document["done"] == TRIALS
     unexplained = [s for s in document["signatures"] if s["count"] > s["explained"]]
     assert summary.crashes == 0 and summary.unexplained == 0, (
         f"{summary.line()}; repros in {tmp_path}: " + "; ".join(f"{s['signature']} x{s['count']}" for s in unexplained))
-    assert elapsed < 240, f"the slice took {elapsed:.0f} s"

@@ -229,6 +229,8 @@ def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | 
                         _record(result, out, summary)
                         slot.trial = None
                         done += 1
+                        if result["status"] in ("crash", "mismatch") or done % 100 == 0:
+                            _write_summary(out, seed, trials, summary)  # an interrupted run keeps its counts
                         if progress:
                             progress(done, trials, summary)
                         continue
@@ -249,6 +251,7 @@ def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | 
                     done += 1
                     slots[i] = start()
     finally:
+        _write_summary(out, seed, trials, summary)
         for slot in slots:
             try:
                 slot.conn.send(None)
@@ -258,7 +261,6 @@ def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | 
             slot.process.join(timeout=5)
             if slot.process.is_alive():
                 slot.process.kill()
-    _write_summary(out, seed, trials, summary)
     return summary
 
 
@@ -279,7 +281,7 @@ def _prepare_out(out: Path) -> Path:
 
 def _write_summary(out: Path, seed: int, trials: int, summary: Summary) -> None:
     document = {
-        "seed": seed, "trials": trials, "line": summary.line(),
+        "seed": seed, "trials": trials, "done": summary.graphs, "line": summary.line(),
         "statuses": dict(summary.statuses),
         "signatures": [{"signature": s, "count": n, "explained": summary.explained.get(s, 0),
                         "folder": summary.folders.get(s)} for s, n in summary.signatures.most_common()],
