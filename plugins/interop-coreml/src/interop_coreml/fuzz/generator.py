@@ -756,8 +756,8 @@ def _pool(op_type: str) -> Callable[[Builder], None]:
         spatial = x.shape[2:]
         kernel = [int(rng.integers(1, min(d, 3) + 1)) if rng.random() < 0.9 else int(rng.integers(1, 5))
                   for d in spatial]
-        attrs: dict = {"kernel_shape": kernel, "ceil_mode": int(rng.random() < 0.4),
-                       "strides": [int(s) for s in rng.integers(1, 3, size=len(spatial))] if rng.random() < 0.6 else None}
+        strides = [int(s) for s in rng.integers(1, 3, size=len(spatial))] if rng.random() < 0.6 else None
+        attrs: dict = {"kernel_shape": kernel, "ceil_mode": int(rng.random() < 0.4), "strides": strides}
         if rng.random() < 0.2:
             attrs["auto_pad"] = str(rng.choice(["SAME_UPPER", "SAME_LOWER", "VALID"]))
         elif rng.random() < 0.5:
