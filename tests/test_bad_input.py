@@ -295,6 +295,8 @@ def test_bad_golden_file(tmp_path, relu_onnx, cli, kind):
     (("--batch-sizes", "1,x"), "are not integers"),
     (("--max-batch", "0"), "--max-batch must be a positive integer"),
     (("--seed", "-1"), "--seed must be a non-negative integer"),
+    (("--atol", "nan"), "--atol must be a finite number"),
+    (("--tolerance", "logits=-1,0"), "zero or positive"),
 ])
 def test_bad_sampling_options(tmp_path, relu_onnx, cli, args, needle):
     _check_refused(cli, tmp_path, relu_onnx, *args, needles=(needle,))
