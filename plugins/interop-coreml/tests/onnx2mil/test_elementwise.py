@@ -1,11 +1,16 @@
-"""Element-wise arithmetic, comparisons and unary math exported by torch.onnx."""
+"""Element-wise arithmetic, comparisons and unary math exported by torch.onnx, then helper-built
+ONNX graphs (Where broadcasting, Asinh/Acosh/fmod precision) held against onnxruntime and the
+reference evaluator."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 import torch
 
-from .conftest import LambdaModule
+from .conftest import LambdaModule, make_model, tensor_info
+from .spec_check import check_graph
 
 CASES = {
     "arith": lambda x: (x * 2.0 + 1.0) / 3.0 - x,
@@ -28,13 +33,6 @@ def test_elementwise_matches_onnxruntime(name, torch_check):
 
 
 # ---------------------------------------------------------------- ONNX-built graphs
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from .conftest import make_model, tensor_info  # noqa: E402
-from .spec_check import check_graph  # noqa: E402
-
 
 @pytest.mark.parametrize("opset", [13, 16, 21])
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])

@@ -1,11 +1,15 @@
-"""Reductions and arg-reductions exported by torch.onnx."""
+"""Reductions and arg-reductions exported by torch.onnx, then helper-built ONNX graphs (reductions
+over no axes, integer reductions) held against onnxruntime and the reference evaluator."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 import torch
 
-from .conftest import LambdaModule
+from .conftest import LambdaModule, make_model, tensor_info
+from .spec_check import check_graph
 
 CASES = {
     "sum": lambda x: x.sum(dim=1),
@@ -27,11 +31,6 @@ def test_reduction_matches_onnxruntime(name, torch_check):
 
 
 # ---------------------------------------------------------------- ONNX-built graphs
-import numpy as np  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from .conftest import make_model, tensor_info  # noqa: E402
-from .spec_check import check_graph  # noqa: E402
 
 _REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
                "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"]

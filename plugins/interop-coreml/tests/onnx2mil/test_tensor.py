@@ -1,13 +1,23 @@
-"""Shape and data-movement layers (flatten, concat, split, slice, pad, upsample, reshape chains)."""
+"""Shape and data-movement layers (flatten, concat, split, slice, pad, upsample, reshape chains).
+
+Torch-exported layers first; then helper-built ONNX graphs for the classes a differential
+fuzzer found (Resize sizes, Slice clamping, short-index Gather/ScatterElements, dynamic Split,
+rank-0 int64 constants, int64 round trips), held against onnxruntime and the reference evaluator.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conftest import LambdaModule
+from interop_coreml.onnx2mil.errors import UnsupportedModelError
+
+from .conftest import LambdaModule, make_model, save, tensor_info
+from .spec_check import check_graph
 
 CASES = {
     "flatten": (nn.Flatten(), (3, 4, 5)),
@@ -40,14 +50,6 @@ def test_tensor_layer_matches_onnxruntime(name, torch_check):
 
 
 # ---------------------------------------------------------------- ONNX-built graphs
-import numpy as np  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from interop_coreml.onnx2mil.errors import UnsupportedModelError  # noqa: E402
-
-from .conftest import make_model, save, tensor_info  # noqa: E402
-from .spec_check import check_graph  # noqa: E402
-
 
 def _init(name, value, dtype=np.int64):
     return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
@@ -225,3 +227,31 @@ def test_size_and_shape_of_a_ceil_mode_pool_are_the_real_ones(op, tmp_path):
     # onnxruntime's optimizer folds Shape from ONNX shape inference ([1, 3, 6, 2]) while its
     # MaxPool returns 1 column: there only the reference evaluator is self-consistent.
     check_graph(model, [{"x": x}], tmp_path, onnxruntime=op == "Size")
+
+
+@pytest.mark.parametrize("pads", [[0, -1, 0, 2, 0, 0, -2, 1], [-1, 0, 0, -1, 0, 0, 0, 0], [1, -2, 0, 0, 0, 1, -1, 0]])
+def test_constant_pad_with_negative_pads_crops(pads, tmp_path):
+    node = helper.make_node("Pad", ["x", "pads", "v"], ["y"], mode="constant")
+    inits = [_init("pads", pads), _init("v", 0.5, np.float32)]
+    model = make_model([node], [tensor_info("x", ["N", 3, 4, 5])], [tensor_info("y", None)], inits, 18)
+    rng = np.random.default_rng(12)
+    # onnx's reference evaluator hands negative pads to np.pad, which refuses them.
+    check_graph(model, [{"x": rng.standard_normal((n, 3, 4, 5)).astype(np.float32)} for n in (2, 3)], tmp_path,
+                reference=False)
+
+
+@pytest.mark.parametrize("dtype, to", [(TensorProto.FLOAT, None), (TensorProto.INT32, None),
+                                       (TensorProto.FLOAT, TensorProto.INT32), (TensorProto.INT32, TensorProto.FLOAT)])
+@pytest.mark.parametrize("k", [-1, 0, 2])
+def test_eye_like_over_dynamic_dims_keeps_the_onnx_dtype(dtype, to, k, tmp_path):
+    attrs = {"k": k} if to is None else {"k": k, "dtype": to}
+    nodes = [helper.make_node("Abs", ["x"], ["a"]), helper.make_node("EyeLike", ["a"], ["y"], **attrs)]
+    model = make_model(nodes, [tensor_info("x", ["R", "C"], dtype)], [tensor_info("y", None, to or dtype)], opset=15)
+    feeds = [{"x": np.ones(shape, onnx_np(dtype))} for shape in ((3, 4), (4, 2))]
+    check_graph(model, feeds, tmp_path, rtol=0, atol=0)
+    static = make_model(nodes, [tensor_info("x", [3, 4], dtype)], [tensor_info("y", None, to or dtype)], opset=15)
+    check_graph(static, feeds[:1], tmp_path, rtol=0, atol=0)
+
+
+def onnx_np(dtype):
+    return helper.tensor_dtype_to_np_dtype(dtype)

@@ -424,8 +424,18 @@ def convert_pad(ctx, node):
     per_axis = [[0, 0] for _ in range(rank)]
     for i, axis in enumerate(axes):
         per_axis[axis] = [pads[i], pads[i + n]]
-    if any(p < 0 for pair in per_axis for p in pair):
-        raise NodeNotConvertible("negative pads (cropping)")
+    crops = [[max(-b, 0), max(-e, 0)] for b, e in per_axis]
+    if any(c for pair in crops for c in pair):
+        if mode != "constant":
+            raise NodeNotConvertible(f"negative pads (cropping) in Pad mode {mode!r}")
+        # A negative pad removes that many elements; with constant padding the order does not matter.
+        x = mb.slice_by_index(x=x, begin=np.array([b for b, _ in crops], dtype=np.int32),
+                              end=np.array([-e for _, e in crops], dtype=np.int32),
+                              end_mask=[e == 0 for _, e in crops])
+        per_axis = [[max(b, 0), max(e, 0)] for b, e in per_axis]
+        if not any(p for pair in per_axis for p in pair):
+            _out(ctx, node, x)
+            return
     mil_mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(mode)
     if mil_mode is None:
         raise NodeNotConvertible(f"Pad mode {mode!r}")
@@ -778,15 +788,8 @@ def convert_non_zero(ctx, node):
 @register("Trilu", since_version=14)
 def convert_trilu(ctx, node):
     x = as_var(ctx.input(node, 0))
-    rows, cols = x.shape[-2:]
     # Keep element (i, j) when j - i >= k (upper) or j - i <= k (lower); k may be a run-time scalar.
-    if _is_int(rows) and _is_int(cols):
-        offset = (np.arange(int(cols))[None, :] - np.arange(int(rows))[:, None]).astype(np.int32)
-    else:
-        shape = mb.shape(x=x)
-        count = lambda axis: mb.range_1d(  # noqa: E731
-            start=np.int32(0), end=mb.gather(x=shape, indices=np.int32(x.rank + axis), axis=0), step=np.int32(1))
-        offset = mb.sub(x=mb.expand_dims(x=count(-1), axes=[0]), y=mb.expand_dims(x=count(-2), axes=[1]))
+    offset = _diagonal_offsets(x)
     k = as_array(ctx.input(node, 1, np.array(0, dtype=np.int32)))
     k = cast_to(k, "int32")
     if not isinstance(k, np.ndarray) and k.rank > 0:
@@ -799,13 +802,33 @@ def convert_trilu(ctx, node):
 
 @register("EyeLike", since_version=9)
 def convert_eye_like(ctx, node):
-    shape = static_shape(ctx.input(node, 0))
-    if shape is None:
-        raise NodeNotConvertible("EyeLike needs a static shape")
+    x = as_array(ctx.input(node, 0))
     dtype = attr(node, "dtype")
-    numpy_type = onnx.helper.tensor_dtype_to_np_dtype(dtype) if dtype is not None else (
-        np.asarray(ctx.input(node, 0)).dtype if isinstance(ctx.input(node, 0), np.ndarray) else np.float32)
-    ctx.output(node, 0, np.eye(shape[0], shape[1], k=attr(node, "k", 0), dtype=numpy_type))
+    if dtype is not None and dtype not in ONNX_TO_MIL_DTYPE:
+        raise NodeNotConvertible(f"EyeLike of {onnx.TensorProto.DataType.Name(dtype)}: Core ML has no such type")
+    # Without a dtype attribute the output has the input's type, whatever produced it.
+    target = ONNX_TO_MIL_DTYPE[dtype] if dtype is not None else mil_dtype_name(x)
+    k = int(attr(node, "k", 0))
+    shape = static_shape(x)
+    if shape is not None:
+        ctx.output(node, 0, np.eye(shape[0], shape[1], k=k).astype(_NUMPY_TYPES[target]))
+        return
+    ones = mb.equal(x=_diagonal_offsets(x), y=np.int32(k))
+    _out(ctx, node, ones if target == "bool" else mb.cast(x=ones, dtype=target, name=ctx.out_name(node)))
+
+
+_NUMPY_TYPES = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}
+
+
+def _diagonal_offsets(x):
+    """j - i for every (i, j) of x's last two axes: a constant when they are static, else built from x's shape."""
+    rows, cols = x.shape[-2:]
+    if _is_int(rows) and _is_int(cols):
+        return (np.arange(int(cols))[None, :] - np.arange(int(rows))[:, None]).astype(np.int32)
+    shape = mb.shape(x=x)
+    count = lambda axis: mb.range_1d(  # noqa: E731
+        start=np.int32(0), end=mb.gather(x=shape, indices=np.int32(x.rank + axis), axis=0), step=np.int32(1))
+    return mb.sub(x=mb.expand_dims(x=count(-1), axes=[0]), y=mb.expand_dims(x=count(-2), axes=[1]))
 
 
 _SCATTER_MODES = {"none": "update", "add": "add", "mul": "mul", "max": "max", "min": "min"}
