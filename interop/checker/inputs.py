@@ -5,6 +5,8 @@ are fed in runs whose sizes are first the ``batch_sizes`` (default 1, 7, 64,
 so every model proves it handles several batch sizes), then chunks of
 ``max_batch`` for the rest. A static axis 0 of size B is fed in runs of B.
 Other dynamic dimensions of random inputs get :data:`OTHER_DYNAMIC_DIM`.
+Inputs are sized before anything is allocated: beyond :func:`max_input_bytes`
+(2 GiB unless ``INTEROP_MAX_INPUT_BYTES`` says otherwise) they are refused, exit 2.
 """
 
 from __future__ import annotations
