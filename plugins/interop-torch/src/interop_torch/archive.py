@@ -43,8 +43,8 @@ EXTRA_DIR = "extra/"
 TENSOR_CONSTANT_PREFIX = "tensor_"
 
 #: Files only the legacy (torch < 2.7) layout has; its state dict and constants are pickles.
-LEGACY_FILES = ("serialized_exported_program.json", "serialized_state_dict.pt", "serialized_constants.pt",
-                "serialized_example_inputs.pt", "serialized_state_dict.json", "serialized_constants.json")
+LEGACY_FILES = ("serialized_state_dict.pt", "serialized_constants.pt", "serialized_example_inputs.pt",
+                "serialized_state_dict.json", "serialized_constants.json", "serialized_exported_program.json")
 #: Folders whose content torch loads as native code or hands to other runtimes.
 CODE_DIRS = {"data/aotinductor/": "AOTInductor compiled native code", "data/executorch/": "ExecuTorch code",
              "data/mtia/": "MTIA compiled code"}
@@ -112,7 +112,18 @@ class Payload:
     fqn: str
     record: str  # archive name, e.g. data/weights/weight_0
     is_param: bool
-    meta: dict[str, Any]
+    dtype_code: int  # torch._export.serde.schema.ScalarType
+    sizes: list[int]
+    strides: list[int]
+    storage_offset: int
+    requires_grad: bool
+    elements: int  # how many dtype elements the record holds
+
+
+#: Bytes per element of every ScalarType torch.export serialises (schema.ScalarType values).
+ITEMSIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 2, 7: 4, 8: 8, 9: 4, 10: 8, 11: 16, 12: 1, 13: 2, 28: 2,
+            29: 1, 30: 1, 31: 1, 32: 1, 33: 1, 34: 4, 35: 8}
+STRIDED = 7  # schema.Layout.Strided
 
 
 @dataclass
@@ -160,9 +171,9 @@ def _members(path: Path) -> tuple[str, dict[str, zipfile.ZipInfo]]:
         infos = archive.infolist()
     if not infos:
         raise ModelLoadError(f"{path}: the archive is empty")
-    legacy = sorted(i.filename for i in infos if i.filename.rsplit("/", 1)[-1] in LEGACY_FILES)
+    legacy = {i.filename.rsplit("/", 1)[-1] for i in infos} & set(LEGACY_FILES)
     if legacy:
-        raise _legacy(path, legacy[0])
+        raise _legacy(path, min(legacy, key=LEGACY_FILES.index))
     root = infos[0].filename.split("/", 1)[0]
     members: dict[str, zipfile.ZipInfo] = {}
     total = 0
@@ -385,13 +396,13 @@ def _payloads(path: Path, infos: dict[str, zipfile.ZipInfo], config_name: str, d
         if not isinstance(entry, dict) or not isinstance(entry.get("path_name"), str):
             raise ModelLoadError(f"{path}: {config_name}: entry {str(fqn)[:80]!r} has no path_name")
         record = directory + entry["path_name"]
-        if entry.get("use_pickle"):
-            raise refuse(path, f"it stores {str(fqn)[:80]!r} as pickled data ({record}) that could run code",
-                         hint="save the program with torch.export.save from plain tensors")
         if constants and not entry["path_name"].startswith(TENSOR_CONSTANT_PREFIX):
             kind = "a custom" if entry["path_name"].startswith("custom_obj") else "an opaque"
             raise refuse(path, f"it holds {kind} object constant {str(fqn)[:80]!r} ({record}), which torch "
                          "unpickles on load and which could run code")
+        if entry.get("use_pickle"):
+            raise refuse(path, f"it stores {str(fqn)[:80]!r} as pickled data ({record}) that could run code",
+                         hint="save the program with torch.export.save from plain tensors")
         if not _DOTTED.match(str(fqn)):
             raise refuse(path, f"{config_name} names {str(fqn)[:80]!r}, which is not a dotted attribute path")
         name = PurePosixPath(entry["path_name"])
@@ -399,10 +410,49 @@ def _payloads(path: Path, infos: dict[str, zipfile.ZipInfo], config_name: str, d
             raise ModelLoadError(f"{path}: {config_name}: {entry['path_name']!r} is not a file in {directory}")
         if record not in infos:
             raise ModelLoadError(f"{path}: {config_name} names {record}, which the archive does not hold")
-        if not isinstance(entry.get("tensor_meta"), dict):
-            raise ModelLoadError(f"{path}: {config_name}: {str(fqn)[:80]!r} has no tensor_meta")
-        found.append(Payload(str(fqn), record, bool(entry.get("is_param")), entry["tensor_meta"]))
+        if infos[record].compress_type != zipfile.ZIP_STORED:
+            raise ModelLoadError(f"{path}: {record} is compressed; torch.export.save stores tensors uncompressed")
+        found.append(_payload(path, str(fqn), record, bool(entry.get("is_param")), entry.get("tensor_meta"),
+                              infos[record].file_size))
     return found
+
+
+def _ints(path: Path, fqn: str, meta: dict[str, Any], key: str) -> list[int]:
+    raw = meta.get(key)
+    values = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        value = item.get("as_int") if isinstance(item, dict) and len(item) == 1 else None
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 62:
+            raise ModelLoadError(f"{path}: tensor {fqn!r} has a {key} that is not a non-negative integer")
+        values.append(value)
+    return values
+
+
+def _payload(path: Path, fqn: str, record: str, is_param: bool, meta: Any, nbytes: int) -> Payload:
+    """A tensor's declaration, checked against the bytes its record really holds."""
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{path}: tensor {fqn!r} has no tensor_meta")
+    code = meta.get("dtype")
+    if code not in ITEMSIZE or isinstance(code, bool):
+        raise ModelLoadError(f"{path}: tensor {fqn!r} has an unknown dtype ({str(code)[:20]})")
+    if meta.get("layout", STRIDED) != STRIDED:
+        raise ModelLoadError(f"{path}: tensor {fqn!r} is not a dense (strided) tensor")
+    device = meta.get("device") or {}
+    if not isinstance(device, dict) or device.get("type", "cpu") != "cpu":
+        raise ModelLoadError(f"{path}: tensor {fqn!r} is stored for device {str(device)[:40]}; interop runs on the CPU")
+    sizes, strides = _ints(path, fqn, meta, "sizes"), _ints(path, fqn, meta, "strides")
+    (offset,) = _ints(path, fqn, meta, "storage_offset")
+    if len(sizes) != len(strides):
+        raise ModelLoadError(f"{path}: tensor {fqn!r} has {len(sizes)} sizes but {len(strides)} strides")
+    itemsize = ITEMSIZE[code]
+    if nbytes % itemsize:
+        raise ModelLoadError(f"{path}: {record} is {nbytes} bytes, not a whole number of {itemsize}-byte elements "
+                             f"(tensor {fqn!r})")
+    elements = nbytes // itemsize
+    needed = 0 if 0 in sizes else offset + sum((n - 1) * st for n, st in zip(sizes, strides)) + 1
+    if needed > elements:
+        raise ModelLoadError(f"{path}: tensor {fqn!r} needs {needed} elements, but {record} holds {elements}")
+    return Payload(fqn, record, is_param, code, sizes, strides, offset, bool(meta.get("requires_grad")), elements)
 
 
 def inspect_archive(path: Path) -> InspectedArchive:

@@ -12,10 +12,11 @@ from interop_torch.loading import example_inputs, load_program
 
 
 def torch_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
+    loaded = load_program(src)  # first: an archive it refuses never costs importing the exporter
+
     import onnx
     import torch
 
-    loaded = load_program(src)
     opset = int(options.get("opset") or 18)
     # The exporter logs a warning per missing optional op library (torchvision); not ours to show.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)

@@ -118,76 +118,30 @@ def _check_operators(path: Path, targets: set[str]) -> None:
             )
 
 
-def _dtype(path: Path, payload: Payload):  # type: ignore[no-untyped-def]
+def build_tensors(archive: InspectedArchive, payloads: list[Payload]) -> dict[str, Any]:
+    """Tensors from raw little-endian bytes (sizes already checked); entries naming one record share it."""
+    import torch
     from torch._export.serde.schema import ScalarType
     from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
 
-    code = payload.meta.get("dtype")
-    try:
-        return _SERIALIZE_TO_TORCH_DTYPE[ScalarType(code)]
-    except (ValueError, KeyError, TypeError):
-        raise ModelLoadError(f"{path}: tensor {payload.fqn!r} has an unknown dtype ({code!r})") from None
-
-
-def _ints(path: Path, payload: Payload, key: str) -> list[int]:
-    raw = payload.meta.get(key)
-    items = raw if isinstance(raw, list) else [raw]
-    values = []
-    for item in items:
-        value = item.get("as_int") if isinstance(item, dict) and len(item) == 1 else None
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 62:
-            raise ModelLoadError(f"{path}: tensor {payload.fqn!r} has a {key} that is not a non-negative integer")
-        values.append(value)
-    return values
-
-
-def build_tensors(archive: InspectedArchive, payloads: list[Payload]) -> dict[str, Any]:
-    """Tensors from raw little-endian bytes, aliasing kept (entries naming one record share it)."""
-    import torch
-
-    path = archive.path
     bases: dict[str, Any] = {}
     tensors: dict[str, Any] = {}
     for payload in payloads:
-        meta = payload.meta
-        dtype = _dtype(path, payload)
-        if meta.get("layout", 7) != 7:
-            raise ModelLoadError(f"{path}: tensor {payload.fqn!r} is not a dense (strided) tensor")
-        device = meta.get("device") or {}
-        if not isinstance(device, dict) or device.get("type", "cpu") != "cpu":
-            raise ModelLoadError(f"{path}: tensor {payload.fqn!r} is stored for device {device!r}; interop runs on the CPU")
-        sizes, strides = _ints(path, payload, "sizes"), _ints(path, payload, "strides")
-        (offset,) = _ints(path, payload, "storage_offset")
-        if len(sizes) != len(strides):
-            raise ModelLoadError(f"{path}: tensor {payload.fqn!r} has {len(sizes)} sizes but {len(strides)} strides")
-        nbytes = archive.infos[payload.record].file_size
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        if nbytes % itemsize:
-            raise ModelLoadError(
-                f"{path}: {payload.record} is {nbytes} bytes, not a whole number of {dtype} elements "
-                f"(tensor {payload.fqn!r})"
-            )
-        available = nbytes // itemsize
-        needed = 0 if 0 in sizes else offset + sum((s - 1) * st for s, st in zip(sizes, strides)) + 1
-        if needed > available:
-            raise ModelLoadError(
-                f"{path}: tensor {payload.fqn!r} needs {needed} {dtype} elements, but {payload.record} "
-                f"holds {available}"
-            )
+        dtype = _SERIALIZE_TO_TORCH_DTYPE[ScalarType(payload.dtype_code)]
         base = bases.get(payload.record)
         if base is None:
-            base = torch.empty(available, dtype=dtype)
-            if available:
+            base = torch.empty(payload.elements, dtype=dtype)
+            if payload.elements:
                 raw = bytearray(archive.read(payload.record))
                 base.view(torch.uint8).copy_(torch.frombuffer(raw, dtype=torch.uint8))
-            if meta.get("requires_grad"):
+            if payload.requires_grad:
                 base.requires_grad_(True)
             bases[payload.record] = base
         elif base.dtype != dtype:
-            raise ModelLoadError(f"{path}: {payload.record} is read as both {base.dtype} and {dtype}")
-        tensor = torch.as_strided(base, sizes, strides, offset)
+            raise ModelLoadError(f"{archive.path}: {payload.record} is read as both {base.dtype} and {dtype}")
+        tensor = torch.as_strided(base, payload.sizes, payload.strides, payload.storage_offset)
         if payload.is_param:
-            tensor = torch.nn.Parameter(tensor, requires_grad=bool(meta.get("requires_grad")))
+            tensor = torch.nn.Parameter(tensor, requires_grad=payload.requires_grad)
         tensors[payload.fqn] = tensor
     return tensors
 

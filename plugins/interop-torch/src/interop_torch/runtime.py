@@ -17,9 +17,10 @@ def _dtype_name(dtype) -> str:  # type: ignore[no-untyped-def]
 
 class TorchSession:
     def __init__(self, path: Path):
+        loaded = load_program(path)  # first: an archive it refuses never costs importing torch
+
         import torch
 
-        loaded = load_program(path)
         self._module = loaded.program.module()
         placeholders = {n.name: n for n in loaded.program.graph.nodes if n.op == "placeholder"}
         self.inputs = []
