@@ -294,24 +294,43 @@ def test_blob_file_path_escaping_is_refused_even_with_weights_inside(real, tmp_p
             load_program(evil)
 
 
-@pytest.mark.parametrize(
-    "text, needle",
-    [
-        ("this is not JSON {", "not valid JSON"),
-        ("[1, 2, 3]", "JSON object"),
-        ('{"itemInfoEntries": [], "rootModelIdentifier": "a"}', "itemInfoEntries"),
-        ('{"itemInfoEntries": {"a": {"path": 7}}, "rootModelIdentifier": "a"}', "path"),
-        ('{"itemInfoEntries": {"a": "x"}, "rootModelIdentifier": "a"}', "must be an object"),
-        ('{"itemInfoEntries": {"a": {"path": "x"}}, "rootModelIdentifier": ["a"]}', "rootModelIdentifier"),
-        ('{"itemInfoEntries": {"a": {"path": "x"}}, "rootModelIdentifier": "b"}', "names no item"),
-        ('{"itemInfoEntries": {"a": {"path": "x", "size": NaN}}, "rootModelIdentifier": "a"}', "NaN"),
-    ],
-    ids=["garbage", "array", "entries-list", "path-int", "entry-str", "root-list", "root-missing", "nan"],
-)
-def test_manifest_that_is_not_valid_json_or_has_wrong_types(real, tmp_path, atime_moves_on_read, text, needle):
+BAD_MANIFESTS = {
+    "garbage": ("this is not JSON {", "not valid JSON"),
+    "array": ("[1, 2, 3]", "JSON object"),
+    "entries-list": ('{"itemInfoEntries": [], "rootModelIdentifier": "a"}', "itemInfoEntries"),
+    "path-int": ('{"itemInfoEntries": {"a": {"path": 7}}, "rootModelIdentifier": "a"}', "path"),
+    "entry-str": ('{"itemInfoEntries": {"a": "x"}, "rootModelIdentifier": "a"}', "must be an object"),
+    "root-list": ('{"itemInfoEntries": {"a": {"path": "x"}}, "rootModelIdentifier": ["a"]}', "rootModelIdentifier"),
+    "root-missing": ('{"itemInfoEntries": {"a": {"path": "x"}}, "rootModelIdentifier": "b"}', "names no item"),
+    "name-int": ('{"itemInfoEntries": {"a": {"path": "x", "name": 1}}, "rootModelIdentifier": "a"}', "name"),
+    "nan": ('{"itemInfoEntries": {"a": {"path": "x", "size": NaN}}, "rootModelIdentifier": "a"}', "NaN"),
+    "not-utf8": (b'{"itemInfoEntries": {"a": {"path": "\xff"}}, "rootModelIdentifier": "a"}', "UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", ["garbage", "entries-list", "path-int", "nan"])
+def test_manifest_that_is_not_valid_json_or_has_wrong_types(real, tmp_path, atime_moves_on_read, case):
+    text, needle = BAD_MANIFESTS[case]
     evil = _copy(real, tmp_path)
     (evil / "Manifest.json").write_text(text)
     _assert_refused_without_reading(real, evil, atime_moves_on_read, needle)
+
+
+def test_every_malformed_manifest_is_refused_by_each_reader(real, tmp_path):
+    """In process, all cases: the sniff the CLI runs and the interpreter's loader both refuse."""
+    from interop_coreml.interpreter import ModelFormatError, load_program
+    from interop_coreml.sniff import sniff_mlpackage
+
+    for case, (text, needle) in BAD_MANIFESTS.items():
+        evil = tmp_path / case / "evil.mlpackage"
+        shutil.copytree(real["package"], evil)
+        raw = text if isinstance(text, bytes) else text.encode()
+        (evil / "Manifest.json").write_bytes(raw)
+        reason = sniff_mlpackage(evil)
+        assert reason is not None and reason.startswith("refused") and needle in reason, (case, reason)
+        assert "\n" not in reason
+        with pytest.raises(ModelFormatError, match="refused"):
+            load_program(evil)
 
 
 def test_manifest_with_a_repeated_key_is_refused(real, tmp_path, atime_moves_on_read):
