@@ -206,7 +206,8 @@ def _pair(value: Any, what: str, number: Callable[[Any, str], float] = _non_nega
     """``[ATOL, RTOL]`` or ``{atol = ..., rtol = ...}`` -> ``(atol, rtol)``."""
     if isinstance(value, dict):
         if set(value) != {"atol", "rtol"}:
-            raise InteropError(f"{what} must have exactly the keys atol and rtol, got {', '.join(map(str, value)) or 'none'}")
+            given = ", ".join(map(str, value)) or "none"
+            raise InteropError(f"{what} must have exactly the keys atol and rtol, got {given}")
         return number(value["atol"], f"{what}.atol"), number(value["rtol"], f"{what}.rtol")
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return number(value[0], f"{what}[0]"), number(value[1], f"{what}[1]")
