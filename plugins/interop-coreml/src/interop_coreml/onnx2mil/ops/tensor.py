@@ -650,11 +650,63 @@ def _resize_by_taps(ctx, node, x, by_sizes: bool, factors: list, lengths: list, 
         if (by_sizes and length is dim) or (not by_sizes and factors[axis] == 1.0) or (
                 by_sizes and _is_int(dim) and _is_int(length) and int(dim) == int(length)):
             continue  # a scale of exactly 1 samples every input index at itself
+        if by_sizes and not _is_int(dim) and _is_int(length):
+            result = _resize_dynamic_axis(node, result, axis, int(length), mode)
+            continue
         if not _is_int(dim) or not _is_int(length):
             raise NodeNotConvertible(f"Resize of dynamic axis {axis} (its length must be known to size the output)")
         weights = _resize_weights(node, int(dim), int(length), factors[axis], by_sizes)
         result = _apply_taps(result, axis, weights, dtype)
     _out(ctx, node, mb.identity(x=as_var(result), name=name))
+
+
+_ROUNDING = {"round_prefer_floor": lambda v: mb.ceil(x=mb.sub(x=v, y=np.float32(0.5))),
+             "round_prefer_ceil": lambda v: mb.floor(x=mb.add(x=v, y=np.float32(0.5))),
+             "floor": lambda v: mb.floor(x=v), "ceil": lambda v: mb.ceil(x=v)}
+
+
+def _resize_dynamic_axis(node, x, axis: int, length: int, mode: str):
+    """Resize a dynamic axis to a fixed ``length`` with the sampling grid computed in the program.
+
+    The input length is known only at run time, so the weights cannot be tabulated;
+    this follows the spec's formulas in float32 (scale = length / in, as runtimes
+    compute it) for nearest and linear with the common coordinate modes.
+    """
+    coordinate_mode = attr(node, "coordinate_transformation_mode", "half_pixel")
+    nearest_mode = attr(node, "nearest_mode", "round_prefer_floor")
+    if mode not in ("nearest", "linear") or attr(node, "antialias", 0) or coordinate_mode not in (
+            "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"):
+        raise NodeNotConvertible(f"{mode} Resize ({coordinate_mode}) of dynamic axis {axis} to a fixed size")
+    size = mb.cast(x=mb.gather(x=mb.shape(x=x), indices=np.array([axis], dtype=np.int32), axis=0), dtype="fp32")
+    last = mb.sub(x=size, y=np.float32(1))
+    j = np.arange(length, dtype=np.float32)
+    scale = mb.real_div(x=np.float32(length), y=size)
+    if coordinate_mode == "asymmetric":
+        where = mb.real_div(x=j, y=scale)
+    elif coordinate_mode == "align_corners" and length > 1:
+        where = mb.real_div(x=mb.mul(x=j, y=last), y=np.float32(length - 1))
+    elif coordinate_mode in ("align_corners", "pytorch_half_pixel") and length == 1:
+        where = mb.mul(x=last, y=np.zeros(1, dtype=np.float32))
+    else:
+        where = mb.sub(x=mb.real_div(x=j + np.float32(0.5), y=scale), y=np.float32(0.5))
+    if mode == "nearest":
+        if nearest_mode not in _ROUNDING:
+            raise NodeNotConvertible(f"Resize nearest_mode {nearest_mode!r}")
+        picked = mb.minimum(x=mb.maximum(x=_ROUNDING[nearest_mode](where), y=np.float32(0)), y=last)
+        return mb.gather(x=as_var(x), indices=mb.cast(x=picked, dtype="int32"), axis=axis)
+    where = mb.minimum(x=mb.maximum(x=where, y=np.float32(0)), y=last)
+    low = mb.floor(x=where)
+    high = mb.minimum(x=mb.add(x=low, y=np.float32(1)), y=last)
+    weight = mb.sub(x=where, y=low)
+    shape = np.ones(x.rank, dtype=np.int32)
+    shape[axis] = length
+    weight = mb.reshape(x=weight, shape=shape)
+    if mil_dtype_name(x) == "fp16":
+        weight = mb.cast(x=weight, dtype="fp16")
+    below = mb.gather(x=as_var(x), indices=mb.cast(x=low, dtype="int32"), axis=axis)
+    above = mb.gather(x=as_var(x), indices=mb.cast(x=high, dtype="int32"), axis=axis)
+    keep = mb.sub(x=np.array(1, dtype=_NUMPY_TYPES[mil_dtype_name(x)]), y=weight)
+    return mb.add(x=mb.mul(x=below, y=keep), y=mb.mul(x=above, y=weight))
 
 
 def _resize_weights(node, dim: int, length: int, factor: float, by_sizes: bool) -> np.ndarray:
