@@ -60,7 +60,8 @@ def _train_in_fresh_process(dst: Path, data: TrainData, config: TrainConfig, on_
     from interop.environments import run_trainer_in
     from interop.plugin_api import Environment
 
-    here = Environment(name="keras-fresh-process", python=sys.executable)
+    # No time limit worth the name: a long training is the user's choice, not a hung worker.
+    here = Environment(name="keras-fresh-process", python=sys.executable, timeout=7 * 24 * 3600.0)
     return run_trainer_in(here, "interop_keras.train:train", dst, data, config, on_epoch)
 
 
