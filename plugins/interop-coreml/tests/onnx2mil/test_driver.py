@@ -243,3 +243,18 @@ def test_mil_rejecting_a_node_is_a_clean_refusal_naming_the_node():
         convert_model(model)
     assert "Conv node 'conv_7' cannot be converted: Core ML's MIL rejects it" in info.value.message
     assert info.value.exit_code == 3
+
+
+def test_rank0_inputs_and_outputs_are_recorded():
+    """Core ML has no rank-0 features: they travel as shape (1,), and the metadata says which ones were scalars."""
+    from interop_coreml.onnx2mil.driver import SCALAR_IO_KEY
+
+    nodes = [onnx.helper.make_node("Mul", ["s", "v"], ["y"]), onnx.helper.make_node("ReduceSum", ["y"], ["total"],
+                                                                                     keepdims=0)]
+    model = make_model(nodes, [tensor_info("s", []), tensor_info("v", [3])],
+                       [tensor_info("y", [3]), tensor_info("total", [])], opset=13)
+    mlmodel = convert_model(model)
+    assert json.loads(mlmodel.user_defined_metadata[SCALAR_IO_KEY]) == {"inputs": ["s"], "outputs": ["total"]}
+    shapes = {f.name: list(f.type.multiArrayType.shape) for f in mlmodel.get_spec().description.input}
+    assert shapes == {"s": [1], "v": [3]}
+    assert SCALAR_IO_KEY not in convert_model(_awkward_names_model()).user_defined_metadata

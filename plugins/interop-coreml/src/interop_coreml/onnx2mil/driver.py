@@ -29,6 +29,8 @@ from interop_coreml.onnx2mil.prepass import PreparedGraph, default_opset, prepar
 PRECISIONS = ("fp32", "fp16")
 TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18")
 IO_NAMES_KEY = "interop.io_names"
+# ONNX names of rank-0 inputs/outputs, which the Core ML model carries as shape (1,).
+SCALAR_IO_KEY = "interop.scalar_io"
 
 # Element types a Core ML model input may carry map to the MIL dtype we declare.
 _INPUT_TYPES = ONNX_TO_MIL_DTYPE
@@ -136,6 +138,7 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
         input_types.append(ct.TensorType(name=name, shape=ct_shape, dtype=np_type))
 
     output_names: dict[str, str] = {}
+    scalars: dict[str, list[str]] = {"inputs": [v.name for v in graph.input if not _dims(v)], "outputs": []}
     prog = Program()
     with Function(placeholders, opset_version=target) as func:
         for value in graph.input:
@@ -175,6 +178,7 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
                 result = mb.const(val=result)
             if result.rank == 0:
                 result = mb.expand_dims(x=result, axes=[0])  # Core ML outputs have rank >= 1
+                scalars["outputs"].append(value.name)
             if result.dtype == types.bool:
                 result = mb.cast(x=result, dtype="int32")
             elif result.dtype == types.fp16 and target < ct.target.iOS16:
@@ -187,7 +191,7 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
             output_names[name] = value.name
         func.set_outputs(outputs)
         prog.add_function("main", func)
-    return prog, input_types, input_names, output_names
+    return prog, input_types, input_names, output_names, scalars
 
 
 def _first_line(error: BaseException) -> str:
@@ -255,7 +259,7 @@ def convert_model(
     missing = find_unsupported(prepared, opset)
     if missing:
         raise UnsupportedModelError(unsupported_message(missing, opset), hint=_HINT)
-    prog, input_types, input_names, output_names = _build_program(prepared, opset, target, max_dynamic_dim)
+    prog, input_types, input_names, output_names, scalars = _build_program(prepared, opset, target, max_dynamic_dim)
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     # ct.convert ends with a full gc.collect(), which costs seconds in a process
     # holding torch/TensorFlow heaps; freezing the existing objects keeps that
@@ -281,6 +285,8 @@ def convert_model(
     finally:
         gc.unfreeze()
     _record_metadata(mlmodel, model, opset, input_names, output_names, precision)
+    if scalars["inputs"] or scalars["outputs"]:
+        mlmodel.user_defined_metadata[SCALAR_IO_KEY] = json.dumps(scalars, sort_keys=True)
     return mlmodel
 
 
