@@ -71,6 +71,16 @@ def test_argmax_over_a_nan_is_explained_only_when_a_nan_reaches_it() -> None:
     assert evaluate(model, {"x": np.array([[1.0, 2.0, 0.5], [1.0, 3.0, 2.0]], np.float32)}).status == "ok"
 
 
+def test_instance_normalization_of_one_large_element_is_onnxruntimes_cancellation() -> None:
+    model = _model([helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=2.4e-4)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1])],
+                   [numpy_helper.from_array(np.array([-1.9], np.float32), "s"),
+                    numpy_helper.from_array(np.array([-0.0192], np.float32), "b")], opset=13)
+    outcome = evaluate(model, {"x": np.array([[[29.93]]], np.float32)})  # the spec gives exactly b
+    assert (outcome.status, outcome.explained) == ("mismatch", "ort-instancenorm-cancellation"), outcome.message
+
+
 def test_comparison_rules() -> None:
     ref = np.array([1.0, 2.0, 1000.0], np.float32)
     assert compare_output("y", ref, ref + np.float32(0.05)) is None  # within 1e-4 of max|ref|
