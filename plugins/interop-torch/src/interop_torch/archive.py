@@ -49,7 +49,8 @@ LEGACY_FILES = ("serialized_state_dict.pt", "serialized_constants.pt", "serializ
 CODE_DIRS = {"data/aotinductor/": "AOTInductor compiled native code", "data/executorch/": "ExecuTorch code",
              "data/mtia/": "MTIA compiled code"}
 
-#: Globals a tensor-only ``torch.save`` pickle names (a subset of torch's weights-only allowlist).
+#: Globals a tensor-only ``torch.save`` pickle names (a subset of torch's weights-only allowlist):
+#: rebuilding functions for plain tensors and parameters, storage classes and dtypes.
 _TENSOR_PICKLE_GLOBALS = frozenset(
     {
         "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor",
@@ -57,17 +58,17 @@ _TENSOR_PICKLE_GLOBALS = frozenset(
         "torch.device", "torch.storage.UntypedStorage", "torch.storage.TypedStorage", "builtins.set",
         "torch.serialization._get_layout",
     }
-    | {f"torch.{kind}Storage" for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short",
-                                            "Char", "Byte", "Bool", "ComplexFloat", "ComplexDouble")}
-    | {f"torch.{dtype}" for dtype in ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16",
-                                      "int8", "uint8", "bool", "complex64", "complex128")}
+)
+_TENSOR_PICKLE_GLOBAL = re.compile(
+    r"torch\.([A-Z][A-Za-z0-9]*Storage|u?int[0-9]+|float[0-9][A-Za-z0-9_]*|bfloat16|bool|complex[0-9]+)\Z"
 )
 
 _NAME = re.compile(r"[A-Za-z0-9_]*\Z")
 _DOTTED = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\Z")
 _FQN = re.compile(r"([A-Za-z0-9_]+(@[0-9]+)?(\.[A-Za-z0-9_]+(@[0-9]+)?)*)?\Z")
-#: Python treats \r as a line break in source; FX writes metadata into generated code comments.
+#: Python treats \r as a line break in source; FX can write metadata into generated code comments.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_NEWLINE_KEYS = frozenset({"stack_trace", "as_string", "as_strings", "custom", "from_node", "in_spec", "out_spec"})
 _SYMBOL = re.compile(r"[a-z]{1,4}[0-9]+\Z")
 _EXPR_STRING = re.compile(r"[A-Za-z0-9_.+\-]{0,64}\Z")
 
@@ -270,7 +271,7 @@ def _tensor_only_pickle(data: bytes) -> str | None:
                 if info.file_size > MAX_JSON_BYTES:
                     return f"its {info.filename} is too large to check"
                 for name in pickle_globals(inner.read(info)):
-                    if name not in _TENSOR_PICKLE_GLOBALS:
+                    if name not in _TENSOR_PICKLE_GLOBALS and not _TENSOR_PICKLE_GLOBAL.match(name):
                         return f"it names {name}"
     except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
         return f"it cannot be checked ({str(exc)[:120]})"
@@ -350,7 +351,7 @@ def _check_program(path: Path, doc: Any) -> set[str]:
         elif isinstance(value, list):
             stack.extend((v, key) for v in value)
         elif isinstance(value, str):
-            if _CONTROL.search(value):
+            if _CONTROL.search(value) or ("\n" in value and key not in _NEWLINE_KEYS):
                 raise bad(f"{key or 'text'}", "holds control characters")
             if key == "expr_str":
                 why = check_expression(value)
@@ -471,10 +472,13 @@ def inspect_archive(path: Path) -> InspectedArchive:
             f"{path}: the archive holds no {PROGRAM}" + (f" (only {', '.join(others[:3])})" if others else ""),
             hint="a .pt2 file is what torch.export.save writes",
         )
+    for name in ("archive_format", "byteorder"):
+        if name in names and infos[name].file_size > 64:
+            raise ModelLoadError(f"{path}: {name} is {infos[name].file_size} bytes, not a short tag")
     if "archive_format" in names and read_member(path, infos["archive_format"]).strip() != b"pt2":
         raise ModelLoadError(f"{path}: archive_format is not 'pt2'")
-    if "byteorder" in names and read_member(path, infos["byteorder"]).strip() not in (b"little",):
-        raise ModelLoadError(f"{path}: the tensors are stored big-endian, which interop does not read")
+    if "byteorder" in names and read_member(path, infos["byteorder"]).strip() != b"little":
+        raise ModelLoadError(f"{path}: the tensors are not stored little-endian, which interop does not read")
     for name in sorted(n for n in names if n.startswith(SAMPLE_INPUTS_DIR)):
         why = _tensor_only_pickle(read_member(path, infos[name]))
         if why:
