@@ -294,6 +294,29 @@ def test_blob_file_path_escaping_is_refused_even_with_weights_inside(real, tmp_p
             load_program(evil)
 
 
+def test_blob_in_a_package_without_weights_is_not_read_from_the_current_directory(real, tmp_path, monkeypatch):
+    """The blob is inside (``@model_path/other/weight.bin``) but there is no weights folder.
+
+    coremltools' loader keeps only the file name and joins it to the (empty) weights
+    folder, so it would open ``./weight.bin`` in the current directory: the real one.
+    """
+    from interop_coreml.interpreter import ModelFormatError, load_program
+
+    evil = _borrowing_package(real, tmp_path, "weights")
+    manifest = _manifest(evil)
+    manifest["itemInfoEntries"] = {
+        key: entry for key, entry in manifest["itemInfoEntries"].items() if entry["name"] != "weights"
+    }
+    (evil / "Manifest.json").write_text(json.dumps(manifest))
+    other = evil / "Data" / "com.apple.CoreML" / "other"
+    other.mkdir()
+    shutil.copyfile(real["blob"], other / "weight.bin")
+    assert _rewrite_blob_paths(evil / "Data" / SPEC_IN_DATA, "@model_path/other/weight.bin") >= 1
+    monkeypatch.chdir(real["weights"])
+    with pytest.raises(ModelFormatError, match="has no weights folder"):
+        load_program(evil)
+
+
 BAD_MANIFESTS = {
     "garbage": ("this is not JSON {", "not valid JSON"),
     "array": ("[1, 2, 3]", "JSON object"),

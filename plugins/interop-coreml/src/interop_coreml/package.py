@@ -271,6 +271,8 @@ def check_weight_references(spec: Any, spec_path: pathlib.Path, root: pathlib.Pa
         resolved = confined_path(spec_path.parent, root, name[len(MODEL_PATH_PREFIX):], what)
         _require(resolved, False, what, name)
         if weights_dir is None:
-            raise PackageError(f"refused: the model spec names weight file {name!r} but the package has no weights folder")
+            raise PackageError(
+                f"refused: the model spec names weight file {name!r} but the package has no weights folder"
+            )
         confined_path(weights_dir, root, pathlib.PurePosixPath(name).name, what)
         _require(weights_dir / pathlib.PurePosixPath(name).name, False, what, name)
