@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import onnx
 from onnx import numpy_helper
 
@@ -83,3 +84,32 @@ def test_cast_of_a_partly_static_shape_folds_to_the_cast_type():
              onnx.helper.make_node("Mul", ["x", "f"], ["y"])]
     prepared = prepare(make_model(nodes, [tensor_info("x", ["N", 2, 3])], [tensor_info("y", ["N", 2, 3])]))
     assert prepared.constants["f"].dtype == np.float32 and list(prepared.constants["f"]) == [2.0, 3.0]
+
+
+def _constant_input_case(name, rng):
+    """An op whose only data input is a constant, followed by an Add of a graph input (so the graph runs)."""
+    init = onnx.numpy_helper.from_array
+    make = onnx.helper.make_node
+    cases = {  # onnx's reference evaluator (onnx 1.23) gets each of these wrong
+        "lpnorm_p1": (make("LpNormalization", ["c"], ["t"], p=1, axis=1), (2, 3, 4), []),
+        "global_max_pool_3d": (make("GlobalMaxPool", ["c"], ["t"]), (1, 3, 5), []),
+        "max_pool_same_lower": (make("MaxPool", ["c"], ["t"], kernel_shape=[3, 2], strides=[2, 3], auto_pad="SAME_LOWER"),
+                                (1, 2, 7, 5), []),
+        "conv_transpose_grouped": (make("ConvTranspose", ["c", "w"], ["t"], group=2, strides=[2, 1], auto_pad="SAME_UPPER"),
+                                   (1, 4, 3, 5), [init(rng.standard_normal((4, 1, 2, 2)).astype(np.float32), "w")]),
+    }
+    node, shape, extra = cases[name]
+    return node, [init(rng.standard_normal(shape).astype(np.float32), "c"), *extra]
+
+
+@pytest.mark.parametrize("name", ["lpnorm_p1", "global_max_pool_3d", "max_pool_same_lower", "conv_transpose_grouped"])
+def test_ops_the_reference_evaluator_gets_wrong_are_not_folded(name, tmp_path):
+    rng = np.random.default_rng(0)
+    node, inits = _constant_input_case(name, rng)
+    probe = make_model([node], [], [onnx.helper.make_value_info("t", onnx.TypeProto())], inits)
+    shape = ort_run(probe, {})["t"].shape
+    model = make_model([node, onnx.helper.make_node("Add", ["t", "z"], ["y"])], [tensor_info("z", list(shape))],
+                       [tensor_info("y", list(shape))], inits)
+    assert node.op_type in [n.op_type for n in prepare(model).model.graph.node]
+    feeds = {"z": rng.standard_normal(shape).astype(np.float32)}
+    assert_close(interpret(save(model, tmp_path / "m.mlpackage"), feeds), ort_run(model, feeds))

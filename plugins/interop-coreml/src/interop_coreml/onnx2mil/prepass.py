@@ -30,6 +30,15 @@ _NOT_FOLDABLE = {
     "RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike",
     "Bernoulli", "Multinomial", "If", "Loop", "Scan", "ImageDecoder",
 }
+# Ops onnx's reference evaluator gets wrong for some attributes (onnx 1.23: LpNormalization
+# p=1, Resize pytorch_half_pixel on length-1 axes, LRN size=1, GlobalMaxPool of 3-D input,
+# MeanVarianceNormalization off 4-D, pools with SAME_LOWER/auto_pad+ceil_mode, ConvTranspose
+# with groups or a cropping output_shape; docs/fuzzing.md). Folding them would bake the bug into
+# the model, so constant inputs of these go to the converters like any other value.
+_REFERENCE_UNRELIABLE = {
+    "LpNormalization", "Resize", "LRN", "GlobalMaxPool", "GlobalAveragePool", "MeanVarianceNormalization",
+    "MaxPool", "AveragePool", "LpPool", "ConvTranspose", "Conv",
+}
 # Ops that pass symbolic shape entries through element-wise.
 _SYMBOLIC_PASSTHROUGH = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Identity"}
 # Folding that would materialise huge tensors costs memory for no gain.
@@ -300,6 +309,7 @@ def prepare(model: onnx.ModelProto) -> PreparedGraph:
             and present
             and all(name in constants for name in present)
             and op not in _NOT_FOLDABLE
+            and op not in _REFERENCE_UNRELIABLE
             and not has_subgraph
         ):
             values = _evaluate(node, [constants.get(name) if name else None for name in node.input], opset)
