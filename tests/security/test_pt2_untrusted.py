@@ -272,6 +272,39 @@ def test_torch_ops_attribute_that_is_not_an_operator_is_refused(tmp_path, good, 
     _refused(cli("convert", str(evil), "-o", str(tmp_path / "out.onnx")), "load_library", "not a torch operator")
 
 
+@pytest.mark.parametrize("form", ["enum", "defaultdict"])
+def test_input_structure_naming_a_module_imports_nothing(tmp_path, good, cli, form):
+    """torch's treespec_loads imports the module an enum key or a defaultdict factory names."""
+    import sys
+
+    marker = tmp_path / "MARKER"
+    site = tmp_path / "site"
+    site.mkdir()
+    module = f"interop_planted_{form}"
+    (site / f"{module}.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nimport enum\nclass Color(enum.Enum):\n    RED = 1\nfactory = list\n")
+    program = _program(good[0])
+    signature = program["graph_module"]["module_call_graph"][0]["signature"]
+    spec = json.loads(signature["in_spec"])
+    kwargs = spec[1]["children_spec"][1]
+    if form == "enum":
+        kwargs["context"] = json.dumps([{"__enum__": True, "fqn": f"{module}:Color", "name": "RED"}])
+    else:
+        kwargs.update(type="collections.defaultdict", context={
+            "default_factory_module": module, "default_factory_name": "factory", "dict_context": []})
+    signature["in_spec"] = json.dumps(spec)
+    evil = _crafted(good[0], tmp_path / "evil.pt2", models__model_DOT_json=json.dumps(program).encode())
+    sys.path.insert(0, str(site))
+    try:
+        _live(evil, marker)
+    finally:
+        sys.path.remove(str(site))
+        sys.modules.pop(module, None)
+    result = cli("check", str(evil), str(good[1]), env={"PYTHONPATH": str(site)})
+    _refused(result, "input/output structure", module)
+    assert not marker.exists()
+
+
 def test_guard_code_is_never_executed(tmp_path, good, cli):
     """ExportedProgram.module() compiles guards_code into the module; interop drops it (inputs are
     still checked against the program's range constraints)."""

@@ -325,6 +325,41 @@ def check_target(target: str) -> str | None:
     return f"calls {target[:80]!r}, which is not a torch operator"
 
 
+_SAFE_FACTORIES = frozenset({"list", "dict", "int", "float", "str", "set", "tuple", "bool"})
+
+
+def check_treespec(text: str) -> str | None:
+    """None when a serialized pytree spec imports nothing.
+
+    torch's treespec_loads imports the module an ``__enum__`` context names and the module
+    of a defaultdict's ``default_factory``; interop accepts neither beyond builtin factories.
+    """
+    try:
+        pending = [json.loads(text)]
+    except (ValueError, RecursionError):
+        return "is not valid JSON"
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            if "__enum__" in value:
+                return f"names an enum class to import ({str(value.get('fqn'))[:80]!r})"
+            if "default_factory_module" in value or "default_factory_name" in value:
+                module, name = value.get("default_factory_module"), value.get("default_factory_name")
+                if module != "builtins" or name not in _SAFE_FACTORIES:
+                    return f"names a defaultdict factory to import ({str(module)[:40]}.{str(name)[:40]})"
+            for key, item in value.items():
+                if key == "context" and isinstance(item, str):
+                    try:
+                        pending.append(json.loads(item))
+                    except (ValueError, RecursionError):
+                        pass  # not JSON: torch would refuse it, and a plain string imports nothing
+                else:
+                    pending.append(item)
+        elif isinstance(value, list):
+            pending.extend(value)
+    return None
+
+
 def _check_program(path: Path, doc: Any) -> set[str]:
     """Walk the whole program JSON; refuse any string torch would turn into code or a callable.
 
@@ -376,6 +411,10 @@ def _check_program(path: Path, doc: Any) -> set[str]:
                     parts = item.split(",")
                     if len(parts) != 2 or not _DOTTED.match(parts[1]):
                         raise bad("source_fn_stack", f"{item[:80]!r} is not 'node,dotted.path'")
+            elif key in ("in_spec", "out_spec"):
+                why = check_treespec(value)
+                if why:
+                    raise bad(f"input/output structure ({key})", why)
             elif key == "guards_code":
                 pass  # Python source torch would exec; interop drops it (see loading.py)
     if not isinstance(doc.get("guards_code", []), list):
