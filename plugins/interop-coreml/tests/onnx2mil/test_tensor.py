@@ -270,3 +270,16 @@ def test_eye_like_over_dynamic_dims_keeps_the_onnx_dtype(dtype, to, k, tmp_path)
 
 def onnx_np(dtype):
     return helper.tensor_dtype_to_np_dtype(dtype)
+
+
+@pytest.mark.parametrize("reduction", ["none", "add", "mul", "max", "min"])
+def test_scatter_elements_into_a_constant_keeps_its_reduction(reduction, tmp_path):
+    """All three operands known at conversion time (data from a static EyeLike)."""
+    rng = np.random.default_rng(14)
+    indices = np.stack([rng.permutation(3) for _ in range(4)])
+    nodes = [helper.make_node("EyeLike", ["x"], ["e"], k=-1),
+             helper.make_node("ScatterElements", ["e", "i", "u"], ["s"], axis=1, reduction=reduction),
+             helper.make_node("Add", ["s", "x"], ["y"])]
+    inits = [_init("i", indices), _init("u", rng.standard_normal((4, 3)), np.float32)]
+    model = make_model(nodes, [tensor_info("x", [4, 3])], [tensor_info("y", [4, 3])], inits, 18)
+    check_graph(model, [{"x": rng.standard_normal((4, 3)).astype(np.float32)}], tmp_path)

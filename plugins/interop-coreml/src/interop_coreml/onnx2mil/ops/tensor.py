@@ -895,6 +895,12 @@ def convert_scatter_elements(ctx, node):
     updates = unify(data, ctx.input(node, 2))[1]
     mode = _SCATTER_MODES[attr(node, "reduction", "none")]
     index_shape = tuple(np.shape(indices)) if isinstance(indices, np.ndarray) else tuple(indices.shape)
+    known = [const_input(ctx, node, i) for i in range(3)]
+    if all(value is not None for value in known):
+        # coremltools folds a constant scatter_along_axis as a plain update whatever the
+        # reduction: compute the constant here with ONNX's semantics instead.
+        ctx.output(node, 0, _scatter_elements_constant(*known, axis, attr(node, "reduction", "none")))
+        return
     if all(i == axis or data.shape[i] == index_shape[i] for i in range(rank)):
         indices = _normalized_indices(indices, data.shape[axis])
         _out(ctx, node, mb.scatter_along_axis(data=data, indices=indices, updates=updates, axis=axis, mode=mode,
@@ -922,6 +928,23 @@ def convert_scatter_elements(ctx, node):
     else:
         coordinates = mb.concat(values=columns, axis=-1)
     _out(ctx, node, mb.scatter_nd(data=data, indices=coordinates, updates=updates, mode=mode, name=ctx.out_name(node)))
+
+
+_ONNX_REDUCTIONS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter_elements_constant(data, indices, updates, axis: int, reduction: str) -> np.ndarray:
+    out = np.array(data, copy=True)
+    indices = np.asarray(indices).astype(np.int64)
+    indices = np.where(indices < 0, indices + out.shape[axis], indices)
+    grid = list(np.indices(indices.shape, sparse=True))
+    grid[axis] = indices
+    updates = np.asarray(updates).astype(out.dtype)
+    if reduction == "none":
+        out[tuple(grid)] = updates
+    else:
+        _ONNX_REDUCTIONS[reduction].at(out, tuple(grid), updates)
+    return out
 
 
 @register("ScatterND", since_version=11)
