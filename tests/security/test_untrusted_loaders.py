@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from security_helpers import refused
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,64 +34,6 @@ class _Payload:
 
     def __reduce__(self):  # noqa: D105
         return (open, (self.marker, "w"))
-
-
-class WatchedPath:
-    """A named pipe: a reader opening it is recorded (and fed, so that reader never blocks)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        os.mkfifo(path)
-        self.opened = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:  # ENXIO: nobody has it open for reading
-                time.sleep(0.002)
-                continue
-            self.opened = True
-            try:
-                os.write(fd, b"secret\n")
-            except OSError:
-                pass
-            os.close(fd)
-
-    def stop(self) -> bool:
-        """Stop watching; True when something opened the path."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        return self.opened
-
-
-@pytest.fixture
-def watched(tmp_path):
-    made: list[WatchedPath] = []
-
-    def make(name: str = "secret") -> WatchedPath:
-        outside = tmp_path / "outside"
-        outside.mkdir(exist_ok=True)
-        made.append(WatchedPath(outside / name))
-        return made[-1]
-
-    yield make
-    for w in made:
-        w.stop()
-
-
-def _refused(result, *needles: str) -> str:
-    """Exit 2, one 'error:' line naming the reason, no traceback; returns that line."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
 
 
 def _pickled_object_npz(path: Path, marker: Path, **plain: np.ndarray) -> Path:
@@ -130,7 +73,7 @@ def test_numpy_mlp_weights_with_a_pickled_object_run_nothing(tmp_path, numpy_mlp
         plain = {k: stored[k] for k in stored.files}
     _pickled_object_npz(model / "weights.npz", marker, **plain)
     result = cli("convert", str(model), "-o", str(tmp_path / "out.onnx"))
-    _refused(result, "weights.npz")
+    refused(result, "weights.npz")
     assert not marker.exists()
     assert not (tmp_path / "out.onnx").exists()
 
@@ -144,7 +87,7 @@ def test_numpy_mlp_weights_linked_outside_are_not_read(tmp_path, numpy_mlp_model
     (model / "weights.npz").unlink()
     (model / "weights.npz").symlink_to(secret.path)
     result = cli("check", str(model), "--samples", "4")
-    _refused(result, "outside the model folder")
+    refused(result, "outside the model folder")
     assert not secret.stop()
 
 
@@ -153,7 +96,7 @@ def test_npz_given_to_check_with_a_pickled_object_runs_nothing(tmp_path, numpy_m
     marker = tmp_path / "MARKER"
     evil = _pickled_object_npz(tmp_path / "evil.npz", marker, x=np.zeros((3, 2), np.float32))
     result = cli("check", str(numpy_mlp_model), option, str(evil))
-    _refused(result, "evil.npz")
+    refused(result, "evil.npz")
     assert not marker.exists()
 
 
@@ -244,7 +187,7 @@ def test_mxnet_graph_reading_a_file_is_refused_unread(tmp_path, watched, cli, mx
     secret = watched("image.jpg")
     model = _mxnet_model(tmp_path / "read.mxnet", "_cvimread", {"filename": str(secret.path)})
     result = cli("check", str(model), "--samples", "2", env=mxnet_env)
-    _refused(result, "_cvimread")
+    refused(result, "_cvimread")
     assert not secret.stop()
 
 
@@ -255,7 +198,7 @@ def test_mxnet_graph_calling_python_or_a_native_callback_is_refused(tmp_path, cl
     """Running either would call code the file names (or crash on its pointer): exit 4, not 2."""
     model = _mxnet_model(tmp_path / "code.mxnet", op, attrs)
     result = cli("convert", str(model), "-o", str(tmp_path / "out.onnx"), env=mxnet_env)
-    _refused(result, op, "refused")
+    refused(result, op, "refused")
     assert not (tmp_path / "out.onnx").exists()
 
 
@@ -266,7 +209,7 @@ def test_mxnet_symbol_linked_outside_is_not_read(tmp_path, watched, cli, mxnet_e
     (model / "model-symbol.json").unlink()
     (model / "model-symbol.json").symlink_to(secret.path)
     result = cli("check", str(model), "--samples", "2", env=mxnet_env)
-    _refused(result, "outside the model directory")
+    refused(result, "outside the model directory")
     assert not secret.stop()
 
 
@@ -276,7 +219,7 @@ def test_mxnet_params_that_are_a_pickle_run_nothing(tmp_path, cli, mxnet_env):
     marker = tmp_path / "MARKER"
     (model / "model-0000.params").write_bytes(pickle.dumps(_Payload(marker)))
     result = cli("check", str(model), "--samples", "2", env=mxnet_env)
-    _refused(result, "MXNet cannot load it")
+    refused(result, "MXNet cannot load it")
     assert not marker.exists()
 
 
@@ -312,7 +255,7 @@ def test_keras_lambda_bytecode_never_runs(tmp_path, keras, cli, suffix):
     marker.unlink()
     command = ("convert", str(path), "-o", str(tmp_path / "out.onnx")) if suffix == ".keras" \
         else ("check", str(path), "--samples", "2")
-    _refused(cli(*command), "Lambda")
+    refused(cli(*command), "Lambda")
     assert not marker.exists()
     assert not (tmp_path / "out.onnx").exists()
 
@@ -343,7 +286,7 @@ def test_keras_config_naming_a_module_outside_keras_imports_nothing(tmp_path, ke
                 data = json.dumps(config).encode()
             dst.writestr(item, data)
     result = cli("convert", str(evil), "-o", str(tmp_path / "out.onnx"), env={"PYTHONPATH": str(site)})
-    _refused(result, "interop_marker_payload", "outside Keras")
+    refused(result, "interop_marker_payload", "outside Keras")
     assert not marker.exists()
 
 
@@ -357,7 +300,7 @@ def test_h5_linking_another_file_is_not_read(tmp_path, keras, watched, cli):
         del handle["model_weights/hidden"]
         handle["model_weights/hidden"] = h5py.ExternalLink(str(secret.path), "/hidden")
     result = cli("check", str(path), "--samples", "2")
-    _refused(result, "links to the file")
+    refused(result, "links to the file")
     assert not secret.stop()
 
 
@@ -396,7 +339,7 @@ def test_saved_model_writing_a_file_never_runs(tmp_path, tf, cli, command):
     folder = _writing_saved_model(tf, tmp_path / "writer_saved", marker)
     args = ("convert", str(folder), "-o", str(tmp_path / "out.onnx")) if command == "convert" \
         else ("check", str(folder), "--samples", "2")
-    _refused(cli(*args), "WriteFile")
+    refused(cli(*args), "WriteFile")
     assert not marker.exists()
     assert not (tmp_path / "out.onnx").exists()
 
@@ -415,7 +358,7 @@ def test_saved_model_reading_a_file_is_refused_unread(tmp_path, tf, watched, cli
     tf.saved_model.save(module, str(tmp_path / "reader_saved"), signatures={"serving_default": module.serve})
     assert not secret.opened  # saving traced the graph without running it
     result = cli("convert", str(tmp_path / "reader_saved"), "-o", str(tmp_path / "out.onnx"))
-    _refused(result, "ReadFile")
+    refused(result, "ReadFile")
     assert not secret.stop()
 
 
@@ -432,7 +375,7 @@ def test_saved_model_variables_linked_outside_are_not_read(tmp_path, tf, keras, 
     real.rmdir()
     real.symlink_to(secret.path.parent, target_is_directory=True)
     result = cli("check", str(folder), "--samples", "2")
-    _refused(result, "outside the SavedModel")
+    refused(result, "outside the SavedModel")
     assert not secret.stop()
 
 
