@@ -202,12 +202,20 @@ def load_program(path: Path) -> LoadedProgram:
 
 
 def save_program(program: Any, dst: Path, input_names: list[str], output_names: list[str]) -> None:
-    """torch.export.save plus the names. It also writes pickled sample inputs (a tuple of plain
-    tensors); interop's loader never reads them, it only checks they name nothing but tensors."""
+    """torch.export.save plus the names, so the file also opens in torch.
+
+    torch also writes pickled sample inputs (a tuple of plain tensors); interop's loader never
+    reads them, it only checks they name nothing but tensors. The saved archive is inspected
+    as any other would be, so interop never writes a file it would refuse to open.
+    """
     import torch
 
     extra = {NAMES_FILE: json.dumps({"inputs": input_names, "outputs": output_names})}
     torch.export.save(program, str(dst), extra_files=extra)
+    try:
+        inspect_archive(Path(dst))
+    except ModelLoadError as exc:
+        raise RuntimeError(f"torch.export.save wrote an archive interop's loader refuses: {exc}") from exc
 
 
 def example_inputs(program: Any) -> tuple[Any, ...]:
