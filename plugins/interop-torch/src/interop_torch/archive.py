@@ -32,6 +32,7 @@ MAX_TOTAL_BYTES = 64 << 30
 MAX_COMPRESSION_RATIO = 1100
 MAX_EXPR_CHARS = 20_000
 
+ARCHIVE_VERSION = b"0"  # torch's pt2_archive_constants.ARCHIVE_VERSION_VALUE (torch 2.7 to 2.13)
 MODEL_NAME = "model"
 PROGRAM = f"models/{MODEL_NAME}.json"
 WEIGHTS_DIR = "data/weights/"
@@ -511,11 +512,14 @@ def inspect_archive(path: Path) -> InspectedArchive:
             f"{path}: the archive holds no {PROGRAM}" + (f" (only {', '.join(others[:3])})" if others else ""),
             hint="a .pt2 file is what torch.export.save writes",
         )
-    for name in ("archive_format", "byteorder"):
+    for name in ("archive_format", "archive_version", "byteorder"):
         if name in names and infos[name].file_size > 64:
             raise ModelLoadError(f"{path}: {name} is {infos[name].file_size} bytes, not a short tag")
     if "archive_format" in names and read_member(path, infos["archive_format"]).strip() != b"pt2":
         raise ModelLoadError(f"{path}: archive_format is not 'pt2'")
+    if "archive_version" in names and read_member(path, infos["archive_version"]).strip() != ARCHIVE_VERSION:
+        version = read_member(path, infos["archive_version"]).strip().decode("utf-8", "replace")
+        raise ModelLoadError(f"{path}: archive version {version!r}; interop reads version {ARCHIVE_VERSION.decode()}")
     if "byteorder" in names and read_member(path, infos["byteorder"]).strip() != b"little":
         raise ModelLoadError(f"{path}: the tensors are not stored little-endian, which interop does not read")
     for name in sorted(n for n in names if n.startswith(SAMPLE_INPUTS_DIR)):
