@@ -13,7 +13,7 @@ from typing import Any
 
 from interop.datasets import iris_train_data
 from interop.implementations import call_trainer
-from interop.outputs import atomic_output
+from interop.outputs import atomic_output, same_format_directory
 from interop.plugin_api import EpochCallback, InteropError, Trainer, TrainConfig, TrainResult
 from interop.registry import Registry, get_registry
 
@@ -50,7 +50,9 @@ def train(
     output = Path(output)
     check_output_extension(output, provided.item, registry)
     data = iris_train_data()
-    with atomic_output(output, force=force) as tmp:
+    # A format saved as a folder (MXNet's) may replace an earlier model of that format, nothing else.
+    replaceable = same_format_directory(provided.item.format, registry)
+    with atomic_output(output, force=force, replaceable=replaceable) as tmp:
         result = call_trainer(provided, registry, tmp, data, config, on_epoch or _ignore)
     result.path = str(output)
     return result

@@ -121,6 +121,11 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
+def check_max_batch(max_batch: Any) -> int:
+    """The batch size of the runs after --batch-sizes: a positive integer."""
+    return _positive_int(max_batch, "--max-batch")
+
+
 def check_samples(samples: Any) -> int | None:
     """``None`` (the default number) or a positive integer."""
     if samples is None:

@@ -404,16 +404,22 @@ def make_options(
     on_progress: Callable[[str], None] | None = None,
 ) -> CheckOptions:
     """Validate option values (the same for the CLI and the API) into CheckOptions."""
-    from interop.checker.inputs import parse_batch_sizes, parse_range
+    from interop.checker.inputs import check_max_batch, check_samples, check_seed, parse_batch_sizes, parse_range
 
+    # Everything is validated here, before any model is opened: a bad value fails in a moment.
+    if save_golden is not None:
+        golden.check_save_path(save_golden, "save_golden")
+    if save_failures is not None and Path(save_failures).exists() and not Path(save_failures).is_dir():
+        raise InteropError(f"--save-failures {save_failures} exists and is not a folder",
+                           hint="name a folder (it is created when a comparison fails)")
     return CheckOptions(
         inputs=inputs,
         dataset=dataset,
-        seed=int(seed),
+        seed=check_seed(seed),
         value_range=parse_range(value_range),
-        samples=samples,
+        samples=check_samples(samples),
         batch_sizes=parse_batch_sizes(batch_sizes),
-        max_batch=int(max_batch),
+        max_batch=check_max_batch(max_batch),
         tolerances=build_settings(atol, rtol, dict(tolerances) if isinstance(tolerances, Mapping) else
                                   list(tolerances or []), project_config),
         runtimes=parse_runtime_overrides(runtimes),

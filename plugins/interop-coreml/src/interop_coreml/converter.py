@@ -33,6 +33,16 @@ def load_onnx(src: pathlib.Path):
         onnx.checker.check_model(model)
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"{src} is not a valid ONNX model: {error}") from None
+    # The checker accepts any opset number; an operator's meaning in an opset onnx does not
+    # know yet cannot be looked up, so translating it would be a guess.
+    newest = onnx.defs.onnx_opset_version()
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > newest:
+            raise ModelLoadError(
+                f"{src} declares ONNX opset {opset.version}, newer than the installed onnx "
+                f"{onnx.__version__} knows ({newest})",
+                hint="upgrade onnx, or export the model with an older opset",
+            )
     return model
 
 
