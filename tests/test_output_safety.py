@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import interop
 from interop.plugin_api import InteropError
 
 
@@ -356,3 +357,20 @@ def test_sigterm_mid_conversion_removes_the_temporary_folder_and_exits_143(tmp_p
     assert "error: terminated" in stderr and "Traceback" not in stderr
     assert not dst.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+@pytest.mark.parametrize(("options", "needle"), [
+    ({"save_golden": "."}, "is a directory"),
+    ({"save_failures": "existing-file"}, "is not a folder"),
+    ({"seed": -1}, "--seed"),
+    ({"samples": 0}, "--samples"),
+    ({"max_batch": 0}, "--max-batch"),
+])
+def test_api_check_options_fail_before_any_model_is_opened(tmp_path, monkeypatch, options, needle):
+    """The models named here do not exist: the option error must come first."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing-file").write_text("kept\n")
+    with pytest.raises(InteropError, match=needle) as info:
+        interop.check(tmp_path / "missing.onnx", [tmp_path / "missing-too.onnx"], **options)
+    assert info.value.exit_code == 2
+    assert (tmp_path / "existing-file").read_text() == "kept\n"

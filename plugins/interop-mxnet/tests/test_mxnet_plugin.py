@@ -101,3 +101,22 @@ def test_missing_environment_is_reported_with_how_to_create_it(tmp_path: Path) -
     done = interop_cli("convert", "m.mxnet", "-o", "m.onnx", cwd=tmp_path, env=env)
     assert done.returncode == 3
     assert "make mxnet-env" in done.stderr
+
+
+@needs_mxnet_env
+def test_train_force_replaces_an_mxnet_model_folder_but_not_a_foreign_one(tmp_path: Path, mxnet_env: dict[str, str]) -> None:
+    """MXNet models are folders: --force may replace one interop wrote, never another folder."""
+    first = interop_cli("train", "--framework", "mxnet", "-o", "m.mxnet", "--seed", "1", cwd=tmp_path, env=mxnet_env)
+    assert first.returncode == 0, first.stderr
+    again = interop_cli("train", "--framework", "mxnet", "-o", "m.mxnet", "--force", cwd=tmp_path, env=mxnet_env)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "m.mxnet" / "model-symbol.json").is_file()
+
+    foreign = tmp_path / "notes.mxnet"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine\n")
+    refused = interop_cli("train", "--framework", "mxnet", "-o", str(foreign), "--force", cwd=tmp_path, env=mxnet_env)
+    assert refused.returncode == 2, refused.stderr
+    assert "did not write" in refused.stderr
+    assert (foreign / "keep.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in foreign.iterdir()) == ["keep.txt"]
