@@ -179,6 +179,13 @@ def _pass_case(name: str, rng):
         "mul_add_channels_grow": ([node("Relu", ["x"], ["r"]), node("Mul", ["r", "g"], ["m"]),
                                    node("Add", ["m", "b"], ["y"])], [tensor_info("x", [1, 1, 3, 3])],
                                   [init(_f32(rng, 1, 3, 1, 1), "g"), init(_f32(rng, 1, 3, 1, 1), "b")]),
+        # select_optimization: a constant all-true condition wider than both branches; inf branches
+        # rewritten as x + where(cond, -inf, 0), NaN where x is inf or NaN.
+        "where_const_cond_wider": ([node("Where", ["cond", "x", "zero"], ["y"])], [tensor_info("x", [3])],
+                                   [init(np.ones((2, 3), bool), "cond"), init(np.array(0, np.float32), "zero")]),
+        "where_inf_branch": ([node("Where", ["cond", "minf", "x"], ["y"])], [tensor_info("x", [4])],
+                             [init(np.array([True, False, True, True]), "cond"),
+                              init(np.array(-np.inf, np.float32), "minf")]),
         # The ML Program backend's fuse_pow2_sqrt: pow(sqrt(x), 2) -> x, sqrt(pow(x, 2)) -> x.
         "sqrt_then_pow2": ([node("Sqrt", ["x"], ["s"]), node("Pow", ["s", "two"], ["y"])], [tensor_info("x", [2, 3])],
                            [init(np.array(2, np.float32), "two")]),
@@ -192,7 +199,8 @@ def _pass_case(name: str, rng):
 
 PASS_CASES = ["const_div_conv", "conv_div_zero", "conv_add_rank_grows", "conv_add_channels_grow", "conv_transpose_sub",
               "gemm_sum_scalar", "matmul_add_rank_grows", "gemm_add_rank_grows", "mul_add_channels_grow",
-              "sqrt_then_pow2", "pow2_then_sqrt", "pow2_broadcast_then_sqrt"]
+              "sqrt_then_pow2", "pow2_then_sqrt", "pow2_broadcast_then_sqrt", "where_const_cond_wider",
+              "where_inf_branch"]
 
 
 @pytest.mark.parametrize("name", PASS_CASES)
@@ -203,6 +211,8 @@ def test_graph_passes_keep_the_function(name, tmp_path):
     nodes, inputs, initializers = _pass_case(name, rng)
     model = _inferred(nodes, inputs, initializers)
     feeds = {i.name: _f32(rng, *[d.dim_value for d in i.type.tensor_type.shape.dim]) for i in model.graph.input}
+    if name == "where_inf_branch":
+        feeds["x"] = np.array([np.inf, 2.0, np.nan, -1.0], np.float32)
     expected = dict(zip([o.name for o in model.graph.output], ReferenceEvaluator(model).run(None, feeds)))
     got = interpret(save(model, tmp_path / "m.mlpackage"), feeds)
     for out, reference in expected.items():
@@ -215,7 +225,7 @@ def test_interop_pipeline_replaces_the_unsound_passes():
 
     names = pass_pipeline().passes
     for unsound in ("fuse_conv_scale", "fuse_conv_bias", "fuse_linear_bias", "fuse_matmul_weight_bias",
-                    "fuse_elementwise_to_batchnorm"):
+                    "fuse_elementwise_to_batchnorm", "select_optimization"):
         assert f"common::{unsound}" not in names and f"interop::guarded_{unsound}" in names
     assert names[-1] == "interop::keep_pow2_sqrt"
 

@@ -17,7 +17,9 @@ import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 from coremltools.converters.mil.mil.passes.defs.optimize_conv import fuse_conv_bias, fuse_conv_scale
-from coremltools.converters.mil.mil.passes.defs.optimize_elementwise_binary import fuse_elementwise_to_batchnorm
+from coremltools.converters.mil.mil.passes.defs.optimize_elementwise_binary import (
+    fuse_elementwise_to_batchnorm, select_optimization,
+)
 from coremltools.converters.mil.mil.passes.defs.optimize_linear import fuse_linear_bias, fuse_matmul_weight_bias
 from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass
 from coremltools.converters.mil.mil.passes.helper import block_context_manager
@@ -141,6 +143,38 @@ class guarded_fuse_elementwise_to_batchnorm(fuse_elementwise_to_batchnorm):
 
 
 @_register
+class guarded_select_optimization(select_optimization):
+    """select_optimization without its two unsound cases.
+
+    A constant all-true (all-false) ``cond`` larger than both branches still broadcasts the
+    result, which the pass ignores (it compares the branch with ``broadcast(a, b)`` only).
+    And ``select(cond, inf_const, x)`` rewritten as ``x + where(cond, inf, 0)`` is NaN
+    wherever x is ±inf or NaN under a true ``cond``.
+    """
+
+    @staticmethod
+    def try_to_transform_const_scalar_cond(select_op, cond_val):
+        if np.shape(cond_val) != () and tuple(select_op.outputs[0].shape) != tuple(
+            np.broadcast_shapes(np.shape(cond_val), _static(select_op.a.shape), _static(select_op.b.shape))
+            if _all_static(select_op.a.shape, select_op.b.shape) else ()
+        ):
+            return None
+        return select_optimization.try_to_transform_const_scalar_cond(select_op, cond_val)
+
+    @staticmethod
+    def try_to_transform_inf_const_selection(select_op, cond_val, a_val, b_val):
+        return None
+
+
+def _all_static(*shapes) -> bool:
+    return all(isinstance(d, (int, np.integer)) for shape in shapes for d in shape)
+
+
+def _static(shape) -> tuple:
+    return tuple(int(d) for d in shape)
+
+
+@_register
 class keep_pow2_sqrt(AbstractGraphPass):
     """Write ``pow(v, 2)`` next to a ``sqrt`` as ``v * v``.
 
@@ -179,6 +213,7 @@ _GUARDED = {
     "common::fuse_linear_bias": guarded_fuse_linear_bias,
     "common::fuse_matmul_weight_bias": guarded_fuse_matmul_weight_bias,
     "common::fuse_elementwise_to_batchnorm": guarded_fuse_elementwise_to_batchnorm,
+    "common::select_optimization": guarded_select_optimization,
 }
 
 
