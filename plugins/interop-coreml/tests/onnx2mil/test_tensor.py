@@ -283,3 +283,18 @@ def test_scatter_elements_into_a_constant_keeps_its_reduction(reduction, tmp_pat
     inits = [_init("i", indices), _init("u", rng.standard_normal((4, 3)), np.float32)]
     model = make_model(nodes, [tensor_info("x", [4, 3])], [tensor_info("y", [4, 3])], inits, 18)
     check_graph(model, [{"x": rng.standard_normal((4, 3)).astype(np.float32)}], tmp_path)
+
+
+@pytest.mark.parametrize("exclusive", [0, 1])
+@pytest.mark.parametrize("reverse", [0, 1])
+@pytest.mark.parametrize("source", ["constant", "input"])
+def test_cumsum_exclusive_reverse_of_constants_and_inputs(exclusive, reverse, source, tmp_path):
+    """A static EyeLike is a constant when CumSum converts (the pre-pass cannot fold it: x is an input)."""
+    data = np.arange(12, dtype=np.float32).reshape(3, 4) - 5
+    nodes = [helper.make_node("EyeLike", ["x"], ["c"], k=1),
+             helper.make_node("CumSum", ["c" if source == "constant" else "x", "axis"], ["s"],
+                              exclusive=exclusive, reverse=reverse),
+             helper.make_node("Add", ["s", "x"], ["y"])]
+    inits = [_init("axis", -1)]
+    model = make_model(nodes, [tensor_info("x", [3, 4])], [tensor_info("y", [3, 4])], inits, 14)
+    check_graph(model, [{"x": data * 0.5}], tmp_path)

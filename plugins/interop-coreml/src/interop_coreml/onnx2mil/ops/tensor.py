@@ -811,10 +811,25 @@ def convert_topk(ctx, node):
 
 @register("CumSum", since_version=11)
 def convert_cumsum(ctx, node):
-    x = as_var(ctx.input(node, 0))
     axis = int(np.asarray(_require_const(ctx, node, 1, "CumSum axis")).reshape(-1)[0])
+    exclusive, reverse = bool(attr(node, "exclusive", 0)), bool(attr(node, "reverse", 0))
+    known = const_input(ctx, node, 0)
+    if known is not None:
+        # coremltools' constant folding of an exclusive cumsum raises; sum in numpy instead.
+        ctx.output(node, 0, _cumsum_constant(np.asarray(known), norm_axis(axis, known.ndim), exclusive, reverse))
+        return
+    x = as_var(ctx.input(node, 0))
     _out(ctx, node, mb.cumsum(x=x, axis=norm_axis(axis, x.rank), exclusive=bool(attr(node, "exclusive", 0)),
                               reverse=bool(attr(node, "reverse", 0)), name=ctx.out_name(node)))
+
+
+def _cumsum_constant(x: np.ndarray, axis: int, exclusive: bool, reverse: bool) -> np.ndarray:
+    if reverse:
+        x = np.flip(x, axis)
+    total = np.cumsum(x, axis=axis, dtype=x.dtype)
+    if exclusive:
+        total = total - x
+    return np.flip(total, axis) if reverse else total
 
 
 @register("OneHot", since_version=9)
