@@ -19,9 +19,6 @@ SEED, TRIALS, JOBS = 20260, 48, 2
 #: Ops left out of the slice while a failure class of theirs is open (signature from `make fuzz`).
 OPEN: dict[str, str] = {
     "Slice": "mismatch[shape] Slice: a negative step with a start below -dim (shared repro 15)",
-    "LpNormalization": "mismatch[value] Constant+LpNormalization: p=1 folded by onnx.reference, which is wrong",
-    "LRN": "mismatch[value] Clip+LRN+Range+Unsqueeze: size=1 folded by onnx.reference, which is wrong",
-    "GlobalMaxPool": "mismatch[shape] GlobalMaxPool: a 3-D constant folded by onnx.reference drops the channels",
     "Resize": "mismatch[value] Resize: pytorch_half_pixel ignores x_original = 0 for an output length of 1",
     "MaxPool": "mismatch[shape] MaxPool: SAME auto_pad with dilations (output length)",
     "CastLike": "mismatch[value] Cast+CastLike: float -> int64 -> bool computed as float -> bool",
