@@ -25,6 +25,8 @@ import numpy as np
 from interop_coreml.quiet import quiet_coremltools
 
 IO_NAMES_METADATA_KEY = "interop.io_names"
+# ONNX names of rank-0 inputs/outputs, which a Core ML model carries as shape (1,) (see onnx2mil.driver).
+SCALAR_IO_METADATA_KEY = "interop.scalar_io"
 INTERPRETER_ENGINE = "coreml (reference interpreter)"
 NATIVE_ENGINE = "coreml (Apple Core ML, CPU only)"
 
@@ -59,17 +61,23 @@ class _NameMap:
 
     inputs: dict[str, str] = field(default_factory=dict)  # coreml name -> shown name
     outputs: dict[str, str] = field(default_factory=dict)
+    scalar_inputs: frozenset[str] = frozenset()  # shown names of rank-0 inputs (carried as (1,))
+    scalar_outputs: frozenset[str] = frozenset()
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str]) -> "_NameMap":
-        raw = metadata.get(IO_NAMES_METADATA_KEY)
-        if not raw:
-            return cls()
-        try:
-            mapping = json.loads(raw)
-        except ValueError:
-            return cls()
-        return cls(dict(mapping.get("inputs", {})), dict(mapping.get("outputs", {})))
+        mapping = _json_object(metadata.get(IO_NAMES_METADATA_KEY))
+        scalars = _json_object(metadata.get(SCALAR_IO_METADATA_KEY))
+        return cls(
+            {str(k): str(v) for k, v in dict(mapping.get("inputs") or {}).items()},
+            {str(k): str(v) for k, v in dict(mapping.get("outputs") or {}).items()},
+            frozenset(map(str, scalars.get("inputs") or ())),
+            frozenset(map(str, scalars.get("outputs") or ())),
+        )
+
+    def shown_shape(self, shown_name: str, shape: tuple[Any, ...], scalars: frozenset[str]) -> tuple[Any, ...]:
+        """A rank-0 tensor's shape is () to the user, whatever the model carries."""
+        return () if shown_name in scalars and tuple(shape) in ((1,), (None,)) else tuple(shape)
 
     def shown_input(self, coreml_name: str) -> str:
         return self.inputs.get(coreml_name, coreml_name)
@@ -79,7 +87,28 @@ class _NameMap:
 
     def feeds_to_coreml(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         shown_to_coreml = {shown: coreml for coreml, shown in self.inputs.items()}
-        return {shown_to_coreml.get(name, name): value for name, value in feeds.items()}
+        return {
+            shown_to_coreml.get(name, name):
+                np.reshape(value, (1,)) if name in self.scalar_inputs and np.ndim(value) == 0 else value
+            for name, value in feeds.items()
+        }
+
+    def output_from_coreml(self, shown_name: str, value: Any) -> np.ndarray:
+        value = np.asarray(value)
+        if shown_name in self.scalar_outputs and value.shape == (1,):
+            return value.reshape(())
+        return value
+
+
+def _json_object(raw: str | None) -> dict[str, Any]:
+    """A JSON object from model metadata; anything else (absent, garbage) is empty."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _coremltools_versions() -> dict[str, str]:
@@ -115,12 +144,14 @@ class InterpreterSession:
         except ModelFormatError as exc:
             raise _model_load_error(str(exc)) from exc
         self._names = _NameMap.from_metadata(self.program.metadata)
+        names = self._names
         self.inputs = [
-            _tensor_spec(self._names.shown_input(info.name), info.dtype, info.shape) for info in self.program.inputs
+            _tensor_spec(shown, info.dtype, names.shown_shape(shown, info.shape, names.scalar_inputs))
+            for info in self.program.inputs for shown in [names.shown_input(info.name)]
         ]
         self.outputs = [
-            _tensor_spec(self._names.shown_output(info.name), info.dtype, info.shape)
-            for info in self.program.outputs
+            _tensor_spec(shown, info.dtype, names.shown_shape(shown, info.shape, names.scalar_outputs))
+            for info in self.program.outputs for shown in [names.shown_output(info.name)]
         ]
         self.versions = _coremltools_versions()
 
@@ -130,7 +161,11 @@ class InterpreterSession:
         output_names = {info.name for info in self.program.outputs}
         shown = {}
         for name, value in results.items():
-            shown[self._names.shown_output(name) if name in output_names else name] = value
+            if name in output_names:
+                shown_name = self._names.shown_output(name)
+                shown[shown_name] = self._names.output_from_coreml(shown_name, value)
+            else:
+                shown[name] = value
         return shown
 
 
@@ -157,22 +192,31 @@ class NativeSession:
         self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
         spec = self.model.get_spec()
         self._names = _NameMap.from_metadata(dict(spec.description.metadata.userDefined))
-        self.inputs = [_feature_spec(self._names.shown_input(f.name), f) for f in spec.description.input]
-        self.outputs = [_feature_spec(self._names.shown_output(f.name), f) for f in spec.description.output]
+        names = self._names
+        self.inputs = [_feature_spec(names.shown_input(f.name), f, names.scalar_inputs) for f in spec.description.input]
+        self.outputs = [
+            _feature_spec(names.shown_output(f.name), f, names.scalar_outputs) for f in spec.description.output
+        ]
         self.versions = _coremltools_versions()
         self.versions["macOS"] = platform.mac_ver()[0]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         coreml_feeds = self._names.feeds_to_coreml(feeds)
         prediction = self.model.predict({name: np.asarray(value) for name, value in coreml_feeds.items()})
-        return {self._names.shown_output(name): np.asarray(value) for name, value in prediction.items()}
+        return {
+            shown: self._names.output_from_coreml(shown, value)
+            for name, value in prediction.items() for shown in [self._names.shown_output(name)]
+        }
 
 
 _MULTIARRAY_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32"}
 
 
-def _feature_spec(shown_name: str, feature: Any) -> Any:
-    """TensorSpec of a model-description feature (what Apple's runtime sees), flexible dims as None."""
+def _feature_spec(shown_name: str, feature: Any, scalars: frozenset[str] = frozenset()) -> Any:
+    """TensorSpec of a model-description feature (what Apple's runtime sees), flexible dims as None.
+
+    A rank-0 ONNX tensor (named in ``scalars``) is carried as shape (1,) and shown as ().
+    """
     kind = feature.type.WhichOneof("Type")
     if kind == "multiArrayType":
         from coremltools.proto import FeatureTypes_pb2
@@ -189,6 +233,8 @@ def _feature_spec(shown_name: str, feature: Any) -> Any:
         elif array_type.WhichOneof("ShapeFlexibility") == "enumeratedShapes":
             options = [tuple(s.shape) for s in array_type.enumeratedShapes.shapes]
             shape = tuple(dims[0] if len(set(dims)) == 1 else None for dims in zip(*options))
+        if shown_name in scalars and shape in ((1,), (None,)):
+            shape = ()
         return _tensor_spec(shown_name, _MULTIARRAY_DTYPES.get(dtype_name, dtype_name.lower()), shape)
     return _tensor_spec(shown_name, kind or "unknown", ())
 
