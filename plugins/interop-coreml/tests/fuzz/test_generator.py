@@ -33,7 +33,7 @@ def test_every_graph_of_seeds_0_to_200_passes_the_full_checker() -> None:
         for value in case.model.graph.input:
             dims = value.type.tensor_type.shape.dim
             feed = case.feeds[value.name]
-            assert feed.ndim == len(dims)
+            assert isinstance(feed, np.ndarray) and feed.ndim == len(dims)
             for dim, size in zip(dims, feed.shape):
                 if dim.HasField("dim_value"):
                     assert dim.dim_value == size

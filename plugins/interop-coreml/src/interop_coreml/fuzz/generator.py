@@ -84,10 +84,11 @@ class Builder:
 
     def values(self, shape: tuple[int, ...], dtype: str = "float") -> np.ndarray:
         rng = self.rng
+        # np.asarray: a rank-0 draw is a numpy scalar, which onnxruntime does not take as a feed.
         if dtype == "bool":
-            return rng.random(shape) < 0.5
+            return np.asarray(rng.random(shape) < 0.5)
         if dtype in ("int64", "int32"):
-            return rng.integers(-5, 6, size=shape).astype(_NP[dtype])
+            return np.asarray(rng.integers(-5, 6, size=shape), dtype=_NP[dtype])
         if self.input_style == "uniform":
             data = rng.uniform(-1, 1, size=shape)
         elif self.input_style == "wide":
