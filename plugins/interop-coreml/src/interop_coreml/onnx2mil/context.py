@@ -30,7 +30,8 @@ def to_mil_constant(array: np.ndarray) -> np.ndarray:
         return array.astype(np.float32)
     if array.dtype in (np.int64, np.uint64, np.uint32, np.int16, np.uint16, np.int8, np.uint8):
         info = np.iinfo(np.int32)
-        return np.clip(array, info.min, info.max).astype(np.int32)
+        # np.clip of a rank-0 array returns a numpy scalar, not an array: keep it an array.
+        return np.asarray(np.clip(array, info.min, info.max).astype(np.int32))
     return array
 
 
