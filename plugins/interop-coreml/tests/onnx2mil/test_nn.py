@@ -83,6 +83,18 @@ POOLS = {
                                                         ceil_mode=1)),
     "avg_dilated_include_pad": ("AveragePool", [1, 2, 9], dict(kernel_shape=[3], dilations=[2], pads=[2, 1],
                                                                 count_include_pad=1)),
+    # VALID with ceil_mode: zero pads and the ceil rule (a last, partial window), as onnx's shape
+    # inference and onnxruntime compute it, not the spec's ceil_mode-blind VALID formula.
+    "avg_valid_ceil_partial_window": ("AveragePool", [1, 2, 5, 7], dict(auto_pad="VALID", ceil_mode=1,
+                                                                        kernel_shape=[2, 3], strides=[2, 2])),
+    "max_valid_ceil_1d": ("MaxPool", [1, 3, 5], dict(auto_pad="VALID", ceil_mode=1, kernel_shape=[2], strides=[2])),
+    "max_valid_ceil_3d": ("MaxPool", [1, 1, 3, 5, 4], dict(auto_pad="VALID", ceil_mode=1, kernel_shape=[2, 2, 3],
+                                                            strides=[2, 2, 2])),
+    "avg_valid_ceil_kernel_below_stride": ("AveragePool", [1, 2, 5], dict(auto_pad="VALID", ceil_mode=1,
+                                                                          kernel_shape=[1], strides=[4])),
+    # SAME with a kernel below the stride whose total padding is 0 for this size.
+    "avg_same_upper_kernel_below_stride": ("AveragePool", [1, 2, 5], dict(auto_pad="SAME_UPPER", kernel_shape=[1],
+                                                                          strides=[2])),
 }
 
 
@@ -123,6 +135,28 @@ def test_pool_with_empty_output_is_refused(attributes):
     # Refused by the pool converter, or earlier where ONNX shape inference already says the output is empty.
     assert ("MaxPool node" in message and "would be empty" in message) or "zero-sized" in message
     assert info.value.exit_code == 3
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize("shape, attributes", [
+    ([1, 3, 2], dict(kernel_shape=[1], strides=[2])),  # total padding -1
+    ([1, 1, 4, 3], dict(kernel_shape=[2, 1], strides=[2, 3], ceil_mode=1)),  # -2 along the last axis only
+])
+def test_pool_same_with_negative_padding_is_refused(op, auto_pad, shape, attributes):
+    # onnxruntime's AveragePool and onnx's reference MaxPool split a negative SAME total differently
+    # (onnxruntime's MaxPool refuses it): no answer would be right, so the converter says so.
+    model = _pool_model(op, shape, dict(attributes, auto_pad=auto_pad))
+    with pytest.raises(UnsupportedModelError, match="negative padding") as info:
+        convert_model(model)
+    assert info.value.exit_code == 3
+
+
+def test_pool_same_kernel_below_stride_with_symbolic_dims_is_refused():
+    model = _pool_model("AveragePool", [1, 2, 7], dict(auto_pad="SAME_UPPER", kernel_shape=[1], strides=[2]),
+                        symbolic=(2,))
+    with pytest.raises(UnsupportedModelError, match="kernel smaller than the stride"):
+        convert_model(model)
 
 
 def test_pool_ceil_mode_with_symbolic_strided_axis_is_refused():

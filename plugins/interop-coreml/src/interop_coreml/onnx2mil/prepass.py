@@ -118,17 +118,22 @@ def pool_geometry(size: int, k: int, s: int, d: int, begin: int, end: int, auto_
     Explicit pads: floor (or ceil) of (size + pads - effective kernel) / stride + 1, where in ceil
     mode a last window that would start in the right padding is dropped. SAME: ceil(size /
     stride), padded by (out - 1) * stride + effective kernel - size (the extra one at the end for
-    SAME_UPPER, the begin for SAME_LOWER). VALID: no padding, floor((size - effective) / stride) + 1
-    whatever ceil_mode says (the spec's ceil formula for VALID is the same number).
+    SAME_UPPER, the begin for SAME_LOWER). That total is negative for some sizes when the
+    effective kernel is smaller than the stride; it is returned unclamped, split python-style,
+    and the pool converter refuses it (see ``_static_pool``). VALID: the explicit
+    rule with zero pads, ceil_mode included. The spec's VALID formula, ceil((size - effective + 1)
+    / stride), ignores ceil_mode, but onnx's shape inference, onnxruntime and torch all apply it
+    (size 5, kernel 2, stride 2: 3 windows, the last one partial); the model's declared output
+    shapes follow them, so the translator does too.
     """
     eff = (k - 1) * d + 1
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         out = -(-size // s)
-        total = max((out - 1) * s + eff - size, 0)
+        total = (out - 1) * s + eff - size
         begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
         return out, begin, total - begin
     if auto_pad == "VALID":
-        return (size - eff) // s + 1, 0, 0
+        begin = end = 0
     span = size + begin + end - eff
     if ceil_mode:
         out = -(-span // s) + 1

@@ -195,7 +195,12 @@ def _pool(ctx: ConversionContext, node, kind: str) -> None:
                                                 auto_pad, ceil_mode)[0], int(size), kernel, strides, dilations)
     if any(d != 1 for d in dilations):
         raise NodeNotConvertible("dilated pooling needs static spatial dims")
-    if ceil_mode and auto_pad == "NOTSET" and any(s != 1 for s in strides):
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER") and any(k < s for k, s in zip(kernel, strides)):
+        # ONNX's SAME padding goes negative for some sizes when the kernel is smaller than the
+        # stride (the windows shift); MIL's "same" clamps it at 0.
+        raise NodeNotConvertible("pooling with auto_pad SAME and a kernel smaller than the stride needs static "
+                                 "spatial dims")
+    if ceil_mode and auto_pad in ("NOTSET", "VALID") and any(s != 1 for s in strides):
         raise NodeNotConvertible("pooling with ceil_mode and strides > 1 needs static spatial dims")
     pad_type, pad = _explicit_pads(node, x, kernel, strides, dilations)
     kwargs = dict(x=x, kernel_sizes=kernel, strides=strides, pad_type=pad_type)
@@ -221,6 +226,16 @@ def _static_pool(ctx, node, x, kind, kernel, strides, dilations, auto_pad, ceil_
                 for i, (size, k, s, d) in enumerate(zip(sizes, kernel, strides, dilations))]
     for axis, (out, _, _) in enumerate(geometry):
         _check_output_size(axis, out, sizes[axis], kernel, strides, dilations)
+    for axis, (_, begin, end) in enumerate(geometry):
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER") and begin + end < 0:
+            # The spec's SAME padding, (out - 1) * stride + effective kernel - size, is negative here;
+            # it does not say how to split a negative total, and the engines disagree: onnxruntime's
+            # AveragePool truncates towards 0, onnx's reference MaxPool floors, onnxruntime's MaxPool
+            # refuses it. Refuse rather than pick one.
+            raise NodeNotConvertible(
+                f"auto_pad {auto_pad} needs a negative padding ({begin + end}) along axis {axis + 2} (kernel "
+                f"{kernel[axis]} smaller than stride {strides[axis]}); ONNX leaves its split undefined and "
+                f"runtimes disagree: use explicit pads")
     if any(d != 1 for d in dilations):
         y = _pool_by_taps(x, kind, kernel, strides, dilations, geometry, sizes)
         if kind == "avg":
