@@ -159,6 +159,36 @@ def test_pool_same_kernel_below_stride_with_symbolic_dims_is_refused():
         convert_model(model)
 
 
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize("shape, kernel, strides, dilations", [
+    ([1, 2, 4], [2], [2], [2]),
+    ([1, 2, 6], [2], [1], [2]),
+    ([1, 2, 5, 6], [3, 2], [1, 2], [2, 1]),
+    ([1, 1, 6, 7], [2, 2], [2, 2], [2, 3]),
+])
+def test_max_pool_same_with_dilations_follows_the_spec(auto_pad, shape, kernel, strides, dilations, tmp_path):
+    # SAME pads by (out - 1) * stride + DILATED kernel - size. onnxruntime uses the undilated kernel
+    # (a shorter output) and onnx's reference MaxPool misplaces SAME_LOWER windows, so the expected
+    # values come from torch over the spec's explicit padding.
+    import torch.nn.functional as F
+
+    model = _pool_model("MaxPool", shape, dict(auto_pad=auto_pad, kernel_shape=kernel, strides=strides,
+                                               dilations=dilations))
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    widths = []
+    for size, k, s, d in reversed(list(zip(shape[2:], kernel, strides, dilations))):
+        total = (-(-size // s) - 1) * s + (k - 1) * d + 1 - size
+        assert total >= 0
+        small, large = total // 2, total - total // 2
+        widths += [small, large] if auto_pad == "SAME_UPPER" else [large, small]
+    padded = F.pad(torch.from_numpy(x), widths, value=-float("inf"))
+    pool = F.max_pool1d if len(kernel) == 1 else F.max_pool2d
+    expected = pool(padded, kernel, stride=strides, dilation=dilations).numpy()
+    got = interpret(save(model, tmp_path / "pool.mlpackage"), {"x": x})["y"]
+    assert got.shape == expected.shape == tuple(shape[:2]) + tuple(-(-size // s) for size, s in zip(shape[2:], strides))
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_pool_ceil_mode_with_symbolic_strided_axis_is_refused():
     model = _pool_model("MaxPool", [1, 2, 7, 7], dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1), symbolic=(2,))
     with pytest.raises(UnsupportedModelError, match="ceil_mode"):
