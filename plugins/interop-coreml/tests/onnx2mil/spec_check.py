@@ -13,8 +13,9 @@ import onnx
 from .conftest import interpret, ort_run, save
 
 _counter = itertools.count()
-# ONNX int64 is int32 in Core ML (documented); every other dtype must be ONNX's own.
-_SAME_KIND = {np.dtype(np.int64): np.dtype(np.int32)}
+# ONNX int64 is int32 in Core ML, and a bool output is int32 (Core ML has no bool outputs;
+# both documented); every other dtype must be ONNX's own.
+_SAME_KIND = {np.dtype(np.int64): np.dtype(np.int32), np.dtype(np.bool_): np.dtype(np.int32)}
 
 
 def reference_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -298,3 +298,91 @@ def test_cumsum_exclusive_reverse_of_constants_and_inputs(exclusive, reverse, so
     inits = [_init("axis", -1)]
     model = make_model(nodes, [tensor_info("x", [3, 4])], [tensor_info("y", [3, 4])], inits, 14)
     check_graph(model, [{"x": data * 0.5}], tmp_path)
+
+
+# Resize where onnx's reference evaluator departs from the spec and onnxruntime follows it:
+# length_resized is the whole output length (align_corners, pytorch_half_pixel to one sample:
+# x_original = 0), and coordinates landing exactly on a pixel (7 -> 17) pick that pixel.
+@pytest.mark.parametrize("attrs, dim, scale, size", [
+    (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), 3, 0.5, None),
+    (dict(mode="cubic", coordinate_transformation_mode="pytorch_half_pixel"), 4, 0.3, None),
+    (dict(mode="nearest", coordinate_transformation_mode="pytorch_half_pixel"), 5, None, 1),
+    (dict(mode="linear", coordinate_transformation_mode="align_corners"), 3, 1.5, None),
+    (dict(mode="cubic", coordinate_transformation_mode="align_corners"), 7, 0.75, None),
+    (dict(mode="nearest", coordinate_transformation_mode="align_corners"), 5, 2.5, None),
+    (dict(mode="nearest"), 7, None, 17),
+    (dict(mode="linear"), 7, None, 17),
+    (dict(mode="cubic", coordinate_transformation_mode="half_pixel_symmetric"), 7, 0.5, None),
+    (dict(mode="linear", coordinate_transformation_mode="half_pixel_symmetric"), 7, 0.75, None),
+    (dict(mode="cubic", antialias=1), 7, None, 17),
+    (dict(mode="linear", antialias=1), 7, 0.5, None),
+], ids=lambda v: "-".join(map(str, v.values())) if isinstance(v, dict) else str(v))
+def test_resize_samples_where_the_spec_says(attrs, dim, scale, size, tmp_path):
+    shape = [1, 2, dim, dim]
+    if size is None:
+        inputs, inits = ["x", "", "scales"], [_init("scales", [1, 1, scale, scale], np.float32)]
+    else:
+        inputs, inits = ["x", "", "", "sizes"], [_init("sizes", [1, 2, size, size])]
+    node = helper.make_node("Resize", inputs, ["y"], **attrs)
+    model = make_model([node], [tensor_info("x", shape)], [tensor_info("y", None)], inits, 19)
+    x = np.random.default_rng(21).standard_normal(shape).astype(np.float32)
+    check_graph(model, [{"x": x}], tmp_path, reference=False)
+
+
+def test_resize_where_float32_ties_decide_the_pixel_is_refused(tmp_path):
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
+                            coordinate_transformation_mode="half_pixel_symmetric")
+    model = make_model([node], [tensor_info("x", [1, 1, 7, 7])], [tensor_info("y", None)],
+                       [_init("scales", [1, 1, 1 / 3, 1 / 3], np.float32)], 19)
+    with pytest.raises(UnsupportedModelError, match="half_pixel_symmetric"):
+        save(model, tmp_path / "m.mlpackage")
+
+
+# coremltools' squeeze keeps a symbolic dim in its declared type, so the rank seen
+# downstream was one too high (ReduceMean over all axes named an axis that is not there).
+@pytest.mark.parametrize("in_shape, axes, after", [
+    (["N", 1, 1], [0], "ReduceMean"),
+    (["N", 3], [0], "ReduceSum"),
+    (["N", "M"], [0, 1], "Neg"),     # to rank 0
+    ([2, "K", 3], [-2], "Flatten"),
+])
+def test_squeeze_of_a_dynamic_dim_gives_the_right_rank(in_shape, axes, after, tmp_path):
+    nodes = [helper.make_node("Squeeze", ["x", "axes"], ["s"]), helper.make_node(after, ["s"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", in_shape)], [tensor_info("y", None)], [_init("axes", axes)], 16)
+    shape = [1 if not isinstance(d, int) else d for d in in_shape]
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    check_graph(model, [{"x": x}], tmp_path)
+
+
+# cast(fp32 -> int) then cast(-> bool) must truncate first: 0.3 -> 0 -> false. coremltools'
+# cast_optimization fused the pair into one cast(fp32 -> bool) (0.3 -> true); fp16 underflow alike.
+@pytest.mark.parametrize("chain", [
+    [("CastLike", TensorProto.INT64), ("Cast", TensorProto.BOOL)],
+    [("Cast", TensorProto.INT32), ("Cast", TensorProto.BOOL)],
+    [("Cast", TensorProto.FLOAT16), ("Cast", TensorProto.BOOL)],
+    [("Cast", TensorProto.INT64), ("Cast", TensorProto.BOOL), ("Cast", TensorProto.FLOAT)],
+])
+def test_casts_to_bool_after_a_narrowing_cast_see_the_narrowed_value(chain, tmp_path):
+    nodes, inits, src = [], [], "x"
+    for index, (op, to) in enumerate(chain):
+        out = f"c{index}"
+        if op == "CastLike":
+            inits.append(_init("like", [0, 3]))
+            nodes.append(helper.make_node(op, [src, "like"], [out]))
+        else:
+            nodes.append(helper.make_node(op, [src], [out], to=to))
+        src = out
+    nodes.append(helper.make_node("Identity", [src], ["y"]))
+    model = make_model(nodes, [tensor_info("x", [2, 4])], [tensor_info("y", None, chain[-1][1])], inits, 19)
+    x = np.array([[0.3, -0.7, 1e-8, 0.0], [2.5, -1.0, 0.9, 6e-8]], dtype=np.float32)
+    check_graph(model, [{"x": x}], tmp_path)
+
+
+# MIL has no int64: ONNX int64 data is carried as int32 (see docs/coreml.md).
+@pytest.mark.parametrize("data_type", [TensorProto.INT64, TensorProto.INT32])
+def test_concat_of_an_int_tensor_and_an_int_constant_stays_integer(data_type, tmp_path):
+    dtype = np.int64 if data_type == TensorProto.INT64 else np.int32
+    node = helper.make_node("Concat", ["x", "c"], ["y"], axis=0)
+    model = make_model([node], [tensor_info("x", [2], data_type)], [tensor_info("y", [5], data_type)],
+                       [_init("c", [7, -8, 9], dtype)], 18)
+    check_graph(model, [{"x": np.array([3, -4], dtype=dtype)}], tmp_path)

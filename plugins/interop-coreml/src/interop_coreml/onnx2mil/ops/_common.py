@@ -91,22 +91,49 @@ def cast_to(value: Value, dtype: str, name: str | None = None) -> Value:
     if isinstance(value, np.ndarray):
         return value.astype(_MIL_TO_NUMPY[dtype])
     kwargs = {"name": name} if name else {}
+    if dtype == "bool":
+        # x != 0 is ONNX's cast to bool (NaN is true). Not a MIL cast: coremltools'
+        # cast_optimization fuses cast(fp32->int32)->cast(bool) into cast(fp32->bool),
+        # which makes 0.3 true where ONNX truncates it to 0 first (fp16 underflow alike).
+        zero = np.zeros((), dtype=_MIL_TO_NUMPY[mil_dtype_name(value)])
+        return mb.not_equal(x=value, y=zero, **kwargs)
     return mb.cast(x=value, dtype=dtype, **kwargs)
 
 
+_ORDER = ["bool", "int32", "fp16", "fp32"]
+_KIND = {"bool": 0, "int32": 1, "fp16": 2, "fp32": 2}
+
+
+def common_dtype(*values: Value) -> str:
+    """The MIL dtype that ``values`` share after :func:`unify`: never one that loses a value.
+
+    The widest run-time (Var) dtype, unless a constant is of a wider *kind* (float over
+    integer over bool): then the constant's dtype. An ONNX graph gives both operands one
+    type, so a float constant beside an int32 Var means the Var was narrowed or derived
+    from a shape (an ONNX float computed as int32 here); casting the constant to int32
+    would truncate 0.5 to 0 and turn a division into an integer one. A float constant
+    beside an fp16 Var becomes fp16 (the graph's own precision).
+    """
+    values = [as_array(v) for v in values]
+    variables = [mil_dtype_name(v) for v in values if not isinstance(v, np.ndarray)]
+    constants = [mil_dtype_name(v) for v in values if isinstance(v, np.ndarray)]
+    if not variables:
+        return max(constants, key=_ORDER.index)
+    dtype = max(variables, key=_ORDER.index)
+    for constant in constants:
+        if _KIND[constant] > _KIND[dtype]:
+            dtype = constant
+    return dtype
+
+
 def unify(a: Value, b: Value) -> tuple[Value, Value]:
-    """Give two operands the same dtype, preferring the dtype of the run-time value."""
+    """Give two operands the same dtype (:func:`common_dtype`); a float value is never
+    cast to an integer (the integer side becomes float instead)."""
     a, b = as_array(a), as_array(b)
-    da, db = mil_dtype_name(a), mil_dtype_name(b)
-    if da == db:
+    if mil_dtype_name(a) == mil_dtype_name(b):
         return a, b
-    if isinstance(b, np.ndarray) and not isinstance(a, np.ndarray):
-        return a, cast_to(b, da)
-    if isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
-        return cast_to(a, db), b
-    order = ["bool", "int32", "fp16", "fp32"]
-    wider = max(da, db, key=order.index)
-    return cast_to(a, wider), cast_to(b, wider)
+    dtype = common_dtype(a, b)
+    return cast_to(a, dtype), cast_to(b, dtype)
 
 
 def as_var(value: Value, name: str | None = None) -> Var:
@@ -127,7 +154,7 @@ def static_shape(value: Value) -> tuple[int, ...] | None:
 
 __all__ = [
     "ConversionContext", "Value", "attr", "int_list", "norm_axis", "mil_dtype_name", "cast_to",
-    "unify", "as_var", "as_array", "const_input", "static_shape", "is_bool", "is_float", "mb", "np", "Var",
+    "unify", "common_dtype", "as_var", "as_array", "const_input", "static_shape", "is_bool", "is_float", "mb", "np", "Var",
 ]
 
 

@@ -21,8 +21,16 @@ _BINARY = {
 def _binary(ctx: ConversionContext, node, fn) -> None:
     a, b = ctx.input(node, 0), ctx.input(node, 1)
     if node.op_type == "Pow":
-        # ONNX allows an exponent of another dtype; MIL wants the base's dtype.
-        b = cast_to(b, mil_dtype_name(a)) if not isinstance(b, np.ndarray) else b.astype(np.float32 if mil_dtype_name(a) == "fp32" else b.dtype)
+        # ONNX allows an exponent of another dtype and gives the base's dtype; MIL wants
+        # one dtype. An integer base with a float exponent is computed in float32 and
+        # truncated (what runtimes do): casting 2.5 to int32 first would compute x**2.
+        base, exponent = mil_dtype_name(a), mil_dtype_name(b)
+        if base == "int32" and exponent in ("fp32", "fp16"):
+            power = mb.pow(x=as_var(cast_to(a, "fp32")), y=cast_to(b, "fp32"))
+            truncated = mb.mul(x=mb.sign(x=power), y=mb.floor(x=mb.abs(x=power)))
+            ctx.output(node, 0, mb.cast(x=truncated, dtype="int32", name=ctx.out_name(node)))
+            return
+        b = cast_to(b, base)
     a, b = unify(a, b)
     if node.op_type == "Equal" and is_bool(a):
         a, b = cast_to(a, "int32"), cast_to(b, "int32")

@@ -7,7 +7,7 @@ from onnx import numpy_helper
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ONNX_TO_MIL_DTYPE, Var, as_array, as_var, attr, cast_to, const_axes, const_input, int_list, mb, mil_dtype_name,
+    ONNX_TO_MIL_DTYPE, Var, as_array, as_var, attr, cast_to, common_dtype, const_axes, const_input, int_list, mb, mil_dtype_name,
     norm_axis, np, shape_vector, static_shape, unify,
 )
 from interop_coreml.onnx2mil.registry import register
@@ -151,8 +151,8 @@ def convert_transpose(ctx, node):
 def convert_concat(ctx, node):
     values = [ctx.input(node, i) for i in range(len(node.input)) if node.input[i]]
     values = [v for v in values if not (isinstance(v, np.ndarray) and v.size == 0)] or values[:1]
-    reference = next((v for v in values if not isinstance(v, np.ndarray)), values[0])
-    values = [unify(reference, v)[1] for v in values]
+    dtype = common_dtype(*values)
+    values = [cast_to(v, dtype) for v in values]
     rank = len(values[0].shape)
     axis = norm_axis(attr(node, "axis"), rank)
     if len(values) == 1:
@@ -374,7 +374,13 @@ def convert_squeeze(ctx, node):
     if not axes:
         _out(ctx, node, x)
         return
-    _out(ctx, node, mb.squeeze(x=x, axes=[norm_axis(a, x.rank) for a in axes], name=ctx.out_name(node)))
+    axes = [norm_axis(a, x.rank) for a in axes]
+    if any(not _is_int(x.shape[a]) for a in axes):
+        # coremltools' squeeze drops only dims it knows to be 1 and keeps a symbolic one in
+        # the declared type (rank too high for everything downstream). ONNX requires a
+        # squeezed dim to be 1, so say so first with a reshape, then squeeze.
+        x = mb.reshape(x=x, shape=shape_vector(x, [1 if i in axes else ("dim", i) for i in range(x.rank)]))
+    _out(ctx, node, mb.squeeze(x=x, axes=axes, name=ctx.out_name(node)))
 
 
 @register("Unsqueeze")
@@ -709,8 +715,82 @@ def _resize_dynamic_axis(node, x, axis: int, length: int, mode: str):
     return mb.add(x=mb.mul(x=below, y=keep), y=mb.mul(x=above, y=weight))
 
 
+_ROUND = {"round_prefer_floor": lambda v: np.ceil(v - np.float32(0.5)),
+          "round_prefer_ceil": lambda v: np.floor(v + np.float32(0.5)), "floor": np.floor, "ceil": np.ceil}
+
+
+def _spec_resize_weights(attributes: dict, dim: int, length: int, scale: np.float32) -> np.ndarray:
+    """The [dim, length] matrix of a non-antialiased Resize, from the spec's formulas.
+
+    Coordinates are computed in float32 as runtimes do (an output landing exactly on a
+    pixel or half-way between two must round as theirs do); ``length_resized`` is the
+    whole output length; linear and cubic read clamped (edge) neighbours.
+    """
+    f32 = np.float32
+    mode = attributes.get("mode", "nearest")
+    coordinate_mode = attributes.get("coordinate_transformation_mode", "half_pixel")
+    j = np.arange(length, dtype=f32)
+    if coordinate_mode == "asymmetric":
+        x = j / scale
+    elif coordinate_mode == "align_corners":
+        x = np.zeros(length, f32) if length == 1 else j * f32(dim - 1) / f32(length - 1)
+    elif coordinate_mode == "pytorch_half_pixel":
+        x = np.zeros(length, f32) if length == 1 else (j + f32(0.5)) / scale - f32(0.5)
+    elif coordinate_mode == "half_pixel":
+        x = (j + f32(0.5)) / scale - f32(0.5)
+    elif coordinate_mode == "half_pixel_symmetric":
+        adjustment = f32(length) / (scale * f32(dim))
+        offset = f32(dim) / f32(2) * (f32(1) - adjustment)
+        x = offset + (j + f32(0.5)) / scale - f32(0.5)
+    else:
+        raise NodeNotConvertible(f"Resize with coordinate_transformation_mode={coordinate_mode}")
+    weights = np.zeros((dim, length), dtype=np.float64)
+    columns = np.arange(length)
+    if mode == "nearest":
+        rounding = _ROUND.get(attributes.get("nearest_mode", "round_prefer_floor"))
+        if rounding is None:
+            raise NodeNotConvertible(f"Resize nearest_mode {attributes.get('nearest_mode')!r}")
+        weights[np.clip(rounding(x), 0, dim - 1).astype(np.int64), columns] = 1.0
+        return weights
+    x = x.astype(np.float64)
+    low = np.floor(x)
+    t = x - low
+    if mode == "linear":
+        taps = [(low, 1.0 - t), (low + 1, t)]
+    elif mode == "cubic":
+        a = float(attributes.get("cubic_coeff_a", -0.75))
+
+        def kernel(d):
+            d = np.abs(d)
+            return np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                            np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0.0))
+
+        taps = [(low + k, kernel(t - k)) for k in (-1, 0, 1, 2)]
+    else:
+        raise NodeNotConvertible(f"Resize mode {mode!r}")
+    exclude = bool(attributes.get("exclude_outside", 0)) and mode == "cubic"
+    for index, weight in taps:
+        inside = (index >= 0) & (index <= dim - 1)
+        if exclude:
+            weight = np.where(inside, weight, 0.0)
+        np.add.at(weights, (np.clip(index, 0, dim - 1).astype(np.int64), columns), weight)
+    if exclude:
+        weights /= weights.sum(axis=0, keepdims=True)
+    return weights
+
+
 def _resize_weights(node, dim: int, length: int, factor: float, by_sizes: bool) -> np.ndarray:
-    """The [dim, length] matrix of ONNX's Resize along one axis (reference implementation)."""
+    """The [dim, length] matrix of ONNX's Resize along one axis.
+
+    Without antialias, from the spec's formulas (:func:`_spec_resize_weights`): onnx's
+    reference evaluator departs from the spec there (it takes ``length_resized`` as the
+    unrounded ``dim * scale`` for align_corners and pytorch_half_pixel, samples -0.5
+    for a pytorch_half_pixel output of length 1, and picks the wrong pixel when a
+    coordinate falls on a whole number in float64 rounding); onnxruntime follows the
+    spec. Antialiased resizing is tabulated by the reference evaluator, and refused where
+    that departs from the spec (align_corners, or pytorch_half_pixel to one sample, by
+    a scale that does not give a whole length).
+    """
     import warnings
 
     from onnx import helper
@@ -722,6 +802,18 @@ def _resize_weights(node, dim: int, length: int, factor: float, by_sizes: bool) 
             "antialias", "extrapolation_value")
     attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in keep}
     attributes = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attributes.items()}
+    coordinate_mode = attributes.get("coordinate_transformation_mode", "half_pixel")
+    scale = np.float32(length) / np.float32(dim) if by_sizes else np.float32(factor)
+    whole = by_sizes or float(np.float32(factor)) * dim == length
+    if coordinate_mode == "half_pixel_symmetric" and not whole and attributes.get("mode", "nearest") == "nearest":
+        # samples fall on exact halves, where float32 evaluation order decides the pixel
+        raise NodeNotConvertible("nearest half_pixel_symmetric Resize by a scale that does not give a whole "
+                                 "output length")
+    if not attributes.get("antialias", 0) or scale >= 1:  # antialiasing changes only shrinking
+        return _spec_resize_weights(attributes, dim, length, scale)
+    if (coordinate_mode == "pytorch_half_pixel" and length == 1) or (
+            coordinate_mode in ("align_corners", "half_pixel_symmetric") and not whole):
+        raise NodeNotConvertible(f"antialiased Resize ({coordinate_mode}) to {length} samples from {dim}")
     probe = helper.make_node("Resize", ["x", "roi", "scales", "sizes"] if by_sizes else ["x", "roi", "scales"],
                              ["y"], **attributes)
     feeds = {"x": np.eye(dim, dtype=np.float32), "roi": np.array([], dtype=np.float32)}
@@ -903,11 +995,11 @@ _SCATTER_MODES = {"none": "update", "add": "add", "mul": "mul", "max": "max", "m
 
 @register("ScatterElements", since_version=11)
 def convert_scatter_elements(ctx, node):
-    data = as_var(ctx.input(node, 0))
+    data, updates = unify(ctx.input(node, 0), ctx.input(node, 2))
+    data = as_var(data)
     rank = data.rank
     axis = norm_axis(attr(node, "axis", 0), rank)
     indices = as_array(ctx.input(node, 1))
-    updates = unify(data, ctx.input(node, 2))[1]
     mode = _SCATTER_MODES[attr(node, "reduction", "none")]
     index_shape = tuple(np.shape(indices)) if isinstance(indices, np.ndarray) else tuple(indices.shape)
     known = [const_input(ctx, node, i) for i in range(3)]
@@ -964,8 +1056,8 @@ def _scatter_elements_constant(data, indices, updates, axis: int, reduction: str
 
 @register("ScatterND", since_version=11)
 def convert_scatter_nd(ctx, node):
-    data = as_var(ctx.input(node, 0))
-    updates = unify(data, ctx.input(node, 2))[1]
+    data, updates = unify(ctx.input(node, 0), ctx.input(node, 2))
+    data = as_var(data)
     mode = _SCATTER_MODES[attr(node, "reduction", "none")]
     _out(ctx, node, mb.scatter_nd(data=data, indices=ctx.input(node, 1), updates=updates, mode=mode, name=ctx.out_name(node)))
 
