@@ -91,3 +91,45 @@ def test_fmod_is_exact_even_for_large_quotients(dtype, opset, tmp_path):
                        [tensor_info("y", [n], dtype)], opset=opset)
     [ours] = check_graph(model, [{"x": x, "d": y}], tmp_path, rtol=0, atol=0)
     np.testing.assert_array_equal(ours["y"], np.fmod(x, y))
+
+
+# ONNX Pow gives the base's dtype for any exponent dtype; runtimes compute in floating
+# point and truncate. Casting the exponent 2.5 to the base's int32 computed x**2.
+@pytest.mark.parametrize("exponent, base", [
+    (2.5, [0, 1, 2, 3, 4, 9]),
+    (0.5, [0, 1, 2, 3, 4, 10]),
+    (3.0, [-3, -2, -1, 0, 2, 5]),
+])
+@pytest.mark.parametrize("base_type", [TensorProto.INT64, TensorProto.INT32])
+def test_pow_of_an_integer_base_with_a_float_exponent(exponent, base, base_type, tmp_path):
+    dtype = np.int64 if base_type == TensorProto.INT64 else np.int32
+    node = helper.make_node("Pow", ["x", "e"], ["y"])
+    inits = [numpy_helper.from_array(np.array(exponent, dtype=np.float32), "e")]
+    model = make_model([node], [tensor_info("x", [6], base_type)], [tensor_info("y", [6], base_type)], inits, 15)
+    check_graph(model, [{"x": np.array(base, dtype=dtype)}], tmp_path)
+
+
+def test_unify_never_casts_a_float_constant_to_an_integer():
+    """An int32 Var beside a float constant (an ONNX float narrowed or derived from a shape
+    here) becomes float; the constant keeps its fraction. Same-kind pairs keep the Var's dtype."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import Function, types
+
+    from interop_coreml.onnx2mil.ops._common import common_dtype, mil_dtype_name, unify
+
+    inputs = {"i": mb.placeholder(shape=(2,), dtype=types.int32), "h": mb.placeholder(shape=(2,), dtype=types.fp16),
+              "b": mb.placeholder(shape=(2,), dtype=types.bool)}
+    with Function(inputs):
+        i, h, b = (inputs[n].outputs[0] for n in "ihb")
+        for var, const in [(i, np.float32(0.5)), (i, np.array([2.0, -1.5], np.float32))]:
+            left, right = unify(var, const)
+            assert (mil_dtype_name(left), mil_dtype_name(right)) == ("fp32", "fp32")
+            np.testing.assert_array_equal(right, const)
+            right, left = unify(const, var)
+            assert (mil_dtype_name(left), mil_dtype_name(right)) == ("fp32", "fp32")
+        assert common_dtype(i, np.float32(2.0)) == "fp32"  # a whole float still makes the result float
+        assert common_dtype(b, np.array([5], np.int32)) == "int32"  # 5 is not cast to True
+        assert common_dtype(h, np.float32(0.1)) == "fp16"
+        assert common_dtype(i, np.array([7], np.int32)) == "int32"
+        assert common_dtype(i, h) == "fp16"
+        assert common_dtype(i, np.int32(3), np.float32(0.25)) == "fp32"
