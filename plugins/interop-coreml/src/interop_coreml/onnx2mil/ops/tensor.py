@@ -787,9 +787,11 @@ def _resize_weights(node, dim: int, length: int, factor: float, by_sizes: bool) 
     unrounded ``dim * scale`` for align_corners and pytorch_half_pixel, samples -0.5
     for a pytorch_half_pixel output of length 1, and picks the wrong pixel when a
     coordinate falls on a whole number in float64 rounding); onnxruntime follows the
-    spec. Antialiased resizing is tabulated by the reference evaluator, and refused where
-    that departs from the spec (align_corners, or pytorch_half_pixel to one sample, by
-    a scale that does not give a whole length).
+    spec. Antialiasing changes only shrinking; an antialiased shrink is tabulated by the
+    reference evaluator, and refused where that departs from the spec (pytorch_half_pixel
+    to one sample; align_corners and half_pixel_symmetric by a scale that does not give a
+    whole length). Nearest half_pixel_symmetric by such a scale is refused too: its
+    samples fall on exact halves, where float32 evaluation order picks the pixel.
     """
     import warnings
 
