@@ -220,11 +220,43 @@ def test_graph_passes_keep_the_function(name, tmp_path):
         np.testing.assert_allclose(got[out], reference, rtol=1e-4, atol=1e-5, equal_nan=True)
 
 
+@pytest.mark.parametrize("groups, per_group", [(2, 3), (3, 2), (4, 1), (1, 3)])
+@pytest.mark.parametrize("after", ["Mul", "Div", "BatchNormalization", "Mul+Add"])
+def test_grouped_conv_transpose_keeps_its_channel_factors(groups, per_group, after, tmp_path):
+    # fuse_conv_scale / fuse_conv_batchnorm regroup a grouped conv_transpose weight in the wrong
+    # channel order and scaled other output channels (onnx's reference evaluator cannot run a
+    # grouped ConvTranspose here, so onnxruntime judges).
+    rng = np.random.default_rng(groups * 10 + per_group)
+    node, init = onnx.helper.make_node, onnx.numpy_helper.from_array
+    cin, cout = 2 * groups, per_group * groups
+    channel = (1, cout, 1, 1)
+    nodes = [node("ConvTranspose", ["x", "w"], ["c"], group=groups, strides=[2, 1])]
+    initializers = [init(_f32(rng, cin, per_group, 2, 3), "w")]
+    factor = init(rng.uniform(0.5, 3.0, channel).astype(np.float32), "k")
+    if after in ("Mul", "Div"):
+        nodes.append(node(after, ["c", "k"], ["y"]))
+        initializers.append(factor)
+    elif after == "Mul+Add":
+        nodes += [node("Mul", ["c", "k"], ["m"]), node("Add", ["m", "b"], ["y"])]
+        initializers += [factor, init(_f32(rng, *channel), "b")]
+    else:
+        nodes.append(node("BatchNormalization", ["c", "g", "b", "mean", "var"], ["y"], epsilon=1e-3))
+        initializers += [init(rng.uniform(0.5, 2.0, cout).astype(np.float32), n) for n in ("g", "var")]
+        initializers += [init(_f32(rng, cout), n) for n in ("b", "mean")]
+    model = _inferred(nodes, [tensor_info("x", [1, cin, 3, 4])], initializers)
+    feeds = {"x": _f32(rng, 1, cin, 3, 4)}
+    expected = ort_run(model, feeds)["y"]
+    got = interpret(save(model, tmp_path / "m.mlpackage"), feeds)["y"]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+
+
 def test_interop_pipeline_replaces_the_unsound_passes():
     from interop_coreml.onnx2mil.passes import pass_pipeline
 
     names = pass_pipeline().passes
-    for unsound in ("fuse_conv_scale", "fuse_conv_bias", "fuse_linear_bias", "fuse_matmul_weight_bias",
+    for unsound in ("fuse_conv_scale", "fuse_conv_batchnorm", "fuse_conv_bias", "fuse_linear_bias",
+                    "fuse_matmul_weight_bias",
                     "fuse_elementwise_to_batchnorm", "select_optimization"):
         assert f"common::{unsound}" not in names and f"interop::guarded_{unsound}" in names
     assert names[-1] == "interop::keep_pow2_sqrt"

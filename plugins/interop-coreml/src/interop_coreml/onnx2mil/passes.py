@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import types
-from coremltools.converters.mil.mil.passes.defs.optimize_conv import fuse_conv_bias, fuse_conv_scale
+from coremltools.converters.mil.mil.passes.defs.optimize_conv import (
+    fuse_conv_batchnorm, fuse_conv_bias, fuse_conv_scale,
+)
 from coremltools.converters.mil.mil.passes.defs.optimize_elementwise_binary import (
     fuse_elementwise_to_batchnorm, select_optimization,
 )
@@ -71,15 +73,45 @@ def _register(cls):
     return cls
 
 
+def _misplaces_grouped_deconv_channels(conv_op, *per_channel) -> bool:
+    """True for a grouped conv_transpose whose fusion would scale the wrong output channels.
+
+    coremltools regroups a conv_transpose weight [Cin, Cout/groups, ...] as [Cout, Cin/groups, ...]
+    by transpose + reshape, which orders the output channels j * groups + g instead of
+    g * Cout/groups + j: with groups > 1 and Cout/groups > 1, channel-varying factors land on
+    other channels. A factor equal on every channel is safe.
+    """
+    if conv_op.op_type != "conv_transpose" or conv_op.weight.val is None:
+        return False
+    groups = int(conv_op.groups.val) if conv_op.groups is not None and conv_op.groups.val is not None else 1
+    if groups == 1 or conv_op.weight.val.shape[1] == 1:
+        return False
+    return any(np.ptp(np.asarray(values, dtype=np.float64)) != 0 for values in per_channel if np.size(values) > 1)
+
+
 @_register
 class guarded_fuse_conv_scale(fuse_conv_scale):
-    """fuse_conv_scale, but not for ``const / conv(x)``, broadcasting scales, or non-finite/zero scales."""
+    """fuse_conv_scale, but not for ``const / conv(x)``, broadcasting scales, non-finite/zero scales,
+    or per-channel scales on a grouped conv_transpose."""
 
     def _try_to_transform(self, conv_op, scale_op):
         divides = scale_op.op_type == "real_div"
         if not _fusable(conv_op, scale_op, const_side=("y",) if divides else ("x", "y"), nonzero=divides):
             return False
+        if _misplaces_grouped_deconv_channels(conv_op, _const_operand(scale_op, conv_op.outputs[0])[0].val):
+            return False
         return fuse_conv_scale._try_to_transform(conv_op, scale_op)
+
+
+@_register
+class guarded_fuse_conv_batchnorm(fuse_conv_batchnorm):
+    """fuse_conv_batchnorm, but not into a grouped conv_transpose with per-channel statistics."""
+
+    def _try_to_transform(self, conv_op, bn_op):
+        params = [getattr(bn_op, name).val for name in ("gamma", "beta", "mean", "variance")]
+        if any(p is None for p in params) or _misplaces_grouped_deconv_channels(conv_op, *params):
+            return False
+        return fuse_conv_batchnorm._try_to_transform(conv_op, bn_op)
 
 
 @_register
@@ -209,6 +241,7 @@ class keep_pow2_sqrt(AbstractGraphPass):
 
 _GUARDED = {
     "common::fuse_conv_scale": guarded_fuse_conv_scale,
+    "common::fuse_conv_batchnorm": guarded_fuse_conv_batchnorm,
     "common::fuse_conv_bias": guarded_fuse_conv_bias,
     "common::fuse_linear_bias": guarded_fuse_linear_bias,
     "common::fuse_matmul_weight_bias": guarded_fuse_matmul_weight_bias,
