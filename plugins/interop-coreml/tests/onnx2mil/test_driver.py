@@ -251,13 +251,27 @@ def test_grouped_conv_transpose_keeps_its_channel_factors(groups, per_group, aft
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
 
 
+@pytest.mark.parametrize("chain", [2, 3])
+def test_consecutive_relus_that_are_outputs_all_stay_outputs(chain, tmp_path):
+    # merge_consecutive_relus replaced relu(relu(x)) by relu(x) even when the inner relu's
+    # output was a model output too, and that output vanished.
+    names = [f"r{i}" for i in range(chain)]
+    nodes = [onnx.helper.make_node("Relu", [src], [dst]) for src, dst in zip(["x"] + names[:-1], names)]
+    outputs = [onnx.helper.make_value_info(name, onnx.TypeProto()) for name in reversed(names)]
+    model = make_model(nodes, [tensor_info("x", [2, 5])], outputs, opset=17)
+    feeds = {"x": np.random.default_rng(chain).standard_normal((2, 5)).astype(np.float32)}
+    got = interpret(save(model, tmp_path / "m.mlpackage"), feeds)
+    assert sorted(got) == sorted(names)
+    assert_close(got, ort_run(model, feeds))
+
+
 def test_interop_pipeline_replaces_the_unsound_passes():
     from interop_coreml.onnx2mil.passes import pass_pipeline
 
     names = pass_pipeline().passes
     for unsound in ("fuse_conv_scale", "fuse_conv_batchnorm", "fuse_conv_bias", "fuse_linear_bias",
                     "fuse_matmul_weight_bias",
-                    "fuse_elementwise_to_batchnorm", "select_optimization"):
+                    "fuse_elementwise_to_batchnorm", "select_optimization", "merge_consecutive_relus"):
         assert f"common::{unsound}" not in names and f"interop::guarded_{unsound}" in names
     assert names[-1] == "interop::keep_pow2_sqrt"
 

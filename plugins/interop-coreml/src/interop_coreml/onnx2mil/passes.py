@@ -23,6 +23,7 @@ from coremltools.converters.mil.mil.passes.defs.optimize_elementwise_binary impo
     fuse_elementwise_to_batchnorm, select_optimization,
 )
 from coremltools.converters.mil.mil.passes.defs.optimize_linear import fuse_linear_bias, fuse_matmul_weight_bias
+from coremltools.converters.mil.mil.passes.defs.optimize_repeat_ops import merge_consecutive_relus
 from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass
 from coremltools.converters.mil.mil.passes.helper import block_context_manager
 from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipeline
@@ -198,6 +199,20 @@ class guarded_select_optimization(select_optimization):
         return None
 
 
+@_register
+class guarded_merge_consecutive_relus(merge_consecutive_relus):
+    """merge_consecutive_relus, but not when the first relu's output is itself a model output.
+
+    The pass replaces the second relu's output by the first one's; when both are outputs the
+    program is left with the same variable twice and one named output disappears.
+    """
+
+    def _match_and_replace_pattern(self, block, relu_op):
+        if relu_op.op_type == "relu" and any(relu_op.outputs[0] is out for out in block.outputs):
+            return False
+        return super()._match_and_replace_pattern(block, relu_op)
+
+
 def _all_static(*shapes) -> bool:
     return all(isinstance(d, (int, np.integer)) for shape in shapes for d in shape)
 
@@ -247,6 +262,7 @@ _GUARDED = {
     "common::fuse_matmul_weight_bias": guarded_fuse_matmul_weight_bias,
     "common::fuse_elementwise_to_batchnorm": guarded_fuse_elementwise_to_batchnorm,
     "common::select_optimization": guarded_select_optimization,
+    "common::merge_consecutive_relus": guarded_merge_consecutive_relus,
 }
 
 
