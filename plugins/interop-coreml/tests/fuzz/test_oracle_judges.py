@@ -1,0 +1,119 @@
+"""The oracle's judges: per-output onnxruntime, the reference evaluator's known bugs, pool pads, TopK ties, MVN."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from interop_coreml.fuzz import oracle
+
+
+def _model(nodes, inputs, outputs, opset=19) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "t", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    if all(o.type.tensor_type.HasField("shape") for o in outputs):  # the checker wants declared shapes
+        onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _f(name, shape=None):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def test_the_reference_evaluators_known_bugs_are_listed_and_the_correct_cases_are_not() -> None:
+    def bugs(node, shape):
+        return oracle.reference_bugs(_model([node], [_f("x", shape)], [_f("y")]), {})
+
+    assert bugs(helper.make_node("GlobalMaxPool", ["x"], ["y"]), [1, 2, 3])
+    assert bugs(helper.make_node("GlobalAveragePool", ["x"], ["y"]), [1, 2, 3, 4, 5])
+    assert not bugs(helper.make_node("GlobalMaxPool", ["x"], ["y"]), [1, 2, 3, 4])
+    assert bugs(helper.make_node("LpNormalization", ["x"], ["y"], p=1, axis=1), [2, 3])
+    assert bugs(helper.make_node("LpNormalization", ["x"], ["y"], p=2, axis=-1), [2, 3])
+    assert not bugs(helper.make_node("LpNormalization", ["x"], ["y"], p=2, axis=1), [2, 3])
+    assert bugs(helper.make_node("LRN", ["x"], ["y"], size=3), [1, 3, 2, 2])
+    assert bugs(helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], dilations=[2], auto_pad="SAME_LOWER"),
+                [1, 1, 6])
+    assert bugs(helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2], auto_pad="VALID", ceil_mode=1),
+                [1, 1, 5])
+    assert not bugs(helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], pads=[1, 0]), [1, 1, 5])
+
+
+def test_when_onnxruntime_fails_on_the_graph_each_output_is_judged_on_its_own_subgraph() -> None:
+    # onnxruntime refuses the SAME pool whose total padding is negative (kernel 1 < stride 2), and
+    # the reference evaluator asserts on auto_pad + ceil_mode: only the Tanh branch can be judged.
+    model = _model([helper.make_node("Tanh", ["x"], ["t"]),
+                    helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[1], strides=[2],
+                                     auto_pad="SAME_UPPER", ceil_mode=1)],
+                   [_f("x", [1, 1, 4])], [_f("t"), _f("p")])
+    x = np.array([[[0.5, -1.0, 2.0, 0.25]]], np.float32)
+    try:
+        oracle.run_onnxruntime(model, {"x": x})
+        raise AssertionError("onnxruntime was expected to refuse this graph")
+    except Exception as error:  # noqa: BLE001
+        assert "MaxPool" in str(error)
+    expected, judged = oracle._expected_per_output(model, {"x": x})
+    assert list(expected) == ["t"]
+    np.testing.assert_allclose(expected["t"], np.tanh(x), rtol=1e-6)
+    assert judged["t"] == "onnxruntime (on the output's own subgraph)"
+    assert judged["p"].startswith("not compared") and "ceil_mode" in judged["p"]
+
+
+def test_a_same_dilated_max_pool_is_onnxruntimes_short_output_verified_with_explicit_pads() -> None:
+    model = _model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], dilations=[2], auto_pad="SAME_UPPER")],
+                   [_f("x", [1, 1, 5])], [_f("y")])
+    x = np.array([[[4.0, -3.0, 2.0, 1.0, 0.5]]], np.float32)
+    rewritten = oracle.explicit_pool_pads(model, {"x": x})
+    assert [list(onnx.helper.get_attribute_value(a)) for a in rewritten.graph.node[0].attribute
+            if a.name == "pads"] == [[1, 1]]  # total (5-1)*1 + (2-1)*2 + 1 - 5 = 2
+    np.testing.assert_array_equal(oracle.run_onnxruntime(rewritten, {"x": x})["y"],
+                                  [[[-3.0, 4.0, 1.0, 2.0, 1.0]]])  # spec: max(x[i-1], x[i+1]), 5 long
+    outcome = oracle.evaluate(model, {"x": x})
+    assert (outcome.status, outcome.kind) == ("mismatch", "shape"), outcome.message
+    assert outcome.explained == "ort-pool-same-dilations"
+    undilated = _model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], auto_pad="SAME_UPPER")],
+                       [_f("x", [1, 1, 5])], [_f("y")])
+    assert oracle.explicit_pool_pads(undilated, {"x": x}) is None  # the rule is for dilated pools only
+
+
+def _topk_model() -> onnx.ModelProto:
+    return _model([helper.make_node("Tanh", ["x"], ["t"]), helper.make_node("TopK", ["t", "k"], ["v", "i"], axis=1)],
+                  [_f("x", [1, 4]), helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                  [helper.make_tensor_value_info("i", TensorProto.INT64, [1, 2])])
+
+
+def test_topk_indices_are_compared_through_the_values_they_select() -> None:
+    model = _topk_model()
+    feeds = {"x": np.array([[9.82, 9.9, 0.1, -2.0]], np.float32), "k": np.array([2], np.int64)}
+    ort = oracle.run_onnxruntime(model, feeds)["i"]
+    swapped = {"i": ort[:, ::-1].astype(np.int32)}  # tanh 0.99999994 vs 1.0: the order of a near-tie
+    diffs = oracle._differences({"i": ort}, swapped)
+    assert diffs and diffs[0][1] == "value"
+    notes: list[str] = []
+    assert oracle._topk_ties(model, feeds, swapped, diffs, notes) == [] and notes
+    wrong = {"i": np.array([[0, 2]], np.int32)}  # tanh(0.1) is not near 1
+    diffs = oracle._differences({"i": ort}, wrong)
+    assert oracle._topk_ties(model, feeds, wrong, diffs, []) == diffs
+
+
+def _mvn_model() -> onnx.ModelProto:
+    return _model([helper.make_node("MeanVarianceNormalization", ["x"], ["m"], axes=[1]),
+                   helper.make_node("Relu", ["m"], ["y"])],
+                  [_f("x", [2, 4])], [_f("y", [2, 4])])
+
+
+def test_an_mvn_mismatch_is_explained_only_where_a_near_constant_slice_feeds_it() -> None:
+    model = _mvn_model()
+    x = np.array([[1000.0, 1000.0001, 1000.0, 999.9999], [0.5, -1.0, 2.0, 0.25]], np.float32)
+    y = oracle.run_onnxruntime(model, {"x": x})["y"]
+    noisy_row = y.copy()
+    noisy_row[0, 1] += 0.5
+    assert oracle.mvn_ill_conditioned_feeds(model, {"x": x}, {"y": noisy_row}, ["y"])
+    good_row = y.copy()
+    good_row[1, 2] += 0.5  # a well-conditioned slice: a real difference
+    assert not oracle.mvn_ill_conditioned_feeds(model, {"x": x}, {"y": good_row}, ["y"])
+    spread = np.array([[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 0.25]], np.float32)
+    y = oracle.run_onnxruntime(model, {"x": spread})["y"]
+    y[0, 1] += 0.5
+    assert not oracle.mvn_ill_conditioned_feeds(model, {"x": spread}, {"y": y}, ["y"])
