@@ -78,16 +78,19 @@ def test_a_same_dilated_max_pool_is_onnxruntimes_short_output_verified_with_expl
 
 
 def _topk_model() -> onnx.ModelProto:
-    return _model([helper.make_node("Tanh", ["x"], ["t"]), helper.make_node("TopK", ["t", "k"], ["v", "i"], axis=1)],
-                  [_f("x", [1, 4]), helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
-                  [helper.make_tensor_value_info("i", TensorProto.INT64, [1, 2])])
+    k = helper.make_node("Constant", [], ["k"], value=onnx.numpy_helper.from_array(np.array([2], np.int64)))
+    return _model([k, helper.make_node("Tanh", ["x"], ["t"]), helper.make_node("TopK", ["t", "k"], ["v", "i"], axis=1)],
+                  [_f("x", [1, 4])], [helper.make_tensor_value_info("i", TensorProto.INT64, [1, 2])])
 
 
 def test_topk_indices_are_compared_through_the_values_they_select() -> None:
     model = _topk_model()
-    feeds = {"x": np.array([[9.82, 9.9, 0.1, -2.0]], np.float32), "k": np.array([2], np.int64)}
+    # numpy's float32 tanh: 0.99999994 and 1.0, so the interpreter orders them [1, 0];
+    # onnxruntime's: 1.0 and 1.0, a tie, so [0, 1]
+    feeds = {"x": np.array([[9.82, 20.0, 0.1, -2.0]], np.float32)}
     ort = oracle.run_onnxruntime(model, feeds)["i"]
-    swapped = {"i": ort[:, ::-1].astype(np.int32)}  # tanh 0.99999994 vs 1.0: the order of a near-tie
+    assert ort.tolist() == [[0, 1]]
+    swapped = {"i": np.array([[1, 0]], np.int32)}
     diffs = oracle._differences({"i": ort}, swapped)
     assert diffs and diffs[0][1] == "value"
     notes: list[str] = []
@@ -95,6 +98,17 @@ def test_topk_indices_are_compared_through_the_values_they_select() -> None:
     wrong = {"i": np.array([[0, 2]], np.int32)}  # tanh(0.1) is not near 1
     diffs = oracle._differences({"i": ort}, wrong)
     assert oracle._topk_ties(model, feeds, wrong, diffs, []) == diffs
+    assert oracle.evaluate(model, feeds).status == "ok"
+
+
+def test_an_exact_tie_in_the_wrong_order_stays_a_mismatch() -> None:
+    model = _topk_model()
+    feeds = {"x": np.array([[0.5, 0.5, 0.1, -2.0]], np.float32)}
+    ort = oracle.run_onnxruntime(model, feeds)["i"]
+    assert ort.tolist() == [[0, 1]]  # the spec: the lower index first
+    higher_first = {"i": np.array([[1, 0]], np.int32)}
+    diffs = oracle._differences({"i": ort}, higher_first)
+    assert oracle._topk_ties(model, feeds, higher_first, diffs, []) == diffs
 
 
 def _mvn_model() -> onnx.ModelProto:
