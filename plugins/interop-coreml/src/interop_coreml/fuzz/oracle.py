@@ -14,7 +14,11 @@ When the interpreter and onnxruntime disagree, ``onnx.reference.ReferenceEvaluat
 decides who deviates from the specification, and :data:`KNOWN_DEVIATIONS` says which
 onnxruntime deviations are known; a mismatch is *explained* only when a rule matches
 and the reference evaluator (or onnxruntime without its optimizer) agrees with the
-interpreter.
+interpreter. The reference evaluator has bugs of its own (:func:`reference_bugs`): where
+one of those ops is upstream of an output, its verdict on that output counts for nothing.
+When onnxruntime cannot run the whole graph, each output is judged on its own upstream
+subgraph (onnxruntime first, then the reference evaluator where it is trustworthy). TopK
+index outputs are compared through the values they select (:func:`_topk_ties`).
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ class Deviation:
     kinds: frozenset[str]  # ... and the mismatch is of one of these kinds
     #: How a case is verified: "reference" (onnx's reference evaluator agrees with the interpreter),
     #: "ort-unoptimized" (onnxruntime with ORT_DISABLE_ALL agrees), "ort-expanded" (onnxruntime
-    #: running the op's spec function body instead of its kernel agrees).
+    #: running the op's spec function body instead of its kernel agrees), "ort-explicit-pads"
+    #: (onnxruntime on the graph with SAME pools rewritten to the spec's explicit pads agrees),
+    #: "mvn-slices" (every differing element is fed by an ill-conditioned MVN slice).
     verify: str = "reference"
     when: Callable[[onnx.ModelProto, dict], bool] | None = None  # a narrower condition on graph and feeds
 
