@@ -261,10 +261,22 @@ def test_remove_path_never_deletes_a_folder(tmp_path):
 # ----------------------------------------------------------------------------- signals
 
 
+def _as_at_a_terminal() -> None:
+    """In the child: SIGINT and SIGTERM at their defaults, as for a command typed at a terminal.
+
+    A job started in the background by a non-interactive shell (CI runners often start
+    the suite so) inherits SIGINT *ignored*; interop, like Python itself, then keeps
+    ignoring it, and Ctrl-C could not be tested.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _start_convert(src: Path, dst: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "INTEROP_DEBUG"}
     return subprocess.Popen([sys.executable, "-m", "interop", "convert", str(src), "-o", str(dst)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_at_a_terminal)
 
 
 def _wait_for_scratch(proc: subprocess.Popen, folder: Path, timeout: float = 120) -> None:
