@@ -301,15 +301,14 @@ def test_cumsum_exclusive_reverse_of_constants_and_inputs(exclusive, reverse, so
 
 
 # Resize where onnx's reference evaluator departs from the spec and onnxruntime follows it:
-# length_resized is the whole output length (align_corners, pytorch_half_pixel to one sample:
-# x_original = 0), and coordinates landing exactly on a pixel (7 -> 17) pick that pixel.
+# pytorch_half_pixel to one sample (x_original = 0), and coordinates landing exactly on a
+# pixel (7 -> 17) pick that pixel.
 @pytest.mark.parametrize("attrs, dim, scale, size", [
     (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), 3, 0.5, None),
     (dict(mode="cubic", coordinate_transformation_mode="pytorch_half_pixel"), 4, 0.3, None),
     (dict(mode="nearest", coordinate_transformation_mode="pytorch_half_pixel"), 5, None, 1),
-    (dict(mode="linear", coordinate_transformation_mode="align_corners"), 3, 1.5, None),
-    (dict(mode="cubic", coordinate_transformation_mode="align_corners"), 7, 0.75, None),
-    (dict(mode="nearest", coordinate_transformation_mode="align_corners"), 5, 2.5, None),
+    (dict(mode="linear", coordinate_transformation_mode="align_corners"), 3, 2.0, None),
+    (dict(mode="nearest", coordinate_transformation_mode="align_corners"), 5, None, 9),
     (dict(mode="nearest"), 7, None, 17),
     (dict(mode="linear"), 7, None, 17),
     (dict(mode="cubic", coordinate_transformation_mode="half_pixel_symmetric"), 7, 0.5, None),
@@ -327,6 +326,23 @@ def test_resize_samples_where_the_spec_says(attrs, dim, scale, size, tmp_path):
     model = make_model([node], [tensor_info("x", shape)], [tensor_info("y", None)], inits, 19)
     x = np.random.default_rng(21).standard_normal(shape).astype(np.float32)
     check_graph(model, [{"x": x}], tmp_path, reference=False)
+
+
+# align_corners by a scale that gives a fractional length: the spec's length_resized is
+# scale * length_original (scale = length_resized / length_original), as the ONNX
+# conformance cases resize_downsample_scales_*_align_corners and the reference evaluator
+# have it; onnxruntime uses the rounded output length there (docs/coreml.md).
+@pytest.mark.parametrize("mode, dim, scale", [
+    ("linear", 3, 1.5), ("cubic", 7, 0.75), ("nearest", 5, 2.5), ("linear", 4, 0.6), ("cubic", 4, 0.8),
+])
+def test_resize_align_corners_by_a_fractional_scale_follows_the_spec(mode, dim, scale, tmp_path):
+    shape = [1, 2, dim, dim]
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode,
+                            coordinate_transformation_mode="align_corners")
+    model = make_model([node], [tensor_info("x", shape)], [tensor_info("y", None)],
+                       [_init("scales", [1, 1, scale, scale], np.float32)], 19)
+    x = np.random.default_rng(22).standard_normal(shape).astype(np.float32)
+    check_graph(model, [{"x": x}], tmp_path, onnxruntime=False, rtol=1e-4, atol=1e-5)
 
 
 def test_resize_where_float32_ties_decide_the_pixel_is_refused(tmp_path):

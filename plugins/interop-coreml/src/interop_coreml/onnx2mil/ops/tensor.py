@@ -724,7 +724,8 @@ def _spec_resize_weights(attributes: dict, dim: int, length: int, scale: np.floa
 
     Coordinates are computed in float32 as runtimes do (an output landing exactly on a
     pixel or half-way between two must round as theirs do); ``length_resized`` is the
-    whole output length; linear and cubic read clamped (edge) neighbours.
+    whole output length, except for align_corners, where the spec makes it
+    ``scale * dim``; linear and cubic read clamped (edge) neighbours.
     """
     f32 = np.float32
     mode = attributes.get("mode", "nearest")
@@ -733,7 +734,12 @@ def _spec_resize_weights(attributes: dict, dim: int, length: int, scale: np.floa
     if coordinate_mode == "asymmetric":
         x = j / scale
     elif coordinate_mode == "align_corners":
-        x = np.zeros(length, f32) if length == 1 else j * f32(dim - 1) / f32(length - 1)
+        # The spec's length_resized is scale * length_original (scale = length_resized /
+        # length_original), fractional when a scale does not give a whole length; the ONNX
+        # conformance cases (resize_downsample_scales_*_align_corners) follow it.
+        # onnxruntime uses the rounded output length instead (docs/coreml.md).
+        resized = f32(dim) * scale
+        x = np.zeros(length, f32) if resized <= 1 else j * f32(dim - 1) / (resized - f32(1))
     elif coordinate_mode == "pytorch_half_pixel":
         x = np.zeros(length, f32) if length == 1 else (j + f32(0.5)) / scale - f32(0.5)
     elif coordinate_mode == "half_pixel":
@@ -784,7 +790,7 @@ def _resize_weights(node, dim: int, length: int, factor: float, by_sizes: bool) 
 
     Without antialias, from the spec's formulas (:func:`_spec_resize_weights`): onnx's
     reference evaluator departs from the spec there (it takes ``length_resized`` as the
-    unrounded ``dim * scale`` for align_corners and pytorch_half_pixel, samples -0.5
+    unrounded ``dim * scale`` for pytorch_half_pixel, samples -0.5
     for a pytorch_half_pixel output of length 1, and picks the wrong pixel when a
     coordinate falls on a whole number in float64 rounding); onnxruntime follows the
     spec. Antialiasing changes only shrinking; an antialiased shrink is tabulated by the
