@@ -131,3 +131,19 @@ def test_an_mvn_mismatch_is_explained_only_where_a_near_constant_slice_feeds_it(
     y = oracle.run_onnxruntime(model, {"x": spread})["y"]
     y[0, 1] += 0.5
     assert not oracle.mvn_ill_conditioned_feeds(model, {"x": spread}, {"y": y}, ["y"])
+
+
+def _resize_align_corners(scale: float) -> onnx.ModelProto:
+    scales = helper.make_node("Constant", [], ["s"],
+                              value=onnx.numpy_helper.from_array(np.array([1, 1, scale, 1], np.float32)))
+    return _model([scales, helper.make_node("Resize", ["x", "", "s"], ["y"], mode="linear",
+                                            coordinate_transformation_mode="align_corners")],
+                  [_f("x", [1, 1, 3, 1])], [_f("y")])
+
+
+def test_align_corners_by_a_fractional_scale_is_onnxruntimes_rounded_length() -> None:
+    x = np.array([1.0, -2.0, 4.0], np.float32).reshape(1, 1, 3, 1)
+    outcome = oracle.evaluate(_resize_align_corners(1.5), {"x": x})  # 3 * 1.5 = 4.5 -> 4 rows
+    assert (outcome.status, outcome.kind) == ("mismatch", "value"), outcome.message
+    assert outcome.explained == "ort-resize-align-corners-fractional"
+    assert not oracle._align_corners_fractional(_resize_align_corners(2.0), {"x": x})  # 6 rows: no deviation

@@ -77,6 +77,27 @@ def _has_attr(op_type: str, name: str, values: set) -> Callable[[onnx.ModelProto
     return test
 
 
+def _align_corners_fractional(model: onnx.ModelProto, feeds: dict) -> bool:
+    """True when an align_corners Resize by scales gives some axis a fractional length (dim · scale)."""
+    from interop_coreml.fuzz.shrink import intermediate_values
+
+    values = {**feeds, **intermediate_values(model, feeds)}
+    for init in model.graph.initializer:
+        values.setdefault(init.name, onnx.numpy_helper.to_array(init))
+    for node in model.graph.node:
+        if node.op_type != "Resize" or _attr(node, "coordinate_transformation_mode") not in (
+                b"align_corners", "align_corners"):
+            continue
+        scales = values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        data = values.get(node.input[0])
+        if scales is None or data is None or np.size(scales) != np.ndim(data):
+            continue
+        lengths = np.asarray(np.shape(data), dtype=np.float32) * np.asarray(scales, dtype=np.float32)
+        if np.any(lengths != np.floor(lengths)):
+            return True
+    return False
+
+
 #: Known onnxruntime deviations (also listed in docs/fuzzing.md). Each is verified per case:
 #: the reference evaluator (or onnxruntime with ORT_DISABLE_ALL) must agree with the interpreter.
 KNOWN_DEVIATIONS = (
@@ -127,6 +148,15 @@ KNOWN_DEVIATIONS = (
         "a variance of about 1e-6 instead of 0, so the output is not B); the spec's "
         "mean((x − mean)²) does not",
         frozenset({"InstanceNormalization"}), frozenset({"value"}),
+    ),
+    Deviation(
+        "ort-resize-align-corners-fractional",
+        "Resize with align_corners by a scale that gives a fractional length: the spec defines "
+        "scale = length_resized / length_original, so length_resized = scale * length_original "
+        "(fractional), as the ONNX conformance cases resize_downsample_scales_*_align_corners have "
+        "it; onnxruntime uses the rounded output length; verified by the reference evaluator, which "
+        "generates those conformance cases, agreeing with the interpreter",
+        frozenset({"Resize"}), frozenset({"value"}), when=_align_corners_fractional,
     ),
     Deviation(
         "ort-convtranspose-same-negative-pad",
