@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Helper modules beside the tests (cli_assertions.py) are importable from every test module.
+sys.path.insert(0, str(Path(__file__).parent))
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]

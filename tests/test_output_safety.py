@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_assertions import assert_refused
 
 import interop
 from interop.plugin_api import InteropError
@@ -57,15 +58,6 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
     return run
 
 
-def _assert_refused(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-
-
 def _tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -97,7 +89,7 @@ def test_report_path_that_is_a_folder_is_exit_2_before_any_model_is_opened(tmp_p
     before = _tree(folder)
     # The candidate does not exist: were models opened first, the error would be about it.
     result = cli("check", str(tiny), str(tmp_path / "missing.onnx"), option, str(folder))
-    _assert_refused(result, option, "is a directory")
+    assert_refused(result, option, "is a directory")
     assert _tree(folder) == before
 
 
@@ -108,19 +100,19 @@ def test_report_path_that_is_a_link_is_refused_and_the_target_kept(tmp_path, tin
     link = tmp_path / "report.out"
     link.symlink_to(target)
     result = cli("check", str(tiny), str(tmp_path / "missing.onnx"), option, str(link))
-    _assert_refused(result, "symbolic link")
+    assert_refused(result, "symbolic link")
     assert link.is_symlink() and target.read_text() == "precious"
 
 
 def test_report_paths_that_would_overwrite_a_checked_model_are_refused(tmp_path, tiny_mlpackage, tiny, cli):
     before = tiny.read_bytes()
-    _assert_refused(cli("check", str(tiny), f"{tiny}@onnxruntime", "--json", str(tiny)), "input")
+    assert_refused(cli("check", str(tiny), f"{tiny}@onnxruntime", "--json", str(tiny)), "input")
     assert tiny.read_bytes() == before
     inside = tiny_mlpackage / "report.xml"
-    _assert_refused(cli("check", str(tiny), str(tiny_mlpackage), "--junit", str(inside)), "inside")
+    assert_refused(cli("check", str(tiny), str(tiny_mlpackage), "--junit", str(inside)), "inside")
     assert not inside.exists()
     both = tmp_path / "r.out"
-    _assert_refused(cli("check", str(tiny), str(tiny), "--json", str(both), "--junit", str(both)),
+    assert_refused(cli("check", str(tiny), str(tiny), "--json", str(both), "--junit", str(both)),
                     "same file")
     assert not both.exists()
 
@@ -157,7 +149,7 @@ def test_output_that_is_the_source_is_exit_2_and_the_source_is_kept(tmp_path, ti
     src = tmp_path / "m.onnx"
     src.write_bytes(tiny.read_bytes())
     before = src.read_bytes()
-    _assert_refused(cli("convert", str(src), "-o", str(src), "--to", "coreml", "--force"), "input")
+    assert_refused(cli("convert", str(src), "-o", str(src), "--to", "coreml", "--force"), "input")
     assert src.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
@@ -202,7 +194,7 @@ def test_output_that_is_a_link_is_exit_2_and_the_link_and_its_target_are_kept(tm
     link = tmp_path / "out.mlpackage"
     link.symlink_to(target)
     result = cli("convert", str(tiny), "-o", str(link), "--force")
-    _assert_refused(result, "symbolic link")
+    assert_refused(result, "symbolic link")
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert target.exists() != dangling
     if not dangling:
@@ -217,12 +209,12 @@ def test_force_never_replaces_a_folder_that_is_not_a_model_of_the_target_format(
     folder = tmp_path / "work.mlpackage"
     folder.mkdir()
     (folder / "thesis.tex").write_text("three years")
-    _assert_refused(cli("convert", str(tiny), "-o", str(folder), "--force"), "did not write")
+    assert_refused(cli("convert", str(tiny), "-o", str(folder), "--force"), "did not write")
     assert _tree(folder) == {"thesis.tex": b"three years"}
     keras_dir = tmp_path / "model.onnx"  # a folder where a file output goes
     keras_dir.mkdir()
     (keras_dir / "saved_model.pb").write_bytes(b"x")
-    _assert_refused(cli("convert", str(tiny), "-o", str(keras_dir), "--to", "coreml", "--force"),
+    assert_refused(cli("convert", str(tiny), "-o", str(keras_dir), "--to", "coreml", "--force"),
                     "did not write")
     assert _tree(keras_dir) == {"saved_model.pb": b"x"}
 

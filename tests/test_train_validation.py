@@ -6,20 +6,12 @@ import math
 from pathlib import Path
 
 import pytest
+from cli_assertions import assert_refused
 
 import interop
 from interop.plugin_api import InteropError
 from interop.registry import get_registry
 from interop.training import MAX_SEED, check_output_extension
-
-
-def _assert_refused(result, *needles: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -34,7 +26,7 @@ def _assert_refused(result, *needles: str) -> None:
 ])
 def test_bad_hyper_parameters_on_the_command_line(tmp_path, cli, args, needle):
     out = tmp_path / "model.pt2"
-    _assert_refused(cli("train", "--framework", "torch", "-o", str(out), *args), needle)
+    assert_refused(cli("train", "--framework", "torch", "-o", str(out), *args), needle)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -57,7 +49,7 @@ def test_bad_hyper_parameters_through_the_api(tmp_path, options):
 ])
 def test_output_extension_must_match_the_trainers_format(tmp_path, cli, framework, name, right):
     result = cli("train", "--framework", framework, "-o", str(tmp_path / name))
-    _assert_refused(result, name, f"the {framework} trainer writes a {framework} model")
+    assert_refused(result, name, f"the {framework} trainer writes a {framework} model")
     assert f"hint: use -o {tmp_path / right}" in result.stderr
     assert list(tmp_path.iterdir()) == []
 

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+from cli_assertions import assert_refused as refused  # noqa: F401 - the security tests' name for it
+
 
 class WatchedPath:
     """A named pipe: a reader opening it is recorded (and fed, so that reader never blocks)."""
@@ -38,14 +40,3 @@ class WatchedPath:
         self._stop.set()
         self._thread.join(timeout=5)
         return self.opened
-
-
-def refused(result, *needles: str) -> str:
-    """Exit 2, one 'error:' line naming the reason, no traceback; returns that line."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
