@@ -55,14 +55,20 @@ class Deviation:
     when: Callable[[onnx.ModelProto, dict], bool] | None = None  # a narrower condition on graph and feeds
 
 
+def _tensor_values(model: onnx.ModelProto, feeds: dict) -> dict:
+    """Every tensor of the graph by name: feeds, initializers and what onnxruntime (unoptimised) computes."""
+    from interop_coreml.fuzz.shrink import intermediate_values
+
+    values = {**feeds, **intermediate_values(model, feeds)}
+    for init in model.graph.initializer:
+        values.setdefault(init.name, onnx.numpy_helper.to_array(init))
+    return values
+
+
 def _nan_reaches(op_types: set[str]) -> Callable[[onnx.ModelProto, dict], bool]:
     """True when a NaN flows into one of ``op_types`` (tensor values from onnxruntime, unoptimised)."""
     def test(model: onnx.ModelProto, feeds: dict) -> bool:
-        from interop_coreml.fuzz.shrink import intermediate_values
-
-        values = {**feeds, **intermediate_values(model, feeds)}
-        for init in model.graph.initializer:
-            values.setdefault(init.name, onnx.numpy_helper.to_array(init))
+        values = _tensor_values(model, feeds)
         return any(node.op_type in op_types and node.input[0] in values
                    and np.isnan(np.asarray(values[node.input[0]], dtype=np.float64)).any()
                    for node in model.graph.node)
@@ -79,16 +85,12 @@ def _has_attr(op_type: str, name: str, values: set) -> Callable[[onnx.ModelProto
 
 def _align_corners_fractional(model: onnx.ModelProto, feeds: dict) -> bool:
     """True when an align_corners Resize by scales gives some axis a fractional length (dim · scale)."""
-    from interop_coreml.fuzz.shrink import intermediate_values
-
     if not any(node.op_type == "Resize" for node in model.graph.node):
         return False
     try:
-        values = {**feeds, **intermediate_values(model, feeds)}
+        values = _tensor_values(model, feeds)
     except Exception:  # noqa: BLE001 - onnxruntime cannot run it: the rule cannot be verified
         return False
-    for init in model.graph.initializer:
-        values.setdefault(init.name, onnx.numpy_helper.to_array(init))
     for node in model.graph.node:
         if node.op_type != "Resize" or _attr(node, "coordinate_transformation_mode") not in (
                 b"align_corners", "align_corners"):
