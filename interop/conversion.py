@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,8 @@ from typing import Any
 from interop.errors import raise_if_interrupted
 from interop.formats import check_content, detect_format, format_for_output
 from interop.implementations import call_converter
-from interop.outputs import atomic_output, check_destination, refuse_overlap, same_format_directory
-from interop.plugin_api import ConversionError, Converter, InteropError
+from interop.output_files import atomic_output, refuse_overlap, same_format_directory
+from interop.plugin_api import ConversionError, Converter, InteropError, option_values
 from interop.registry import Provided, Registry, get_registry
 from interop.routing import plan_route
 
@@ -31,6 +31,8 @@ class Hop:
 
 @dataclass
 class ConvertResult:
+    """What :func:`convert` did: the formats, and each hop with the file it wrote."""
+
     source: Path
     destination: Path
     source_format: str
@@ -41,19 +43,55 @@ class ConvertResult:
     def route(self) -> list[str]:
         return [self.source_format] + [h.target for h in self.hops]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``interop convert --json``; intermediates are named by their role."""
+        return {
+            "source": str(self.source),
+            "destination": str(self.destination),
+            "source_format": self.source_format,
+            "target_format": self.target_format,
+            "route": self.route,
+            "hops": [
+                {"source": hop.source, "target": hop.target, "plugin": hop.plugin,
+                 "seconds": round(hop.seconds, 3), "options": _plain(hop.options),
+                 "output": self.output_label(index)}
+                for index, hop in enumerate(self.hops)
+            ],
+        }
+
+    def output_label(self, index: int) -> str:
+        """How reports name the file hop ``index`` wrote: the destination, or the intermediate by its role."""
+        if index == len(self.hops) - 1:
+            return str(self.destination)
+        hop = self.hops[index]
+        return (f"intermediate {hop.target} (hop {index + 1} of {len(self.hops)}: "
+                f"{hop.source} -> {hop.target}, not kept)")
+
+
+def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+            for name, value in options.items()}
+
 
 def resolve_target(dst: Path, to: str | None, registry: Registry) -> str:
+    """The target format: ``to``, else the one whose extension ``dst`` has (exit 2 when neither)."""
+    from interop.builtin_plugins import for_format, suffix_hint
+
+    known = ", ".join(sorted(registry.formats)) or "none (no plugin is installed)"
     if to:
         if to not in registry.formats:
-            known = ", ".join(sorted(registry.formats))
-            raise InteropError(f"unknown target format {to!r}", hint=f"known formats: {known}")
+            plugin = for_format(to)
+            raise InteropError(
+                f"unknown target format {to!r}",
+                hint=f"the {to} format comes with the {plugin.name} plugin: {plugin.install}" if plugin
+                else f"installed formats: {known}",
+            )
         return to
     guessed = format_for_output(dst, registry)
     if guessed is None:
-        known = ", ".join(sorted(registry.formats))
         raise InteropError(
             f"cannot tell the target format from {dst.name!r}",
-            hint=f"pass --to FORMAT or use a known extension; known formats: {known}",
+            hint=suffix_hint(dst) or f"pass --to FORMAT or use a known extension; installed formats: {known}",
         )
     return guessed
 
@@ -61,29 +99,24 @@ def resolve_target(dst: Path, to: str | None, registry: Registry) -> str:
 def split_options(
     route: list[Provided[Converter]], options: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """Give every hop the options it declares; an option no hop declares is an error."""
+    """Give every hop the options it declares, checked by the declaration; an option no hop declares is an error.
+
+    Each hop receives every option it declares: the user's value, parsed and
+    checked by the plugin's :class:`~interop.plugin_api.Option`, else its default.
+    """
     per_hop: list[dict[str, Any]] = []
     used: set[str] = set()
     for provided in route:
-        declared = {opt.name: opt for opt in provided.item.options}
-        mine: dict[str, Any] = {name: opt.default for name, opt in declared.items()}
-        for name, value in options.items():
-            if value is None or name not in declared:
-                continue
-            opt = declared[name]
-            mine[name] = opt.parse(value) if isinstance(value, str) and opt.type != "str" else value
-            if opt.choices and mine[name] not in opt.choices:
-                raise InteropError(
-                    f"option {name} must be one of {', '.join(opt.choices)}, got {value!r}"
-                )
-            used.add(name)
-        per_hop.append(mine)
+        declared = provided.item.options
+        mine = {o.name: options.get(o.name) for o in declared}
+        per_hop.append(option_values(declared, mine))
+        used.update(name for name, value in mine.items() if value is not None)
     unknown = sorted(n for n, v in options.items() if v is not None and n not in used)
     if unknown:
         steps = " -> ".join([route[0].item.source] + [p.item.target for p in route]) if route else "(none)"
         raise InteropError(
             f"option {', '.join(unknown)} is not understood by any converter on the route {steps}",
-            hint="`interop plugins` lists each converter's options",
+            hint="`interop convert --help-options FORMAT` lists the options of the converters of a format",
         )
     return per_hop
 
@@ -98,24 +131,25 @@ def convert(
     options: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
     keep_intermediates: Path | None = None,
-    on_hop: Any = None,
+    on_hop: Callable[[Hop], None] | None = None,
+    on_hop_start: Callable[[Converter, str], None] | None = None,
 ) -> ConvertResult:
     """Convert ``src`` into ``dst``, routing through as many converters as needed.
 
     ``options`` go to every hop that declares them (``{"opset": 17}``). The result
-    lists the hops taken. Nothing is left at ``dst`` when any hop fails. ``dst``
+    lists the hops taken; ``on_hop_start(converter, plugin name)`` and ``on_hop(hop)``
+    are called around each. Nothing is left at ``dst`` when any hop fails. ``dst``
     may not be ``src`` (links resolved), lie inside it or contain it; an existing
     directory at ``dst`` is replaced (with ``force``) only if it is a valid model of
     the target format.
     """
     registry = registry or get_registry()
     src, dst = Path(src), Path(dst)
-    source_format = from_format or detect_format(src, registry)
+    source_format = from_format or detect_format(src, registry, format_flag="--from")
     check_content(src, source_format, registry)
     target_format = resolve_target(dst, to, registry)
     refuse_overlap(dst, [src])
     replaceable = same_format_directory(target_format, registry)
-    check_destination(dst, force, replaceable)
     route = plan_route(source_format, target_format, registry)
     if not route:
         raise InteropError(
@@ -132,6 +166,8 @@ def convert(
             else:
                 ext = _extension_for(provided.item.target, registry)
                 out = final_tmp.parent / f"hop{index + 1}-{provided.item.target}{ext}"
+            if on_hop_start is not None:
+                on_hop_start(provided.item, provided.plugin.name)
             started = time.perf_counter()
             run_converter(provided, current, out, hop_options, registry)
             raise_if_interrupted()  # Ctrl-C that a library's bare `except:` swallowed

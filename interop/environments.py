@@ -34,9 +34,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 import interop.plugin_api as api
 from interop.plugin_api import (
@@ -50,6 +48,9 @@ from interop.plugin_api import (
     TrainData,
     TrainResult,
 )
+
+if TYPE_CHECKING:  # numpy is imported when arrays cross over: `interop plugins` asks only for status
+    import numpy as np
 
 #: Prefix of the lines the worker writes on stdout to report progress.
 EVENT_PREFIX = "@interop-event "
@@ -310,6 +311,8 @@ def _call_worker(
 def _save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> list[str]:
     """Store arrays positionally (names may hold characters a zip member cannot)."""
     names = list(arrays)
+    import numpy as np
+
     np.savez(path, **{f"a{i}": np.asarray(arrays[n]) for i, n in enumerate(names)})
     return names
 
@@ -317,6 +320,8 @@ def _save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> list[str]:
 def _load_arrays(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     """Arrays a worker wrote; never unpickled (the worker runs a stranger's model)."""
     try:
+        import numpy as np
+
         with np.load(path, allow_pickle=False) as stored:
             return {name: stored[f"a{i}"] for i, name in enumerate(names)}
     except (OSError, ValueError, KeyError, EOFError) as exc:
@@ -338,7 +343,9 @@ def run_converter_in(env: Environment, impl: str, src: Path, dst: Path, options:
 
 
 def _spec_from(data: dict[str, Any]) -> TensorSpec:
-    return TensorSpec(data["name"], data["dtype"], tuple(data["shape"]))
+    bounds = data.get("max_shape")
+    return TensorSpec(data["name"], data["dtype"], tuple(data["shape"]),
+                      None if bounds is None else tuple(bounds))
 
 
 class EnvironmentSession:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -178,13 +177,15 @@ def debug_enabled() -> bool:
     return os.environ.get("INTEROP_DEBUG", "").strip() not in {"", "0", "false", "no"}
 
 
-def report(exc: BaseException) -> int:
+def print_error(exc: BaseException) -> int:
     """Print ``exc`` as one line (plus a hint line) and return its exit code."""
     if isinstance(exc, KeyboardInterrupt):
         code = exc.exit_code if isinstance(exc, Interrupted) else INTERRUPTED
         print("error: terminated" if code == TERMINATED else "error: interrupted", file=sys.stderr)
         return code
     if debug_enabled():
+        import traceback
+
         traceback.print_exception(exc)
     if isinstance(exc, InteropError):
         print(f"error: {exc.message}", file=sys.stderr)

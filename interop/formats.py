@@ -30,8 +30,12 @@ def format_for_output(path: Path, registry: Registry) -> str | None:
     return best
 
 
-def detect_format(path: Path, registry: Registry) -> str:
-    """Name of the format stored at ``path``; raises ModelLoadError when unknown."""
+def detect_format(path: Path, registry: Registry, *, format_flag: str | None = None) -> str:
+    """Name of the format stored at ``path``; raises ModelLoadError when unknown.
+
+    ``format_flag`` is the option of the calling command that names a format
+    (``--from``), mentioned in the error when there is one.
+    """
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file or directory")
     candidates: list[tuple[int, str]] = []
@@ -48,12 +52,13 @@ def detect_format(path: Path, registry: Registry) -> str:
             if length:
                 candidates.append((length, name))
     if not candidates:
-        known = ", ".join(sorted(registry.formats)) or "none (no plugins loaded)"
+        from interop.builtin_plugins import suffix_hint
+
+        known = ", ".join(sorted(registry.formats)) or "none (no plugin is installed)"
         kind = "directory" if path.is_dir() else "file"
-        raise ModelLoadError(
-            f"{path}: no installed plugin recognises this {kind} as a model",
-            hint=f"name the format with --from FORMAT; known formats: {known}",
-        )
+        hint = suffix_hint(path) or (
+            f"name the format with {format_flag} FORMAT; " if format_flag else "") + f"installed formats: {known}"
+        raise ModelLoadError(f"{path}: no installed plugin recognises this {kind} as a model", hint=hint)
     candidates.sort(key=lambda c: (-c[0], c[1]))
     return candidates[0][1]
 

@@ -29,9 +29,10 @@ import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is not imported at start-up: `interop --help` and discovery stay light
+    import numpy as np
 
 __all__ = [
     "PLUGIN_API_VERSION",
@@ -48,19 +49,36 @@ __all__ = [
     "TrainConfig",
     "TrainData",
     "TrainResult",
+    "IntermediateSpec",
+    "IntermediatesSession",
+    "supports_intermediates",
+    "input_index_ranges",
+    "VALUE_MAP_METADATA_KEY",
     "InteropError",
     "ModelLoadError",
     "UnsupportedModelError",
     "ConversionError",
     "PluginDeclarationError",
     "resolve",
+    # --- 1.1: session metadata, options (core engineer's block) ---
+    "METADATA_PRECISION",
+    "METADATA_IO_NAMES",
+    "METADATA_SCALAR_IO",
+    "METADATA_SOURCE_OPSET",
+    "METADATA_SOURCE_PRODUCER",
+    "METADATA_INTEROP_VERSION",
+    "session_metadata",
+    "option_values",
+    "OPTION_TYPES",
+    # --- end of 1.1 session metadata block ---
 ]
 
 #: (major, minor) of this API. Plugins declare the major they target.
-PLUGIN_API_VERSION: tuple[int, int] = (1, 0)
+PLUGIN_API_VERSION: tuple[int, int] = (1, 1)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 # --------------------------------------------------------------------------- errors
@@ -110,14 +128,29 @@ class PluginDeclarationError(InteropError):
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A model input or output: name, numpy dtype name, shape (None/str = dynamic)."""
+    """A model input or output: name, numpy dtype name, shape (None/str = dynamic).
+
+    ``max_shape`` (since 1.1) is for runtimes that bound dynamic dimensions (Core
+    ML's flexible shapes do): the largest size each dimension accepts, ``None``
+    where unbounded; ``None`` altogether when the runtime enforces no bound.
+    interop keeps its batches within it.
+    """
 
     name: str
     dtype: str
     shape: tuple[int | str | None, ...]
+    max_shape: tuple[int | None, ...] | None = None
 
     def is_dynamic(self, axis: int) -> bool:
         return not isinstance(self.shape[axis], int)
+
+    def max_size(self, axis: int) -> int | None:
+        """The largest size dimension ``axis`` accepts: its fixed size, its bound, or None (unbounded)."""
+        if isinstance(self.shape[axis], int):
+            return int(self.shape[axis])  # type: ignore[arg-type]
+        if self.max_shape is not None and axis < len(self.max_shape):
+            return self.max_shape[axis]
+        return None
 
 
 @runtime_checkable
@@ -125,8 +158,17 @@ class Session(Protocol):
     """A model loaded in a runtime, ready to run numpy inputs.
 
     ``engine`` names what computes the numbers (for example
-    ``"coreml (reference interpreter)"``); ``versions`` maps package names to
-    versions used, for reports.
+    ``"coreml (reference interpreter)"``); it wins over the declaring
+    :class:`Runtime`'s ``engine``, which is only what is expected before a model
+    is loaded. ``versions`` maps package names to versions used, for reports.
+    ``inputs`` and ``outputs`` carry the names users see: a converted copy must
+    keep its source's names, because ``interop check`` matches outputs by name.
+
+    Since 1.1 a session may also have ``metadata``: a ``Mapping[str, str]`` of
+    what the model file records about itself, keyed by the ``METADATA_*``
+    constants for what crosses the boundary (the core reads the recorded
+    compute precision from it). It is optional: read it with
+    :func:`session_metadata`, never as a required attribute.
     """
 
     engine: str
@@ -135,6 +177,120 @@ class Session(Protocol):
     versions: dict[str, str]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+# ------------------------------------------------ API 1.1: intermediate values (interop check --locate)
+#
+# An optional Session capability: a session that can return the values computed
+# inside its model lets ``interop check --locate`` find the first operation whose
+# output diverges while its inputs still agree. Sessions without it keep working;
+# --locate then says that this runtime cannot show intermediate values.
+
+
+@dataclass(frozen=True)
+class IntermediateSpec:
+    """A value computed inside a model that a session can return on request (API 1.1).
+
+    ``name`` is the session's own name for the value (what :meth:`IntermediatesSession.run_intermediates`
+    takes and returns). ``op_type`` and ``op_name`` describe the operation that produces it;
+    ``inputs`` names the values that operation reads (other intermediate values or model
+    inputs; constants and weights are left out). Two fields pair a value with the same value
+    in another copy of the model:
+
+    * ``source``: the name this value had in the model it was converted from, when the
+      converter recorded it (a Core ML variable -> the ONNX value it translates; an ONNX
+      value -> the PyTorch graph node it was exported from);
+    * ``scope``: the layer or module the operation belongs to (a PyTorch module path such as
+      ``"layer1.0.bn1"``, a Keras layer name), used to pair the last value of each scope when
+      the names differ.
+    """
+
+    name: str
+    op_type: str = ""
+    op_name: str = ""
+    inputs: tuple[str, ...] = ()
+    source: str | None = None
+    scope: str | None = None
+
+
+@runtime_checkable
+class IntermediatesSession(Protocol):
+    """The optional Session capability behind ``--locate`` (API 1.1).
+
+    ``intermediates()`` lists every value the session can return, in an order in which
+    the model can compute them (each value after the values it reads).
+    ``run_intermediates(feeds, names)`` runs the model on ``feeds`` and returns the
+    values named (a subset of ``intermediates()``'s names) as numpy arrays. Callers ask
+    for a bounded number of names per call, so a model with thousands of values is
+    compared chunk by chunk without holding them all in memory at once.
+    """
+
+    def intermediates(self) -> list[IntermediateSpec]: ...
+
+    def run_intermediates(
+        self, feeds: Mapping[str, np.ndarray], names: Sequence[str]
+    ) -> dict[str, np.ndarray]: ...
+
+
+def supports_intermediates(session: Any) -> bool:
+    """True when ``session`` implements the API 1.1 intermediate-values capability."""
+    return callable(getattr(session, "intermediates", None)) and callable(
+        getattr(session, "run_intermediates", None)
+    )
+
+
+def input_index_ranges(session: Any) -> dict[str, tuple[float, float]]:
+    """Valid values of integer inputs ``session``'s model uses as indices into a table it holds (API 1.1).
+
+    A session may define ``input_index_ranges() -> dict[str, tuple[int, int]]``: for each
+    input that selects rows of a weight (an embedding lookup: ONNX ``Gather`` on an
+    initializer, ``torch.nn.Embedding``), the inclusive range of valid values. ``interop
+    check`` draws such inputs from that range instead of its generic one. Sessions
+    without the method, or whose method fails, give ``{}``.
+    """
+    method = getattr(session, "input_index_ranges", None)
+    if not callable(method):
+        return {}
+    try:
+        ranges = method() or {}
+        return {str(name): (float(low), float(high)) for name, (low, high) in dict(ranges).items()}
+    except Exception:  # noqa: BLE001 - an optional hint must never break a check
+        return {}
+
+
+#: Model metadata in which a converter records which value of the converted model each
+#: value of the source model became: a JSON object ``{source name: converted name}``
+#: (interop's ONNX -> Core ML translator writes it; its session reads it into
+#: :attr:`IntermediateSpec.source`).
+VALUE_MAP_METADATA_KEY = "interop.value_map"
+
+
+# --- 1.1: session metadata (core engineer's block) ---------------------------------------
+# Keys of Session.metadata (and of the model files' own metadata) whose meaning is shared by
+# the core and the plugins. Values are strings; structured values are JSON.
+
+#: Compute precision the model was converted for: one of "fp64", "fp32", "fp16", "bf16".
+METADATA_PRECISION = "interop.precision"
+#: JSON {"inputs": {stored: shown}, "outputs": {stored: shown}}: the source's tensor names,
+#: for formats whose own names had to differ (a session shows and accepts the shown names).
+METADATA_IO_NAMES = "interop.io_names"
+#: JSON {"inputs": [...], "outputs": [...]}: shown names of rank-0 tensors a format stores as (1,).
+METADATA_SCALAR_IO = "interop.scalar_io"
+#: Opset (ONNX default domain) of the model a converted copy was made from.
+METADATA_SOURCE_OPSET = "interop.source_opset"
+#: Producer (name and version) of the model a converted copy was made from.
+METADATA_SOURCE_PRODUCER = "interop.source_producer"
+#: Version of interop that wrote the file.
+METADATA_INTEROP_VERSION = "interop.version"
+
+
+def session_metadata(session: Any) -> Mapping[str, str]:
+    """A session's ``metadata`` mapping, or an empty one for sessions without (API 1.0 plugins)."""
+    metadata = getattr(session, "metadata", None)
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+# --- end of 1.1 session metadata block ---------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -212,43 +368,137 @@ def _check_path(kind: str, value: str | None, required: bool = True) -> None:
         )
 
 
+#: The value types an :class:`Option` may declare.
+OPTION_TYPES = ("str", "int", "float", "bool")
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 @dataclass(frozen=True)
 class Option:
-    """A converter option, exposed on the CLI as ``--option NAME=VALUE``.
+    """A converter option, declared once by the plugin whose converter reads it.
 
-    ``type`` is one of ``"int"``, ``"float"``, ``"str"``, ``"bool"``; ``choices``
-    restricts str values.
+    Users give it as ``--NAME`` (a flag ``interop convert`` generates from this
+    declaration, ``_`` written ``-``; ``--NAME/--no-NAME`` for a bool), as
+    ``-O NAME=VALUE``, or from Python as ``options={"NAME": value}``. ``type`` is
+    one of ``"int"``, ``"float"``, ``"str"``, ``"bool"``; ``choices`` restricts the
+    values; ``minimum``/``maximum`` (since 1.1) bound an int or float. The core
+    checks every value against this declaration (:meth:`coerce`) before the
+    converter runs, so a converter receives each option it declares, parsed,
+    checked, and set to ``default`` when the user gave none.
     """
 
     name: str
     type: str = "str"
     default: Any = None
     help: str = ""
-    choices: tuple[str, ...] = ()
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag of this option: ``--max-dynamic-dim`` for ``max_dynamic_dim``."""
+        return "--" + self.name.replace("_", "-")
 
     def parse(self, raw: str) -> Any:
         """Turn a command-line string into this option's value, or raise InteropError."""
-        try:
-            if self.type == "int":
-                value: Any = int(raw)
-            elif self.type == "float":
-                value = float(raw)
-            elif self.type == "bool":
-                lowered = raw.strip().lower()
-                if lowered not in {"1", "0", "true", "false", "yes", "no"}:
-                    raise ValueError(raw)
-                value = lowered in {"1", "true", "yes"}
-            else:
-                value = raw
-        except ValueError:
+        return self.coerce(raw)
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` (a command-line string or a Python value) as this option's type, checked.
+
+        Raises InteropError (exit 2) naming the option when the value has the
+        wrong type, is not one of ``choices`` or lies outside ``minimum``/``maximum``.
+        """
+        if isinstance(value, str) and self.type != "str":
+            value = self._from_text(value)
+        elif not self._has_type(value):
             raise InteropError(
-                f"option {self.name} expects {self.type}, got {raw!r}"
-            ) from None
+                f"option {self.name} expects {self._type_words()}, got {value!r}",
+                hint=self._hint(),
+            )
+        if self.type == "float":
+            value = float(value)
         if self.choices and value not in self.choices:
             raise InteropError(
-                f"option {self.name} must be one of {', '.join(self.choices)}, got {raw!r}"
+                f"option {self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}"
             )
+        if self.minimum is not None and value < self.minimum:
+            raise InteropError(f"option {self.name} must be at least {self.minimum:g}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise InteropError(f"option {self.name} must be at most {self.maximum:g}, got {value!r}")
         return value
+
+    def validate(self) -> None:
+        """Raise PluginDeclarationError when the declaration itself is malformed."""
+        if not isinstance(self.name, str) or not _OPTION_NAME.match(self.name):
+            raise PluginDeclarationError(
+                f"option name {self.name!r} is invalid",
+                hint="use lower-case letters, digits and '_', starting with a letter",
+            )
+        if self.type not in OPTION_TYPES:
+            raise PluginDeclarationError(
+                f"option {self.name}: type {self.type!r} is not one of {', '.join(OPTION_TYPES)}"
+            )
+        if (self.minimum is not None or self.maximum is not None) and self.type not in ("int", "float"):
+            raise PluginDeclarationError(f"option {self.name}: minimum/maximum apply to int and float options only")
+        for value in self.choices:
+            if not self._has_type(value):
+                raise PluginDeclarationError(f"option {self.name}: choice {value!r} is not of type {self.type}")
+        if self.default is not None:
+            try:
+                self.coerce(self.default)
+            except InteropError as exc:
+                raise PluginDeclarationError(f"option {self.name}: default is invalid: {exc.message}") from None
+
+    def _has_type(self, value: Any) -> bool:
+        if self.type == "bool":
+            return isinstance(value, bool)
+        if self.type == "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        if self.type == "float":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, str)
+
+    def _from_text(self, raw: str) -> Any:
+        text = raw.strip()
+        try:
+            if self.type == "int":
+                return int(text)
+            if self.type == "float":
+                return float(text)
+            lowered = text.lower()
+            if lowered in _TRUE | _FALSE:
+                return lowered in _TRUE
+        except ValueError:
+            pass
+        raise InteropError(f"option {self.name} expects {self._type_words()}, got {raw!r}", hint=self._hint())
+
+    def _type_words(self) -> str:
+        return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[self.type]
+
+    def _hint(self) -> str:
+        if self.type == "bool":
+            return f"give {self.flag} or --no-{self.flag[2:]}, or -O {self.name}=true|false"
+        if self.choices:
+            return f"{self.flag} takes one of {', '.join(map(str, self.choices))}"
+        return f"for example {self.flag}=" + {"int": "1", "float": "0.5", "bool": "true", "str": "VALUE"}[self.type]
+
+
+def option_values(declared: Sequence[Option], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every declared option's value: ``given``'s, checked by its :class:`Option`, else the default (since 1.1).
+
+    A converter called directly (in a plugin's own tests, or by a library) gets
+    the same checks as through ``interop convert``. A name in ``given`` that no
+    option declares is an InteropError; a ``None`` value means "not given".
+    """
+    given = dict(given or {})
+    unknown = sorted(name for name, value in given.items()
+                     if value is not None and name not in {o.name for o in declared})
+    if unknown:
+        known = ", ".join(o.name for o in declared) or "none"
+        raise InteropError(f"unknown option {', '.join(unknown)}", hint=f"options declared here: {known}")
+    return {o.name: o.default if given.get(o.name) is None else o.coerce(given[o.name]) for o in declared}
 
 
 @dataclass(frozen=True)
@@ -288,8 +538,9 @@ class Converter:
     ``impl`` points to ``convert(src: Path, dst: Path, options: Mapping) -> None``,
     which writes exactly ``dst`` (a temporary path the core renames on success).
     ``requires`` lists the Python distributions it needs, checked cheaply for
-    availability; ``environment`` names a separate Python environment to run in
-    (see docs/plugins.md).
+    availability; ``available`` (since 1.1, as for :class:`Runtime`) optionally
+    points to ``available() -> tuple[bool, str]``; ``environment`` names a separate
+    Python environment to run in (see docs/plugins.md).
     """
 
     source: str
@@ -300,6 +551,7 @@ class Converter:
     description: str = ""
     environment: str | None = None
     priority: int = 0
+    available: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -309,6 +561,23 @@ class Converter:
         _check_name("converter source", self.source)
         _check_name("converter target", self.target)
         _check_path(f"converter {self.source}->{self.target} impl", self.impl)
+        _check_path(f"converter {self.source}->{self.target} available", self.available, required=False)
+        seen: set[str] = set()
+        for option in self.options:
+            if not isinstance(option, Option):
+                raise PluginDeclarationError(
+                    f"converter {self.source}->{self.target}: options holds {type(option).__name__}, expected Option"
+                )
+            try:
+                option.validate()
+            except PluginDeclarationError as exc:
+                raise PluginDeclarationError(f"converter {self.source}->{self.target}: {exc.message}",
+                                             hint=exc.hint) from None
+            if option.name in seen:
+                raise PluginDeclarationError(
+                    f"converter {self.source}->{self.target}: option {option.name!r} is declared twice"
+                )
+            seen.add(option.name)
 
 
 @dataclass(frozen=True)
@@ -346,7 +615,9 @@ class Trainer:
 
     ``impl`` points to ``train(dst: Path, data: TrainData, config: TrainConfig,
     on_epoch: EpochCallback) -> TrainResult`` writing exactly ``dst``.
-    ``extension`` is the suffix of the saved file (``".keras"``).
+    ``extension`` is the suffix of the saved file (``".keras"``). ``available``
+    (since 1.1, as for :class:`Runtime`) optionally points to
+    ``available() -> tuple[bool, str]``.
     """
 
     framework: str
@@ -356,11 +627,13 @@ class Trainer:
     requires: tuple[str, ...] = ()
     environment: str | None = None
     priority: int = 0
+    available: str | None = None
 
     def validate(self) -> None:
         _check_name("trainer framework", self.framework)
         _check_name("trainer format", self.format)
         _check_path(f"trainer {self.framework} impl", self.impl)
+        _check_path(f"trainer {self.framework} available", self.available, required=False)
 
 
 @dataclass(frozen=True)

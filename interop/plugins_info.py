@@ -1,10 +1,19 @@
-"""What the installed plugins provide, as plain data for `interop plugins` and the Python API."""
+"""What the installed plugins provide, as plain data for `interop plugins` and the Python API.
+
+The document follows a published JSON Schema, ``interop/schemas/plugins.schema.json``
+(:func:`schema`); ``schema_version`` changes only when a field changes meaning or
+goes away.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from interop.plugin_api import PLUGIN_API_VERSION
 from interop.registry import Registry, availability, get_registry
+
+#: Version of the document's schema (interop/schemas/plugins.schema.json).
+SCHEMA_VERSION = 1
 
 
 def _owner(table: dict, key: Any, plugin_name: str) -> bool:
@@ -56,7 +65,8 @@ def list_plugins(registry: Registry | None = None) -> dict[str, Any]:
                     "target": conv.target,
                     "options": [
                         {"name": o.name, "type": o.type, "default": o.default, "help": o.help,
-                         "choices": list(o.choices)}
+                         "choices": list(o.choices), "minimum": o.minimum, "maximum": o.maximum,
+                         "flag": o.flag}
                         for o in conv.options
                     ],
                     "environment": conv.environment,
@@ -78,4 +88,14 @@ def list_plugins(registry: Registry | None = None) -> dict[str, Any]:
                     **_state(registry, registry.trainers, tr.framework, loaded.name),
                 })
         plugins.append(entry)
-    return {"plugins": plugins, "conflicts": list(registry.conflicts)}
+    major, minor = PLUGIN_API_VERSION
+    return {"schema_version": SCHEMA_VERSION, "plugin_api_version": f"{major}.{minor}", "plugins": plugins,
+            "conflicts": list(registry.conflicts)}
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of :func:`list_plugins`' document (``interop/schemas/plugins.schema.json``)."""
+    import json
+    from importlib import resources
+
+    return json.loads((resources.files("interop") / "schemas" / "plugins.schema.json").read_text())

@@ -1,6 +1,6 @@
 """Discovery of plugins through the ``interop.plugins`` entry-point group.
 
-Loading reads declarations only: each entry point is loaded in its own ``try`` so
+Loading reads declarations only (entry points come from :mod:`interop.distributions`): each entry point is loaded in its own ``try`` so
 that one broken plugin is reported (name, distribution, version, error) instead of
 taking the host down. ``INTEROP_STRICT_PLUGINS=1`` turns such a report into an
 error; ``INTEROP_DISABLE_PLUGINS=a,b`` skips plugins by entry-point name.
@@ -13,12 +13,12 @@ on a tie the plugin whose name sorts first wins. Every collision is recorded in
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from interop import distributions
 from interop.plugin_api import (
     PLUGIN_API_VERSION,
     Converter,
@@ -105,8 +105,8 @@ class Registry:
         if current is None:
             table[key] = Provided(item, loaded)
             return
-        rank_new = (-getattr(item, "priority", 0), loaded.name)
-        rank_old = (-getattr(current.item, "priority", 0), current.plugin.name)
+        rank_new = (-item.priority, loaded.name)
+        rank_old = (-current.item.priority, current.plugin.name)
         winner, loser = (loaded, current.plugin) if rank_new < rank_old else (current.plugin, loaded)
         self.conflicts.append(
             f"{what} is declared by plugins {current.plugin.name!r} and {loaded.name!r}; "
@@ -131,18 +131,18 @@ class Registry:
 
 
 def missing_requirements(requires: Iterable[str]) -> list[str]:
-    """Distributions in ``requires`` that are not installed (cheap metadata lookup)."""
-    missing = []
-    for dist in requires:
-        try:
-            md.distribution(dist)
-        except md.PackageNotFoundError:
-            missing.append(dist)
-    return missing
+    """Distributions in ``requires`` that are not installed (read from metadata folders, nothing imported)."""
+    return [dist for dist in requires if not distributions.installed(dist)]
 
 
-def availability(provided: Provided[Any], registry: Registry) -> tuple[bool, str]:
-    """Whether a converter/runtime/trainer can run here, and the reason if not."""
+def availability(
+    provided: Provided[Converter] | Provided[Runtime] | Provided[Trainer], registry: Registry,
+) -> tuple[bool, str]:
+    """Whether a converter/runtime/trainer can run here, and the reason if not.
+
+    All of ``requires`` must be installed (or the item's environment must exist),
+    then ``available()``, when declared, has the last word.
+    """
     from interop.plugin_api import resolve
 
     item = provided.item
@@ -154,12 +154,12 @@ def availability(provided: Provided[Any], registry: Registry) -> tuple[bool, str
         if not ok:
             return False, why
     else:
-        missing = missing_requirements(getattr(item, "requires", ()))
+        missing = missing_requirements(item.requires)
         if missing:
             return False, (
                 f"needs {', '.join(missing)} (pip install {' '.join(missing)})"
             )
-    check = getattr(item, "available", None)
+    check = item.available
     if check:
         try:
             result = resolve(check)()
@@ -170,21 +170,13 @@ def availability(provided: Provided[Any], registry: Registry) -> tuple[bool, str
     return True, ""
 
 
-def _dist_of(ep: md.EntryPoint) -> tuple[str, str]:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
-        return "unknown", "unknown"
-    return dist.metadata["Name"] or "unknown", dist.version or "unknown"
-
-
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def load_entry_point(ep: md.EntryPoint, disabled: set[str]) -> LoadedPlugin:
+def load_entry_point(ep: distributions.EntryPoint, disabled: set[str]) -> LoadedPlugin:
     """Load one entry point into a LoadedPlugin; never raises."""
-    dist, version = _dist_of(ep)
-    loaded = LoadedPlugin(name=ep.name, distribution=dist, version=version, status="ok")
+    loaded = LoadedPlugin(name=ep.name, distribution=ep.distribution, version=ep.version, status="ok")
     if ep.name in disabled:
         loaded.status = "disabled"
         loaded.error = "disabled by INTEROP_DISABLE_PLUGINS"
@@ -219,8 +211,9 @@ def discover() -> Registry:
         for name in os.environ.get("INTEROP_DISABLE_PLUGINS", "").split(",")
         if name.strip()
     }
+    distributions.forget()  # a fresh discovery sees distributions installed since the last one
     registry = Registry()
-    eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    eps = sorted(distributions.entry_points(ENTRY_POINT_GROUP), key=lambda ep: ep.name)
     seen: set[str] = set()
     for ep in eps:
         if ep.name in seen:  # the same distribution visible twice on sys.path

@@ -54,13 +54,42 @@ def plan_route(source: str, target: str, registry: Registry) -> list[Provided[Co
     raise UnsupportedModelError(
         f"no converter route from {source} to {target}; from {source} the installed "
         f"plugins reach: {', '.join(reach) or 'nothing'}",
-        hint=(
-            f"install a plugin that converts {source} (or one of {', '.join(reach)}) to {target}"
-            if reach
-            else f"install a plugin that converts {source} to another format"
-        )
-        + (f"; formats that convert to {target}: {', '.join(into)}" if into else ""),
+        hint=_builtin_route_hint(source, target, registry) or (
+            (
+                f"install a plugin that converts {source} (or one of {', '.join(reach)}) to {target}"
+                if reach
+                else f"install a plugin that converts {source} to another format"
+            )
+            + (f"; formats that convert to {target}: {', '.join(into)}" if into else "")
+        ),
     )
+
+
+def _builtin_route_hint(source: str, target: str, registry: Registry) -> str | None:
+    """When built-in plugins that are not installed would complete a route: what to pip install."""
+    from interop.builtin_plugins import BUILTIN_PLUGINS, for_converter
+
+    edges = set(registry.converters) | {edge for plugin in BUILTIN_PLUGINS for edge in plugin.converters}
+    parents: dict[str, str | None] = {source: None}
+    todo = deque([source])
+    while todo and target not in parents:
+        here = todo.popleft()
+        for src, dst in sorted(edges):
+            if src == here and dst not in parents:
+                parents[dst] = src
+                todo.append(dst)
+    if target not in parents:
+        return None
+    missing, node = [], target
+    while parents[node] is not None:
+        previous = parents[node]
+        if (previous, node) not in registry.converters:
+            plugin = for_converter(previous, node)
+            if plugin is not None and plugin.distribution not in missing:
+                missing.append(plugin.distribution)
+        node = previous  # type: ignore[assignment]
+    return f"the route needs built-in plugins that are not installed: pip install {' '.join(reversed(missing))}" \
+        if missing else None
 
 
 def _bfs(

@@ -13,7 +13,7 @@ from typing import Any
 
 from interop.datasets import iris_train_data
 from interop.implementations import call_trainer
-from interop.outputs import atomic_output, same_format_directory
+from interop.output_files import atomic_output, same_format_directory
 from interop.plugin_api import EpochCallback, InteropError, Trainer, TrainConfig, TrainResult
 from interop.registry import Registry, get_registry
 
@@ -41,10 +41,12 @@ def train(
     registry = registry or get_registry()
     provided = registry.trainers.get(framework)
     if provided is None:
+        from interop.builtin_plugins import trainer_hint
+
         known = ", ".join(sorted(registry.trainers)) or "none"
         raise InteropError(
             f"no trainer for framework {framework!r}",
-            hint=f"installed trainers: {known}",
+            hint=trainer_hint(framework) or f"installed trainers: {known}",
         )
     config = check_config(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     output = Path(output)

@@ -34,7 +34,9 @@ def _events_channel() -> TextIO:
 
 def _spec(spec: Any) -> dict[str, Any]:
     shape = [d if isinstance(d, int) or d is None else str(d) for d in spec.shape]
-    return {"name": spec.name, "dtype": str(spec.dtype), "shape": shape}
+    bounds = getattr(spec, "max_shape", None)
+    return {"name": spec.name, "dtype": str(spec.dtype), "shape": shape,
+            "max_shape": None if bounds is None else [d if isinstance(d, int) else None for d in bounds]}
 
 
 def _load_arrays(path: str, names: list[str]) -> dict[str, np.ndarray]:

@@ -75,3 +75,32 @@ def test_api_functions_survive_submodule_imports():
 
     for name in ("convert", "train", "check", "list_plugins"):
         assert callable(getattr(interop, name)) and not isinstance(getattr(interop, name), type(interop))
+
+
+def test_the_command_list_matches_each_commands_own_help():
+    # `interop --help` lists the commands from a table so that it imports none of them.
+    import click
+
+    from interop.cli.main import COMMANDS, cli
+
+    for name, (_, short_help) in COMMANDS.items():
+        command = cli.get_command(click.Context(cli), name)
+        assert command.get_short_help_str(limit=1000) == short_help, name
+
+
+def test_help_imports_no_command_module_and_no_numpy():
+    code = ("import sys, runpy; sys.argv = ['interop', '--help']\n"
+            "try:\n    runpy.run_module('interop', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('interop.cli.') and m != 'interop.cli.main'"
+            " or m == 'numpy'), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
+
+
+@pytest.mark.parametrize("args", [["plugins"], ["plugins", "--json"], ["convert", "--help"]])
+def test_plugin_listing_and_convert_help_import_no_numpy(args):
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(args=args, heavy=("numpy",))],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert [l for l in result.stderr.splitlines() if l.startswith("HEAVY:")] == ["HEAVY:"], result.stderr

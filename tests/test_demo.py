@@ -102,7 +102,7 @@ def test_check_json_says_every_copy_passed(check_doc: dict):
     # Every copy ran on onnxruntime or the Core ML interpreter, against its own source.
     assert {pair["runtime"] for pair in check_doc["pairs"]} == {"onnxruntime", "coreml-interpreter"}
     for pair in check_doc["pairs"]:
-        assert Path(pair["reference"].split("@")[0]).stem == Path(pair["candidate"].split("@")[0]).stem
+        assert Path(pair["reference"]["path"]).stem == Path(pair["candidate"]["path"]).stem
         (logits,) = pair["outputs"]
         assert logits["argmax_agreement"] == 1.0 and logits["max_abs"] < 1e-4
     # The Iris samples and the whole plotted grid were fed.
@@ -159,6 +159,26 @@ def test_panels_of_one_framework_are_identical_and_frameworks_differ(folder: Pat
     assert not np.array_equal(by_row[rows[0]][0], by_row[rows[1]][0])
 
 
+def test_figures_report_and_check_json_show_the_same_numbers(folder: Path, layout: dict, check_doc: dict):
+    # One run of every model: errors.png, the decision-boundary titles, report.md and check.json
+    # all come from the outputs the check judged.
+    by_copy = {Path(pair["candidate"]["path"]).name: pair["outputs"][0] for pair in check_doc["pairs"]}
+    plotted = {series["file"]: series for panel in layout["errors"]["panels"] for series in panel["series"]}
+    assert set(plotted) == set(by_copy)
+    titles = [p["title"] for p in layout["decision_boundaries"]["panels"] if "max |Δ|" in p["title"]]
+    assert len(titles) == len(by_copy)
+    report = (folder / "report.md").read_text()
+    for name, output in by_copy.items():
+        series = plotted[name]
+        assert series["max_abs"] == output["max_abs"], name
+        assert (series["atol"], series["rtol"], series["stat"]) == (output["atol"], output["rtol"], output["stat"])
+        assert any(f"max |Δ| {output['max_abs']:.2g}" in t for t in titles), (name, titles)
+        row = [line for line in report.splitlines() if f"| {name} |" in line]
+        assert row and (f"{output['max_abs']:.2e}" in row[0] or f"{output['max_abs']:.4g}" in row[0]), row
+    # One scale for every panel.
+    assert layout["errors"]["x_limits"][0] < layout["errors"]["x_limits"][1]
+
+
 def test_report_gives_verdict_accuracies_engines_and_commands(folder: Path, check_doc: dict):
     text = (folder / "report.md").read_text()
     assert "**Verdict: all equivalent**" in text
@@ -212,6 +232,6 @@ def _result_with(pair_verdicts: list[bool], copies: int):
     ([True], 2, "NOT all equivalent: only 1 of 2 copies were checked"),
 ])
 def test_verdict_names_what_failed(verdicts, copies, expected):
-    from interop.demo.report import verdict
+    from interop.demo.markdown import verdict
 
     assert verdict(_result_with(verdicts, copies)) == expected

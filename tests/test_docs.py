@@ -47,3 +47,36 @@ def test_architecture_lists_every_core_module():
     packages = [p.name for p in (REPO / "interop").iterdir() if (p / "__init__.py").exists()]
     missing = [name for name in modules + packages if name not in text]
     assert not missing, f"docs/architecture.md does not mention: {missing}"
+
+
+def test_every_distribution_and_the_readme_claim_the_same_python():
+    # One claim everywhere (issue 15): interop, every built-in plugin, the example and the skeleton.
+    files = [REPO / "pyproject.toml", *REPO.glob("plugins/*/pyproject.toml"), *REPO.glob("examples/*/pyproject.toml"),
+             REPO / "interop" / "templates" / "plugin" / "pyproject.toml.tmpl"]
+    claims = {path.relative_to(REPO).as_posix(): re.search(r'requires-python = "([^"]+)"', path.read_text()).group(1)
+              for path in files}
+    assert set(claims.values()) == {">=3.11"}, claims
+    readme = (REPO / "README.md").read_text()
+    assert "Python 3.11+" in readme and "3.10" not in readme
+    assert "sys.version_info >= (3, 11)" in (REPO / "Makefile").read_text() or "v >= (3, 11)" in (
+        REPO / "Makefile").read_text()
+
+
+def test_the_architectures_declaration_table_matches_the_plugin_api():
+    # docs/architecture.md lists every declaration's fields; a field added, renamed or claimed
+    # for the wrong declaration fails here (it once said converters could declare `available`).
+    text = (REPO / "docs" / "architecture.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| ((?:`\w+`(?:, )?)+) \|$", text, flags=re.M))
+    declarations = [plugin_api.Plugin, plugin_api.Format, plugin_api.Converter, plugin_api.Runtime,
+                    plugin_api.Trainer, plugin_api.Option, plugin_api.Environment, plugin_api.TensorSpec]
+    assert set(rows) == {d.__name__ for d in declarations}
+    for declaration in declarations:
+        documented = re.findall(r"`(\w+)`", rows[declaration.__name__])
+        assert documented == [f.name for f in dataclasses.fields(declaration)], declaration.__name__
+
+
+def test_architecture_says_which_plugins_keep_their_tests_beside_them():
+    text = (REPO / "docs" / "architecture.md").read_text()
+    named = set(re.search(r"kept here for: ([^;]+);", text).group(1).replace(",", " ").split())
+    without = {p.name for p in (REPO / "plugins").iterdir() if (p / "pyproject.toml").exists() and not (p / "tests").is_dir()}
+    assert named == without

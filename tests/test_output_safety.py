@@ -79,7 +79,7 @@ def tiny_mlpackage(tiny: Path) -> Path:
 # ----------------------------------------------------------------------------- report paths
 
 
-@pytest.mark.parametrize("option", ["--json", "--junit", "--save-golden"])
+@pytest.mark.parametrize("option", ["--json-file", "--junit", "--save-golden"])
 def test_report_path_that_is_a_folder_is_exit_2_before_any_model_is_opened(tmp_path, tiny, option, cli):
     folder = tmp_path / "reports"
     folder.mkdir()
@@ -93,7 +93,7 @@ def test_report_path_that_is_a_folder_is_exit_2_before_any_model_is_opened(tmp_p
     assert _tree(folder) == before
 
 
-@pytest.mark.parametrize("option", ["--json", "--junit", "--save-golden"])
+@pytest.mark.parametrize("option", ["--json-file", "--junit", "--save-golden"])
 def test_report_path_that_is_a_link_is_refused_and_the_target_kept(tmp_path, tiny, option, cli):
     target = tmp_path / "precious.txt"
     target.write_text("precious")
@@ -106,20 +106,20 @@ def test_report_path_that_is_a_link_is_refused_and_the_target_kept(tmp_path, tin
 
 def test_report_paths_that_would_overwrite_a_checked_model_are_refused(tmp_path, tiny_mlpackage, tiny, cli):
     before = tiny.read_bytes()
-    assert_refused(cli("check", str(tiny), f"{tiny}@onnxruntime", "--json", str(tiny)), "input")
+    assert_refused(cli("check", str(tiny), f"{tiny}@onnxruntime", "--json-file", str(tiny)), "input")
     assert tiny.read_bytes() == before
     inside = tiny_mlpackage / "report.xml"
     assert_refused(cli("check", str(tiny), str(tiny_mlpackage), "--junit", str(inside)), "inside")
     assert not inside.exists()
     both = tmp_path / "r.out"
-    assert_refused(cli("check", str(tiny), str(tiny), "--json", str(both), "--junit", str(both)),
+    assert_refused(cli("check", str(tiny), str(tiny), "--json-file", str(both), "--junit", str(both)),
                     "same file")
     assert not both.exists()
 
 
 def test_report_in_a_missing_folder_is_still_written(tmp_path, tiny, cli):
     report = tmp_path / "ci" / "out" / "check.json"
-    result = cli("check", str(tiny), str(tiny), "--json", str(report))
+    result = cli("check", str(tiny), str(tiny), "--json-file", str(report))
     assert result.returncode == 0, result.stderr
     assert '"passed": true' in report.read_text()
 
@@ -240,7 +240,7 @@ def test_force_replaces_a_package_interop_wrote_but_not_one_holding_foreign_file
 
 
 def test_remove_path_never_deletes_a_folder(tmp_path):
-    from interop.outputs import remove_path
+    from interop.output_files import remove_path
 
     folder = tmp_path / "m.onnx.unverified.json"
     folder.mkdir()

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+from interop.cli.console import library_log_options
+
+if TYPE_CHECKING:
+    from interop.checker.report import Report
 
 GROUP_SEPARATOR = "+"
 FAILURES_FOLDER = "interop-check-failures"
@@ -31,12 +37,12 @@ def split_groups(models: tuple[str, ...], golden: Path | None) -> list[tuple[str
     return [(group[0], group[1:]) for group in groups]
 
 
-def default_failures_folder(json_path: str | None, junit_path: Path | None) -> Path:
-    """Next to the report file when one is written, else in the working directory."""
-    for report_path in (json_path if json_path not in (None, "-") else None, junit_path):
+def default_failures_folder(json_file: Path | None, junit_path: Path | None) -> Path | None:
+    """Next to the report file when one is written; otherwise nothing is saved unless asked for."""
+    for report_path in (json_file, junit_path):
         if report_path is not None:
             return Path(report_path).parent / FAILURES_FOLDER
-    return Path(FAILURES_FOLDER)
+    return None
 
 
 def model_paths(models: tuple[str, ...], *more: Path | None) -> list[Path]:
@@ -55,16 +61,15 @@ def model_paths(models: tuple[str, ...], *more: Path | None) -> list[Path]:
 
 
 def check_report_paths(
-    reads: list[Path], json_path: str | None, junit_path: Path | None, save_golden: Path | None,
-    save_failures: Path,
+    reads: list[Path], json_file: Path | None, junit_path: Path | None, save_golden: Path | None,
+    save_failures: Path | None,
 ) -> None:
     """Refuse, before any model runs, a report path whose writing would destroy something (exit 2)."""
-    from interop.outputs import check_report_destination, refuse_overlap, same_file, same_or_inside
+    from interop.output_files import check_report_destination, refuse_overlap, same_file, same_or_inside
     from interop.plugin_api import InteropError
 
     reports = [(what, Path(path)) for what, path in (
-        ("--json", json_path if json_path != "-" else None), ("--junit", junit_path),
-        ("--save-golden", save_golden)) if path is not None]
+        ("--json-file", json_file), ("--junit", junit_path), ("--save-golden", save_golden)) if path is not None]
     for index, (what, path) in enumerate(reports):
         check_report_destination(path, what)
         refuse_overlap(path, reads, what)
@@ -72,6 +77,8 @@ def check_report_paths(
             if same_file(path, other):
                 raise InteropError(f"{other_what} and {what} name the same file {path}",
                                    hint="give each report its own file")
+    if save_failures is None:
+        return
     if save_failures.is_symlink() or (save_failures.exists() and not save_failures.is_dir()):
         raise InteropError(f"--save-failures {save_failures} is not a folder",
                            hint="name a folder (it is created when a failure is saved)")
@@ -79,6 +86,23 @@ def check_report_paths(
         if same_or_inside(save_failures, source):
             raise InteropError(f"--save-failures {save_failures} is inside {source}, which this check reads",
                                hint="name another folder")
+
+
+def quiet_lines(report: "Report") -> list[str]:
+    """With -q: one line per failure (pair, output, why), the warnings and the verdict."""
+    lines = []
+    for pair, output in report.failures:
+        if output is None:
+            continue
+        lines.append(f"FAIL {pair.name}: {output.name}: {output.message}")
+    for pair in report.pairs:
+        lines.extend(f"FAIL {pair.name}: {problem}" for problem in pair.problems)
+        if pair.located is not None:
+            lines.append(f"LOCATE {pair.name}: {pair.located.message}")
+    table = report.format_table().splitlines()
+    lines.extend(line for line in table if line.startswith("warning:"))
+    lines.append(table[-1])
+    return lines
 
 
 @click.command(name="check")
@@ -92,34 +116,55 @@ def check_report_paths(
 @click.option("--dataset", type=click.Choice(["iris", "iris-grid"]),
               help="A built-in data set for 2-feature models (the reference MLP).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of random inputs.")
-@click.option("--range", "value_range", default="-1,1", show_default=True, metavar="LOW,HIGH",
-              help="Range of random input values.")
+@click.option("--range", "value_ranges", multiple=True, metavar="[NAME=]LOW,HIGH",
+              help="Range of random input values: LOW,HIGH for every input (default -1,1; integers 0,1 "
+                   "or an embedding's index range), NAME=LOW,HIGH for one input (repeatable).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...",
+              help="Shape of an input's random values, for its dynamic dimensions; axis 0 is the batch "
+                   "size of each run (repeatable).")
 @click.option("--samples", type=int, help="Number of samples (random inputs; first N of a data set).")
-@click.option("--batch-sizes", default="1,7,64", show_default=True, metavar="N,N,...",
-              help="Batch sizes of the first runs when the batch axis is dynamic.")
+@click.option("--batch-sizes", metavar="N,N,...",
+              help="Batch sizes of the first runs when the batch axis is dynamic [default: 1,7,64, "
+                   "or --input-shape's axis 0].")
 @click.option("--max-batch", default=4096, show_default=True, type=int,
               help="Batch size of the runs after --batch-sizes.")
 @click.option("--atol", type=float, help="Absolute tolerance for every output.")
 @click.option("--rtol", type=float, help="Relative tolerance for every output.")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="NAME=ATOL,RTOL",
               help="Tolerance of one output (repeatable).")
+@click.option("--check-error-stat", "error_stats", multiple=True, metavar="[NAME=]STAT",
+              help="Error statistic judged: scaled (default), elementwise, max, mean, median or p99; "
+                   "NAME=STAT for one output (repeatable).")
 @click.option("--no-project-config", is_flag=True,
               help="Ignore [tool.interop.check] in the nearest pyproject.toml.")
 @click.option("--runtime", "runtimes", multiple=True, metavar="FORMAT=RUNTIME",
               help="Runtime for every model of a format (repeatable); MODEL@RUNTIME picks one model's.")
 @click.option("--allow-missing-runtime", is_flag=True,
               help="Skip (with a warning) a candidate no runtime here can run, instead of exit 3.")
-@click.option("--json", "json_path", metavar="PATH", help="Write the JSON report to PATH ('-' for stdout).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the JSON report on stdout (the table then goes to stderr).")
+@click.option("--json-file", type=click.Path(path_type=Path), help="Write the JSON report to a file.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write a JUnit XML report.")
 @click.option("--save-failures", type=click.Path(path_type=Path),
-              help=f"Folder for the worst samples of failures (default: {FAILURES_FOLDER} next to the report).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the verdict line.")
+              help=f"Save the failing samples in this folder (default: {FAILURES_FOLDER} next to "
+                   "--json-file/--junit; none without a report).")
+@click.option("--oracle", type=click.Choice(["auto", "fp64", "none"]), default="auto", show_default=True,
+              help="Judge each copy against the model computed in float64: auto where cheap, fp64 always "
+                   "(converting the reference to ONNX if needed), none never.")
+@click.option("--oracle-samples", type=int, default=None,
+              help="Samples the fp64 oracle computes besides the failing ones [default: 16].")
+@click.option("--locate", is_flag=True,
+              help="For a failing pair, find the first operation whose output diverges while its inputs agree.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures (one line each) and the verdict.")
+@library_log_options(reads=lambda params: model_paths(params["models"], params.get("golden"), params.get("inputs_path")))
 def command(
     models: tuple[str, ...], golden: Path | None, save_golden: Path | None, inputs_path: Path | None,
-    dataset: str | None, seed: int, value_range: str, samples: int | None, batch_sizes: str,
+    dataset: str | None, seed: int, value_ranges: tuple[str, ...], input_shapes: tuple[str, ...],
+    samples: int | None, batch_sizes: str | None,
     max_batch: int, atol: float | None, rtol: float | None, tolerances: tuple[str, ...],
-    no_project_config: bool, runtimes: tuple[str, ...], allow_missing_runtime: bool,
-    json_path: str | None, junit_path: Path | None, save_failures: Path | None, quiet: bool,
+    error_stats: tuple[str, ...], no_project_config: bool, runtimes: tuple[str, ...], allow_missing_runtime: bool,
+    as_json: bool, json_file: Path | None, junit_path: Path | None, save_failures: Path | None, oracle: str,
+    oracle_samples: int | None, locate: bool, quiet: bool,
 ) -> int:
     """Check that every CANDIDATE computes the same outputs as REFERENCE.
 
@@ -135,41 +180,50 @@ def command(
     from interop.checker import junit
     from interop.checker.runner import make_options, run_groups
     from interop.cli.common import registry_with_warnings
-    from interop.outputs import atomic_output
+    from interop.output_files import atomic_output
+    from interop.plugin_api import InteropError
 
-    failures_folder = save_failures or default_failures_folder(json_path, junit_path)
-    check_report_paths(model_paths(models, golden, inputs_path), json_path, junit_path, save_golden,
+    failures_folder = save_failures or default_failures_folder(json_file, junit_path)
+    check_report_paths(model_paths(models, golden, inputs_path), json_file, junit_path, save_golden,
                        failures_folder)
     registry = registry_with_warnings()
     groups = split_groups(models, golden)
-    to_stdout = json_path == "-"
+    if save_golden is None and all(not candidates for _, candidates in groups):
+        raise InteropError("no candidate to compare with the reference",
+                           hint="interop check REFERENCE CANDIDATE [CANDIDATE ...] "
+                                "(or REFERENCE --save-golden FILE.npz to save its outputs)")
 
     def progress(message: str) -> None:
         if not quiet:
             click.echo(message, err=True)
 
     options = make_options(
-        inputs=inputs_path, dataset=dataset, seed=seed, value_range=value_range, samples=samples,
+        inputs=inputs_path, dataset=dataset, seed=seed, value_range=list(value_ranges) or None,
+        input_shapes=list(input_shapes), samples=samples,
         batch_sizes=batch_sizes, max_batch=max_batch, atol=atol, rtol=rtol, tolerances=list(tolerances),
-        project_config=not no_project_config, runtimes=list(runtimes), save_golden=save_golden,
+        error_stats=list(error_stats), project_config=not no_project_config, runtimes=list(runtimes), save_golden=save_golden,
         allow_missing_runtime=allow_missing_runtime,
         save_failures=failures_folder,
+        locate=locate,
+        oracle=oracle,
+        oracle_samples=oracle_samples,
         on_progress=progress,
     )
     report = run_groups(groups, options, golden_path=golden, registry=registry)
 
-    table = report.format_table()
-    if quiet:  # the verdict and the warnings only
-        table = "\n".join(line for line in table.splitlines() if line.startswith(("warning:", "PASSED", "FAILED")))
-    click.echo(table, err=to_stdout)
+    lines = quiet_lines(report) if quiet else report.format_table().splitlines()
+    if not report.passed and failures_folder is None and not quiet:
+        lines.append("hint: pass --save-failures DIR (or --json-file/--junit) to save the failing samples "
+                     "and a command replaying each")
+    click.echo("\n".join(lines), err=as_json)
     if save_golden is not None:
         click.echo(f"saved golden file {save_golden}", err=True)
     document = json.dumps(report.to_dict(), indent=2)
-    if to_stdout:
+    if as_json:
         click.echo(document)
-    elif json_path is not None:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)  # CI report folders often do not exist yet
-        with atomic_output(Path(json_path), force=True) as tmp:
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)  # CI report folders often do not exist yet
+        with atomic_output(json_file, force=True) as tmp:
             tmp.write_text(document + "\n")
     if junit_path is not None:
         junit_path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,22 +12,32 @@ from typing import Any
 
 import click
 
-from interop import __version__
-from interop.errors import acknowledge_signal, handling_signals, raise_if_interrupted, report
+from interop.errors import acknowledge_signal, handling_signals, print_error, raise_if_interrupted
 
+#: Each command: where it lives, and the one line `interop --help` shows for it (kept equal to
+#: the command's own short help by a test), so listing the commands imports none of them.
 COMMANDS = {
-    "convert": "interop.cli.convert:command",
-    "train": "interop.cli.train:command",
-    "plugins": "interop.cli.plugins:command",
-    "check": "interop.cli.check:command",
-    "demo": "interop.cli.demo:command",
+    "convert": ("interop.cli.convert:command",
+                "Convert SRC into DST (formats detected; multi-hop routes planned from plugins)."),
+    "train": ("interop.cli.train:command",
+              "Train the reference MLP (petal length/width -> Dense(64, ReLU) -> Dense(3))."),
+    "plugins": ("interop.cli.plugins:command",
+                "List installed plugins: formats, converters, runtimes (available or why not)."),
+    "check": ("interop.cli.check:command", "Check that every CANDIDATE computes the same outputs as REFERENCE."),
+    "demo": ("interop.cli.demo:command",
+             "Train the Iris MLP in every available framework, convert each model, check every copy "
+             "against its source, and write figures and reports."),
+    "reduce": ("interop.cli.reduce:command",
+               "Cut MODEL.onnx to the smallest part whose conversion to --to still fails the check (or crashes)."),
+    "suite": ("interop.cli.suite:command",
+              "Convert and check every model of a manifest (interop.toml or [tool.interop.suite])."),
 }
 
 
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+    """A click group whose subcommands are imported on first use (not to list them in --help)."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any):
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.lazy = lazy
 
@@ -38,9 +48,17 @@ class LazyGroup(click.Group):
         if name in self.lazy:
             import importlib
 
-            module, _, attr = self.lazy[name].partition(":")
+            module, _, attr = self.lazy[name][0].partition(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from click.utils import make_default_short_help
+
+        names = [name for name in self.list_commands(ctx) if name in self.lazy]
+        limit = formatter.width - 6 - max(map(len, names), default=0)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, make_default_short_help(self.lazy[name][1], limit)) for name in names])
 
 
 @click.group(
@@ -48,7 +66,7 @@ class LazyGroup(click.Group):
     lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.version_option(__version__, prog_name="interop")
+@click.version_option(package_name="interop", prog_name="interop")
 def cli() -> None:
     """Move trained networks between frameworks and prove every copy computes the same function.
 
@@ -62,18 +80,13 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors become one line on stderr and a documented exit code."""
-    import os
-
-    # TensorFlow may be imported indirectly (by coremltools, torch._dynamo); keep its C++
-    # start-up notes off the terminal unless the user asked for them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Ctrl-C and SIGTERM become an exception (so temporary outputs are removed on the way
     # out) that a library's bare `except:` cannot swallow for good: see interop.errors.
     try:
         with handling_signals():
             code = _run(argv)
     except KeyboardInterrupt as exc:  # arrived in the last instant, after the command's own handling
-        code = report(exc)
+        code = print_error(exc)
     sys.exit(code)
 
 
@@ -87,7 +100,7 @@ def _run(argv: list[str] | None) -> int:
     except click.Abort as exc:  # click turns KeyboardInterrupt into Abort
         cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else KeyboardInterrupt()
         acknowledge_signal()
-        return report(cause)
+        return print_error(cause)
     except click.ClickException as exc:
         exc.show()
         return _interrupted_code() or exc.exit_code
@@ -96,10 +109,10 @@ def _run(argv: list[str] | None) -> int:
             raise
         if isinstance(exc, KeyboardInterrupt):
             acknowledge_signal()
-            return report(exc)
+            return print_error(exc)
         # An error caused by a swallowed interrupt (a library went on without the module
         # whose import was cut short) is reported as the interrupt it really is.
-        return _interrupted_code() or report(exc)
+        return _interrupted_code() or print_error(exc)
     return code if isinstance(code, int) else 0
 
 
@@ -109,5 +122,5 @@ def _interrupted_code() -> int | None:
         raise_if_interrupted()
     except KeyboardInterrupt as exc:
         acknowledge_signal()
-        return report(exc)
+        return print_error(exc)
     return None

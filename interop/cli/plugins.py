@@ -2,57 +2,85 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from interop.cli.console import Console, output_options
+
 
 @click.group(name="plugins", invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of a table.")
+@output_options()
 @click.pass_context
-def command(ctx: click.Context, as_json: bool) -> None:
+def command(ctx: click.Context, console: Console) -> None:
     """List installed plugins: formats, converters, runtimes (available or why not)."""
     if ctx.invoked_subcommand is not None:
         return
     from interop.plugins_info import list_plugins
 
     info = list_plugins()
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
+    console.result("\n".join(table_lines(info, verbose=console.verbose)))
+    console.document(info)
+    for conflict in info["conflicts"]:
+        console.warning(conflict)
     for plugin in info["plugins"]:
-        status = plugin["status"]
-        head = f"{plugin['name']}  ({plugin['distribution']} {plugin['version']})  [{status}]"
-        click.echo(click.style(head, bold=True))
+        if plugin["status"] == "error":
+            console.warning(f"plugin {plugin['name']} ({plugin['distribution']} {plugin['version']}) "
+                            f"failed to load: {plugin['error']}")
+    working = {plugin["distribution"] for plugin in info["plugins"] if plugin["status"] == "ok"}
+    if not working:
+        console.warning("no interop plugin is installed and working: interop itself converts and runs nothing")
+    missing = install_guidance(working)
+    if missing and not console.quiet:
+        console.result("\n".join(missing))
+
+
+def table_lines(info: dict, verbose: bool = False) -> list[str]:
+    """The human listing of :func:`interop.list_plugins` data."""
+    lines = []
+    for plugin in info["plugins"]:
+        head = f"{plugin['name']}  ({plugin['distribution']} {plugin['version']})  [{plugin['status']}]"
+        lines.append(click.style(head, bold=True))
+        if verbose and plugin.get("description"):
+            lines.append(f"  {plugin['description']}")
         if plugin["error"]:
-            click.echo(f"  error: {plugin['error']}")
+            lines.append(f"  error: {plugin['error']}")
         for fmt in plugin["formats"]:
             shadow = "" if fmt["active"] else "  (shadowed)"
-            click.echo(f"  format     {fmt['name']:<12} {' '.join(fmt['extensions'] + fmt['directory_markers'])}{shadow}")
+            lines.append(f"  format     {fmt['name']:<12} {' '.join(fmt['extensions'] + fmt['directory_markers'])}{shadow}")
         for conv in plugin["converters"]:
             state = "available" if conv["available"] else f"unavailable: {conv['reason']}"
             opts = ", ".join(o["name"] for o in conv["options"])
             opts = f"  options: {opts}" if opts else ""
             env = f"  (runs in environment {conv['environment']})" if conv["environment"] else ""
-            click.echo(f"  converter  {conv['source']} -> {conv['target']:<10} {state}{opts}{env}")
+            lines.append(f"  converter  {conv['source']} -> {conv['target']:<10} {state}{opts}{env}")
+            if verbose:
+                for option in conv["options"]:
+                    lines.append(f"               --{option['name'].replace('_', '-')}: {option['help']} "
+                                 f"(default {option['default']})")
         for rt in plugin["runtimes"]:
             state = "available" if rt["available"] else f"unavailable: {rt['reason']}"
             env = f"  (runs in environment {rt['environment']})" if rt["environment"] else ""
-            click.echo(f"  runtime    {rt['name']:<20} formats: {', '.join(rt['formats'])}; {state}{env}")
+            lines.append(f"  runtime    {rt['name']:<20} formats: {', '.join(rt['formats'])}; {state}{env}")
+            if verbose:
+                lines.append(f"               engine: {rt['engine']}")
         for tr in plugin["trainers"]:
             state = "available" if tr["available"] else f"unavailable: {tr['reason']}"
             env = f"  (runs in environment {tr['environment']})" if tr["environment"] else ""
-            click.echo(f"  trainer    {tr['framework']:<12} saves {tr['format']}; {state}{env}")
-    for conflict in info["conflicts"]:
-        click.echo(f"warning: {conflict}", err=True)
-    broken = [p for p in info["plugins"] if p["status"] == "error"]
-    for plugin in broken:
-        click.echo(
-            f"warning: plugin {plugin['name']} ({plugin['distribution']} {plugin['version']}) "
-            f"failed to load: {plugin['error']}",
-            err=True,
-        )
+            lines.append(f"  trainer    {tr['framework']:<12} saves {tr['format']}; {state}{env}")
+    return lines
+
+
+def install_guidance(working: set[str]) -> list[str]:
+    """The built-in plugins not installed (or not working) here, and what to pip install."""
+    from interop.builtin_plugins import BUILTIN_PLUGINS
+
+    missing = [known for known in BUILTIN_PLUGINS if known.distribution not in working]
+    if not missing:
+        return []
+    lines = ["", "built-in plugins not installed here:"]
+    lines += [f"  {known.install:<30} {known.summary}" for known in missing]
+    return lines
 
 
 # ------------------------------------------------------------------ plugins new

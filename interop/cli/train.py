@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import click
+
+from interop.cli.console import Console, output_options
 
 
 @click.command(name="train")
@@ -18,27 +19,28 @@ import click
 @click.option("--lr", default=0.1, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Overwrite the output if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print a final JSON summary on stdout.")
+@output_options()
 def command(framework: str, output: Path, epochs: int, batch_size: int, lr: float, seed: int,
-            force: bool, as_json: bool) -> int:
+            force: bool, console: Console) -> int:
     """Train the reference MLP (petal length/width -> Dense(64, ReLU) -> Dense(3))."""
     from interop.cli.common import registry_with_warnings
     from interop.training import train
 
     registry = registry_with_warnings()
-    stream_err = as_json  # keep stdout a clean JSON document
 
     def on_epoch(epoch: int, loss: float, accuracy: float) -> None:
-        click.echo(f"epoch {epoch:3d}/{epochs}  loss {loss:.4f}  accuracy {accuracy:.3f}",
-                   err=stream_err)
+        console.end_steps()
+        console.progress(f"epoch {epoch:3d}/{epochs}  loss {loss:.4f}  accuracy {accuracy:.3f}")
+        if epoch < epochs:
+            console.start_step(f"training with {framework}: epoch {epoch + 1}/{epochs}")
 
+    console.start_step(f"training with {framework} (loading the framework)")
     result = train(framework, output, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                    force=force, on_epoch=on_epoch, registry=registry)
-    if as_json:
-        click.echo(json.dumps(asdict(result), indent=2))
-    else:
-        click.echo(
-            f"saved {result.path}: train accuracy {result.train_accuracy:.3f}, "
-            f"test accuracy {result.test_accuracy:.3f}, final loss {result.final_loss:.4f}"
-        )
+    console.end_steps()
+    console.result(
+        f"saved {result.path}: train accuracy {result.train_accuracy:.3f}, "
+        f"test accuracy {result.test_accuracy:.3f}, final loss {result.final_loss:.4f}"
+    )
+    console.document(asdict(result))
     return 0

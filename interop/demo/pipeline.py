@@ -1,10 +1,11 @@
 """The demo's four stages: train, convert, check, write; each timed and reported as it goes.
 
 A lineage whose framework runs in another Python environment (the MXNet
-plugin's) has its steps queued on a background thread from the start (train,
-ONNX copy, outputs of the source): they spend their time in that environment's
-processes, so they overlap the in-process work on a multi-core machine, and each
-stage waits only for its own step.
+plugin's) has its first steps queued on a background thread from the start
+(train, ONNX copy): they spend their time in that environment's processes, so
+they overlap the in-process work on a multi-core machine, and each stage waits
+only for its own step. The check runs every model once; the figures and the
+report are drawn from those very outputs.
 """
 
 from __future__ import annotations
@@ -13,88 +14,29 @@ import importlib
 import importlib.util
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from interop.datasets import INPUT_NAME, iris_grid, load_iris
-from interop.demo.engines import RuntimeChoice, pick_runtime
-from interop.demo.predictions import RunResult, run_model
+from interop.datasets import INPUT_NAME, OUTPUT_NAME, iris_grid, load_iris
+from interop.demo.checking import check_lineages
+from interop.demo.model import DemoResult, Lineage, Model, RunResult, framework_names
+from interop.demo.files import write_outputs
 from interop.demo.progress import Echo, Progress
-from interop.demo.quiet import stderr_to
-from interop.plugin_api import InteropError, TrainResult
+from interop.library_messages import library_messages
+from interop.plugin_api import InteropError
 from interop.registry import Registry, availability, get_registry
+from interop.runtime_choice import RuntimeChoice, choose_runtime
 
 #: Frameworks the demo always trains, then those it adds when their plugin can run here.
 REQUIRED_FRAMEWORKS = ("keras", "torch")
 OPTIONAL_FRAMEWORKS = ("mxnet",)
-FRAMEWORK_LABELS = {"keras": "Keras", "torch": "PyTorch", "mxnet": "MXNet"}
-FORMAT_LABELS = {"onnx": "ONNX", "coreml": "Core ML"}
-#: Every source is copied to these formats (file suffix); Core ML is made from the ONNX copy.
-COPY_FORMATS = (("onnx", ".onnx"), ("coreml", ".mlpackage"))
-#: Rows per run: the Core ML converter bounds dynamic dimensions at 1024 by default.
-MAX_BATCH = 1024
+#: Every source is copied to these formats, in this order: each copy after the first is made
+#: from the first (ONNX, the hub). File suffixes come from the formats' declarations.
+COPY_FORMATS = ("onnx", "coreml")
 STAGES = 4
-
-
-@dataclass
-class Model:
-    """One file of a lineage (the trained source or a copy) and the runtime that runs it."""
-
-    framework: str
-    format: str
-    path: Path
-    runtime: str
-    is_source: bool = False
-    run: RunResult | None = None
-    #: Seconds it took to make this file (training for a source, conversion for a copy).
-    seconds: float = 0.0
-
-    @property
-    def title(self) -> str:
-        """``PyTorch`` for a source, ``PyTorch → Core ML`` for a copy."""
-        name = FRAMEWORK_LABELS.get(self.framework, self.framework)
-        return name if self.is_source else f"{name} → {FORMAT_LABELS.get(self.format, self.format)}"
-
-
-@dataclass
-class Lineage:
-    """A framework's trained model and its copies, compared only with each other."""
-
-    framework: str
-    source: Model
-    copies: list[Model]
-    in_other_environment: bool = False
-    training: TrainResult | None = None
-    #: Seconds spent importing the framework before training (in-process trainers only).
-    import_seconds: float = 0.0
-
-    @property
-    def models(self) -> list[Model]:
-        return [self.source, *self.copies]
-
-
-@dataclass
-class DemoResult:
-    """Everything the demo produced, for the report and for callers."""
-
-    folder: Path
-    lineages: list[Lineage]
-    skipped_frameworks: list[tuple[str, str]]
-    runtimes: dict[str, RuntimeChoice]
-    check: Any  # the check engine's Report
-    iris_x: np.ndarray
-    iris_y: np.ndarray
-    grid: tuple[np.ndarray, np.ndarray, np.ndarray]
-    durations: dict[str, float] = field(default_factory=dict)
-    total_seconds: float = 0.0
-    files: list[Path] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.check.passed)
 
 
 # --------------------------------------------------------------------------- planning
@@ -122,17 +64,27 @@ def plan_lineages(folder: Path, frameworks: list[str], registry: Registry) -> tu
     for framework in frameworks:
         provided = registry.trainers[framework]
         trainer = provided.item
-        for fmt in (trainer.format, *(f for f, _ in COPY_FORMATS)):
+        for fmt in (trainer.format, *COPY_FORMATS):
             if fmt not in runtimes:
-                runtimes[fmt] = pick_runtime(fmt, registry)
+                runtimes[fmt] = choose_runtime(fmt, registry)
         stem = folder / f"iris-{framework}"
         source = Model(framework, trainer.format, stem.with_suffix(trainer.extension),
                        runtimes[trainer.format].runtime, is_source=True)
-        copies = [Model(framework, fmt, stem.with_suffix(suffix), runtimes[fmt].runtime)
-                  for fmt, suffix in COPY_FORMATS]
-        lineages.append(Lineage(framework, source, copies,
-                                in_other_environment=registry.environment_for(provided) is not None))
+        copies = [Model(framework, fmt, stem.with_suffix(_suffix(fmt, registry)), runtimes[fmt].runtime)
+                  for fmt in COPY_FORMATS]
+        environment = registry.environment_for(provided)
+        lineages.append(Lineage(framework, source, copies, in_other_environment=environment is not None,
+                                environment_setup=environment.setup_hint if environment else ""))
     return lineages, runtimes
+
+
+def _suffix(fmt: str, registry: Registry) -> str:
+    """The file suffix a model of ``fmt`` is given: the first its format declares."""
+    provided = registry.formats.get(fmt)
+    if provided is None:
+        raise InteropError(f"the demo copies every model to {fmt}, a format no installed plugin declares",
+                           hint="see `interop plugins`")
+    return next(iter((*provided.item.extensions, *provided.item.directory_suffixes)), f".{fmt}")
 
 
 def prepare_folder(folder: Path, lineages: list[Lineage], force: bool) -> None:
@@ -198,26 +150,16 @@ class Steps:
         """The ONNX copy, made from the framework's file (further copies are made from it)."""
         self.convert(lineage.source, lineage.copies[0])
 
-    def run(self, model: Model, announce: bool = False) -> None:
-        """The model's own outputs on the demo inputs, for the plots."""
-        began = time.perf_counter()
-        model.run = run_model(model.path, model.runtime, self.samples, self.registry, MAX_BATCH)
-        if announce:
-            self.progress.say(f"{model.path.name}: outputs for the plots computed by {model.run.engine} "
-                              f"in {time.perf_counter() - began:.1f} s")
-
-
 @dataclass
 class Queued:
     """The futures of a lineage whose steps run in the background, one per stage."""
 
     trained: Future[None]
     copied: Future[None]
-    ran: Future[None]
 
 
 def queue_other_environments(lineages: list[Lineage], steps: Steps, pool: ThreadPoolExecutor) -> dict[str, Queued]:
-    """Queue train -> ONNX copy -> source outputs of every lineage living in another environment.
+    """Queue train -> ONNX copy of every lineage living in another environment.
 
     Those steps spend their time in the environment's own processes, so they
     overlap the in-process stages; each stage then waits for its step only.
@@ -226,7 +168,6 @@ def queue_other_environments(lineages: list[Lineage], steps: Steps, pool: Thread
         lineage.framework: Queued(
             pool.submit(steps.train, lineage),
             pool.submit(steps.first_copy, lineage),
-            pool.submit(steps.run, lineage.source, True),
         )
         for lineage in lineages if lineage.in_other_environment
     }
@@ -257,35 +198,35 @@ def demo_inputs() -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray,
     return iris_x, iris_y, iris_grid()
 
 
-def check_stage(lineages: list[Lineage], steps: Steps, queued: dict[str, Queued]) -> Any:
-    """The check engine's verdict, then each model's own outputs for the plots."""
-    from interop.demo.equivalence import check_lineages
-
+def check_stage(lineages: list[Lineage], steps: Steps) -> Any:
+    """The check engine's verdict; every model's outputs in that check become its ``run`` (for the figures)."""
     groups = [((str(l.source.path), l.source.runtime), [(str(c.path), c.runtime) for c in l.copies])
               for l in lineages]
-    report = check_lineages(groups, {INPUT_NAME: steps.samples}, steps.registry, MAX_BATCH,
-                            on_progress=steps.progress.say)
-    steps.progress.say(f"check engine: {len(report.pairs)} pairs, {len(report.failures)} failure(s) "
-                       f"in {report.seconds:.1f} s")
-    began = time.perf_counter()
+    ran: dict[tuple[Path, str], RunResult] = {}
+
+    def keep(info: Any, outputs: dict[str, np.ndarray]) -> None:
+        key = (Path(info.path), info.runtime)
+        ran[key] = RunResult(key[0], info.runtime, info.engine, np.asarray(outputs[OUTPUT_NAME]))
+
+    report = check_lineages(groups, {INPUT_NAME: steps.samples}, steps.registry,
+                            on_progress=steps.progress.say, on_outputs=keep)
     for lineage in lineages:
         for model in lineage.models:
-            if not (model.is_source and lineage.framework in queued):
-                steps.run(model)
-    for waiting in queued.values():
-        waiting.ran.result()
-    steps.progress.say(f"outputs of {sum(len(l.models) for l in lineages)} models for the plots in "
-                       f"{time.perf_counter() - began:.1f} s")
+            model.run = ran.get((model.path, model.runtime))
+    steps.progress.say(f"check engine: {len(report.pairs)} pairs, {len(report.failures)} failure(s) "
+                       f"in {report.seconds:.1f} s")
     return report
 
 
 def run_demo(folder: str | Path = "interop-demo", *, force: bool = False, echo: Echo = print,
-             registry: Registry | None = None, library_log: str | None = None) -> DemoResult:
+             registry: Registry | None = None, library_log: str | Path | None = None,
+             show_library_messages: bool = False) -> DemoResult:
     """Train, convert, check and write the plots and reports into ``folder``.
 
-    ``library_log`` names a file in ``folder`` that receives what the libraries
-    write to stderr while the demo runs (the command line uses it; None leaves
-    stderr alone).
+    ``library_log`` is a file (relative to ``folder`` unless absolute) that receives
+    the libraries' console messages while the demo runs (see
+    :mod:`interop.library_messages`; None: they are kept off the terminal only);
+    ``show_library_messages`` shows them on the terminal too.
     """
     progress = Progress(STAGES, echo)
     registry = registry or get_registry()
@@ -302,7 +243,7 @@ def run_demo(folder: str | Path = "interop-demo", *, force: bool = False, echo: 
     if log is not None:
         echo(f"messages of the libraries go to {log}")
     try:
-        with stderr_to(log):
+        with library_messages(log, echo=show_library_messages):
             return _run_stages(folder, lineages, runtimes, skipped, force, progress, registry)
     except BaseException:
         if log is not None:
@@ -316,7 +257,7 @@ def _run_stages(
 ) -> DemoResult:
     iris_x, iris_y, grid = demo_inputs()
     steps = Steps(force, progress, registry, np.concatenate([iris_x, grid[2]], axis=0))
-    names = ", ".join(FRAMEWORK_LABELS.get(l.framework, l.framework) for l in lineages)
+    names = framework_names(lineages)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interop-demo")
     try:
         with progress.stage(f"training the Iris MLP in {names}"):
@@ -326,14 +267,12 @@ def _run_stages(
             convert_stage(lineages, steps, queued)
         with progress.stage(f"checking every copy against its source on {len(iris_x)} Iris samples "
                             f"and {len(grid[2])} grid points"):
-            report = check_stage(lineages, steps, queued)
+            report = check_stage(lineages, steps)
     finally:
         # On failure, queued steps that have not started are dropped rather than waited for.
         pool.shutdown(wait=True, cancel_futures=True)
     result = DemoResult(folder, lineages, skipped, runtimes, report, iris_x, iris_y, grid)
     with progress.stage(f"writing plots and reports to {folder}"):
-        from interop.demo.outputs import write_outputs
-
         result.files = write_outputs(result, progress)
     result.durations = dict(progress.durations)
     result.total_seconds = progress.total

@@ -41,11 +41,29 @@ class RegionPanel:
 
 @dataclass
 class ErrorSeries:
-    """Absolute differences of one copy against its source, for one histogram."""
+    """The differences of one copy against its source, for the errors figure.
+
+    ``magnitude`` is, per element, what the check's rule scales ``rtol`` by (|source|
+    for the elementwise statistic, max(|source|, the sample's RMS) for ``scaled``), so
+    an element passes exactly when it lies under the line ``atol + rtol * magnitude``.
+    """
 
     label: str
+    magnitude: np.ndarray
     differences: np.ndarray
     atol: float | None = None
+    rtol: float | None = None
+    stat: str | None = None
+    #: The copy's file name, recorded in the figure's layout.
+    file: str = ""
+
+    @property
+    def max_abs(self) -> float:
+        return float(np.max(self.differences, initial=0.0))
+
+    @property
+    def exact_share(self) -> float:
+        return float(np.count_nonzero(self.differences == 0)) / max(self.differences.size, 1)
 
 
 def _pyplot() -> Any:
@@ -120,7 +138,7 @@ def decision_boundaries(
 
 
 class _ErrorTicks:
-    """Tick labels of the error axis: ``0`` at the floor where exact zeros are shown, else ``1e-07``."""
+    """Tick labels of a log axis: ``0`` at the floor where exact zeros are drawn, else ``1e-07``."""
 
     def __init__(self, floor: float):
         self.floor = floor
@@ -131,59 +149,92 @@ class _ErrorTicks:
         return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")
 
 
-def _bins(values: np.ndarray, floor: float) -> np.ndarray:
-    top = max(float(values.max(initial=0.0)), floor * 10)
-    return np.logspace(np.log10(floor), np.ceil(np.log10(top)) + 0.5, 50)
-
-
-def _floor(values: np.ndarray) -> float:
-    """The decade below the smallest non-zero difference: where exact zeros are drawn."""
+def _floor(values: np.ndarray, default: float) -> float:
+    """The decade below the smallest non-zero value: where exact zeros are drawn."""
     nonzero = np.abs(values[values != 0])
-    smallest = float(nonzero.min()) if nonzero.size else 1e-9
+    smallest = float(nonzero.min()) if nonzero.size else default
     return float(10.0 ** (np.floor(np.log10(smallest)) - 1))
 
 
-def error_distributions(
+def _share(share: float) -> str:
+    """``40%``; never ``100%`` or ``0%`` unless it is exactly so."""
+    if 0.999 < share < 1.0:
+        return ">99.9%"
+    if 0.0 < share < 0.001:
+        return "<0.1%"
+    return f"{share:.1%}" if 0.0 < share < 0.01 or 0.99 < share < 1.0 else f"{share:.0%}"
+
+
+def _decades(low: float, high: float) -> tuple[float, float]:
+    return float(10.0 ** np.floor(np.log10(low))), float(10.0 ** np.ceil(np.log10(max(high, low * 10))))
+
+
+ELEMENT_RULES = ("scaled", "elementwise")
+
+
+def error_envelopes(
     path: Path, groups: Sequence[tuple[str, Sequence[ErrorSeries]]], title: str,
 ) -> dict[str, Any]:
-    """One panel per source: a histogram of |copy - source| per copy, on a log axis; returns the layout."""
+    """One panel per source: |copy - source| against the magnitude the check's rule uses, with the
+    tolerance envelope ``atol + rtol * magnitude`` the check applied; every panel on the same scales.
+
+    Returns the layout, with each panel's numbers (max |Δ|, share of exact zeros, tolerance).
+    """
     plt = _pyplot()
     cols = len(groups)
-    panel_w, panel_h, left, gap, top, bottom = 380, 270, 70, 60, 60, 60
-    fig_w = left + cols * panel_w + (cols - 1) * gap + 20
-    fig_h = top + panel_h + bottom
+    panel_w, panel_h, left, gap, top, legend_h = 400, 300, 80, 90, 70, 80
+    fig_w = left + cols * panel_w + (cols - 1) * gap + 30
+    fig_h = top + panel_h + 50 + legend_h
     fig = plt.figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
-    fig.text(0.5, 1 - 16 / fig_h, title, ha="center", va="center", fontsize=12, weight="bold")
-    styles = ("-", "--", ":", "-.")
+    fig.text(0.5, 1 - 18 / fig_h, title, ha="center", va="center", fontsize=12, weight="bold")
+    every = [s for _, series in groups for s in series]
+    all_diffs = np.concatenate([s.differences.ravel() for s in every]) if every else np.zeros(1)
+    all_mags = np.concatenate([s.magnitude.ravel() for s in every]) if every else np.ones(1)
+    y_floor = _floor(all_diffs, 1e-9)
+    x_floor = _floor(all_mags, 1e-6)
+    allowed_top = max((s.atol or 0.0) + (s.rtol or 0.0) * float(all_mags.max(initial=1.0)) for s in every) \
+        if every else 1.0
+    x_limits = _decades(x_floor, float(all_mags.max(initial=1.0)))
+    y_limits = _decades(y_floor, max(float(all_diffs.max(initial=0.0)), allowed_top) * 3)
+    styles = (("o", "#1b6ca8"), ("s", "#d95f02"), ("^", "#1b9e77"), ("D", "#7570b3"))
     layout = []
     for col, (name, series) in enumerate(groups):
         x0 = left + col * (panel_w + gap)
         ax = fig.add_axes(_box(fig_w, fig_h, x0, top, panel_w, panel_h))
-        joined = np.concatenate([s.differences.ravel() for s in series]) if series else np.zeros(1)
-        floor = _floor(joined)
-        bins = _bins(joined, floor)
-        top_count = 1.0
+        numbers = []
         for index, s in enumerate(series):
-            values = np.abs(s.differences.ravel().astype(np.float64))
-            exact = int(np.count_nonzero(values == 0))
-            label = f"{s.label}: max {values.max(initial=0):.1e}, {exact / max(values.size, 1):.0%} exactly 0"
-            counts, _, _ = ax.hist(np.clip(values, floor, None), bins=bins, histtype="step", linewidth=1.6,
-                                   linestyle=styles[index % len(styles)], label=label)
-            top_count = max(top_count, float(np.max(counts)))
-        atols = sorted({s.atol for s in series if s.atol is not None})
-        for atol in atols:
-            ax.axvline(atol, color="crimson", linewidth=1, linestyle="--", label=f"tolerance atol {atol:g}")
+            marker, color = styles[index % len(styles)]
+            x = np.clip(s.magnitude.ravel(), x_floor, None)
+            y = np.clip(s.differences.ravel(), y_floor, None)
+            ax.scatter(x, y, s=4, marker=marker, color=color, alpha=0.35, linewidths=0, rasterized=True,
+                       label=f"{s.label}: max |Δ| {s.max_abs:.2g}, {_share(s.exact_share)} exactly 0")
+            numbers.append({"label": s.label, "file": s.file, "max_abs": s.max_abs, "exact_zero_share": s.exact_share,
+                            "atol": s.atol, "rtol": s.rtol, "stat": s.stat})
+        xs = np.logspace(np.log10(x_limits[0]), np.log10(x_limits[1]), 200)
+        for atol, rtol, stat in sorted({(s.atol, s.rtol, s.stat) for s in series if s.atol is not None},
+                                       key=lambda t: (t[0], t[1] or 0.0, t[2] or "")):
+            if stat in ELEMENT_RULES or stat is None:
+                ax.plot(xs, atol + (rtol or 0.0) * xs, color="crimson", linewidth=1.4,
+                        label=f"tolerance: atol {atol:g} + rtol {rtol or 0:g} × magnitude (pass below)")
+            else:
+                ax.axhline(atol, color="crimson", linewidth=1.4, label=f"tolerance: {stat} of |Δ| ≤ atol {atol:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        # Minor ticks of log axes cost seconds to lay out and say little here.
-        ax.minorticks_off()
-        ax.xaxis.set_major_formatter(_ErrorTicks(floor))
-        ax.set_ylim(0.8, top_count * 40)  # head room for the legend above the bars
-        ax.set_xlabel("|copy − source| per logit (exact zeros at 0)")
-        ax.set_ylabel("count")
-        ax.set_title(name, fontsize=10)
-        ax.legend(fontsize=7, loc="upper left")
-        layout.append({"row": 0, "col": col, "title": name, "box": [x0, top, x0 + panel_w, top + panel_h]})
+        ax.minorticks_off()  # minor ticks of log axes cost seconds to lay out and say little here
+        ax.set_xlim(*x_limits)
+        ax.set_ylim(*y_limits)
+        ax.xaxis.set_major_formatter(_ErrorTicks(0.0))  # magnitudes are never drawn at a zero floor
+        ax.yaxis.set_major_formatter(_ErrorTicks(y_floor))
+        stats = {s.stat for s in series}
+        ax.set_xlabel("max(|source|, RMS of its sample) per logit" if stats == {"scaled"}
+                      else "|source| per logit", fontsize=9)
+        ax.set_ylabel("|copy − source| (exact zeros at 0)", fontsize=9)
+        worst = max((s.max_abs for s in series), default=0.0)
+        ax.set_title(f"{name}\nmax |Δ| {worst:.2g}", fontsize=10)
+        ax.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(0.0, -0.16), frameon=False, markerscale=3)
+        layout.append({"row": 0, "col": col, "title": name, "box": [x0, top, x0 + panel_w, top + panel_h],
+                       "series": numbers})
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
-    return {"file": path.name, "width": fig_w, "height": fig_h, "rows": 1, "cols": cols, "panels": layout}
+    return {"file": path.name, "width": fig_w, "height": fig_h, "rows": 1, "cols": cols, "panels": layout,
+            "x_limits": list(x_limits), "y_limits": list(y_limits)}

@@ -14,8 +14,11 @@ What is checked, each result naming the declaration it concerns:
 * every format's ``sniff`` accepts a sample model and rejects a bogus file;
 * every trainer trains the reference MLP into a model its format recognises;
 * every converter turns a sample of its source format into a file of its target
-  format, and a runtime of the target format computes the same outputs as a runtime
-  of the source format (atol 1e-4, rtol 1e-3);
+  format, and the runtime `interop check` would choose for the target format computes
+  what the one for the source format computes, judged by `interop check`'s own rules
+  (:func:`interop.testing.compare_outputs`: inputs and outputs matched by name, the
+  default tolerance of the pair's precision), so a plugin the kit passes passes
+  every user's check too;
 * every runtime loads its sample, describes inputs and outputs, and runs it.
 
 Samples come from ``sample_models`` (format name -> path) first, else from a
@@ -35,13 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from interop.plugin_api import Converter, Plugin, Session, TensorSpec
+from interop.plugin_api import Converter, Plugin, Session, TensorSpec, UnsupportedModelError
 from interop.registry import LoadedPlugin, Provided, Registry, availability, discover
 
 #: Modules a declaration must not import (checked in a fresh interpreter).
 HEAVY_MODULES = ("tensorflow", "keras", "torch", "coremltools", "onnxruntime", "tf2onnx", "mxnet")
-ATOL, RTOL = 1e-4, 1e-3
 SAMPLE_EPOCHS = 3
+#: Samples fed to compare a converter's output with its source's.
+SAMPLE_BATCH = 5
 
 
 @dataclass
@@ -217,11 +221,8 @@ class _Checker:
             raise _Skip(f"converted, but no runtime for {missing} runs here to compare outputs")
         reference = _open(before, self.registry, source)
         candidate = _open(after, self.registry, out)
-        feeds = reference_feeds(reference.inputs)
-        expected = reference.run(feeds)
-        got = candidate.run({spec.name: feeds[ref.name]
-                             for spec, ref in zip(candidate.inputs, reference.inputs)})
-        _compare(expected, got, f"{before.item.name} on {conv.source}", f"{after.item.name} on {conv.target}")
+        _same_function(reference, candidate, f"{before.item.name} on {conv.source}",
+                       f"{after.item.name} on {conv.target}")
 
 
 class _Skip(Exception):
@@ -234,7 +235,13 @@ def _extension(fmt: str, registry: Registry) -> str:
 
 
 def _first_available_runtime(fmt: str, registry: Registry) -> Provided[Any] | None:
-    return next((p for p in registry.runtimes_for(fmt) if availability(p, registry)[0]), None)
+    """The runtime `interop check` would run ``fmt`` models on here, or None when none can."""
+    from interop.runtime_choice import choose_runtime
+
+    try:
+        return choose_runtime(fmt, registry).provided
+    except UnsupportedModelError:
+        return None
 
 
 def _open(provided: Provided[Any], registry: Registry, path: Path) -> Session:
@@ -243,24 +250,24 @@ def _open(provided: Provided[Any], registry: Registry, path: Path) -> Session:
     return open_session(provided, registry, path)
 
 
-def reference_feeds(inputs: list[TensorSpec], batch: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs for a check: Iris petals for a float [batch, 2] input, else seeded noise."""
+def reference_feeds(inputs: list[TensorSpec], batch: int = SAMPLE_BATCH, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs for a check: Iris petals for a float [batch, 2] input, else `interop check`'s own random inputs.
+
+    The values come from :func:`interop.checker.inputs.random_inputs` (the one input
+    generator), with a dynamic batch axis of ``batch`` samples.
+    """
+    from interop.checker.inputs import random_inputs
     from interop.datasets import load_iris
 
+    specs = list(inputs)
+    dynamic = any(spec.shape and not isinstance(spec.shape[0], int) for spec in specs)
+    feeds = random_inputs(specs, seed=seed, samples=batch if dynamic else None, batch_sizes=(batch,)).arrays
     rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in inputs:
-        shape = tuple(d if isinstance(d, int) else batch for d in spec.shape)
-        dtype = np.dtype(spec.dtype)
-        if shape[-1:] == (2,) and len(shape) == 2 and dtype.kind == "f":
+    for spec in specs:
+        value = feeds[spec.name]
+        if value.ndim == 2 and value.shape[1] == 2 and value.dtype.kind == "f":
             x, _ = load_iris()
-            feeds[spec.name] = x[rng.choice(len(x), shape[0], replace=False)].astype(dtype)
-        elif dtype.kind == "f":
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind in "iu":
-            feeds[spec.name] = rng.integers(0, 3, shape).astype(dtype)
-        else:
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(dtype)
+            feeds[spec.name] = x[rng.choice(len(x), value.shape[0], replace=len(x) < value.shape[0])].astype(value.dtype)
     return feeds
 
 
@@ -278,24 +285,33 @@ def _check_outputs(session: Session, outputs: Mapping[str, Any]) -> None:
             raise AssertionError(f"output {spec.name} holds NaN or infinity")
 
 
-def _compare(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], a: str, b: str) -> None:
-    """Outputs match by name when both sides use the same names, else by position."""
-    if set(expected) == set(got):
-        pairs = [(name, expected[name], got[name]) for name in expected]
-    elif len(expected) == len(got):
-        pairs = [(f"{n1}/{n2}", expected[n1], got[n2]) for n1, n2 in zip(expected, got)]
-    else:
-        raise AssertionError(f"{a} gives {len(expected)} outputs, {b} gives {len(got)}")
-    for name, want, have in pairs:
-        want, have = np.asarray(want), np.asarray(have)
-        if want.shape != have.shape:
-            raise AssertionError(f"output {name}: shape {want.shape} ({a}) vs {have.shape} ({b})")
-        if not np.allclose(have, want, atol=ATOL, rtol=RTOL):
-            worst = float(np.max(np.abs(have.astype(np.float64) - want)))
-            raise AssertionError(
-                f"output {name}: {b} differs from {a} by up to {worst:.3g} "
-                f"(atol {ATOL}, rtol {RTOL})"
-            )
+def _same_function(reference: Session, candidate: Session, a: str, b: str) -> None:
+    """`interop check`'s verdict on the two sessions: inputs and outputs by name, its tolerances."""
+    from interop.checker.inputs import cast_to_spec
+    from interop.checker.models import model_precision
+    from interop.checker.tolerances import lower_precision
+    from interop.testing.comparison import compare_outputs
+
+    wanted = sorted(spec.name for spec in candidate.inputs)
+    given = sorted(spec.name for spec in reference.inputs)
+    if wanted != given:
+        raise AssertionError(
+            f"{b} takes inputs {wanted}, {a} takes {given}: interop check feeds inputs by name, "
+            "so a converter must keep its source's input names"
+        )
+    feeds = reference_feeds(reference.inputs)
+    expected = reference.run(feeds)
+    got = candidate.run({spec.name: cast_to_spec(feeds[spec.name], spec, b) for spec in candidate.inputs})
+    precision = lower_precision(model_precision(reference)[0], model_precision(candidate)[0])
+    # As check: outputs whose axis 0 is the fed batch hold samples there.
+    batched = any(spec.shape and not isinstance(spec.shape[0], int) for spec in reference.inputs)
+    comparison = compare_outputs(expected, got, precision=precision, samples=SAMPLE_BATCH if batched else None)
+    if not comparison.passed:
+        problems = "; ".join(f"output {r.name}: {r.message}" for r in comparison.failures) or "no outputs"
+        raise AssertionError(
+            f"{b} does not compute what {a} computes, by interop check's rules "
+            f"(outputs matched by name, {precision} tolerances): {problems}"
+        )
 
 
 _PROBE = """

@@ -14,24 +14,11 @@ import os
 import subprocess
 import sys
 import sysconfig
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-
-def _fake_install(site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
-    """Write modules and ``DIST-0.1.dist-info`` (METADATA + entry points) into ``site``."""
-    site.mkdir(parents=True, exist_ok=True)
-    for name, source in modules.items():
-        (site / f"{name}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    lines = "\n".join(f"{name} = {value}" for name, value in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[interop.plugins]\n{lines}\n")
-    return site
+from fake_plugins import fake_install as _fake_install
 
 
 def _run_cli(*args: str, cwd: Path, pythonpath: Path | None = None, python: str = sys.executable,

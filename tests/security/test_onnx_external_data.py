@@ -63,13 +63,14 @@ def test_check_never_opens_external_data_outside_the_model(tmp_path, watched, cl
     assert not secret.stop(), "the outside file was opened"
 
 
-def test_convert_to_core_ml_never_opens_external_data_outside_the_model(tmp_path, watched, cli):
-    pytest.importorskip("coremltools")
+@pytest.mark.parametrize("target, needs", [("evil.mlpackage", "coremltools"), ("evil.keras", "keras")])
+def test_convert_never_opens_external_data_outside_the_model(tmp_path, watched, cli, target, needs):
+    pytest.importorskip(needs)
     secret = watched()
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     model = _model_with_external_weight(model_dir / "evil.onnx", _locations(model_dir, secret.path)["relative"])
-    out = tmp_path / "evil.mlpackage"
+    out = tmp_path / target
 
     result = cli("convert", str(model), "-o", str(out))
 

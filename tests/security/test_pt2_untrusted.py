@@ -272,6 +272,30 @@ def test_torch_ops_attribute_that_is_not_an_operator_is_refused(tmp_path, good, 
     _refused(cli("convert", str(evil), "-o", str(tmp_path / "out.onnx")), "load_library", "not a torch operator")
 
 
+def test_aten_operators_named_like_python_operators_load(tmp_path):
+    """aten names some operators like operator methods (``aten::__and__``); attention masks use them."""
+    from interop_torch.loading import load_program, save_program
+
+    class Masked(torch.nn.Module):
+        def forward(self, x, y):
+            return ((x > 0) & (y > 0)).to(torch.float32) + (x.to(torch.int64) >> 1).to(torch.float32)
+
+    program = torch.export.export(Masked(), (torch.randn(2, 3), torch.randn(2, 3)))
+    pt2 = tmp_path / "masked.pt2"
+    save_program(program, pt2, ["x", "y"], ["z"])
+    targets = {str(node.target) for node in load_program(pt2).program.graph.nodes if node.op == "call_function"}
+    assert {"aten.__and__.Tensor", "aten.__rshift__.Scalar"} <= targets
+
+
+@pytest.mark.parametrize("target", ["torch.ops.aten.__and__.__call__", "torch.ops.aten.__class__.default",
+                                    "torch.ops.__class__.__and__"])
+def test_dunder_that_is_not_an_operator_name_is_refused(tmp_path, good, cli, target):
+    program = _program(good[0])
+    program["graph_module"]["graph"]["nodes"][0]["target"] = target
+    evil = _crafted(good[0], tmp_path / "evil.pt2", models__model_DOT_json=json.dumps(program).encode())
+    _refused(cli("convert", str(evil), "-o", str(tmp_path / "out.onnx")), "not a torch operator")
+
+
 @pytest.mark.parametrize("form", ["enum", "defaultdict"])
 def test_input_structure_naming_a_module_imports_nothing(tmp_path, good, cli, form):
     """torch's treespec_loads imports the module an enum key or a defaultdict factory names."""

@@ -86,7 +86,7 @@ def test_numpy_mlp_weights_linked_outside_are_not_read(tmp_path, numpy_mlp_model
     secret = watched()
     (model / "weights.npz").unlink()
     (model / "weights.npz").symlink_to(secret.path)
-    result = cli("check", str(model), "--samples", "4")
+    result = cli("check", str(model), str(model), "--samples", "4")
     refused(result, "outside the model folder")
     assert not secret.stop()
 
@@ -95,7 +95,7 @@ def test_numpy_mlp_weights_linked_outside_are_not_read(tmp_path, numpy_mlp_model
 def test_npz_given_to_check_with_a_pickled_object_runs_nothing(tmp_path, numpy_mlp_model, cli, option):
     marker = tmp_path / "MARKER"
     evil = _pickled_object_npz(tmp_path / "evil.npz", marker, x=np.zeros((3, 2), np.float32))
-    result = cli("check", str(numpy_mlp_model), option, str(evil))
+    result = cli("check", str(numpy_mlp_model), str(numpy_mlp_model), option, str(evil))
     refused(result, "evil.npz")
     assert not marker.exists()
 
@@ -186,7 +186,7 @@ def mxnet_env() -> dict[str, str]:
 def test_mxnet_graph_reading_a_file_is_refused_unread(tmp_path, watched, cli, mxnet_env):
     secret = watched("image.jpg")
     model = _mxnet_model(tmp_path / "read.mxnet", "_cvimread", {"filename": str(secret.path)})
-    result = cli("check", str(model), "--samples", "2", env=mxnet_env)
+    result = cli("check", str(model), str(model), "--samples", "2", env=mxnet_env)
     refused(result, "_cvimread")
     assert not secret.stop()
 
@@ -208,7 +208,7 @@ def test_mxnet_symbol_linked_outside_is_not_read(tmp_path, watched, cli, mxnet_e
     secret = watched("model-symbol.json")
     (model / "model-symbol.json").unlink()
     (model / "model-symbol.json").symlink_to(secret.path)
-    result = cli("check", str(model), "--samples", "2", env=mxnet_env)
+    result = cli("check", str(model), str(model), "--samples", "2", env=mxnet_env)
     refused(result, "outside the model directory")
     assert not secret.stop()
 
@@ -218,7 +218,7 @@ def test_mxnet_params_that_are_a_pickle_run_nothing(tmp_path, cli, mxnet_env):
     model = _mxnet_model(tmp_path / "pickled.mxnet", "relu", {})
     marker = tmp_path / "MARKER"
     (model / "model-0000.params").write_bytes(pickle.dumps(_Payload(marker)))
-    result = cli("check", str(model), "--samples", "2", env=mxnet_env)
+    result = cli("check", str(model), str(model), "--samples", "2", env=mxnet_env)
     refused(result, "MXNet cannot load it")
     assert not marker.exists()
 
@@ -254,7 +254,7 @@ def test_keras_lambda_bytecode_never_runs(tmp_path, keras, cli, suffix):
     assert marker.exists()
     marker.unlink()
     command = ("convert", str(path), "-o", str(tmp_path / "out.onnx")) if suffix == ".keras" \
-        else ("check", str(path), "--samples", "2")
+        else ("check", str(path), str(path), "--samples", "2")
     refused(cli(*command), "Lambda")
     assert not marker.exists()
     assert not (tmp_path / "out.onnx").exists()
@@ -299,7 +299,7 @@ def test_h5_linking_another_file_is_not_read(tmp_path, keras, watched, cli):
     with h5py.File(path, "a") as handle:
         del handle["model_weights/hidden"]
         handle["model_weights/hidden"] = h5py.ExternalLink(str(secret.path), "/hidden")
-    result = cli("check", str(path), "--samples", "2")
+    result = cli("check", str(path), str(path), "--samples", "2")
     refused(result, "links to the file")
     assert not secret.stop()
 
@@ -338,7 +338,7 @@ def test_saved_model_writing_a_file_never_runs(tmp_path, tf, cli, command):
     marker = tmp_path / "MARKER"
     folder = _writing_saved_model(tf, tmp_path / "writer_saved", marker)
     args = ("convert", str(folder), "-o", str(tmp_path / "out.onnx")) if command == "convert" \
-        else ("check", str(folder), "--samples", "2")
+        else ("check", str(folder), str(folder), "--samples", "2")
     refused(cli(*args), "WriteFile")
     assert not marker.exists()
     assert not (tmp_path / "out.onnx").exists()
@@ -374,7 +374,7 @@ def test_saved_model_variables_linked_outside_are_not_read(tmp_path, tf, keras, 
             item.unlink()
     real.rmdir()
     real.symlink_to(secret.path.parent, target_is_directory=True)
-    result = cli("check", str(folder), "--samples", "2")
+    result = cli("check", str(folder), str(folder), "--samples", "2")
     refused(result, "outside the SavedModel")
     assert not secret.stop()
 

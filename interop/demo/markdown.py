@@ -5,14 +5,12 @@ from __future__ import annotations
 import platform
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from interop.demo.engines import runtime_rows
-
-if TYPE_CHECKING:
-    from interop.demo.pipeline import DemoResult, Lineage
+from interop.demo.model import DemoResult, Lineage, framework_names
 
 TARGET_SECONDS = 60.0
 
@@ -76,27 +74,39 @@ def accuracy_section(result: DemoResult) -> list[str]:
 
 
 def _split_numbers(result: DemoResult, copy_path: Path) -> tuple[str, str, str]:
-    """max |Δ| on Iris, max |Δ| on the grid, class agreement on the grid, from the demo's own runs."""
-    from interop.demo.outputs import differences
-
+    """max |Δ| on Iris, max |Δ| on the grid, class agreement on the grid, from the outputs the check judged."""
     count = len(result.iris_x)
     for lineage in result.lineages:
-        for copy, diff in differences(lineage):
+        for copy, diff in lineage.differences():
             if copy.path == copy_path and lineage.source.run is not None and copy.run is not None:
                 agree = (copy.run.logits[count:].argmax(1) == lineage.source.run.logits[count:].argmax(1)).mean()
                 return _fmt(float(diff[:count].max())), _fmt(float(diff[count:].max())), f"{agree:.2%}"
     return "–", "–", "–"
 
 
+def _runs_text(plan: list[int]) -> str:
+    """``[1, 7, 64, 4096, 4096, 1012]`` -> ``1, 7, 64, 2 × 4096, then 1012``."""
+    parts: list[str] = []
+    for size in plan:
+        if parts and parts[-1][0] == size:
+            parts[-1][1] += 1
+        else:
+            parts.append([size, 1])
+    words = [f"{count} × {size}" if count > 1 else str(size) for size, count in parts]
+    return ", ".join(words[:-1]) + (", then " if len(words) > 1 else "") + words[-1] if words else "one run"
+
+
 def metrics_section(result: DemoResult) -> list[str]:
     report = result.check
     grid = result.grid[0].shape
+    runs = sorted({tuple(group.get("runs", [])) for group in report.inputs})
+    shown = "; ".join(_runs_text(list(plan)) for plan in runs) or "one run"
     lines = ["## Equivalence of every copy with its source", "",
              f"The check engine fed every model the same {len(result.iris_x)} Iris samples followed by the "
              f"{grid[0]}×{grid[1]} grid of the petal plane that the decision-boundary plot is drawn from "
-             f"({result.grid[2].shape[0]} points), in runs of 1, 7, 64 and then 1024 samples. "
-             "Metrics are over all logits; the last three columns split them by data set "
-             "(from the separate runs that drew the plots).", ""]
+             f"({result.grid[2].shape[0]} points), in runs of {shown} samples. "
+             "Metrics are over all logits; the last three columns split them by data set. The figures "
+             "and these columns are computed from the very outputs the check judged.", ""]
     rows = []
     for pair in report.pairs:
         data = pair.to_dict()
@@ -174,25 +184,23 @@ def reproduce_section(result: DemoResult) -> list[str]:
     lines = ["## Reproduce", "", "Everything above, in one command:", "", "```sh",
              f"interop demo -o {q(folder)} --force", "```", "",
              "Step by step, with the same defaults (the demo checks both data sets in one pass):", "", "```sh"]
-    if any(lineage.in_other_environment for lineage in result.lineages):
-        lines.append("make mxnet-env   # the MXNet plugin's own Python environment")
+    for setup in dict.fromkeys(l.environment_setup for l in result.lineages if l.environment_setup):
+        lines.append(f"# create the plugin's own Python environment first: {setup}")
     for lineage in result.lineages:
-        src, onnx, coreml = (str(m.path) for m in lineage.models)
-        lines.append(f"interop train --framework {lineage.framework} -o {q(src)}")
-        lines.append(f"interop convert {q(src)} -o {q(onnx)}")
-        lines.append(f"interop convert {q(onnx)} -o {q(coreml)}")
+        source, first, *others = (str(m.path) for m in lineage.models)
+        lines.append(f"interop train --framework {lineage.framework} -o {q(source)}")
+        lines.append(f"interop convert {q(source)} -o {q(first)}")
+        lines += [f"interop convert {q(first)} -o {q(other)}" for other in others]
         models = " ".join(q(f"{m.path}@{m.runtime}") for m in lineage.models)
         for dataset in ("iris", "iris-grid"):
-            lines.append(f"interop check {models} --dataset {dataset} --max-batch 1024")
+            lines.append(f"interop check {models} --dataset {dataset}")
     lines += ["```"]
     return lines
 
 
 def write_report(result: DemoResult, path: Path) -> Path:
     """Write report.md at ``path``."""
-    from interop.demo.pipeline import FRAMEWORK_LABELS
-
-    names = ", ".join(FRAMEWORK_LABELS.get(l.framework, l.framework) for l in result.lineages)
+    names = framework_names(result.lineages)
     copies = sum(len(l.copies) for l in result.lineages)
     lines = [
         "# interop demo: one network, several frameworks, every copy checked", "",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from interop.checker import Report, junit
+from interop.checker import ModelInfo, Report, junit
 from interop.checker.runner import make_options, run_groups
 from interop.registry import Registry
 
@@ -25,14 +25,16 @@ def check_lineages(
     groups: Sequence[tuple[ModelArg, Sequence[ModelArg]]],
     inputs: Mapping[str, np.ndarray],
     registry: Registry,
-    max_batch: int,
     on_progress: Callable[[str], None] | None = None,
+    on_outputs: Callable[[ModelInfo, dict[str, np.ndarray]], None] | None = None,
 ) -> Report:
     """Compare every copy with its own source on ``inputs``; one group per source framework.
 
-    Samples are fed in runs of the engine's default batch sizes, then ``max_batch``.
+    Samples are fed in the check engine's default runs (within every model's batch
+    bound); ``on_outputs`` receives each model's outputs of those runs.
     """
-    options = make_options(inputs=dict(inputs), max_batch=max_batch, on_progress=on_progress)
+    options = make_options(inputs=dict(inputs), on_progress=on_progress,
+                           on_outputs=on_outputs)
     return run_groups([(ref, list(copies)) for ref, copies in groups], options, registry=registry)
 
 

@@ -4,36 +4,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from interop.datasets import CLASS_NAMES
-from interop.demo.plots import ErrorSeries, RegionPanel, decision_boundaries, error_distributions
+from interop.demo.checking import write_reports
+from interop.demo.model import DemoResult, Lineage, Model
+from interop.demo.plots import ErrorSeries, RegionPanel, decision_boundaries, error_envelopes
 from interop.demo.progress import Progress
-
-if TYPE_CHECKING:
-    from interop.demo.pipeline import DemoResult, Lineage, Model
+from interop.demo.markdown import verdict, write_report
 
 
-def panel_title(model: Model) -> str:
-    """``PyTorch → Core ML · coreml-interpreter`` over the engine that computed the panel."""
+def panel_title(model: Model, max_abs: float | None = None) -> str:
+    """``PyTorch → Core ML · coreml-interpreter`` over the engine (and, for a copy, max |Δ| from its source)."""
     engine = model.run.engine if model.run else model.runtime
-    return f"{model.title} · {model.runtime}\n{engine}"
+    difference = f" · max |Δ| {max_abs:.2g}" if max_abs is not None else ""
+    return f"{model.title} · {model.runtime}{difference}\n{engine}"
 
 
 def grid_classes(model: Model, iris_count: int, shape: tuple[int, ...]) -> np.ndarray:
     """The class a model predicts at every grid point (its outputs after the Iris samples)."""
     assert model.run is not None
     return model.run.logits[iris_count:].argmax(axis=1).reshape(shape)
-
-
-def differences(lineage: Lineage) -> list[tuple[Model, np.ndarray]]:
-    """|copy - source| of every logit, per copy of ``lineage``, from the runs made for the plots."""
-    assert lineage.source.run is not None
-    reference = lineage.source.run.logits.astype(np.float64)
-    return [(copy, np.abs(copy.run.logits.astype(np.float64) - reference)) for copy in lineage.copies
-            if copy.run is not None]
 
 
 def interpreter_footnote(result: DemoResult) -> str:
@@ -46,13 +39,29 @@ def interpreter_footnote(result: DemoResult) -> str:
     return " ".join(notes)
 
 
-def _atol(result: DemoResult, copy: Model) -> float | None:
+def _tolerance(result: DemoResult, copy: Model) -> tuple[float | None, float | None, str | None]:
+    """(atol, rtol, error statistic) the check applied to ``copy``'s output."""
     for pair in result.check.pairs:
         if Path(pair.candidate.path) == copy.path:
             for out in pair.outputs:
                 if out.tolerance is not None:
-                    return float(out.tolerance.atol)
-    return None
+                    return float(out.tolerance.atol), float(out.tolerance.rtol), out.tolerance.stat
+    return None, None, None
+
+
+def error_series(result: DemoResult, lineage: Lineage) -> list[ErrorSeries]:
+    """Each copy's differences against the magnitude the check's statistic scales rtol by."""
+    from interop.checker.metrics import sample_scale
+
+    assert lineage.source.run is not None
+    reference = np.abs(lineage.source.run.logits.astype(np.float64))
+    series = []
+    for copy, diff in lineage.differences():
+        atol, rtol, stat = _tolerance(result, copy)
+        magnitude = np.maximum(reference, sample_scale(reference)) if stat == "scaled" else reference
+        series.append(ErrorSeries(f"{copy.title.split(' → ')[-1]} on {copy.runtime}", magnitude, diff,
+                                  atol, rtol, stat, copy.path.name))
+    return series
 
 
 def write_figures(result: DemoResult) -> dict[str, Any]:
@@ -61,8 +70,10 @@ def write_figures(result: DemoResult) -> dict[str, Any]:
     iris_count = len(result.iris_x)
     panels = []
     for row, lineage in enumerate(result.lineages):
+        worst = {copy.path: float(diff.max(initial=0.0)) for copy, diff in lineage.differences()}
         for col, model in enumerate(lineage.models):
-            panels.append(RegionPanel(row, col, panel_title(model), grid_classes(model, iris_count, xx.shape), {
+            title = panel_title(model, worst.get(model.path))
+            panels.append(RegionPanel(row, col, title, grid_classes(model, iris_count, xx.shape), {
                 "framework": lineage.framework, "format": model.format, "runtime": model.runtime,
                 "engine": model.run.engine if model.run else "", "file": model.path.name,
             }))
@@ -71,22 +82,15 @@ def write_figures(result: DemoResult) -> dict[str, Any]:
         "Iris MLP decision regions: one row per training framework, one panel per copy and runtime",
         interpreter_footnote(result),
     )
-    groups = []
-    for lineage in result.lineages:
-        series = [ErrorSeries(f"{copy.title.split(' → ')[-1]} on {copy.runtime}", diff, _atol(result, copy))
-                  for copy, diff in differences(lineage)]
-        groups.append((f"{lineage.source.title} source vs its copies ({len(result.iris_x) + xx.size} samples)",
-                       series))
-    errors = error_distributions(result.folder / "errors.png", groups,
-                                 "Absolute differences of every logit, copy vs source")
+    groups = [(f"{lineage.source.title} source vs its copies ({len(result.iris_x) + xx.size} samples)",
+               error_series(result, lineage)) for lineage in result.lineages]
+    errors = error_envelopes(result.folder / "errors.png", groups,
+                             "Every logit's difference from its source, against the check's tolerance")
     return {"decision_boundaries": regions, "errors": errors}
 
 
 def write_outputs(result: DemoResult, progress: Progress) -> list[Path]:
     """Write every demo file except the models (already there); returns all files of the demo."""
-    from interop.demo.equivalence import write_reports
-    from interop.demo.report import verdict, write_report
-
     layout = write_figures(result)
     figure_json = result.folder / "figure.json"
     figure_json.write_text(json.dumps(layout, indent=2) + "\n")

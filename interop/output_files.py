@@ -102,7 +102,7 @@ def check_report_destination(path: Path, what: str) -> None:
 
 
 def _report_suffix(what: str) -> str:
-    return {"--json": ".json", "--junit": ".xml", "--save-golden": ".npz"}.get(what, "")
+    return {"--json": ".json", "--json-file": ".json", "--junit": ".xml", "--save-golden": ".npz"}.get(what, "")
 
 
 def same_file(path: Path, other: Path) -> bool:

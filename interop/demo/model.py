@@ -1,0 +1,103 @@
+"""What the demo makes and finds: its models and lineages, what each model computed, and the result.
+
+Data only, shared by the pipeline, the figures and the report (so none of them
+imports another to learn these shapes). The labels are a data table of the
+tutorial's frameworks and formats; any other name is shown as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interop.plugin_api import TrainResult
+from interop.runtime_choice import RuntimeChoice
+
+FRAMEWORK_LABELS = {"keras": "Keras", "torch": "PyTorch", "mxnet": "MXNet"}
+FORMAT_LABELS = {"onnx": "ONNX", "coreml": "Core ML"}
+
+
+@dataclass
+class RunResult:
+    """What one model computed on the demo inputs (the check's own run of it), and who computed it."""
+
+    path: Path
+    runtime: str
+    engine: str
+    logits: np.ndarray
+
+
+@dataclass
+class Model:
+    """One file of a lineage (the trained source or a copy) and the runtime that runs it."""
+
+    framework: str
+    format: str
+    path: Path
+    runtime: str
+    is_source: bool = False
+    run: RunResult | None = None
+    #: Seconds it took to make this file (training for a source, conversion for a copy).
+    seconds: float = 0.0
+
+    @property
+    def title(self) -> str:
+        """``PyTorch`` for a source, ``PyTorch → Core ML`` for a copy."""
+        name = FRAMEWORK_LABELS.get(self.framework, self.framework)
+        return name if self.is_source else f"{name} → {FORMAT_LABELS.get(self.format, self.format)}"
+
+
+@dataclass
+class Lineage:
+    """A framework's trained model and its copies, compared only with each other."""
+
+    framework: str
+    source: Model
+    copies: list[Model]
+    in_other_environment: bool = False
+    #: How to create that environment (its declaration's ``setup_hint``), for the report.
+    environment_setup: str = ""
+    training: TrainResult | None = None
+    #: Seconds spent importing the framework before training (in-process trainers only).
+    import_seconds: float = 0.0
+
+    @property
+    def models(self) -> list[Model]:
+        return [self.source, *self.copies]
+
+    def differences(self) -> list[tuple[Model, np.ndarray]]:
+        """|copy - source| of every logit, per copy that ran, from the outputs the check judged."""
+        if self.source.run is None:
+            return []
+        reference = self.source.run.logits.astype(np.float64)
+        return [(copy, np.abs(copy.run.logits.astype(np.float64) - reference))
+                for copy in self.copies if copy.run is not None]
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo produced, for the report and for callers."""
+
+    folder: Path
+    lineages: list[Lineage]
+    skipped_frameworks: list[tuple[str, str]]
+    runtimes: dict[str, RuntimeChoice]
+    check: Any  # the check engine's Report
+    iris_x: np.ndarray
+    iris_y: np.ndarray
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray]
+    durations: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.check.passed)
+
+
+def framework_names(lineages: list[Lineage]) -> str:
+    """``Keras, PyTorch``: the lineages' frameworks as the report and the progress lines name them."""
+    return ", ".join(FRAMEWORK_LABELS.get(l.framework, l.framework) for l in lineages)

@@ -1,0 +1,263 @@
+"""Reference models for tests and benchmarks of every plugin: real architectures, random weights.
+
+* :func:`zoo_model`: the nine model-zoo architectures the onnx wheel ships under
+  ``onnx/backend/test/data/light/``, whose weights are ``ConstantOfShape`` fills; each
+  fill becomes a seeded random initializer scaled like He initialisation (so activations
+  keep a useful range through deep stacks), and the fixed batch of 1 can become symbolic.
+  :func:`zoo_weight_names` names the architecture's weights and BatchNorm statistics (the fills
+  and the float tensors stored as they are), independently of any importer's own classification.
+* :func:`keras_application_onnx`: a Keras Application (``weights=None``, BatchNorm
+  statistics randomised) frozen and converted with tf2onnx, as tf2onnx's CLI does. It
+  imports TensorFlow, keras and tf2onnx when called (never at import), and caches the
+  result per process, so the test files of several plugins convert each network once.
+
+* :func:`without_final_softmax`: the graph's outputs taken before a closing Softmax
+  (random weights saturate it to one-hot vectors that compare equal whatever the
+  network computed).
+* :func:`skip_extended_unless_asked`: the ``extended`` marker's rule (long model
+  campaigns run only under ``INTEROP_EXTENDED=1``, ``make test-extended``), for the
+  conftest of every plugin whose tests use these models.
+* :func:`onnx_weight_count`: the weight elements of any ONNX graph by the rule the
+  importers document (docs/training-elsewhere.md, "What is a weight"), written here
+  independently of both importers so their tests compare with something they did not compute.
+
+Only numpy and onnx are imported at module level.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+ZOO_NAMES = (
+    "bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
+    "shufflenet", "squeezenet", "vgg19", "zfnet512",
+)
+
+
+def zoo_path(name: str) -> pathlib.Path:
+    return pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"light_{name}.onnx"
+
+
+def _random_weight(shape: list[int], rng: np.random.Generator) -> np.ndarray:
+    if len(shape) >= 2:
+        fan_in = int(np.prod(shape[1:]))
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    # 1-D parameters (biases, BN scale/shift/mean/var) stay positive and near 1,
+    # which keeps variances valid and activations from dying.
+    return rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
+
+
+def zoo_weight_names(name: str) -> list[str]:
+    """The architecture's weight tensors (and BatchNorm statistics): the zoo file's ConstantOfShape fills,
+    which :func:`zoo_model` randomises, and the float tensors it stores as they are (zero biases)."""
+    model = onnx.load(str(zoo_path(name)))
+    inits = {init.name: init for init in model.graph.initializer}
+    fills = [node.output[0] for node in model.graph.node if node.op_type == "ConstantOfShape" and node.input[0] in inits]
+    stored = [n for n, init in inits.items() if numpy_helper.to_array(init).dtype.kind == "f"]
+    return fills + stored
+
+
+def zoo_model(name: str, seed: int = 0, dynamic_batch: bool = False) -> onnx.ModelProto:
+    """The zoo graph ``name`` with random weights; optionally with a symbolic batch dim."""
+    model = onnx.load(str(zoo_path(name)))
+    rng = np.random.default_rng(seed)
+    graph = model.graph
+    inits = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    nodes = []
+    new_inits = []
+    for node in graph.node:
+        if node.op_type == "ConstantOfShape" and node.input[0] in inits:
+            shape = [int(d) for d in inits[node.input[0]]]
+            new_inits.append(numpy_helper.from_array(_random_weight(shape, rng), node.output[0]))
+            continue
+        nodes.append(node)
+    used = {name for node in nodes for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + new_inits)
+    init_names = set(inits) | {init.name for init in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in init_names]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    # IR 3 requires every initializer to be a graph input; IR 4 lifted that, so say 4.
+    model.ir_version = max(model.ir_version, 4)
+    if dynamic_batch:
+        _make_batch_dynamic(model)
+    return model
+
+
+def _make_batch_dynamic(model: onnx.ModelProto) -> None:
+    graph = model.graph
+    for value in [*graph.input, *graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    constants = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        # The zoo reshapes to [1, features]; 0 copies the batch dim instead.
+        if node.op_type == "Reshape" and node.input[0] not in constants and node.input[1] in constants:
+            shape = numpy_helper.to_array(constants[node.input[1]]).copy()
+            if shape[0] == 1:
+                shape[0] = 0
+                constants[node.input[1]].CopyFrom(numpy_helper.from_array(shape, node.input[1]))
+    del graph.value_info[:]
+
+
+#: The Keras Applications the suites convert through tf2onnx (small inputs keep them fast).
+KERAS_APPS = ("MobileNetV2", "ResNet50", "DenseNet121", "EfficientNetB0")
+
+
+def keras_application_onnx(app: str, input_shape: tuple[int, ...] = (32, 32, 3), include_top: bool = False,
+                           classes: int = 10, opset: int = 17, seed: int = 0) -> onnx.ModelProto:
+    """``keras.applications.<app>`` with random weights, frozen and converted by tf2onnx (cached).
+
+    ``include_top=False`` adds global average pooling: an untrained classifier head outputs a
+    near-uniform softmax that would compare equal whatever the body computed. The graph
+    structure (ops, shape arithmetic, names like ``Identity:0``) is the one of full-size inputs.
+    A copy is returned, so callers may edit it.
+    """
+    model = onnx.ModelProto()
+    model.CopyFrom(_keras_application_onnx(app, tuple(input_shape), include_top, classes, opset, seed))
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def _keras_application_onnx(app: str, input_shape: tuple[int, ...], include_top: bool, classes: int, opset: int,
+                            seed: int) -> onnx.ModelProto:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    kwargs = {"classes": classes} if include_top else {"pooling": "avg"}
+    network = getattr(keras.applications, app)(weights=None, input_shape=input_shape, include_top=include_top,
+                                               **kwargs)
+    randomize_batchnorm(network, seed)
+    return keras_to_onnx(network, input_shape, opset)
+
+
+def randomize_batchnorm(network, seed: int = 0) -> None:  # type: ignore[no-untyped-def]
+    """Give a Keras model's BatchNormalization layers trained-looking statistics (weights=None leaves identities)."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shapes = [w.shape for w in layer.get_weights()]
+            values = [rng.uniform(0.8, 1.2, shapes[0]), rng.uniform(-0.1, 0.1, shapes[1]),
+                      rng.uniform(-0.1, 0.1, shapes[2]), rng.uniform(0.8, 1.2, shapes[3])]
+            layer.set_weights([v.astype(np.float32) for v in values])
+
+
+def keras_to_onnx(keras_model, input_shape: tuple[int, ...], opset: int = 17) -> onnx.ModelProto:  # type: ignore[no-untyped-def]
+    """Freeze a Keras model's variables and convert the graph with tf2onnx (as its CLI does); batch is dynamic."""
+    import tensorflow as tf
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec((None, *input_shape), tf.float32, name="input")
+    concrete = tf.function(lambda x: keras_model(x, training=False)).get_concrete_function(spec)
+    frozen = convert_variables_to_constants_v2(concrete)
+    model, _ = tf2onnx.convert.from_graph_def(
+        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
+        output_names=[t.name for t in frozen.outputs], opset=opset)
+    return model
+
+
+def without_final_softmax(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose outputs are taken before a closing Softmax (same output names)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    graph = copy.graph
+    for output in graph.output:
+        producers = [n for n in graph.node if output.name in n.output and n.op_type == "Softmax"]
+        if not producers:
+            continue
+        softmax = producers[0]
+        logits = softmax.input[0]
+        graph.node.remove(softmax)
+        for node in graph.node:
+            node.output[:] = [output.name if o == logits else o for o in node.output]
+            node.input[:] = [output.name if i == logits else i for i in node.input]
+    del graph.value_info[:]
+    return copy
+
+
+_VIEWS = {"Identity", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Transpose"}
+_PARAMETER_INPUTS = {
+    "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
+    "BatchNormalization": (1, 2), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
+    "GroupNormalization": (1, 2), "PRelu": (1,), "Gather": (0,),
+}
+_ARITHMETIC = {"Add", "Sub", "Mul", "Div", "Sum"}
+_LINEAR = {"MatMul", "Gemm", "Conv", "ConvTranspose"}
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
+
+
+def onnx_weight_count(model: onnx.ModelProto) -> int:
+    """Elements of the float constants an ONNX import must make trainable.
+
+    Parameters of Conv/ConvTranspose/Gemm/MatMul, of the normalisations, PRelu's slope,
+    the table of a Gather by computed indices; an Add's constant right after
+    MatMul/Gemm/Conv (a bias); a constant of two or more finite elements that
+    Add/Sub/Mul/Div/Sum applies to a value computed from weights (a per-channel scale
+    or shift). Not: BatchNorm running statistics, shapes and indices, one-element
+    factors, arithmetic on the inputs before any weight. Views (Reshape, Unsqueeze ...)
+    of a constant are looked through.
+    """
+    graph = model.graph
+    floats = {t.name: t for t in graph.initializer if t.data_type in _FLOAT_TYPES}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type in _FLOAT_TYPES:
+                    floats[node.output[0]] = attr.t
+    source = {name: name for name in floats}
+    constant = set(source) | {t.name for t in graph.initializer} | {
+        n.output[0] for n in graph.node if n.op_type == "Constant"}
+    made_by: dict[str, str] = {}
+    computed_from_weights: set[str] = set()
+    weights: set[str] = set()
+    for node in graph.node:
+        if node.op_type == "Constant":
+            continue
+        if all(not name or name in constant for name in node.input):
+            constant.update(node.output)
+            if node.op_type in _VIEWS and node.input and node.input[0] in source:
+                source[node.output[0]] = source[node.input[0]]
+            continue
+        computed = [name for name in node.input if name and name not in constant]
+        after_weight = any(name in computed_from_weights for name in computed)
+        after_linear = any(made_by.get(name) in _LINEAR for name in computed)
+        found = False
+        for index, name in enumerate(node.input):
+            if name not in source:
+                continue
+            value = numpy_helper.to_array(floats[source[name]])
+            scale_or_shift = after_weight and value.size > 1 and bool(np.all(np.isfinite(value)))
+            if index in _PARAMETER_INPUTS.get(node.op_type, ()) or (node.op_type in _ARITHMETIC and (
+                    (node.op_type == "Add" and after_linear) or scale_or_shift)):
+                weights.add(source[name])
+                found = True
+        for out in node.output:
+            made_by[out] = node.op_type
+            if after_weight or found:
+                computed_from_weights.add(out)
+    return sum(int(np.prod(floats[name].dims)) if floats[name].dims else 1 for name in weights)
+
+
+def skip_extended_unless_asked(items: list) -> None:  # type: ignore[type-arg]
+    """Skip the pytest items marked ``extended`` unless INTEROP_EXTENDED=1 (``make test-extended``)."""
+    import os
+
+    import pytest
+
+    if os.environ.get("INTEROP_EXTENDED") == "1":
+        return
+    skip = pytest.mark.skip(reason="extended model campaign: run `make test-extended`")
+    for item in items:
+        if "extended" in item.keywords:
+            item.add_marker(skip)
