@@ -5,9 +5,9 @@ the modules underneath do one job each: :mod:`~interop.checker.metrics` (error
 metrics), :mod:`~interop.checker.tolerances` (which tolerance applies),
 :mod:`~interop.checker.inputs` (what is fed), :mod:`~interop.checker.models` (which
 runtime runs a file), :mod:`~interop.checker.runner` (the comparison),
-:mod:`~interop.checker.report` and :mod:`~interop.checker.junit` (the reports),
-:mod:`~interop.checker.golden` (saved reference outputs) and
-:mod:`~interop.checker.convert_check` (``interop convert --check``).
+:mod:`~interop.checker.report` and :mod:`~interop.checker.junit` (the reports) and
+:mod:`~interop.checker.golden` (saved reference outputs). ``interop convert --check``
+lives with the command line, in :mod:`interop.cli.convert_check`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from interop.outputs import atomic_output, check_report_destination
+from interop.output_files import atomic_output, check_report_destination
 from interop.plugin_api import InteropError
 
 META_KEY = "__interop_check__"

@@ -46,6 +46,8 @@ class InputSet:
     plan: list[int]
     source: str
     notes: list[str] = field(default_factory=list)
+    #: The value range each generated input was drawn from (empty for given inputs).
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def samples(self) -> int:
@@ -67,12 +69,30 @@ class InputSet:
             return dict(self.arrays)
         return {name: value[index:index + 1] for name, value in self.arrays.items()}
 
+    def feed_for(self, index: int) -> tuple[dict[str, np.ndarray], int]:
+        """Feeds holding sample ``index``, and its position in them.
+
+        The sample alone (a batch of one), except when every run has the same size B > 1
+        (a model with a fixed batch): then the whole run holding it.
+        """
+        if not self.plan:
+            return dict(self.arrays), 0
+        if len(set(self.plan)) == 1 and self.plan[0] > 1:
+            size = self.plan[0]
+            start = (index // size) * size
+            return {name: value[start:start + size] for name, value in self.arrays.items()}, index - start
+        return self.sample(index), 0
+
     def describe(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "samples": self.samples,
             "runs": list(self.plan),
-            "inputs": {n: {"dtype": str(a.dtype), "shape": list(a.shape)} for n, a in self.arrays.items()},
+            "inputs": {
+                n: {"dtype": str(a.dtype), "shape": list(a.shape),
+                    **({"range": list(self.ranges[n])} if n in self.ranges else {})}
+                for n, a in self.arrays.items()
+            },
             "notes": list(self.notes),
         }
 
@@ -173,11 +193,17 @@ _GENERATE_HINT = "use fewer samples (--samples, --batch-sizes) or smaller runs (
 
 
 def _axis0(specs: Sequence[TensorSpec]) -> int | None | str:
-    """The static size of axis 0 shared by the inputs, None if dynamic, "none" if they have no axis 0."""
+    """The static size of axis 0 shared by the inputs, None if dynamic, "none" if they share no axis 0.
+
+    Inputs share no sample axis when one is rank 0 or when two fix axis 0 to different sizes
+    (``x: (4,)`` and ``w: (3, 4)``): the inputs are then one sample, fed as they are.
+    """
     if not specs or any(len(spec.shape) == 0 for spec in specs):
         return "none"
-    static = [spec.shape[0] for spec in specs if not spec.is_dynamic(0)]
-    return static[0] if static else None
+    static = {spec.shape[0] for spec in specs if not spec.is_dynamic(0)}
+    if len(static) > 1:
+        return "none"
+    return static.pop() if static else None
 
 
 def plan_runs(
@@ -358,13 +384,6 @@ def _npy_header(handle: Any, where: str, name: str) -> tuple[np.dtype, tuple[int
     return dtype, tuple(shape)
 
 
-def from_npz(
-    path: Path, specs: Sequence[TensorSpec],
-    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, max_batch: int = DEFAULT_MAX_BATCH,
-) -> InputSet:
-    return from_arrays(load_npz(path), specs, f"inputs file {path}", batch_sizes, max_batch)
-
-
 def from_dataset(
     name: str, specs: Sequence[TensorSpec], samples: int | None = None,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, max_batch: int = DEFAULT_MAX_BATCH,
@@ -390,21 +409,90 @@ def from_dataset(
     return from_arrays({specs[0].name: data}, specs, f"data set {name}", batch_sizes, max_batch)
 
 
-def random_inputs(
-    specs: Sequence[TensorSpec], *, seed: int = 0, value_range: tuple[float, float] = DEFAULT_RANGE,
-    samples: int | None = None, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    max_batch: int = DEFAULT_MAX_BATCH,
-) -> InputSet:
-    """Seeded uniform values in ``value_range`` with the declared names, dtypes and shapes."""
-    if not specs:
-        raise InteropError("the model declares no inputs; nothing to generate")
-    seed = check_seed(seed)
-    samples = check_samples(samples)
-    low, high = parse_range(value_range)
-    batch_sizes = parse_batch_sizes(batch_sizes)
-    axis0 = _axis0(specs)
-    if samples is None:
-        samples = 1 if axis0 == "none" else (axis0 if isinstance(axis0, int) else sum(batch_sizes))
+#: Values of integer inputs with no declared or given range: valid for masks, token types, small ids.
+DEFAULT_INT_RANGE = (0.0, 1.0)
+
+
+def parse_range_options(
+    items: str | Sequence[str] | Sequence[float] | Mapping[str, Any] | None,
+) -> tuple[tuple[float, float] | None, dict[str, tuple[float, float]]]:
+    """``--range`` values -> (range of every input or None, {input: range}).
+
+    Accepts ``"LOW,HIGH"``, ``(LOW, HIGH)``, ``{"name": (LOW, HIGH)}`` or a list of
+    command-line strings, each ``LOW,HIGH`` (every input) or ``NAME=LOW,HIGH``.
+    """
+    if items is None:
+        return None, {}
+    if isinstance(items, Mapping):
+        return None, {str(name): parse_range(value) for name, value in items.items()}
+    if isinstance(items, str) or (len(items) == 2 and not any(isinstance(i, str) for i in items)):
+        return parse_range(items), {}  # type: ignore[arg-type]
+    every: tuple[float, float] | None = None
+    per_input: dict[str, tuple[float, float]] = {}
+    for text in items:
+        name, sep, numbers = str(text).rpartition("=")
+        if sep and not name.strip():
+            raise InteropError(f"--range {text!r} is not LOW,HIGH or NAME=LOW,HIGH", hint="for example --range ids=0,999")
+        if sep:
+            per_input[name.strip()] = parse_range(numbers)
+        else:
+            every = parse_range(numbers)
+    return every, per_input
+
+
+def parse_shape_options(
+    items: Sequence[str] | Mapping[str, Sequence[int]] | None,
+) -> dict[str, tuple[int, ...]]:
+    """``--input-shape NAME=d0,d1,...`` values (or ``{name: dims}``) -> ``{name: dims}``; positive ints."""
+    if not items:
+        return {}
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(items, Mapping):
+        pairs = [(str(name), dims) for name, dims in items.items()]
+    else:
+        for text in items:
+            name, sep, dims = str(text).rpartition("=")
+            if not sep or not name.strip():
+                raise InteropError(f"--input-shape {text!r} is not NAME=D0,D1,...",
+                                   hint="for example --input-shape x=1,3,224,224")
+            pairs.append((name.strip(), dims.split(",") if dims.strip() else []))
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, dims in pairs:
+        try:
+            values = tuple(int(str(d).strip()) for d in dims)
+        except ValueError:
+            raise InteropError(f"--input-shape {name}: dimensions {list(dims)} are not integers",
+                               hint="for example --input-shape x=1,3,224,224") from None
+        if any(isinstance(d, bool) or v < 1 for d, v in zip(dims, values)):
+            raise InteropError(f"--input-shape {name}: dimensions must be positive integers, got {list(values)}")
+        shapes[name] = values
+    return shapes
+
+
+def _resolve_shapes(
+    specs: Sequence[TensorSpec], given: Mapping[str, tuple[int, ...]], samples: int, axis0: Any,
+) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+    """Every input's shape: axis 0 the samples, given dims, then dims named alike, then OTHER_DYNAMIC_DIM."""
+    unknown = sorted(set(given) - {spec.name for spec in specs})
+    if unknown:
+        raise InteropError(f"--input-shape names {', '.join(unknown)}, not an input of the model",
+                           hint=f"the model's inputs are: {', '.join(s.name for s in specs)}")
+    symbols: dict[str, int] = {}
+    for spec in specs:
+        if spec.name not in given:
+            continue
+        dims = given[spec.name]
+        if len(dims) != len(spec.shape):
+            raise InteropError(f"--input-shape {spec.name}={','.join(map(str, dims))} has rank {len(dims)}, "
+                               f"the model expects rank {len(spec.shape)} ({_shape_text(spec.shape)})")
+        for axis, (declared, value) in enumerate(zip(spec.shape, dims)):
+            if axis == 0 and axis0 != "none":
+                continue
+            if isinstance(declared, int) and declared != value:
+                raise InteropError(f"--input-shape {spec.name}: axis {axis} is fixed at {declared} in the model, "
+                                   f"not {value}")
+            if isinstance(declared, str):
+                symbols.setdefault(declared, value)
     shapes: dict[str, tuple[int, ...]] = {}
     notes: list[str] = []
     for spec in specs:
@@ -412,20 +500,76 @@ def random_inputs(
         for axis, dim in enumerate(spec.shape):
             if axis == 0 and axis0 != "none":
                 dims.append(samples)
+            elif spec.name in given:
+                dims.append(given[spec.name][axis])
             elif isinstance(dim, int):
                 if dim < 0:
                     raise InteropError(f"input {spec.name} declares a negative dimension {dim} (axis {axis})")
                 dims.append(dim)
+            elif isinstance(dim, str) and dim in symbols:
+                dims.append(symbols[dim])
             else:
                 dims.append(OTHER_DYNAMIC_DIM)
-                notes.append(f"{spec.name} axis {axis} is dynamic: generated with size {OTHER_DYNAMIC_DIM}")
+                notes.append(f"{spec.name} axis {axis} is dynamic: generated with size {OTHER_DYNAMIC_DIM} "
+                             f"(--input-shape {spec.name}=... sets it)")
         shapes[spec.name] = tuple(dims)
+    return shapes, notes
+
+
+def shape_batch_size(specs: Sequence[TensorSpec], given: Mapping[str, tuple[int, ...]]) -> int | None:
+    """The batch size --input-shape gives for a dynamic sample axis (axis 0), if any; all must agree."""
+    if _axis0(specs) is not None:
+        return None
+    sizes = {dims[0] for name, dims in given.items() if dims}
+    if len(sizes) > 1:
+        raise InteropError(f"--input-shape gives different sizes of axis 0 (the batch): {sorted(sizes)}",
+                           hint="give every input the same batch size")
+    return sizes.pop() if sizes else None
+
+
+def random_inputs(
+    specs: Sequence[TensorSpec], *, seed: int = 0, value_range: tuple[float, float] | None = None,
+    samples: int | None = None, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    max_batch: int = DEFAULT_MAX_BATCH, input_ranges: Mapping[str, tuple[float, float]] | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    index_ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> InputSet:
+    """Seeded uniform values with the declared names, dtypes and shapes: the one input generator.
+
+    Each input's values lie in, by precedence: ``input_ranges[name]`` (``--range NAME=LOW,HIGH``);
+    for integer inputs, ``index_ranges[name]``, the valid index range a model declares for an input
+    it looks up (an embedding), which a plain range never widens; ``value_range`` (``--range
+    LOW,HIGH``); else -1..1 for floats and 0..1 for integers (with a note saying how to set it).
+    ``input_shapes`` gives the dynamic dimensions (``--input-shape``); axis 0 is always the
+    sample axis, of ``samples`` samples fed in runs of ``batch_sizes`` then ``max_batch``.
+    """
+    if not specs:
+        raise InteropError("the model declares no inputs; nothing to generate")
+    seed = check_seed(seed)
+    samples = check_samples(samples)
+    every = parse_range(value_range) if value_range is not None else None
+    per_input = {name: parse_range(r) for name, r in (input_ranges or {}).items()}
+    unknown = sorted(set(per_input) - {spec.name for spec in specs})
+    if unknown:
+        raise InteropError(f"--range names {', '.join(unknown)}, not an input of the model",
+                           hint=f"the model's inputs are: {', '.join(s.name for s in specs)}")
+    batch_sizes = parse_batch_sizes(batch_sizes)
+    axis0 = _axis0(specs)
+    if samples is None:
+        samples = 1 if axis0 == "none" else (axis0 if isinstance(axis0, int) else sum(batch_sizes))
+    shapes, notes = _resolve_shapes(specs, dict(input_shapes or {}), samples, axis0)
     _refuse_huge(specs, shapes, samples)
     plan = plan_runs(samples, specs, batch_sizes, max_batch)
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
+    ranges: dict[str, tuple[float, float]] = {}
+    for spec in specs:
+        ranges[spec.name], note = _value_range_of(spec, per_input, dict(index_ranges or {}), every)
+        if note:
+            notes.append(note)
     try:
         for spec in specs:
+            low, high = ranges[spec.name]
             arrays[spec.name] = _random_array(rng, spec.dtype, shapes[spec.name], low, high)
     except (MemoryError, ValueError) as exc:
         if isinstance(exc, ValueError) and "too big" not in str(exc) and "maximum" not in str(exc):
@@ -433,8 +577,39 @@ def random_inputs(
         raise InteropError(
             f"not enough memory for random inputs of {_shapes_text(shapes)}", hint=_GENERATE_HINT
         ) from None
-    source = f"random (seed {seed}, range {low:g},{high:g})"
-    return InputSet(arrays, plan, source, notes)
+    shown = sorted({f"{low:g},{high:g}" for low, high in ranges.values()})
+    source = f"random (seed {seed}, range {shown[0] if len(shown) == 1 else 'per input'})"
+    input_set = InputSet(arrays, plan, source, notes)
+    input_set.ranges = ranges
+    return input_set
+
+
+def _is_integer_dtype(dtype: str) -> bool:
+    try:
+        return np.issubdtype(np.dtype(dtype), np.integer)
+    except TypeError:
+        return False
+
+
+def _value_range_of(
+    spec: TensorSpec, per_input: Mapping[str, tuple[float, float]], index_ranges: Mapping[str, tuple[float, float]],
+    every: tuple[float, float] | None,
+) -> tuple[tuple[float, float], str | None]:
+    """(range, note) of one input, by the precedence random_inputs documents."""
+    if spec.name in per_input:
+        return per_input[spec.name], None
+    integer = _is_integer_dtype(spec.dtype)
+    if integer and spec.name in index_ranges:
+        low, high = index_ranges[spec.name]
+        return (low, high), (f"{spec.name} indexes a table of {int(high - low) + 1} rows (an embedding): "
+                             f"values {low:g}..{high:g}")
+    if every is not None:
+        return every, None
+    if integer:
+        low, high = DEFAULT_INT_RANGE
+        return DEFAULT_INT_RANGE, (f"{spec.name} is an integer input with no declared range: values "
+                                   f"{low:g}..{high:g}; give its valid values with --range {spec.name}=LOW,HIGH")
+    return DEFAULT_RANGE, None
 
 
 def _shapes_text(shapes: Mapping[str, tuple[int, ...]]) -> str:

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from interop.checker.report import OutputResult, PairResult, Report
-from interop.outputs import atomic_output
+from interop.output_files import atomic_output
 
 
 def _numbers(out: OutputResult) -> str:
@@ -20,6 +20,11 @@ def _numbers(out: OutputResult) -> str:
     if out.metrics is not None:
         for key, value in out.metrics.to_dict().items():
             lines.append(f"{key}={value}")
+    if out.oracle is not None:
+        judgement = out.oracle
+        lines.append(f"fp64 oracle: reference error {judgement.reference_error:.3g}, candidate error "
+                     f"{judgement.candidate_error:.3g} of the output's scale ({judgement.samples} samples): "
+                     f"{judgement.verdict}")
     if out.failure_file:
         lines.append(f"failure_file={out.failure_file}")
     if out.reproduce:
@@ -62,6 +67,8 @@ def build(report: Report) -> ET.ElementTree:
             if not out.passed:
                 failure = ET.SubElement(case, "failure", {"message": out.message, "type": "mismatch"})
                 failure.text = _numbers(out)
+                if pair.located is not None:
+                    failure.text += "\n" + "\n".join(line.strip() for line in pair.located.lines())
     for skipped in report.skipped:
         case = ET.SubElement(suite, "testcase", {"classname": "interop.check.skipped",
                                                  "name": skipped["model"], "time": "0"})

@@ -20,14 +20,12 @@ from interop.checker.report import ModelInfo
 from interop.checker.tolerances import PRECISION_DEFAULTS
 from interop.formats import check_content, detect_format
 from interop.implementations import open_session
-from interop.plugin_api import InteropError, Runtime, Session, UnsupportedModelError
-from interop.registry import Provided, Registry, availability
+from interop.plugin_api import METADATA_PRECISION, InteropError, Session, session_metadata
+from interop.registry import Registry
+from interop.runtime_choice import RuntimeChoice, choose_runtime
 
 #: What the API accepts as a model: a path, "path@runtime", or (path, runtime).
-ModelArg = Union[str, Path, tuple[Union[str, Path], str]]
-
-PRECISION_METADATA_KEY = "interop.precision"
-
+ModelArg = Union[str, Path, tuple[Union[str, Path], str], "ModelRequest"]
 
 class ModelRunError(InteropError):
     """A runtime failed while loading or running a model it claims to support (exit 4)."""
@@ -37,7 +35,11 @@ class ModelRunError(InteropError):
 
 @dataclass
 class ModelRequest:
-    """A model as asked for: its path and the runtime named for it, if any."""
+    """A model as asked for: its path, the runtime named for it (if any) and how reports name it.
+
+    Callers that check files by role (``interop convert --check``: an intermediate hop
+    that is deleted afterwards) pass a ModelRequest directly, with the label to show.
+    """
 
     path: Path
     runtime: str | None
@@ -54,6 +56,8 @@ class OpenModel:
 
 def parse_model_arg(arg: ModelArg, registry: Registry) -> ModelRequest:
     """Split ``"model.onnx@onnxruntime"`` (only when the file itself does not exist)."""
+    if isinstance(arg, ModelRequest):
+        return arg
     if isinstance(arg, tuple):
         path, runtime = arg
         return ModelRequest(Path(path), runtime, f"{path}@{runtime}")
@@ -80,44 +84,18 @@ def parse_runtime_overrides(pairs: Sequence[str] | Mapping[str, str] | None) -> 
     return parsed
 
 
-def choose_runtime(fmt: str, wanted: str | None, registry: Registry) -> Provided[Runtime]:
-    """The runtime for a model of format ``fmt``: ``wanted`` if given, else the best available one."""
-    if wanted is not None:
-        provided = registry.runtimes.get(wanted)
-        if provided is None:
-            known = ", ".join(sorted(registry.runtimes)) or "none"
-            raise InteropError(f"unknown runtime {wanted!r}", hint=f"installed runtimes: {known}")
-        if fmt not in provided.item.formats:
-            raise InteropError(
-                f"runtime {wanted} does not run {fmt} models (it runs {', '.join(provided.item.formats)})"
-            )
-        ok, why = availability(provided, registry)
-        if not ok:
-            raise UnsupportedModelError(f"runtime {wanted} cannot run here: {why}")
-        return provided
-    candidates = registry.runtimes_for(fmt)
-    reasons = []
-    for provided in candidates:
-        ok, why = availability(provided, registry)
-        if ok:
-            return provided
-        reasons.append(f"{provided.item.name}: {why}")
-    if not candidates:
-        raise UnsupportedModelError(
-            f"no installed runtime runs {fmt} models",
-            hint="install a plugin with a runtime for it (see `interop plugins`)",
-        )
-    raise UnsupportedModelError(
-        f"no runtime for {fmt} models can run here ({'; '.join(reasons)})",
-        hint="install what a runtime needs, or pass --allow-missing-runtime to skip this model",
-    )
+def plan_model(request: ModelRequest, overrides: Mapping[str, str], registry: Registry) -> tuple[str, RuntimeChoice]:
+    """(format, runtime choice) of a model, checked without loading anything: a bad file,
+    an unknown ``@runtime`` or one that cannot run here fails before any model is loaded."""
+    fmt = detect_format(request.path, registry)
+    check_content(request.path, fmt, registry)
+    return fmt, choose_runtime(fmt, registry, request.runtime or overrides.get(fmt))
 
 
 def open_model(request: ModelRequest, overrides: Mapping[str, str], registry: Registry) -> OpenModel:
     """Detect the format, choose the runtime and load the model; errors carry exit codes."""
-    fmt = detect_format(request.path, registry)
-    check_content(request.path, fmt, registry)
-    provided = choose_runtime(fmt, request.runtime or overrides.get(fmt), registry)
+    fmt, choice = plan_model(request, overrides, registry)
+    provided = choice.provided
     try:
         session = open_session(provided, registry, request.path)
     except InteropError:
@@ -140,27 +118,11 @@ def open_model(request: ModelRequest, overrides: Mapping[str, str], registry: Re
     return OpenModel(info, session)
 
 
-def session_metadata(session: Any) -> Mapping[str, str]:
-    """Metadata the model carries, where the session exposes it (``metadata`` or Core ML's)."""
-    for holder in (session, getattr(session, "program", None)):
-        metadata = getattr(holder, "metadata", None)
-        if isinstance(metadata, Mapping):
-            return metadata
-    model = getattr(session, "model", None)
-    metadata = getattr(model, "user_defined_metadata", None)
-    if metadata is not None:
-        try:
-            return dict(metadata)
-        except (TypeError, ValueError):
-            return {}
-    return {}
-
-
 def model_precision(session: Any) -> tuple[str, str]:
-    """(precision, why): from the ``interop.precision`` metadata, else from the output dtypes."""
-    recorded = session_metadata(session).get(PRECISION_METADATA_KEY)
+    """(precision, why): from the session's ``METADATA_PRECISION`` metadata, else from the output dtypes."""
+    recorded = session_metadata(session).get(METADATA_PRECISION)
     if recorded in PRECISION_DEFAULTS:
-        return str(recorded), f"model metadata {PRECISION_METADATA_KEY}={recorded}"
+        return str(recorded), f"model metadata {METADATA_PRECISION}={recorded}"
     dtypes = set()
     for spec in getattr(session, "outputs", []):
         try:

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from interop.checker.metrics import OutputMetrics
 from interop.checker.tolerances import Tolerance
 
-#: Version of the JSON document written by ``--json``.
-REPORT_SCHEMA = 1
+#: Version of the JSON document written by ``--json``/``--json-file`` (see interop/schemas/check.schema.json).
+REPORT_SCHEMA = 2
+def schema() -> dict[str, Any]:
+    """The JSON Schema of :meth:`Report.to_dict`'s document (``interop/schemas/check.schema.json``)."""
+    import json
+    from importlib import resources
+
+    return json.loads((resources.files("interop") / "schemas" / "check.schema.json").read_text())
+
+
+#: The per-output numbers of the JSON report (None where an output could not be compared).
+METRIC_FIELDS = tuple(name for name in OutputMetrics.__dataclass_fields__ if name != "stat")
 
 
 @dataclass
@@ -43,12 +56,11 @@ class OutputResult:
     shape: list[int] | None = None
     failure_file: str | None = None
     reproduce: str | None = None
+    #: Errors against the fp64 oracle (interop.checker.oracle.OracleJudgement), when it ran.
+    oracle: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        numbers: dict[str, Any] = dict.fromkeys(
-            ("max_abs", "max_rel", "mean_abs", "p99_abs", "cosine", "argmax_agreement",
-             "within_tolerance", "worst_sample"), None,
-        )
+        numbers: dict[str, Any] = dict.fromkeys(METRIC_FIELDS, None)
         if self.metrics is not None:
             numbers.update(self.metrics.to_dict())
         return _finite({
@@ -57,6 +69,7 @@ class OutputResult:
             "atol": self.tolerance.atol if self.tolerance else None,
             "rtol": self.tolerance.rtol if self.tolerance else None,
             "tolerance_source": self.tolerance.source if self.tolerance else None,
+            "stat": self.tolerance.stat if self.tolerance else None,
             "reference_dtype": self.reference_dtype,
             "candidate_dtype": self.candidate_dtype,
             "shape": self.shape,
@@ -64,6 +77,7 @@ class OutputResult:
             "message": self.message,
             "failure_file": self.failure_file,
             "reproduce": self.reproduce,
+            "oracle": _finite(self.oracle.to_dict()) if self.oracle is not None else None,
         })
 
 
@@ -76,6 +90,10 @@ class PairResult:
     precision: str
     outputs: list[OutputResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: What --locate found (interop.checker.locate.Located), for a failing pair.
+    located: Any = None
+    #: The fp64 oracle this pair was judged against (model, engine, samples), when it ran.
+    oracle: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -87,16 +105,16 @@ class PairResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "reference": self.reference.label,
-            "candidate": self.candidate.label,
+            "reference": self.reference.to_dict(),
+            "candidate": self.candidate.to_dict(),
             "runtime": self.candidate.runtime,
             "engine": self.candidate.engine,
-            "reference_runtime": self.reference.runtime,
-            "reference_engine": self.reference.engine,
             "precision": self.precision,
             "passed": self.passed,
             "problems": list(self.problems),
             "outputs": [o.to_dict() for o in self.outputs],
+            "located": self.located.to_dict() if self.located is not None else None,
+            "oracle": self.oracle,
         }
 
 
@@ -114,6 +132,18 @@ class Report:
     tolerances: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Seconds spent per stage: open (load the models), inputs, run, compare, oracle, locate,
+    #: close (release the models).
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def clock(self, stage: str) -> Iterator[None]:
+        """Add the time spent in the block to ``timings[stage]``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
     @property
     def reference(self) -> ModelInfo:
@@ -134,7 +164,8 @@ class Report:
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The JSON document (interop/schemas/check.schema.json): plain values, no NaN/Inf."""
+        return json_safe({
             "schema": REPORT_SCHEMA,
             "passed": self.passed,
             "reference": self.reference.to_dict(),
@@ -150,7 +181,8 @@ class Report:
             "skipped": list(self.skipped),
             "warnings": list(self.warnings),
             "seconds": round(self.seconds, 3),
-        }
+            "timings": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
+        })
 
     def format_table(self) -> str:
         """The terminal report: a compact table per pair, the engines, and the verdict."""
@@ -165,6 +197,7 @@ class Report:
                 f"inputs     {inputs.get('source')}: {inputs.get('samples')} samples"
                 + (f" in runs of {shown_runs}" if runs else "")
             )
+            lines.extend(f"           note: {note}" for note in inputs.get("notes") or ())
             for pair in self.pairs:
                 if pair.reference is reference:
                     lines.extend(_pair_lines(pair))
@@ -199,16 +232,42 @@ def _pair_lines(pair: PairResult) -> list[str]:
         lines.append(f"  FAIL  {problem}")
     if pair.outputs:
         lines.append(_table(pair.outputs))
+    if pair.oracle is not None:
+        lines.append(_oracle_line(pair))
     for out in pair.outputs:
         if out.message:
             lines.append(f"  {out.name}: {out.message}")
+        if out.oracle is not None and (not out.passed or out.message):
+            judgement = out.oracle
+            lines.append(f"  {out.name}: fp64 oracle: reference off by {judgement.reference_error:.2g}, candidate by "
+                         f"{judgement.candidate_error:.2g} of the output's scale: {judgement.verdict}")
+        if out.failure_file:
+            sample = out.metrics.worst_sample if out.metrics else None
+            lines.append(f"  saved {'sample ' + str(sample) if sample is not None else 'the inputs'} "
+                         f"in {out.failure_file}")
         if out.reproduce:
             lines.append(f"  reproduce: {out.reproduce}")
+    if pair.located is not None:
+        lines.extend(pair.located.lines())
     return lines
 
 
+def _oracle_line(pair: PairResult) -> str:
+    """One line: which exact answer the pair was judged against, and the worst candidate/reference ratio."""
+    oracle = pair.oracle or {}
+    judged = [out.oracle for out in pair.outputs if out.oracle is not None]
+    where = f"fp64 oracle  {oracle.get('model')} on {oracle.get('engine')}, {len(oracle.get('samples') or [])} sample(s)"
+    if not judged:
+        return f"  {where}"
+    worst = max(judged, key=lambda j: j.ratio)
+    summary = ("every output as accurate as the reference" if all(j.as_accurate for j in judged)
+               else "an output is less accurate than the reference")
+    return (f"  {where}: {summary} (worst: candidate {worst.candidate_error:.2g}, "
+            f"reference {worst.reference_error:.2g} of the output's scale)")
+
+
 _COLUMNS = ("output", "max_abs", "max_rel", "mean_abs", "p99_abs", "cosine", "argmax", "within",
-            "worst", "atol", "rtol", "verdict")
+            "worst", "stat", "atol", "rtol", "margin", "verdict")
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -233,12 +292,25 @@ def _table(outputs: list[OutputResult]) -> str:
             f"{m.argmax_agreement:.1%}" if m and m.argmax_agreement is not None else "-",
             f"{m.within_tolerance:.1%}" if m else "-",
             _num(m.worst_sample) if m else "-",
+            out.tolerance.stat if out.tolerance else "-",
             _num(out.tolerance.atol) if out.tolerance else "-",
             _num(out.tolerance.rtol) if out.tolerance else "-",
+            _num(m.margin) if m else "-",
             "PASS" if out.passed else "FAIL",
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     return "\n".join("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN/Inf float (not JSON) replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _finite(document: dict[str, Any]) -> dict[str, Any]:

@@ -97,3 +97,22 @@ def run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
         return int(exit_info.value.code or 0), captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def valid_check_document():  # type: ignore[no-untyped-def]
+    """Asserts a document follows the published schema interop/schemas/check.schema.json; returns it."""
+    import jsonschema
+
+    from interop.checker.report import schema
+
+    published = schema()
+    jsonschema.Draft202012Validator.check_schema(published)
+    validator = jsonschema.Draft202012Validator(published)
+
+    def check(document: dict) -> dict:  # type: ignore[type-arg]
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+        assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+        return document
+
+    return check

@@ -27,7 +27,7 @@ def test_keras_torch_and_onnxruntime_copies_in_one_command(
     # Two lineages: the Keras model with its ONNX conversion, the PyTorch model with its own.
     code, out, err = run_cli(
         "check", keras_mlp, keras_onnx, "+", torch_mlp, torch_onnx, f"{torch_onnx}@onnxruntime",
-        "--dataset", "iris-grid", "--json", tmp_path / "report.json",
+        "--dataset", "iris-grid", "--json-file", tmp_path / "report.json",
     )
     document = json.loads((tmp_path / "report.json").read_text())
     assert code == 0, out + err
@@ -59,7 +59,7 @@ def test_fp16_core_ml_copy_gets_fp16_tolerances_from_its_metadata(
     code, _, err = run_cli("check", torch_onnx, f"{fp16}@coreml")
     assert code == 3 and "macOS" in err
     code, out, err = run_cli("check", torch_onnx, f"{fp16}@coreml", torch_onnx, "--allow-missing-runtime",
-                             "--json", "-")
+                             "--json")
     assert code == 0, err
     document = json.loads(out)
     assert document["skipped"] and "macOS" in document["skipped"][0]["reason"]

@@ -47,7 +47,7 @@ def test_argmax_and_shape_outputs_pass_against_core_mls_int32(run_cli, tmp_path:
     source = _argmax_shape_onnx(tmp_path / "a.onnx")
     code, out, err = run_cli("convert", source, "-o", tmp_path / "a.mlpackage")
     assert code == 0, out + err
-    code, out, err = run_cli("check", source, tmp_path / "a.mlpackage", "--json", tmp_path / "report.json")
+    code, out, err = run_cli("check", source, tmp_path / "a.mlpackage", "--json-file", tmp_path / "report.json")
     assert code == 0, out + err
     document = json.loads((tmp_path / "report.json").read_text())
     outputs = {o["name"]: o for o in document["pairs"][0]["outputs"]}

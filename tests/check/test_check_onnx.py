@@ -24,7 +24,7 @@ def test_same_model_passes_with_exit_0(linear_onnx, run_cli) -> None:
 def test_one_weight_changed_by_1e_3_fails_with_exit_1_naming_the_output(linear_onnx, run_cli, tmp_path) -> None:
     ref = linear_onnx("ref.onnx")
     changed = linear_onnx("changed.onnx", weight_delta=1e-3)
-    code, out, err = run_cli("check", ref, changed, "--json", tmp_path / "report.json")
+    code, out, err = run_cli("check", ref, changed, "--json-file", tmp_path / "report.json")
     assert code == 1, out + err
     document = json.loads((tmp_path / "report.json").read_text())
     assert document["passed"] is False
@@ -50,7 +50,7 @@ def test_wrongly_named_inputs_file_is_exit_2(linear_onnx, run_cli, tmp_path) -> 
 
 def test_nan_in_the_candidate_fails(linear_onnx, run_cli, tmp_path) -> None:
     code, out, err = run_cli("check", linear_onnx("ref.onnx"), linear_onnx("nan.onnx", nan_bias=True),
-                             "--json", "-")
+                             "--json")
     assert code == 1
     document = json.loads(out)
     y = {o["name"]: o for o in document["pairs"][0]["outputs"]}["y"]
@@ -80,7 +80,7 @@ def test_junit_parses_and_counts_failures(linear_onnx, run_cli, tmp_path) -> Non
 def test_failure_file_holds_the_worst_sample_and_reproduces_it(linear_onnx, run_cli, tmp_path) -> None:
     ref = linear_onnx("ref.onnx")
     changed = linear_onnx("changed.onnx", weight_delta=1e-3)
-    code, out, _ = run_cli("check", ref, changed, "--json", "-", "--save-failures", tmp_path / "fails")
+    code, out, _ = run_cli("check", ref, changed, "--json", "--save-failures", tmp_path / "fails")
     assert code == 1
     y = {o["name"]: o for o in json.loads(out)["pairs"][0]["outputs"]}["y"]
     saved = golden.read(Path(y["failure_file"]))
@@ -89,7 +89,7 @@ def test_failure_file_holds_the_worst_sample_and_reproduces_it(linear_onnx, run_
     assert y["reproduce"].startswith("interop check ")
     args = y["reproduce"].split()[2:]
     assert "--inputs" in args
-    code, again, _ = run_cli("check", *args, "--json", "-", "--save-failures", tmp_path / "fails2")
+    code, again, _ = run_cli("check", *args, "--json", "--save-failures", tmp_path / "fails2")
     assert code == 1
     assert json.loads(again)["inputs"]["samples"] == 1
 
@@ -99,7 +99,7 @@ def test_golden_round_trip(linear_onnx, run_cli, tmp_path) -> None:
     gold = tmp_path / "golden.npz"
     code, _, err = run_cli("check", ref, "--save-golden", gold, "--seed", 7, "--samples", 20)
     assert code == 0 and gold.exists(), err
-    code, out, err = run_cli("check", "--golden", gold, linear_onnx("copy.onnx"), "--json", "-")
+    code, out, err = run_cli("check", "--golden", gold, linear_onnx("copy.onnx"), "--json")
     assert code == 0, err
     document = json.loads(out)
     assert document["inputs"]["samples"] == 20
@@ -107,7 +107,7 @@ def test_golden_round_trip(linear_onnx, run_cli, tmp_path) -> None:
     code, _, _ = run_cli("check", "--golden", gold, linear_onnx("changed.onnx", weight_delta=1e-3))
     assert code == 1
     # a golden file given as REFERENCE works the same
-    code, out, _ = run_cli("check", gold, linear_onnx("copy2.onnx"), "--json", "-")
+    code, out, _ = run_cli("check", gold, linear_onnx("copy2.onnx"), "--json")
     assert code == 0 and json.loads(out)["reference"]["format"] == "golden"
 
 
@@ -212,7 +212,7 @@ def _reshape_onnx(path: Path, shape: list[int]) -> Path:
 def test_candidate_that_breaks_at_another_batch_size_fails_the_pair(run_cli, tmp_path) -> None:
     ref = _reshape_onnx(tmp_path / "any_batch.onnx", [-1, 4])
     only_one = _reshape_onnx(tmp_path / "batch_one.onnx", [1, 4])
-    code, out, err = run_cli("check", ref, only_one, ref, "--json", "-")
+    code, out, err = run_cli("check", ref, only_one, ref, "--json")
     assert code == 1, err
     pairs = json.loads(out)["pairs"]
     assert pairs[0]["passed"] is False and "on a batch of 7" in pairs[0]["problems"][0]

@@ -68,17 +68,17 @@ def test_tolerance_precedence(tmp_path: Path) -> None:
         "[tool.interop.check.precision.fp16]\nrtol = 0.03\n"
     )
     settings = build_settings(rtol=0.2, tolerances=["logits=1e-3,1e-2"], project=tmp_path / "pyproject.toml")
-    logits = settings.resolve("logits", "fp32")
+    logits = settings.for_output("logits", "fp32")
     assert (logits.atol, logits.rtol, logits.source) == (1e-3, 1e-2, "--tolerance logits")
-    probs = settings.resolve("probs", "fp32")
+    probs = settings.for_output("probs", "fp32")
     assert (probs.atol, probs.rtol) == (0.25, 0.125)
-    other = settings.resolve("other", "fp16")
+    other = settings.for_output("other", "fp16")
     assert (other.atol, other.rtol) == (0.5, 0.2)  # project atol beats the fp16 default, --rtol beats all
-    plain = build_settings(project=tmp_path / "pyproject.toml").resolve("other", "fp16")
+    plain = build_settings(project=tmp_path / "pyproject.toml").for_output("other", "fp16")
     assert plain.rtol == 0.03 and plain.atol == 0.5
-    default = build_settings(project=False).resolve("other", "fp16")
+    default = build_settings(project=False).for_output("other", "fp16")
     assert (default.atol, default.rtol) == PRECISION_DEFAULTS["fp16"]
-    assert build_settings(project=False).resolve("labels", "fp32", exact=True).atol == 0.0
+    assert build_settings(project=False).for_output("labels", "fp32", exact=True).atol == 0.0
 
 
 def test_project_table_is_found_from_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,7 +86,7 @@ def test_project_table_is_found_from_the_working_directory(tmp_path: Path, monke
     nested = tmp_path / "a" / "b"
     nested.mkdir(parents=True)
     monkeypatch.chdir(nested)
-    assert build_settings().resolve("y", "fp32").rtol == 0.001
+    assert build_settings().for_output("y", "fp32").rtol == 0.001
 
 
 def test_bad_tolerance_settings_are_usage_errors(tmp_path: Path) -> None:
@@ -134,3 +134,53 @@ def test_input_arrays_are_checked_against_names_and_shapes() -> None:
         from_arrays({"x": np.zeros((2, 5), dtype=np.float32)}, specs, "inputs file f.npz")
     converted = from_arrays({"x": np.zeros((2, 4), dtype=np.float64)}, specs, "given")
     assert converted.arrays["x"].dtype == np.float32
+
+
+def test_scaled_statistic_judges_near_zero_elements_against_the_sample_magnitude() -> None:
+    # logits in the thousands: float32 noise of 2e-3 is 1e-6 of the sample's scale, but huge next to 0.5
+    ref = np.array([[3000.0, -2500.0, 0.5, 1800.0]])
+    cand = ref + np.array([[1e-3, -2e-3, 2e-3, 1e-3]])
+    elementwise = compare(ref, cand, 1e-5, 1e-4, stat="elementwise")
+    scaled = compare(ref, cand, 1e-5, 1e-4, stat="scaled")
+    assert not elementwise.stat_passed and elementwise.within_tolerance == 0.75
+    assert scaled.stat_passed and scaled.within_tolerance == 1.0
+    rms = np.sqrt(np.mean(ref ** 2))
+    assert scaled.max_scaled == pytest.approx(2e-3 / rms)
+    assert scaled.margin == pytest.approx(2e-3 / (1e-5 + 1e-4 * rms))
+    # a real error (one logit off by 1) still fails
+    wrong = cand.copy()
+    wrong[0, 1] += 1.0
+    assert not compare(ref, wrong, 1e-5, 1e-4).stat_passed
+
+
+def test_scaled_statistic_uses_each_samples_own_magnitude() -> None:
+    ref = np.array([[1000.0, 0.1], [1.0, 0.1]])
+    cand = ref + np.array([[0.0, 1e-3], [0.0, 1e-3]])
+    m = compare(ref, cand, 1e-5, 1e-4)
+    # sample 0 (scale ~707) tolerates 1e-3 next to 0.1; sample 1 (scale ~0.7) does not
+    assert not m.stat_passed and m.worst_sample == 1 and m.within_tolerance == 0.75
+    assert m.worst_sample_max_abs == pytest.approx(1e-3)
+    whole = compare(ref, cand, 1e-5, 1e-4, sample_axis=False)
+    assert whole.stat_passed  # one scale for the whole output
+
+
+@pytest.mark.parametrize(("stat", "passes"), [("max", False), ("mean", True), ("median", True), ("p99", False)])
+def test_aggregate_statistics_pass_on_abs_or_rel(stat: str, passes: bool) -> None:
+    ref = np.ones((100, 10))
+    cand = ref.copy()
+    cand[:2] += 0.4  # 20 of 1000 elements off by 0.4: mean 8e-3, median 0, p99 0.4
+    m = compare(ref, cand, 1e-2, 1e-2, stat=stat)
+    assert m.stat_passed is passes
+    assert (m.mean_abs, m.median_abs, m.max_abs, m.p99_abs) == pytest.approx((8e-3, 0.0, 0.4, 0.4))
+
+
+def test_statistic_resolution_per_output_then_global_then_project(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.interop.check]\nerror_stat = "p99"\n')
+    settings = build_settings(project=tmp_path / "pyproject.toml", error_stats=["logits=max"])
+    assert settings.for_output("logits", "fp32").stat == "max"
+    assert settings.for_output("other", "fp32").stat == "p99"
+    assert settings.for_output("labels", "fp32", exact=True).stat == "elementwise"
+    assert build_settings(project=False, error_stats="mean").for_output("x", "fp32").stat == "mean"
+    assert build_settings(project=False).for_output("x", "fp32").stat == "scaled"
+    with pytest.raises(InteropError, match="must be one of"):
+        build_settings(project=False, error_stats=["x=p50"])
