@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with the file instead of writing it")
     args = parser.parse_args(argv)
 
-    from interop_coreml.onnx2mil import coverage
+    from interop_coreml import op_coverage as coverage
 
     results = coverage.run_all(workers=args.workers)
     text = coverage.render_markdown(results)

@@ -7,6 +7,17 @@ discovery time: imports nothing but interop's plugin API.
 
 from interop.plugin_api import Converter, Format, Option, Plugin, Runtime
 
+#: The options of the ONNX -> Core ML converter, declared once: `interop convert` makes its flags
+#: from them and the translator (onnx2mil.driver) checks its arguments with them.
+CONVERTER_OPTIONS = (
+    Option("precision", "str", "fp32", "compute precision of the Core ML model", ("fp32", "fp16")),
+    Option("minimum_deployment_target", "str", "iOS15", "oldest OS the model must run on",
+           ("iOS15", "iOS16", "iOS17", "iOS18")),
+    Option("max_dynamic_dim", "int", 1024, "upper bound given to dynamic dimensions", minimum=1),
+    Option("input_shape", "str", None,
+           "per-input dims, e.g. 'input_ids=1..8,1..512;attention_mask=1..8,1..512' (each dim an int or lo..hi)"),
+)
+
 plugin = Plugin(
     name="coreml",
     api_version=1,
@@ -25,12 +36,7 @@ plugin = Plugin(
             source="onnx",
             target="coreml",
             impl="interop_coreml.converter:onnx_to_coreml",
-            options=(
-                Option("precision", "str", "fp32", "compute precision", ("fp32", "fp16")),
-                Option("minimum_deployment_target", "str", "iOS15", "oldest OS the model must run on",
-                       ("iOS15", "iOS16", "iOS17", "iOS18")),
-                Option("max_dynamic_dim", "int", 1024, "upper bound given to dynamic dimensions"),
-            ),
+            options=CONVERTER_OPTIONS,
             requires=("coremltools",),
             description="interop's ONNX-to-MIL translator on coremltools' MIL builder",
         ),
@@ -40,7 +46,7 @@ plugin = Plugin(
             name="coreml",
             formats=("coreml",),
             load="interop_coreml.runtime:load_native",
-            available="interop_coreml.runtime:native_available",
+            available="interop_coreml.availability:native_available",
             requires=("coremltools",),
             engine="coreml (Apple Core ML, CPU only)",
             priority=10,
@@ -49,7 +55,7 @@ plugin = Plugin(
             name="coreml-interpreter",
             formats=("coreml",),
             load="interop_coreml.runtime:load_interpreter",
-            available="interop_coreml.runtime:interpreter_available",
+            available="interop_coreml.availability:interpreter_available",
             requires=("coremltools",),
             engine="coreml (reference interpreter)",
         ),

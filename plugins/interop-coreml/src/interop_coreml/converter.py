@@ -13,24 +13,28 @@ import pathlib
 
 from interop.plugin_api import ConversionError, InteropError, ModelLoadError
 
-DEFAULTS = {"precision": "fp32", "minimum_deployment_target": "iOS15", "max_dynamic_dim": 1024}
-
 
 def load_onnx(src: pathlib.Path):
-    """Parse an ONNX file (external data next to it included) or raise ModelLoadError."""
+    """Parse an ONNX file or raise ModelLoadError.
+
+    External data (weights in files beside the model) is not read here: the translator maps it
+    from the model's folder when it needs the values (onnx2mil/weights.py), so a model past 2 GB
+    is never held in memory twice. The checker reads the file by path, which is also what lets it
+    check a model too large for one protobuf message.
+    """
     import onnx
 
     src = pathlib.Path(src)
     if not src.is_file():
         raise ModelLoadError(f"{src}: no such ONNX file")
     try:
-        model = onnx.load(str(src))
+        model = onnx.load(str(src), load_external_data=False)
     except Exception as error:  # noqa: BLE001 - protobuf raises several kinds on garbage
         raise ModelLoadError(f"{src} is not a valid ONNX model: {type(error).__name__}: {error}") from None
     if not model.graph.node and not model.graph.output:
         raise ModelLoadError(f"{src} is not a valid ONNX model: it holds no graph")
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(src))
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"{src} is not a valid ONNX model: {error}") from None
     # The checker accepts any opset number; an operator's meaning in an opset onnx does not
@@ -48,22 +52,17 @@ def load_onnx(src: pathlib.Path):
 
 def onnx_to_coreml(src: pathlib.Path, dst: pathlib.Path, options: collections.abc.Mapping[str, object]) -> None:
     """Convert the ONNX model at ``src`` into an ML Program package at ``dst``."""
+    from interop_coreml.coremltools_import import import_coremltools
     from interop_coreml.quiet import no_progress_bars, quiet_coremltools
 
     quiet_coremltools()
+    import_coremltools()  # without TensorFlow/PyTorch, which an ONNX -> Core ML conversion never needs
     from interop_coreml.onnx2mil import save_mlpackage
 
-    settings = {
-        key: default if options.get(key) is None else options[key] for key, default in DEFAULTS.items()
-    }
-    try:
-        settings["max_dynamic_dim"] = int(settings["max_dynamic_dim"])  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InteropError(f"option max_dynamic_dim must be an int, got {settings['max_dynamic_dim']!r}") from None
     model = load_onnx(pathlib.Path(src))
     try:
         with no_progress_bars():
-            save_mlpackage(model, pathlib.Path(dst), **settings)
+            save_mlpackage(model, pathlib.Path(dst), external_data_dir=pathlib.Path(src).parent, **options)
     except ValueError as error:
         raise InteropError(str(error)) from None
     # Every reader of a package refuses one that reaches outside itself; never write such a package.

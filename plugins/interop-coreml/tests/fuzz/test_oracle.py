@@ -6,7 +6,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from interop_coreml.fuzz.oracle import compare_output, evaluate, normalize_error, signature
+from interop_coreml.fuzz.oracle import (
+    compare_output,
+    evaluate,
+    explicit_convtranspose_pads,
+    normalize_error,
+    run_onnxruntime,
+    signature,
+)
 
 
 def _model(nodes, inputs, outputs, inits=(), opset=19) -> onnx.ModelProto:
@@ -40,7 +47,7 @@ def test_onnxruntimes_optimizer_rewrite_of_transpose_matmul_1d_is_explained() ->
     assert outcome.explained == "ort-graph-optimizer"
     assert outcome.reference_evaluator == {"y": "reference agrees with coreml-interpreter"}
     assert signature(outcome, model) == ("mismatch[value] MatMul+Transpose "
-                                         "[onnxruntime deviation: ort-graph-optimizer]")
+                                         "[explained: ort-graph-optimizer]")
 
 
 def test_mean_variance_normalization_of_one_element_is_onnxruntimes_nan() -> None:
@@ -60,6 +67,52 @@ def test_convtranspose_same_with_a_negative_total_pad_is_onnxruntimes_short_outp
     outcome = evaluate(model, {"x": np.ones((1, 1, 1, 1), np.float32)})
     assert outcome.status == "mismatch" and outcome.kind == "shape", outcome.message
     assert outcome.explained == "ort-convtranspose-same-negative-pad"
+
+
+def _grouped_convtranspose(auto_pad: str, bias: bool, upstream_pool: bool = False) -> tuple[onnx.ModelProto, dict]:
+    # 4 channels in 2 groups, kernel 1 < stride 2 along H: SAME needs a negative total padding.
+    rng = np.random.default_rng(3)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 1, 2)).astype(np.float32), "w")]
+    inputs = ["p" if upstream_pool else "x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "b"))
+        inputs.append("b")
+    nodes = [helper.make_node("ConvTranspose", inputs, ["y"], auto_pad=auto_pad, strides=[2, 1], group=2)]
+    if upstream_pool:  # the reference evaluator asserts on auto_pad VALID with ceil_mode
+        nodes.insert(0, helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[1, 1], strides=[1, 1],
+                                         auto_pad="VALID", ceil_mode=1))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 3])
+    graph = helper.make_graph(nodes, "t", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    inferred = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]))
+    model = _model(nodes, [x], [*inferred.graph.output], inits)  # onnx's shape: the padding clamped at 0
+    return model, {"x": rng.standard_normal((1, 4, 2, 3)).astype(np.float32)}
+
+
+def test_grouped_convtranspose_same_with_a_negative_pad_is_verified_by_onnxruntime_on_the_spec_pads() -> None:
+    """The reference evaluator cannot run grouped ConvTranspose: the rule rewrites the spec's padding for onnxruntime."""
+    for auto_pad, bias, pool in [("SAME_UPPER", True, False), ("SAME_LOWER", False, False), ("SAME_UPPER", True, True)]:
+        model, feeds = _grouped_convtranspose(auto_pad, bias, pool)
+        rewritten = explicit_convtranspose_pads(model, feeds)
+        y = run_onnxruntime(rewritten, feeds)["y"]
+        assert y.shape == (1, 6, 4, 3)  # input * stride along H
+        # the spec from scratch: the full transposed convolution (H 3 long here, W 4), then the SAME window
+        x, w = (feeds["x"] if not pool else feeds["x"]), numpy_helper.to_array(model.graph.initializer[0])
+        full = np.zeros((1, 6, 3, 4), np.float64)
+        for g in range(2):
+            for c in range(2 * g, 2 * g + 2):
+                for m in range(3):
+                    for h in range(2):
+                        for i in range(3):
+                            full[0, 3 * g + m, 2 * h, i:i + 2] += x[0, c, h, i] * w[c, m, 0, :]
+        # H: total = 2*(2-1) + 0 + 1 - 4 = -1; W: total = 1*(3-1) + 2 - 3 = 1
+        grown = np.pad(full, [(0, 0), (0, 0), (1, 0) if auto_pad == "SAME_UPPER" else (0, 1), (0, 0)])
+        expected = grown[..., 0:3] if auto_pad == "SAME_UPPER" else grown[..., 1:4]
+        if bias:
+            expected = expected + numpy_helper.to_array(model.graph.initializer[1]).reshape(1, 6, 1, 1)
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+        outcome = evaluate(model, feeds)
+        assert (outcome.status, outcome.kind) == ("mismatch", "shape"), outcome.message
+        assert outcome.explained == "ort-convtranspose-same-negative-pad", (auto_pad, bias, pool)
 
 
 def test_argmax_over_a_nan_is_explained_only_when_a_nan_reaches_it() -> None:

@@ -7,6 +7,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from interop_coreml.fuzz import oracle
+from interop_coreml.fuzz.shrink import intermediate_values
+from interop_coreml.fuzz.ties import index_ties
 
 
 def _model(nodes, inputs, outputs, opset=19) -> onnx.ModelProto:
@@ -38,6 +40,59 @@ def test_the_reference_evaluators_known_bugs_are_listed_and_the_correct_cases_ar
     assert bugs(helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2], auto_pad="VALID", ceil_mode=1),
                 [1, 1, 5])
     assert not bugs(helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], pads=[1, 0]), [1, 1, 5])
+
+
+def _slice(starts: list[int], steps: list[int]) -> onnx.ModelProto:
+    consts = [helper.make_node("Constant", [], [n], value=onnx.numpy_helper.from_array(np.array(v, np.int64)))
+              for n, v in [("s", starts), ("e", [-100]), ("a", [0]), ("st", steps)]]
+    return _model([*consts, helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"])], [_f("x", [5])], [_f("y")])
+
+
+def test_the_reference_evaluator_is_distrusted_on_a_negative_step_slice_from_below_minus_dim() -> None:
+    x = {"x": np.arange(5, dtype=np.float32)}
+    model = _slice([-10], [-1])
+    # the spec clamps start -10 + 5 to 0 for a negative step: [x0]; numpy slicing (the evaluator) gives []
+    assert oracle.run_onnxruntime(model, x)["y"].tolist() == [0.0]
+    assert oracle.run_reference(model, x)["y"].tolist() == []
+    assert oracle.reference_bugs(model, x)
+    assert not oracle.reference_bugs(_slice([3], [-1]), x)
+    assert not oracle.reference_bugs(_slice([-10], [2]), x)
+
+
+def _cubic_resize(coordinate_mode: str) -> onnx.ModelProto:
+    sizes = helper.make_node("Constant", [], ["sz"], value=onnx.numpy_helper.from_array(np.array([3, 2, 1], np.int64)))
+    return _model([sizes, helper.make_node("Resize", ["x", "", "", "sz"], ["y"], mode="cubic",
+                                           coordinate_transformation_mode=coordinate_mode)],
+                  [_f("x", [1, 1, 4])], [_f("y", [3, 2, 1])])
+
+
+def test_a_cubic_resize_onnxruntime_refuses_is_judged_by_onnxruntime_one_axis_at_a_time() -> None:
+    x = np.array([[[0.5, 1.0, 2.0, -1.0]]], np.float32)
+    model = _cubic_resize("pytorch_half_pixel")
+    try:
+        oracle.run_onnxruntime(model, {"x": x})
+        raise AssertionError("onnxruntime was expected to refuse cubic over three axes")
+    except Exception as error:  # noqa: BLE001
+        assert "Cubic" in str(error)
+    # pytorch_half_pixel to a length of 1 samples x_original = 0 (the spec): x[0] everywhere; the
+    # reference evaluator samples -0.5 and is listed as unreliable there
+    expected, judged = oracle._expected_per_output(model, {"x": x})
+    np.testing.assert_allclose(expected["y"], np.full((3, 2, 1), 0.5), atol=1e-5)
+    assert "one axis at a time" in judged["y"]
+    assert oracle.reference_bugs(model, {"x": x})
+    assert not oracle.reference_bugs(_cubic_resize("half_pixel"), {"x": x})
+    assert oracle.evaluate(model, {"x": x}).status == "ok"
+    # the rewrite computes what onnxruntime computes where it can run the Resize directly
+    for mode in ("nearest", "linear", "cubic"):
+        for coordinate_mode in ("half_pixel", "align_corners", "asymmetric", "pytorch_half_pixel"):
+            scales = helper.make_node("Constant", [], ["sc"],
+                                      value=onnx.numpy_helper.from_array(np.array([1, 1, 2.5, 0.5], np.float32)))
+            direct = _model([scales, helper.make_node("Resize", ["x", "", "sc"], ["y"], mode=mode,
+                                                      coordinate_transformation_mode=coordinate_mode)],
+                            [_f("x", [1, 2, 3, 4])], [_f("y", [1, 2, 7, 2])])
+            feeds = {"x": np.random.default_rng(1).standard_normal((1, 2, 3, 4)).astype(np.float32)}
+            np.testing.assert_allclose(oracle.run_onnxruntime(oracle.separable_resize(direct, feeds), feeds)["y"],
+                                       oracle.run_onnxruntime(direct, feeds)["y"], atol=1e-5)
 
 
 def test_when_onnxruntime_fails_on_the_graph_each_output_is_judged_on_its_own_subgraph() -> None:
@@ -94,10 +149,10 @@ def test_topk_indices_are_compared_through_the_values_they_select() -> None:
     diffs = oracle._differences({"i": ort}, swapped)
     assert diffs and diffs[0][1] == "value"
     notes: list[str] = []
-    assert oracle._topk_ties(model, feeds, swapped, diffs, notes) == [] and notes
+    assert index_ties(model, feeds, swapped, diffs, notes) == [] and notes
     wrong = {"i": np.array([[0, 2]], np.int32)}  # tanh(0.1) is not near 1
     diffs = oracle._differences({"i": ort}, wrong)
-    assert oracle._topk_ties(model, feeds, wrong, diffs, []) == diffs
+    assert index_ties(model, feeds, wrong, diffs, []) == diffs
     assert oracle.evaluate(model, feeds).status == "ok"
 
 
@@ -108,7 +163,7 @@ def test_an_exact_tie_in_the_wrong_order_stays_a_mismatch() -> None:
     assert ort.tolist() == [[0, 1]]  # the spec: the lower index first
     higher_first = {"i": np.array([[1, 0]], np.int32)}
     diffs = oracle._differences({"i": ort}, higher_first)
-    assert oracle._topk_ties(model, feeds, higher_first, diffs, []) == diffs
+    assert index_ties(model, feeds, higher_first, diffs, []) == diffs
 
 
 def _mvn_model() -> onnx.ModelProto:
@@ -147,3 +202,22 @@ def test_align_corners_by_a_fractional_scale_is_onnxruntimes_rounded_length() ->
     assert (outcome.status, outcome.kind) == ("mismatch", "value"), outcome.message
     assert outcome.explained == "ort-resize-align-corners-fractional"
     assert not oracle._align_corners_fractional(_resize_align_corners(2.0), {"x": x})  # 6 rows: no deviation
+
+
+def test_align_corners_of_a_cubic_resize_onnxruntime_cannot_run_is_still_verified() -> None:
+    """Found by the seed-0 run (trial 24): cubic over a 3-D tensor, which onnxruntime refuses.
+
+    The rule needs the Resize input's shape from onnxruntime's intermediate values: they come
+    from the graph with the Resize done one axis at a time.
+    """
+    nodes = [helper.make_node("GatherND", ["x", "i"], ["g"]),
+             helper.make_node("Resize", ["g", "", "s"], ["y"], mode="cubic", coordinate_transformation_mode="align_corners")]
+    graph = helper.make_graph(nodes, "t", [_f("x", [6, 5])], [_f("y", [1, 2, 7])], initializer=[
+        onnx.numpy_helper.from_array(np.array([1, 1, 1.5], np.float32), "s"),
+        onnx.numpy_helper.from_array(np.array([[[-3], [-5]]], np.int64), "i")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    feeds = {"x": np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)}
+    assert sorted(intermediate_values(model, feeds)) == ["g", "y"]
+    outcome = oracle.evaluate(model, feeds)  # 5 * 1.5 = 7.5 columns: onnxruntime's rounded length
+    assert (outcome.status, outcome.explained) == ("mismatch", "ort-resize-align-corners-fractional"), outcome.key

@@ -12,7 +12,8 @@ import pathlib
 
 import pytest
 
-from interop_coreml.onnx2mil import coverage, registry
+from interop_coreml import op_coverage as coverage
+from interop_coreml.onnx2mil import op_converters
 
 DOC = pathlib.Path(__file__).resolve().parents[4] / "docs" / "coreml-op-coverage.md"
 
@@ -31,7 +32,7 @@ def test_at_least_80_op_types_verified(results):
 
 
 def test_every_supported_op_case_is_accounted_for(results):
-    supported = set(registry.registered_ops())
+    supported = set(op_converters.registered_ops())
     for result in results:
         assert result.op_type in supported
         assert result.status in (coverage.PASS, coverage.NOT_CONVERTIBLE, coverage.MISMATCH, coverage.ERROR)

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import onnx
 import pytest
-from interop.plugin_api import ModelLoadError, UnsupportedModelError
+from interop.plugin_api import METADATA_IO_NAMES, METADATA_SCALAR_IO, InteropError, ModelLoadError, UnsupportedModelError
 
 from interop_coreml.converter import onnx_to_coreml
-from interop_coreml.onnx2mil import IO_NAMES_KEY, convert_model
+from interop_coreml.onnx2mil import convert_model
 
 from .conftest import assert_close, interpret, make_model, ort_run, save, tensor_info
 
@@ -27,7 +27,7 @@ def _awkward_names_model() -> onnx.ModelProto:
 def test_invalid_names_are_mapped_and_recorded(tmp_path):
     model = _awkward_names_model()
     mlmodel = convert_model(model)
-    names = json.loads(mlmodel.user_defined_metadata[IO_NAMES_KEY])
+    names = json.loads(mlmodel.user_defined_metadata[METADATA_IO_NAMES])
     assert sorted(names["inputs"].values()) == ["input:0"]
     assert sorted(names["outputs"].values()) == ["scores.out"]
     spec = mlmodel.get_spec()
@@ -42,7 +42,7 @@ def test_invalid_names_are_mapped_and_recorded(tmp_path):
 def test_identity_mapping_is_still_written():
     node = onnx.helper.make_node("Sigmoid", ["x"], ["y"])
     mlmodel = convert_model(make_model([node], [tensor_info("x", [2])], [tensor_info("y", [2])]))
-    names = json.loads(mlmodel.user_defined_metadata[IO_NAMES_KEY])
+    names = json.loads(mlmodel.user_defined_metadata[METADATA_IO_NAMES])
     assert names == {"inputs": {"x": "x"}, "outputs": {"y": "y"}}
 
 
@@ -78,10 +78,13 @@ def test_newer_deployment_targets(target):
 
 
 def test_bad_options_are_rejected():
-    with pytest.raises(ValueError):
+    # Checked by the plugin's one declaration of the options (exit 2 on the command line).
+    with pytest.raises(InteropError, match="precision must be one of fp32, fp16"):
         convert_model(_awkward_names_model(), precision="int8")
-    with pytest.raises(ValueError):
+    with pytest.raises(InteropError, match="minimum_deployment_target"):
         convert_model(_awkward_names_model(), minimum_deployment_target="iOS12")
+    with pytest.raises(InteropError, match="max_dynamic_dim must be at least 1"):
+        convert_model(_awkward_names_model(), max_dynamic_dim=0)
 
 
 def _two_unsupported_ops_model() -> onnx.ModelProto:
@@ -303,14 +306,13 @@ def test_mil_rejecting_a_node_is_a_clean_refusal_naming_the_node():
 
 def test_rank0_inputs_and_outputs_are_recorded():
     """Core ML has no rank-0 features: they travel as shape (1,), and the metadata says which ones were scalars."""
-    from interop_coreml.onnx2mil.driver import SCALAR_IO_KEY
 
     nodes = [onnx.helper.make_node("Mul", ["s", "v"], ["y"]), onnx.helper.make_node("ReduceSum", ["y"], ["total"],
                                                                                      keepdims=0)]
     model = make_model(nodes, [tensor_info("s", []), tensor_info("v", [3])],
                        [tensor_info("y", [3]), tensor_info("total", [])], opset=13)
     mlmodel = convert_model(model)
-    assert json.loads(mlmodel.user_defined_metadata[SCALAR_IO_KEY]) == {"inputs": ["s"], "outputs": ["total"]}
+    assert json.loads(mlmodel.user_defined_metadata[METADATA_SCALAR_IO]) == {"inputs": ["s"], "outputs": ["total"]}
     shapes = {f.name: list(f.type.multiArrayType.shape) for f in mlmodel.get_spec().description.input}
     assert shapes == {"s": [1], "v": [3]}
-    assert SCALAR_IO_KEY not in convert_model(_awkward_names_model()).user_defined_metadata
+    assert METADATA_SCALAR_IO not in convert_model(_awkward_names_model()).user_defined_metadata

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from interop_coreml.onnx2mil.testing import ZOO_NAMES, zoo_model
+from interop.testing.zoo import ZOO_NAMES, zoo_model
 
 from .conftest import assert_close, interpret, ort_run, save, torch_to_onnx
 

@@ -127,6 +127,19 @@ def test_slice_clamps_like_onnx(dynamic, start, end, step, tmp_path):
     check_graph(model, feeds, tmp_path, reference=False)
 
 
+@pytest.mark.parametrize("start, end, step", [(-2, -3, -1), (-9, -10, -1), (5, -9, -2), (-1, -100, -1),
+                                              (1, 0, -1), (-7, 9, 2), (2**62, -2**62, -3)])
+def test_slice_of_a_constant_clamps_like_onnx(start, end, step, tmp_path):
+    """The pre-pass folds a Slice of constants: by the spec's clamping, not the reference evaluator's numpy slicing."""
+    data = np.arange(6, dtype=np.float32).reshape(3, 2)
+    nodes = [helper.make_node("Slice", ["data", "starts", "ends", "axes", "steps"], ["s"]),
+             helper.make_node("Add", ["s", "x"], ["y"])]
+    inits = [_init("data", data, np.float32), _init("starts", [start]), _init("ends", [end]), _init("axes", [0]),
+             _init("steps", [step])]
+    model = make_model(nodes, [tensor_info("x", [1, 2])], [tensor_info("y", None)], inits, 14)
+    check_graph(model, [{"x": np.full((1, 2), 0.5, np.float32)}], tmp_path, reference=False)
+
+
 def test_slice_with_run_time_bounds(tmp_path):
     node = helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])
     inits = [_init("axes", [1, 0]), _init("steps", [-1, 2])]

@@ -23,8 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--out", type=Path, default=Path("fuzz-out"), help="folder for the repro folders")
     parser.add_argument("--ops", default="", help="comma-separated op types to draw from (default: all)")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per trial, shrinking included")
-    parser.add_argument("--shrink-seconds", type=float, default=60.0, help="time budget of one shrink")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="wall seconds per trial, shrinking included, before its worker is killed (a "
+                             "backstop for hangs in native code; one evaluation may take 30 s of CPU time)")
+    parser.add_argument("--trial", type=int, action="append", default=[], metavar="N",
+                        help="run only trial N of the seed (repeatable), e.g. a long run's failures again")
+    parser.add_argument("--shrink-seconds", type=float, default=60.0, help="CPU seconds one shrink may take")
     args = parser.parse_args(argv)
     ops = [op.strip() for op in args.ops.split(",") if op.strip()] or None
     unknown = sorted(set(ops or ()) - set(OPS))
@@ -32,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no generator for {', '.join(unknown)}", file=sys.stderr)
         print(f"hint: generated ops: {', '.join(sorted(OPS))}", file=sys.stderr)
         return 2
-    if args.trials < 1 or args.jobs < 1:
-        print("error: --trials and --jobs must be at least 1", file=sys.stderr)
+    if args.trials < 1 or args.jobs < 1 or any(n < 0 for n in args.trial):
+        print("error: --trials and --jobs must be at least 1, --trial at least 0", file=sys.stderr)
         return 2
     started = time.monotonic()
     last = [started]
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = run_campaign(args.seed, args.trials, args.jobs, args.out, ops=ops, timeout=args.timeout,
-                               shrink_seconds=args.shrink_seconds, progress=progress)
+                               shrink_seconds=args.shrink_seconds, progress=progress, only=args.trial or None)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         print("hint: give --out a new folder, or one a previous campaign wrote", file=sys.stderr)

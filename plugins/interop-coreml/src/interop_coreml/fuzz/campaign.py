@@ -1,10 +1,13 @@
 """A fuzzing campaign: many seeded trials, failures shrunk, one repro folder per signature.
 
-Trials run in worker processes (``jobs`` of them), each started once and fed trial
-numbers through its own pipe, so the parent always knows which trial a worker is on:
-a trial that runs past ``timeout`` seconds gets its worker killed and is recorded as
-``crash[timeout]``; a worker that dies (an abort in native code) is recorded as
-``crash[abort]`` and replaced.
+Trials run in worker processes (``jobs`` of them), each started once, warmed up (every
+engine imported) and fed trial numbers through its own pipe, so the parent always knows
+which trial a worker is on. One evaluation that takes more than :data:`EVAL_TIMEOUT` CPU
+seconds is ``crash[timeout]``; a trial that runs past ``timeout`` wall seconds (a hang in
+native code) gets its worker killed and is recorded as ``crash[timeout]`` too; a worker that
+dies (an abort in native code) is recorded as ``crash[abort]`` and replaced. Time limits are
+CPU time where the process can measure it, so a campaign's outcomes depend on its seed, not
+on the machine's load.
 
 The output folder gets ``NN-<signature>/`` per distinct failure signature (``min.onnx``,
 ``min_inputs.npz``, ``info.json``) and ``summary.json``.
@@ -27,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
-#: Seconds one evaluation may take inside the worker before it counts as a hang.
+#: CPU seconds one evaluation may take inside the worker before it counts as a hang. CPU time,
+#: not wall time: on a loaded machine a trial's wall time grows with the load, its CPU time does not,
+#: so the same seed gives the same outcomes whatever else runs.
 EVAL_TIMEOUT = 30
 
 
@@ -47,14 +52,30 @@ def _on_alarm(signum, frame):  # noqa: ARG001
 def _evaluate_with_alarm(model, feeds, seconds: int):
     from interop_coreml.fuzz.oracle import Outcome, evaluate
 
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(seconds)
+    signal.signal(signal.SIGPROF, _on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, seconds)  # process CPU time, every thread counted
     try:
         return evaluate(model, feeds)
     except _Alarm:
-        return Outcome("crash", "timeout", f"no result within {seconds} s", "timeout")
+        return Outcome("crash", "timeout", f"no result within {seconds} s of CPU time", "timeout")
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+
+
+def warm_up() -> None:
+    """Import and initialise every engine once, so that no trial pays (or times out on) the imports."""
+    from onnx import TensorProto, helper
+
+    from interop_coreml.fuzz.oracle import evaluate, run_reference
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "warm-up",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    feeds = {"x": np.array([-1.0, 1.0], dtype=np.float32)}
+    evaluate(model, feeds)
+    run_reference(model, feeds)
 
 
 def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_seconds: float = 60.0) -> dict[str, Any]:
@@ -107,6 +128,7 @@ def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float) -> No
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.simplefilter("ignore")
     logging.getLogger("coremltools").setLevel(logging.ERROR)
+    warm_up()
     while True:
         index = conn.recv()
         if index is None:
@@ -133,6 +155,7 @@ class Summary:
     statuses: Counter = field(default_factory=Counter)
     signatures: Counter = field(default_factory=Counter)
     explained: Counter = field(default_factory=Counter)
+    trials: dict[str, list[int]] = field(default_factory=dict)  # the trial numbers of each signature
     folders: dict[str, str] = field(default_factory=dict)
     reasons: Counter = field(default_factory=Counter)  # why graphs were refused or skipped
 
@@ -175,6 +198,7 @@ def _record(result: dict[str, Any], out: Path, summary: Summary) -> None:
     if result.get("explained"):
         summary.explained[signature] += 1
     summary.signatures[signature] += 1
+    summary.trials.setdefault(signature, []).append(result["trial"])
     if signature in summary.folders:
         return
     folder = out / f"{len(summary.folders) + 1:02d}-{_slug(signature)}"
@@ -189,8 +213,15 @@ def _record(result: dict[str, Any], out: Path, summary: Summary) -> None:
 
 
 def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | None = None,
-                 timeout: float = 180.0, shrink_seconds: float = 60.0, progress=None) -> Summary:
-    """Run ``trials`` trials over ``jobs`` worker processes and write the repro folders under ``out``."""
+                 timeout: float = 600.0, shrink_seconds: float = 60.0, progress=None,
+                 only: list[int] | None = None) -> Summary:
+    """Run trials 0 … ``trials`` − 1 (or just the trial numbers ``only``) over ``jobs`` worker processes.
+
+    The repro folders go under ``out``. Trial ``i`` of a seed is the same graph whatever else
+    runs, so ``only`` reruns a long campaign's failing trials (``summary.json`` lists them).
+    """
+    indices = sorted(set(only)) if only else list(range(trials))
+    trials = len(indices)
     out = _prepare_out(Path(out))
     context = multiprocessing.get_context("spawn")  # a clean interpreter per worker, no inherited state
     summary = Summary()
@@ -203,8 +234,7 @@ def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | 
         return _Slot(process, parent)
 
     slots = [start() for _ in range(max(1, min(jobs, trials)))]
-    pending = list(range(trials))
-    pending.reverse()
+    pending = list(reversed(indices))
     done = 0
     try:
         while done < trials:
@@ -284,6 +314,7 @@ def _write_summary(out: Path, seed: int, trials: int, summary: Summary) -> None:
         "seed": seed, "trials": trials, "done": summary.graphs, "line": summary.line(),
         "statuses": dict(summary.statuses),
         "signatures": [{"signature": s, "count": n, "explained": summary.explained.get(s, 0),
+                        "trials": sorted(summary.trials.get(s, [])),
                         "folder": summary.folders.get(s)} for s, n in summary.signatures.most_common()],
         "not_compared": [{"reason": r, "count": n} for r, n in summary.reasons.most_common()],
     }

@@ -86,8 +86,14 @@ def _valid(model: onnx.ModelProto) -> bool:
 
 
 def intermediate_values(model: onnx.ModelProto, feeds: Feeds) -> dict[str, np.ndarray]:
-    """Every tensor's value for ``feeds`` (onnxruntime without graph optimisations)."""
+    """Every tensor's value for ``feeds`` (onnxruntime without graph optimisations).
+
+    Where onnxruntime cannot run a Resize (cubic over other than the inner two axes), the
+    graph runs with each Resize done one axis at a time (the spec's same function, see
+    :func:`interop_coreml.fuzz.rewrites.separable_resize`; every original tensor keeps its name).
+    """
     from interop_coreml.fuzz.oracle import run_onnxruntime
+    from interop_coreml.fuzz.rewrites import separable_resize
 
     names = [name for node in model.graph.node for name in node.output if name]
     probe = _declare_outputs(model, names)
@@ -95,8 +101,15 @@ def intermediate_values(model: onnx.ModelProto, feeds: Feeds) -> dict[str, np.nd
         return {}
     try:
         return run_onnxruntime(probe, feeds, optimize=False)
-    except Exception:  # noqa: BLE001 - then only output-level reductions are possible
-        return {}
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        separable = separable_resize(probe, feeds)
+        if separable is not None:
+            return run_onnxruntime(separable, feeds, optimize=False)
+    except Exception:  # noqa: BLE001
+        pass
+    return {}  # then only output-level reductions are possible
 
 
 def _candidates(model: onnx.ModelProto, feeds: Feeds, values: dict[str, np.ndarray]):
@@ -170,18 +183,21 @@ def _reshape_input(model: onnx.ModelProto, name: str, shape: tuple[int, ...]) ->
 
 def shrink(model: onnx.ModelProto, feeds: Feeds, still_fails: Predicate,
            budget_seconds: float = 60.0, max_checks: int = 400) -> tuple[onnx.ModelProto, Feeds]:
-    """The smallest graph found within the budget for which ``still_fails`` holds."""
-    deadline = time.monotonic() + budget_seconds
+    """The smallest graph found within the budget for which ``still_fails`` holds.
+
+    The budget is CPU time of this process, so a loaded machine shrinks as far as an idle one.
+    """
+    deadline = time.process_time() + budget_seconds
     checks = 0
     best, best_feeds = prune(model, feeds)
     if not still_fails(best, best_feeds):  # pruning alone changed the failure: start from the original
         best, best_feeds = model, feeds
     progress = True
-    while progress and time.monotonic() < deadline and checks < max_checks:
+    while progress and time.process_time() < deadline and checks < max_checks:
         progress = False
         values = intermediate_values(best, best_feeds)
         for _, candidate, candidate_feeds in _candidates(best, best_feeds, values):
-            if candidate is None or time.monotonic() > deadline or checks >= max_checks:
+            if candidate is None or time.process_time() > deadline or checks >= max_checks:
                 continue
             candidate, candidate_feeds = prune(candidate, candidate_feeds)
             if not _valid(candidate) or not _smaller(candidate, best, candidate_feeds, best_feeds):

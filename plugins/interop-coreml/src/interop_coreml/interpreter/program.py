@@ -9,16 +9,20 @@ constants.  ``run`` then evaluates the remaining steps in program order.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .buffers import BufferPool
 from .dtypes import numpy_dtype_of, static_shape
 from .errors import InputError, InterpreterError, OpExecutionError, UnsupportedOpError
 from .kernels import KERNELS, OpContext
 from .loading import load_saved_model
+from .threads import single_threaded_blas
 
 # Ops whose result must not be computed once at load time even if every input is constant.
 _NEVER_FOLD = {"random_bernoulli", "random_categorical", "random_normal", "random_uniform", "read_state"}
@@ -30,6 +34,10 @@ _FRESH_RESULT_OPS = {
 }
 # Ops that run nested blocks; evaluated by the program itself, not by a kernel.
 _CONTROL_FLOW = {"cond", "while_loop"}
+# Ops whose kernels take ``fused_input`` and apply elementwise epilogues (ctx.epilogue) to their
+# result block by block, and the elementwise ops they absorb (see Program._fuse).
+_EPILOGUE_PRODUCERS = {"conv"}
+_EPILOGUE_OPS = ("add", "relu")
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class OpRecord:
     op_name: str
     outputs: tuple[str, ...]
     location: str
+    inputs: tuple[str, ...] = ()  # the variables it reads (constants left out)
 
 
 @dataclass
@@ -140,6 +149,8 @@ class Program:
         ]
         self.ops: list[OpRecord] = []
         self._constants: dict[str, Any] = {}
+        self._buffers = BufferPool()
+        self._params: dict[str, dict[str, Any]] = {}  # op name -> param -> reference, for constant_input
         self._block = self._compile_block(function, f"function {function_name!r}", input_names=list(function.inputs))
         self.outputs = [
             TensorInfo(var.name, _dtype_name(var.dtype), static_shape(var.shape)) for var in function.outputs
@@ -148,7 +159,10 @@ class Program:
             name: numpy_dtype_of(var.dtype) for name, var in function.inputs.items()
         }
         self._fold_constants(self._block)
+        # The fused copy runs unless a capture asks for a value fusion leaves out.
+        self._fused_block, self._absorbed = self._fuse(self._block)
         self._plan_memory(self._block)
+        self._plan_memory(self._fused_block)
 
     # ----------------------------------------------------------------- compiling
     def _reference(self, var: Any) -> Any:
@@ -164,7 +178,8 @@ class Program:
         steps: list[_Step] = []
         for op in block.operations:
             outputs = [(var.name, numpy_dtype_of(var.dtype)) for var in op.outputs]
-            record = OpRecord(op.op_type, op.name, tuple(name for name, _ in outputs), location)
+            record = OpRecord(op.op_type, op.name, tuple(name for name, _ in outputs), location,
+                              _variable_inputs(op))
             self.ops.append(record)
             if op.op_type == "const":
                 for var in op.outputs:
@@ -195,7 +210,9 @@ class Program:
                 output_dtypes=[dtype for _, dtype in outputs],
                 output_shapes=[static_shape(getattr(var, "shape", None)) for var in op.outputs],
                 opset=self.opset,
+                buffers=self._buffers,
             )
+            self._params[op.name] = inputs
             steps.append(_Step(op.op_type, op.name, location, kernel_fn, inputs, outputs, context, nested))
         output_refs = [self._reference(var) for var in block.outputs]
         return _Block(input_names, steps, output_refs)
@@ -212,21 +229,85 @@ class Program:
                 self._constants[name] = value
         block.steps = remaining
 
+    def _fuse(self, block: _Block) -> tuple[_Block, frozenset[str]]:
+        """A copy of ``block`` where each conv absorbs the elementwise ops that alone consume its result.
+
+        ``conv -> add(other) -> relu`` (a residual block's tail), ``conv -> relu`` and ``conv -> add``
+        become one step that computes the conv and applies add/relu to each output block while it
+        is in cache. Only float32 results are fused (fp16 programs round after every op) and only
+        when each intermediate has no other reader. The fused step takes the place of the last op
+        it absorbs, where the add's other operand exists. Returns the block and the names of the
+        intermediate values it no longer computes.
+        """
+        readers: dict[str, list[int]] = {}
+        for index, step in enumerate(block.steps):
+            for ref in step.inputs.values():
+                for name in _names_in(ref):
+                    readers.setdefault(name, []).append(index)
+        pinned = {name for ref in block.output_refs for name in _names_in(ref)}
+        pinned |= {name for step in block.steps for nested in step.blocks for name in _names_read(nested)}
+        float32 = np.dtype(np.float32)
+
+        def sole_reader(name: str) -> int | None:
+            found = readers.get(name, [])
+            return found[0] if len(found) == 1 and name not in pinned else None
+
+        replaced: dict[int, _Step] = {}
+        removed: set[int] = set()
+        absorbed: set[str] = set()
+        for index, step in enumerate(block.steps):
+            if step.op_type not in _EPILOGUE_PRODUCERS or len(step.outputs) != 1 or step.outputs[0][1] != float32:
+                continue
+            current, chain, operand, last = step.outputs[0][0], [], None, index
+            while True:
+                reader = sole_reader(current)
+                if reader is None or reader in removed or reader in replaced:
+                    break
+                follower = block.steps[reader]
+                if len(follower.outputs) != 1 or follower.outputs[0][1] != float32 or follower.blocks:
+                    break
+                if follower.op_type == "relu" and follower.inputs.get("x") == ("var", current):
+                    pass
+                elif follower.op_type == "add" and not chain and ("var", current) in (
+                    follower.inputs.get("x"), follower.inputs.get("y")
+                ):
+                    x_ref, y_ref = follower.inputs["x"], follower.inputs["y"]
+                    operand = y_ref if x_ref == ("var", current) else x_ref
+                    if operand == ("var", current):
+                        break  # conv + itself: the operand is the value being absorbed
+                else:
+                    break
+                absorbed.add(current)
+                chain.append(follower.op_type)
+                removed.add(reader)
+                current, last = follower.outputs[0][0], reader
+            if not chain:
+                continue
+            removed.discard(last)
+            removed.add(index)
+            inputs = dict(step.inputs)
+            if operand is not None:
+                inputs["fused_input"] = operand
+            replaced[last] = dataclasses.replace(
+                step,
+                inputs=inputs,
+                outputs=list(block.steps[last].outputs),
+                context=dataclasses.replace(step.context, epilogue=tuple(chain)),
+            )
+        steps = [
+            replaced.get(index, dataclasses.replace(step))
+            for index, step in enumerate(block.steps)
+            if index not in removed or index in replaced
+        ]
+        return _Block(block.input_names, steps, block.output_refs), frozenset(absorbed)
+
     def _plan_memory(self, block: _Block) -> None:
         """Find where each top-level value is read for the last time, so run() can drop it then.
 
         Values produced by kernels in _FRESH_RESULT_OPS and dying at a step may also be
         overwritten by that step's kernel (ctx.overwritable), avoiding a new allocation.
         """
-        def names_in(ref: Any) -> list[str]:
-            kind, payload = ref
-            if kind == "var":
-                return [payload]
-            if kind == "list":
-                return [name for r in payload for name in names_in(r)]
-            return []
-
-        keep = {name for ref in block.output_refs for name in names_in(ref)} | set(block.input_names)
+        keep = {name for ref in block.output_refs for name in _names_in(ref)} | set(block.input_names)
         keep |= set(self._constants)
         last_reader: dict[str, int] = {}
         reads: dict[str, int] = {}
@@ -235,7 +316,7 @@ class Program:
                 # Nested blocks may read any outer value; keep everything alive across control flow.
                 keep |= {name for s in block.steps for name, _ in s.outputs}
             for ref in step.inputs.values():
-                for name in names_in(ref):
+                for name in _names_in(ref):
                     last_reader[name] = index
                     reads[name] = reads.get(name, 0) + 1
         producer = {name: step.op_type for step in block.steps for name, _ in step.outputs}
@@ -255,11 +336,7 @@ class Program:
                 and producer.get(ref[1]) in _FRESH_RESULT_OPS
             )
             if donatable:
-                context = step.context
-                step.inplace_context = OpContext(
-                    context.op_type, context.op_name, context.output_dtypes, context.output_shapes,
-                    context.opset, donatable,
-                )
+                step.inplace_context = dataclasses.replace(step.context, overwritable=donatable)
 
     # ----------------------------------------------------------------- running
     def _resolve(self, ref: Any, env: Mapping[str, Any]) -> Any:
@@ -292,18 +369,28 @@ class Program:
             )
         return [_coerce(value, dtype) for value, (_, dtype) in zip(results, step.outputs)]
 
-    def _run_block(self, block: _Block, env: dict[str, Any], release: bool = False) -> list[Any]:
-        """Run the steps of block; with ``release``, drop (and allow overwriting) dead values."""
+    def _run_block(
+        self, block: _Block, env: dict[str, Any], release: bool = False, keep: frozenset[str] = frozenset(),
+        timings: list[tuple[str, str, float]] | None = None,
+    ) -> list[Any]:
+        """Run the steps of block; with ``release``, drop (and allow overwriting) dead values not in ``keep``."""
         for step in block.steps:
+            started = time.perf_counter() if timings is not None else 0.0
             if step.blocks:
                 values = self._run_control_flow(step, env)
             else:
-                values = self._execute(step, env, inplace=release)
+                # A value to keep must not be overwritten by the step that reads it last.
+                inplace = release and not (keep and keep.intersection(step.dying))
+                values = self._execute(step, env, inplace=inplace)
             for (name, _), value in zip(step.outputs, values):
                 env[name] = value
+            if timings is not None:
+                label = "+".join((step.op_type,) + tuple(step.context.epilogue))
+                timings.append((label, step.op_name, time.perf_counter() - started))
             if release:
                 for name in step.dying:
-                    env.pop(name, None)
+                    if name not in keep:
+                        env.pop(name, None)
         return [self._resolve(ref, env) for ref in block.output_refs]
 
     def _run_control_flow(self, step: _Step, env: dict[str, Any]) -> list[Any]:
@@ -345,11 +432,22 @@ class Program:
             checked[spec.name] = _coerce(array, self._input_dtypes[spec.name])
         return checked
 
-    def run(self, feeds: Mapping[str, np.ndarray], capture: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        """Evaluate the program; returns its outputs and every variable named in ``capture``."""
+    def run(
+        self, feeds: Mapping[str, np.ndarray], capture: Iterable[str] | None = None,
+        timings: list[tuple[str, str, float]] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Evaluate the program; returns its outputs and every variable named in ``capture``.
+
+        ``timings``, a list, receives (op type, op name, seconds) for every top-level step, where
+        a fused step's type names what it absorbed ("conv+add+relu").
+        """
         env: dict[str, Any] = dict(self._check_feeds(feeds))
-        # Capturing needs every intermediate value intact, so memory reuse is off then.
-        self._run_block(self._block, env, release=not capture)
+        capture = list(capture or ())
+        # A capture of a value that fusion leaves out runs the program op by op.
+        block = self._block if self._absorbed.intersection(capture) else self._fused_block
+        # Dead values are dropped as usual; the captured ones are kept intact until returned.
+        with single_threaded_blas():  # kernels split their work over threads themselves
+            self._run_block(block, env, release=True, keep=frozenset(capture), timings=timings)
         results: dict[str, np.ndarray] = {}
         # Kernels may leave results as strided views (a conv's output is a transposed buffer);
         # callers get ordinary C-contiguous arrays.
@@ -364,9 +462,53 @@ class Program:
                 raise KeyError(f"no variable {name!r} in the program; see Program.var_names()")
         return results
 
+    def constant_input(self, op_name: str, param: str) -> Any:
+        """The value of an op's parameter when it is a constant of the program, else None."""
+        ref = self._params.get(op_name, {}).get(param)
+        if ref is None:
+            return None
+        kind, payload = ref
+        if kind == "const":
+            return payload
+        if kind == "var" and payload in self._constants:
+            return self._constants[payload]
+        return None
+
     def var_names(self) -> list[str]:
         """Names of every variable produced by an op, in execution order (consts included)."""
         return [name for record in self.ops for name in record.outputs]
+
+
+def _names_in(ref: Any) -> list[str]:
+    """Names of the run-time variables a step input reference reads."""
+    kind, payload = ref
+    if kind == "var":
+        return [payload]
+    if kind == "list":
+        return [name for r in payload for name in _names_in(r)]
+    return []
+
+
+def _names_read(block: _Block) -> set[str]:
+    """Every variable name read anywhere inside ``block`` (nested blocks included)."""
+    names = {name for ref in block.output_refs for name in _names_in(ref)}
+    for step in block.steps:
+        names.update(name for ref in step.inputs.values() for name in _names_in(ref))
+        for nested in step.blocks:
+            names |= _names_read(nested)
+    return names
+
+
+def _variable_inputs(op: Any) -> tuple[str, ...]:
+    """Names of the non-constant variables an op reads (lists flattened; builder internals skipped)."""
+    names: list[str] = []
+    for param, var in op.inputs.items():
+        if param.startswith("_"):
+            continue
+        for item in var if isinstance(var, (list, tuple)) else (var,):
+            if hasattr(item, "name") and not _is_constant_var(item):
+                names.append(item.name)
+    return tuple(names)
 
 
 def _all_constant(inputs: Mapping[str, Any], constants: Mapping[str, Any]) -> bool:

@@ -17,6 +17,8 @@ from coremltools.converters.mil.mil import Var, types
 from coremltools.converters.mil.mil.types.symbolic import any_symbolic
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
+from interop_coreml.onnx2mil.high_rank import HighRank
+from interop_coreml.onnx2mil.symbolic import ShapeValue, SymbolicDims, constant_value
 
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 
@@ -45,11 +47,17 @@ class ConversionContext:
         self._used_names: set[str] = set()
         self._mil_names: dict[str, str] = {}
         self.symbolic: dict[str, np.ndarray] = {}
+        # ONNX name -> the MIL Var it became (run-time values only), recorded in the model's
+        # metadata so a checker can pair intermediate values of the two copies (--locate).
+        self.produced: dict[str, Var] = {}
+        self.dims = SymbolicDims()
 
     # ------------------------------------------------------------------ values
     def set(self, onnx_name: str, value: Value) -> None:
         if isinstance(value, np.ndarray) or np.isscalar(value):
             value = to_mil_constant(np.asarray(value))
+        elif isinstance(value, Var):
+            self.produced[onnx_name] = value
         self._values[onnx_name] = value
 
     def has(self, onnx_name: str) -> bool:
@@ -59,21 +67,45 @@ class ConversionContext:
         return self._values[onnx_name]
 
     def input(self, node: onnx.NodeProto, index: int, default: Value = None) -> Value:
-        """The node's ``index``-th input, or ``default`` when absent or empty."""
+        """The node's ``index``-th input, or ``default`` when absent or empty.
+
+        A tensor of rank > 5 (:class:`~interop_coreml.onnx2mil.high_rank.HighRank`) is refused
+        here: only the converters that rewrite such tensors read them, with :meth:`input_any`.
+        """
+        value = self.input_any(node, index, default)
+        if isinstance(value, HighRank):
+            raise NodeNotConvertible(
+                f"input {node.input[index]!r} is a rank-{value.rank} tensor (from {value.origin}); Core ML "
+                f"tensors have rank <= 5, and only Reshape/Transpose/Squeeze/Unsqueeze chains of such "
+                f"tensors are rewritten, not {node.op_type}")
+        return value
+
+    def input_any(self, node: onnx.NodeProto, index: int, default: Value = None) -> Value:
+        """The node's ``index``-th input, whatever its rank."""
         if index >= len(node.input) or node.input[index] == "":
             return default
         return self._values[node.input[index]]
 
     def const(self, node: onnx.NodeProto, index: int, default: Any = None) -> np.ndarray | None:
         """The input's value if known at conversion time, else ``default``."""
-        value = self.input(node, index)
-        if value is None:
+        value = self.input_any(node, index)
+        if value is None or isinstance(value, HighRank):
             return default
         if isinstance(value, np.ndarray):
             return value
         if isinstance(value, Var) and value.val is not None and not any_symbolic(value.val):
             return np.asarray(value.val)
         return default
+
+    def shape_value(self, node: onnx.NodeProto, index: int) -> ShapeValue | None:
+        """What the input holds in terms of the model's dims (tracked, or a small constant), else None."""
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        tracked = self.dims.values.get(node.input[index])
+        if tracked is not None:
+            return tracked
+        known = self.const(node, index)
+        return constant_value(known) if known is not None else None
 
     def require_const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
         value = self.const(node, index)
@@ -110,8 +142,6 @@ def rank(value: Value) -> int:
     return np.ndim(value) if isinstance(value, np.ndarray) else value.rank
 
 
-def shape_of(value: Value) -> tuple:
-    return tuple(value.shape) if isinstance(value, np.ndarray) else tuple(value.shape)
 
 
 def is_float(value: Value) -> bool:

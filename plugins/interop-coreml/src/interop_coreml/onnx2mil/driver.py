@@ -20,17 +20,27 @@ from typing import Any
 import numpy as np
 import onnx
 
-from interop_coreml.onnx2mil import registry
+from interop.plugin_api import (
+    METADATA_INTEROP_VERSION,
+    METADATA_IO_NAMES,
+    METADATA_PRECISION,
+    METADATA_SCALAR_IO,
+    METADATA_SOURCE_OPSET,
+    METADATA_SOURCE_PRODUCER,
+    VALUE_MAP_METADATA_KEY,
+    option_values,
+)
+
+from interop_coreml.onnx2mil import op_converters, symbolic
 from interop_coreml.onnx2mil.context import ConversionContext
 from interop_coreml.onnx2mil.errors import ConversionError, NodeNotConvertible, UnsupportedModelError
+from interop_coreml.onnx2mil.high_rank import HighRank
+from interop_coreml.onnx2mil.inputs import (
+    NARROWED_IO_KEY, InputShapes, narrowed_types, parse_input_shape, resolve_input_ranges,
+)
 from interop_coreml.onnx2mil.ops._common import ONNX_TO_MIL_DTYPE
 from interop_coreml.onnx2mil.prepass import PreparedGraph, default_opset, prepare
 
-PRECISIONS = ("fp32", "fp16")
-TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18")
-IO_NAMES_KEY = "interop.io_names"
-# ONNX names of rank-0 inputs/outputs, which the Core ML model carries as shape (1,).
-SCALAR_IO_KEY = "interop.scalar_io"
 
 # Element types a Core ML model input may carry map to the MIL dtype we declare.
 _INPUT_TYPES = ONNX_TO_MIL_DTYPE
@@ -42,27 +52,22 @@ class _Unsupported:
     nodes: list[str] = field(default_factory=list)
 
 
-def _target(name: str) -> Any:
-    import coremltools as ct
+def _settings(**given: Any) -> dict[str, Any]:
+    """The converter options, checked against (and defaulted from) the plugin's one declaration of them."""
+    from interop_coreml import CONVERTER_OPTIONS
 
-    if name not in TARGETS:
-        raise ValueError(f"minimum_deployment_target must be one of {', '.join(TARGETS)}, got {name!r}")
-    return getattr(ct.target, name)
-
-
-def _check_options(precision: str, max_dynamic_dim: int) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if not isinstance(max_dynamic_dim, int) or max_dynamic_dim < 1:
-        raise ValueError(f"max_dynamic_dim must be a positive int, got {max_dynamic_dim!r}")
+    return option_values(CONVERTER_OPTIONS, given)
 
 
 def find_unsupported(prepared: PreparedGraph, opset: int) -> dict[str, _Unsupported]:
     """Op types (and input dtypes) with no converter, with counts and node names."""
     missing: dict[str, _Unsupported] = collections.OrderedDict()
     for index, node in enumerate(prepared.model.graph.node):
-        if registry.resolve(node.domain, node.op_type, opset) is None:
+        if op_converters.converter_for(node.domain, node.op_type, opset) is None:
             key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+            newer = op_converters.unverified_schema(node.domain, node.op_type, opset)
+            if newer is not None:
+                key += f" (its opset-{newer} definition is newer than the translator knows: {op_converters.VERIFIED_OPSET})"
             entry = missing.setdefault(key, _Unsupported())
             entry.count += 1
             entry.nodes.append(node.name or f"#{index}")
@@ -101,7 +106,8 @@ def _dims(value: onnx.ValueInfoProto) -> list:
     return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None) for d in shape.dim]
 
 
-def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic_dim: int):
+def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic_dim: int,
+                   input_shape: InputShapes | None = None):
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil import Function, Program, get_new_symbol, types
@@ -109,6 +115,7 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
     graph = prepared.model.graph
     ctx = ConversionContext(opset, target)
     ctx.symbolic = prepared.symbolic
+    ranges = resolve_input_ranges(graph, input_shape or {}, max_dynamic_dim)
     symbols: dict[str, Any] = {}
     placeholders, input_types, input_names = {}, [], {}
     mil_types = {"fp32": types.fp32, "fp16": types.fp16, "int32": types.int32, "bool": types.int32}
@@ -119,15 +126,18 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
         if declared == "fp16" and target < ct.target.iOS16:
             declared = "fp32"  # fp16 inputs need iOS16; cast inside the program instead
         mil_shape, ct_shape = [], []
-        for dim in dims:
-            if isinstance(dim, int):
-                mil_shape.append(dim)
-                ct_shape.append(dim)
+        for axis, dim in enumerate(dims):
+            low, high = ranges[value.name][axis]
+            if low == high:
+                mil_shape.append(low)
+                ct_shape.append(low)
             else:
-                key = dim or f"_anon{len(symbols)}"
-                symbols.setdefault(key, get_new_symbol())
+                key = dim or f"_anon_{value.name}_{axis}"
+                if key not in symbols:
+                    symbols[key] = get_new_symbol()
+                    ctx.dims.declare(symbols[key], low, high)
                 mil_shape.append(symbols[key])
-                ct_shape.append(ct.RangeDim(1, max_dynamic_dim, default=1))
+                ct_shape.append(ct.RangeDim(low, high, default=low))
         name = ctx.mil_name(value.name)
         input_names[name] = value.name
         if not mil_shape:
@@ -155,10 +165,18 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
             ctx.set(name, array)
         reserved = [ctx.mil_name(o.name) for o in graph.output]
         for node in graph.node:
-            fn = registry.resolve(node.domain, node.op_type, opset)
+            fn = op_converters.converter_for(node.domain, node.op_type, opset)
             label = f"{node.op_type} node {node.name or node.output[0]!r}"
             try:
+                values = symbolic.evaluate(node, ctx.dims, ctx)
+                if values is not None and len(values) == len(node.output) and all(v.concrete for v in values):
+                    # Shape arithmetic whose result is static after all: a constant, no ops.
+                    for name, value in zip(node.output, values):
+                        ctx.set(name, value.numpy(prepared.elem_types.get(name)))
+                    continue
                 fn(ctx, node)
+                if values is not None:
+                    ctx.dims.values.update(zip(node.output, values))
                 _check_ranks(ctx, node)
             except NodeNotConvertible as error:
                 raise UnsupportedModelError(f"{label} cannot be converted: {error.reason}", hint=_HINT) from None
@@ -174,6 +192,10 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
         outputs = []
         for value, name in zip(graph.output, reserved):
             result = ctx.get(value.name)
+            if isinstance(result, HighRank):
+                raise UnsupportedModelError(
+                    f"graph output {value.name!r} has rank {result.rank}; Core ML tensors have rank <= 5",
+                    hint="reshape the output to rank 5 or less in the source model")
             if not hasattr(result, "op"):  # a constant output
                 result = mb.const(val=result)
             if result.rank == 0:
@@ -191,7 +213,8 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
             output_names[name] = value.name
         func.set_outputs(outputs)
         prog.add_function("main", func)
-    return prog, input_types, input_names, output_names, scalars
+    value_map = {onnx_name: var.name for onnx_name, var in ctx.produced.items()}
+    return prog, input_types, input_names, output_names, scalars, value_map
 
 
 def _first_line(error: BaseException) -> str:
@@ -228,6 +251,8 @@ def _check_ranks(ctx: ConversionContext, node: onnx.NodeProto) -> None:
     for name in node.output:
         if name and ctx.has(name):
             value = ctx.get(name)
+            if isinstance(value, HighRank):
+                continue  # stands for a rank > 5 tensor without building one (onnx2mil/high_rank.py)
             rank = np.ndim(value) if isinstance(value, np.ndarray) else value.rank
             if rank > 5 and not isinstance(value, np.ndarray):
                 raise NodeNotConvertible(f"output {name!r} has rank {rank}; Core ML tensors have rank <= 5")
@@ -236,30 +261,42 @@ def _check_ranks(ctx: ConversionContext, node: onnx.NodeProto) -> None:
 def convert_model(
     model: onnx.ModelProto,
     *,
-    precision: str = "fp32",
-    minimum_deployment_target: str = "iOS15",
-    max_dynamic_dim: int = 1024,
+    precision: str | None = None,
+    minimum_deployment_target: str | None = None,
+    max_dynamic_dim: int | None = None,
+    input_shape: str | None = None,
+    external_data_dir: str | pathlib.Path | None = None,
 ):
     """Convert an ONNX model to a Core ML ML Program (``coremltools.models.MLModel``).
 
     ``precision="fp32"`` computes in float32 so a fidelity check against
     onnxruntime is meaningful; ``"fp16"`` lets Core ML store weights and compute
     in float16 (inputs/outputs stay float32), halving size at ~1e-3 relative
-    error. Symbolic ONNX dims become ``RangeDim(1, max_dynamic_dim)``.
+    error. Symbolic ONNX dims become ``RangeDim(1, max_dynamic_dim)`` unless ``input_shape``
+    bounds them (``"name=1..8,1..512;other=..."``, see :mod:`~interop_coreml.onnx2mil.inputs`). Options
+    left at None take the defaults the plugin declares (``interop_coreml.CONVERTER_OPTIONS``);
+    a bad value raises InteropError (exit 2).
+    A model loaded with ``load_external_data=False`` has its external initializers mapped from
+    ``external_data_dir`` (the model's folder) instead of read into memory.
     Raises UnsupportedModelError listing every unsupported op before building.
     """
     import coremltools as ct
 
     from interop_coreml.onnx2mil.passes import pass_pipeline
 
-    _check_options(precision, max_dynamic_dim)
-    target = _target(minimum_deployment_target)
+    settings = _settings(precision=precision, minimum_deployment_target=minimum_deployment_target,
+                         max_dynamic_dim=max_dynamic_dim, input_shape=input_shape)
+    precision, max_dynamic_dim = settings["precision"], settings["max_dynamic_dim"]
+    target = getattr(ct.target, settings["minimum_deployment_target"])
+    shapes = parse_input_shape(settings["input_shape"])
+    resolve_input_ranges(model.graph, shapes, max_dynamic_dim)  # a bad spec fails before any work
     opset = default_opset(model)
-    prepared = prepare(model)
+    prepared = prepare(model, external_data_dir)
     missing = find_unsupported(prepared, opset)
     if missing:
         raise UnsupportedModelError(unsupported_message(missing, opset), hint=_HINT)
-    prog, input_types, input_names, output_names, scalars = _build_program(prepared, opset, target, max_dynamic_dim)
+    prog, input_types, input_names, output_names, scalars, value_map = _build_program(
+        prepared, opset, target, max_dynamic_dim, shapes)
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     # ct.convert ends with a full gc.collect(), which costs seconds in a process
     # holding torch/TensorFlow heaps; freezing the existing objects keeps that
@@ -285,8 +322,13 @@ def convert_model(
     finally:
         gc.unfreeze()
     _record_metadata(mlmodel, model, opset, input_names, output_names, precision)
+    # Variables coremltools' passes removed (fused, dead) are simply absent from the saved program.
+    mlmodel.user_defined_metadata[VALUE_MAP_METADATA_KEY] = json.dumps(value_map)  # in computation order
     if scalars["inputs"] or scalars["outputs"]:
-        mlmodel.user_defined_metadata[SCALAR_IO_KEY] = json.dumps(scalars, sort_keys=True)
+        mlmodel.user_defined_metadata[METADATA_SCALAR_IO] = json.dumps(scalars, sort_keys=True)
+    narrowed = narrowed_types(prepared.model.graph)
+    if narrowed["inputs"] or narrowed["outputs"]:
+        mlmodel.user_defined_metadata[NARROWED_IO_KEY] = json.dumps(narrowed, sort_keys=True)
     return mlmodel
 
 
@@ -299,12 +341,12 @@ def _interop_version() -> str:
 
 def _record_metadata(mlmodel, model, opset, input_names, output_names, precision) -> None:
     meta = mlmodel.user_defined_metadata
-    meta[IO_NAMES_KEY] = json.dumps({"inputs": input_names, "outputs": output_names}, sort_keys=True)
+    meta[METADATA_IO_NAMES] = json.dumps({"inputs": input_names, "outputs": output_names}, sort_keys=True)
     producer = model.producer_name + (f" {model.producer_version}" if model.producer_version else "")
-    meta["interop.source_producer"] = producer.strip() or "unknown"
-    meta["interop.source_opset"] = str(opset)
-    meta["interop.version"] = _interop_version()
-    meta["interop.precision"] = precision
+    meta[METADATA_SOURCE_PRODUCER] = producer.strip() or "unknown"
+    meta[METADATA_SOURCE_OPSET] = str(opset)
+    meta[METADATA_INTEROP_VERSION] = _interop_version()
+    meta[METADATA_PRECISION] = precision
 
 
 def save_mlpackage(model: onnx.ModelProto, path: pathlib.Path, **options: Any) -> None:

@@ -6,11 +6,14 @@ torch.onnx and tf2onnx), ``Constant`` nodes, weight transposes computed at run
 time, and training-only nodes such as ``Dropout``. This module
 
 1. inlines local functions and runs ONNX shape inference,
-2. bypasses ``Identity`` and inference-mode ``Dropout`` nodes,
-3. folds every node whose inputs are all known (evaluated with
-   ``onnx.reference``), ``Shape``/``Size`` of statically shaped tensors, and
-   shape vectors that mix static and symbolic dims, which are rewritten into a
-   ``Reshape`` target using ONNX's ``0`` (copy) and ``-1`` (infer) markers.
+2. walks the nodes in order through the rewrite rules (:data:`RULES`, one function
+   each, each with its own test): :func:`bypass_no_op` (``Identity``, inference-mode
+   ``Dropout``), :func:`fold_constant_node`, :func:`mark_suspect_shapes` (shapes ONNX
+   inference gets wrong are never folded), :func:`fold_shape_and_size`,
+   :func:`fold_constant_inputs` (evaluated with ``onnx.reference``),
+   :func:`propagate_symbolic_shapes` (shape vectors mixing static and symbolic dims) and
+   :func:`rewrite_symbolic_reshape` (ONNX's ``0`` copy / ``-1`` infer markers),
+3. drops the nodes whose outputs no longer reach a graph output.
 
 The result is a new model whose constants are all initializers; the driver
 converts what is left.
@@ -20,10 +23,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from interop_coreml.onnx2mil.weights import WeightReader
 
 # Ops whose outputs are not a function of their inputs, or which we must never run.
 _NOT_FOLDABLE = {
@@ -51,7 +57,6 @@ class PreparedGraph:
 
     model: onnx.ModelProto
     constants: dict[str, np.ndarray]
-    shapes: dict[str, tuple] = field(default_factory=dict)
     elem_types: dict[str, int] = field(default_factory=dict)
     # Shape vectors mixing ints and '?dim' names (e.g. Resize sizes [N, C, 6, 9]).
     symbolic: dict[str, np.ndarray] = field(default_factory=dict)
@@ -99,9 +104,36 @@ def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
 
 
+def slice_like_onnx(data: np.ndarray, starts, ends, axes=None, steps=None) -> np.ndarray:
+    """ONNX Slice (opset 10+) by the spec's clamping rules.
+
+    A negative step clamps the start to [0, dim - 1] and the end to [-1, dim - 1]: start
+    -10 of 5 elements is element 0. onnx's reference evaluator slices with Python's rules
+    instead (start -10 with step -1: nothing), so constant Slices are not folded with it.
+    """
+    data = np.asarray(data)
+    axes = list(range(len(starts))) if axes is None else [int(a) % max(data.ndim, 1) for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * data.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        dim, start, end, step = data.shape[axis], int(start), int(end), int(step)
+        start += dim if start < 0 else 0
+        end += dim if end < 0 else 0
+        if step > 0:
+            index[axis] = slice(min(max(start, 0), dim), min(max(end, 0), dim), step)
+        else:
+            start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+            index[axis] = slice(start, None if end < 0 else end, step) if dim else slice(0, 0)
+    return data[tuple(index)]
+
+
 def _evaluate(node: onnx.NodeProto, inputs: list[np.ndarray | None], opset: int) -> list[np.ndarray] | None:
     from onnx.reference import ReferenceEvaluator
 
+    if node.op_type == "Slice" and opset >= 10 and len(inputs) >= 3 and all(v is not None for v in inputs[:3]):
+        rest = [None if v is None else [int(i) for i in np.ravel(v)] for v in inputs[3:5]] + [None, None]
+        return [slice_like_onnx(inputs[0], [int(i) for i in np.ravel(inputs[1])], [int(i) for i in np.ravel(inputs[2])],
+                                rest[0], rest[1])]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -235,134 +267,214 @@ def _reshape_target(symbolic: np.ndarray, data_shape: tuple | None) -> np.ndarra
     return np.array(target, dtype=np.int64)
 
 
-def prepare(model: onnx.ModelProto) -> PreparedGraph:
-    """Run the pre-pass; the input model is left untouched."""
-    model_copy = onnx.ModelProto()
-    model_copy.CopyFrom(model)
-    if model_copy.functions:
+@dataclass
+class _Walk:
+    """What the pre-pass knows while it walks the nodes in order; each rule reads and extends it."""
+
+    opset: int
+    shapes: dict[str, tuple]
+    constants: dict[str, np.ndarray]
+    graph_outputs: set[str]
+    consumed: set[str]
+    alias: dict[str, str] = field(default_factory=dict)
+    symbolic: dict[str, np.ndarray] = field(default_factory=dict)
+    # Values whose inferred shape may be wrong (downstream of a node ONNX shape inference gets wrong).
+    suspect: set[str] = field(default_factory=set)
+
+
+def _default_domain(node: onnx.NodeProto) -> bool:
+    return node.domain in ("", "ai.onnx")
+
+
+# Each rule takes a node (inputs already renamed through ``walk.alias``) and returns True when it
+# replaced the node entirely (by an alias or a constant), False when the node stays (possibly edited).
+
+
+def bypass_no_op(node: onnx.NodeProto, walk: _Walk) -> bool:
+    """Identity and inference-mode Dropout become aliases of their input, unless their output is a graph output."""
+    if not _default_domain(node):
+        return False
+    no_op = node.op_type == "Identity" or (
+        node.op_type == "Dropout"
+        and not (len(node.output) > 1 and node.output[1] in walk.consumed)
+        and not _dropout_training(node, walk.constants)
+    )
+    if no_op and node.output[0] not in walk.graph_outputs:
+        walk.alias[node.output[0]] = node.input[0]
+        return True
+    return False
+
+
+def fold_constant_node(node: onnx.NodeProto, walk: _Walk) -> bool:
+    """A ``Constant`` node becomes a constant value."""
+    if not (_default_domain(node) and node.op_type == "Constant"):
+        return False
+    value = _evaluate(node, [], walk.opset)
+    if value is None:
+        return False
+    walk.constants[node.output[0]] = value[0]
+    return True
+
+
+def mark_suspect_shapes(node: onnx.NodeProto, walk: _Walk) -> bool:
+    """Outputs of a pool whose inferred shape disagrees with the spec, and everything downstream, are suspect.
+
+    ONNX shape inference is not the spec everywhere: shapes downstream of a node it gets
+    wrong must not be folded into constants. Never replaces the node.
+    """
+    if any(name in walk.suspect for name in node.input if name) or (
+        node.op_type in _POOLS and _default_domain(node) and not _pool_shape_trusted(node, walk.shapes)
+    ):
+        walk.suspect.update(name for name in node.output if name)
+    return False
+
+
+def fold_shape_and_size(node: onnx.NodeProto, walk: _Walk) -> bool:
+    """``Shape``/``Size`` of a statically shaped (trusted) value become constants; a shape with
+    symbolic dims becomes a symbolic vector (ints and ``?dim`` names) for the rules below."""
+    op = node.op_type
+    source = node.input[0] if node.input else ""
+    if not (_default_domain(node) and op in ("Shape", "Size") and source in walk.shapes
+            and (source not in walk.suspect or source in walk.constants)):
+        return False
+    shape = walk.constants[source].shape if source in walk.constants else walk.shapes[source]
+    start, end = _attribute(node, "start", 0), _attribute(node, "end", None)
+    part = list(shape)[start:end] if op == "Shape" else list(shape)
+    if all(isinstance(d, int) for d in part):
+        walk.constants[node.output[0]] = (np.array(part, dtype=np.int64) if op == "Shape"
+                                          else np.array(int(np.prod(part)), dtype=np.int64))
+        return True
+    if op == "Shape" and all(d is not None for d in shape):
+        walk.symbolic[node.output[0]] = _symbolic_shape(node, shape)
+    return False
+
+
+def fold_constant_inputs(node: onnx.NodeProto, walk: _Walk) -> bool:
+    """A node whose inputs are all constants is evaluated (onnx's reference evaluator), unless it is
+    random, has a subgraph, is one the evaluator gets wrong, or would materialise a huge tensor."""
+    present = [name for name in node.input if name]
+    has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+    if not (_default_domain(node) and present and all(name in walk.constants for name in present)
+            and node.op_type not in _NOT_FOLDABLE and node.op_type not in _REFERENCE_UNRELIABLE
+            and not has_subgraph):
+        return False
+    values = _evaluate(node, [walk.constants.get(name) if name else None for name in node.input], walk.opset)
+    if values is None or sum(v.size for v in values) > _MAX_FOLDED_ELEMENTS:
+        return False
+    for name, value in zip(node.output, values):
+        walk.constants[name] = value
+    return True
+
+
+def propagate_symbolic_shapes(node: onnx.NodeProto, walk: _Walk) -> bool:
+    """Index-shuffling ops (Gather, Concat, Slice, ...) on symbolic shape vectors: the result is a
+    constant when every entry became static, else another symbolic vector."""
+    present = [name for name in node.input if name]
+    if not (_default_domain(node) and node.op_type in _SYMBOLIC_PASSTHROUGH and present
+            and any(n in walk.symbolic for n in present)
+            and all(n in walk.symbolic or n in walk.constants for n in present)):
+        return False
+    inputs = [walk.symbolic.get(n, walk.constants.get(n)) if n else None for n in node.input]
+    result = _symbolic_eval(node, inputs)
+    if result is None:
+        return False
+    if np.asarray(result).dtype.kind in "biuf":
+        walk.constants[node.output[0]] = np.asarray(result)  # a Cast of an all-static shape
+        return True
+    result = np.asarray(result, dtype=object)
+    if all(isinstance(v, (int, np.integer)) for v in result.ravel().tolist()):
+        walk.constants[node.output[0]] = result.astype(np.int64)
+        return True
+    walk.symbolic[node.output[0]] = result
+    return False
+
+
+def rewrite_symbolic_reshape(node: onnx.NodeProto, walk: _Walk) -> bool:
+    """A ``Reshape`` to a symbolic target gets a constant one with ONNX's 0 (copy) and -1 (infer)
+    markers, when at most one dim is unknown. Edits the node; never replaces it."""
+    if not (_default_domain(node) and node.op_type == "Reshape" and len(node.input) > 1
+            and node.input[1] in walk.symbolic):
+        return False
+    allow_zero = _attribute(node, "allowzero", 0)
+    symbolic = walk.symbolic[node.input[1]]
+    target = _reshape_target(symbolic, walk.shapes.get(node.input[0]))
+    literal_zero = any(isinstance(v, (int, np.integer)) and v == 0 for v in symbolic.tolist())
+    if target is None or (allow_zero and literal_zero):
+        return False
+    name = node.input[1] + "__folded"
+    walk.constants[name] = target
+    node.input[1] = name
+    # The target now uses 0 as "copy this dim", which allowzero=1 would read as an empty dim.
+    for attribute in node.attribute:
+        if attribute.name == "allowzero":
+            attribute.i = 0
+    return False
+
+
+#: The rewrite rules, in the order they see each node; the first that replaces a node ends its turn.
+RULES = (bypass_no_op, fold_constant_node, mark_suspect_shapes, fold_shape_and_size, fold_constant_inputs,
+         propagate_symbolic_shapes, rewrite_symbolic_reshape)
+
+
+def _loaded(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` with local functions inlined and ONNX shape inference run."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    if copy.functions:
         try:
             from onnx import inliner
 
-            model_copy = inliner.inline_local_functions(model_copy)
+            copy = inliner.inline_local_functions(copy)
         except Exception:  # noqa: BLE001
             pass
-    model_copy = _infer(model_copy)
-    opset = default_opset(model_copy)
+    return _infer(copy)
+
+
+def prepare(model: onnx.ModelProto, external_data_dir: str | Path | None = None) -> PreparedGraph:
+    """Run the pre-pass (:data:`RULES` over every node, then dead-node removal); ``model`` is left untouched.
+
+    Initializers whose data lives in files beside the model (loaded with ``load_external_data=False``)
+    are mapped from ``external_data_dir``, not read (:mod:`~interop_coreml.onnx2mil.weights`).
+    """
+    weights = WeightReader(external_data_dir)
+    model_copy = _loaded(model)
     graph = model_copy.graph
     shapes, elem_types = _value_shapes(graph)
-
-    constants: dict[str, np.ndarray] = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     graph_outputs = [o.name for o in graph.output]
-    alias: dict[str, str] = {}
-    symbolic: dict[str, np.ndarray] = {}
+    walk = _Walk(
+        opset=default_opset(model_copy),
+        shapes=shapes,
+        constants={init.name: weights.array(init) for init in graph.initializer},
+        graph_outputs=set(graph_outputs),
+        consumed={name for node in graph.node for name in node.input} | set(graph_outputs),
+    )
     kept: list[onnx.NodeProto] = []
-    suspect: set[str] = set()
-    consumed = {name for node in graph.node for name in node.input} | set(graph_outputs)
-
     for original in graph.node:
         node = onnx.NodeProto()
         node.CopyFrom(original)
         for i, name in enumerate(node.input):
-            if name in alias:
-                node.input[i] = alias[name]
-        op = node.op_type
-        is_default_domain = node.domain in ("", "ai.onnx")
-
-        # Bypass no-op nodes unless their output is a graph output (the name must survive).
-        bypass = is_default_domain and (
-            op == "Identity"
-            or (op == "Dropout" and not (len(node.output) > 1 and node.output[1] in consumed) and not _dropout_training(node, constants))
-        )
-        if bypass and node.output[0] not in graph_outputs:
-            alias[node.output[0]] = node.input[0]
-            continue
-
-        if is_default_domain and op == "Constant":
-            value = _evaluate(node, [], opset)
-            if value is not None:
-                constants[node.output[0]] = value[0]
-                continue
-
-        # ONNX shape inference is not the spec everywhere: shapes downstream of a node it gets
-        # wrong must not be folded into constants.
-        if any(name in suspect for name in node.input if name) or (
-            op in _POOLS and is_default_domain and not _pool_shape_trusted(node, shapes)
-        ):
-            suspect.update(name for name in node.output if name)
-
-        if is_default_domain and op in ("Shape", "Size") and node.input[0] in shapes and (
-            node.input[0] not in suspect or node.input[0] in constants
-        ):
-            shape = shapes[node.input[0]]
-            if node.input[0] in constants:
-                shape = constants[node.input[0]].shape
-            start, end = _attribute(node, "start", 0), _attribute(node, "end", None)
-            part = list(shape)[start:end] if op == "Shape" else list(shape)
-            if all(isinstance(d, int) for d in part):
-                if op == "Shape":
-                    constants[node.output[0]] = np.array(part, dtype=np.int64)
-                else:
-                    constants[node.output[0]] = np.array(int(np.prod(part)), dtype=np.int64)
-                continue
-            if op == "Shape" and all(d is not None for d in shape):
-                symbolic[node.output[0]] = _symbolic_shape(node, shape)
-
-        present = [name for name in node.input if name]
-        has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
-        if (
-            is_default_domain
-            and present
-            and all(name in constants for name in present)
-            and op not in _NOT_FOLDABLE
-            and op not in _REFERENCE_UNRELIABLE
-            and not has_subgraph
-        ):
-            values = _evaluate(node, [constants.get(name) if name else None for name in node.input], opset)
-            if values is not None and sum(v.size for v in values) <= _MAX_FOLDED_ELEMENTS:
-                for name, value in zip(node.output, values):
-                    constants[name] = value
-                continue
-
-        if is_default_domain and op in _SYMBOLIC_PASSTHROUGH and present and any(n in symbolic for n in present):
-            if all(n in symbolic or n in constants for n in present):
-                inputs = [symbolic.get(n, constants.get(n)) if n else None for n in node.input]
-                result = _symbolic_eval(node, inputs)
-                if result is not None and np.asarray(result).dtype.kind in "biuf":
-                    constants[node.output[0]] = np.asarray(result)  # a Cast of an all-static shape
-                    continue
-                if result is not None:
-                    result = np.asarray(result, dtype=object)
-                    if all(isinstance(v, (int, np.integer)) for v in result.ravel().tolist()):
-                        constants[node.output[0]] = result.astype(np.int64)
-                        continue
-                    symbolic[node.output[0]] = result
-
-        if is_default_domain and op == "Reshape" and len(node.input) > 1 and node.input[1] in symbolic:
-            target = _reshape_target(symbolic[node.input[1]], shapes.get(node.input[0]))
-            if target is not None:
-                name = node.input[1] + "__folded"
-                constants[name] = target
-                node.input[1] = name
-        kept.append(node)
+            if name in walk.alias:
+                node.input[i] = walk.alias[name]
+        if not any(rule(node, walk) for rule in RULES):
+            kept.append(node)
 
     kept = _without_dead_nodes(kept, graph_outputs)
     used = {name for node in kept for name in node.input}
     new_graph = onnx.helper.make_graph(
         kept,
         graph.name,
-        [i for i in graph.input if i.name not in constants],
+        [i for i in graph.input if i.name not in walk.constants],
         list(graph.output),
         initializer=[],
         value_info=list(graph.value_info),
     )
     needed = used | set(graph_outputs)
-    kept_constants = {name: value for name, value in constants.items() if name in needed}
+    kept_constants = {name: value for name, value in walk.constants.items() if name in needed}
     prepared = onnx.helper.make_model(new_graph, opset_imports=list(model_copy.opset_import))
     prepared.ir_version = model_copy.ir_version
     prepared.producer_name = model_copy.producer_name
     prepared.producer_version = model_copy.producer_version
-    trusted = {name: shape for name, shape in shapes.items() if name not in suspect}
-    return PreparedGraph(prepared, kept_constants, trusted, elem_types, symbolic)
+    return PreparedGraph(prepared, kept_constants, elem_types, walk.symbolic)
 
 
 def _dropout_training(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:

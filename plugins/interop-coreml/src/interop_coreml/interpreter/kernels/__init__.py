@@ -16,6 +16,6 @@ from . import (  # noqa: F401  (imported for their registrations)
     tensor_ops,
     transformation,
 )
-from .registry import KERNELS, OpContext
+from .table import KERNELS, OpContext
 
 __all__ = ["KERNELS", "OpContext"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import kernel, normalize_axis
-from .special import erf
+from .special import gelu_exact
+from .table import kernel, normalize_axis
 
 
 def _per_channel(param, x):
@@ -111,7 +111,7 @@ def gelu(ctx, x, mode="EXACT"):
         return x * _sigmoid(1.702 * x)
     if mode != "EXACT":
         raise ValueError(f"gelu: unknown mode {mode!r}")
-    return (0.5 * x * (1 + erf(x / np.sqrt(2)))).astype(x.dtype)
+    return gelu_exact(x)
 
 
 @kernel("softmax")

@@ -1,7 +1,13 @@
 """Kernels of MIL ``conv`` and ``conv_transpose`` for 1-D, 2-D and 3-D inputs.
 
-Convolution is im2col over a strided view of the padded input followed by one
-wide matrix product per group (BLAS); 1x1 kernels skip the window view.
+Convolution is im2col followed by one matrix product per group (BLAS). Tensors are
+kept channel-major in memory ([C, N, *spatial], shown to the program as [N, C,
+*spatial] through a transposed view): the columns of a 1x1 convolution are then the
+input itself, and each output is already laid out as the next layer's input. The
+output columns are cut into blocks that the worker threads (:mod:`..threads`) fill
+independently: build the block's columns, multiply, add the bias and apply the
+epilogue the program fused into the op (a residual ``add``, a ``relu``) while the
+block is still in cache.
 Transposed convolution is a matrix product followed by a col2im scatter-add
 that loops only over kernel positions.
 """
@@ -9,12 +15,17 @@ that loops only over kernel positions.
 from __future__ import annotations
 
 import math
+import weakref
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .registry import as_int_tuple, kernel
-
+from ..blas import accumulate, available
+from ..buffers import empty
+from ..threads import blocks, parallel_map, scratch
+from .epilogue import Epilogue
+from .table import as_int_tuple, kernel
 
 def resolve_padding(pad_type, pad, spatial, kernel_shape, strides, dilations) -> list[tuple[int, int]]:
     """(before, after) padding per spatial dim for MIL's pad_type values valid/same/same_lower/custom."""
@@ -37,7 +48,11 @@ def resolve_padding(pad_type, pad, spatial, kernel_shape, strides, dilations) ->
 
 
 def windows(x: np.ndarray, kernel_shape, strides, dilations, out_shape) -> np.ndarray:
-    """Read-only view [N, C, *out, *kernel] of every receptive field of x ([N, C, *spatial])."""
+    """Read-only view [N, C, *out, *kernel] of every receptive field of x ([N, C, *spatial]).
+
+    Only the spatial axes are re-strided, so x may lie in memory in any order (channel-major
+    [C, N, *spatial] shown as [N, C, ...] works the same).
+    """
     nd = len(kernel_shape)
     spatial_strides = x.strides[2:]
     shape = x.shape[:2] + tuple(out_shape) + tuple(kernel_shape)
@@ -50,13 +65,45 @@ def windows(x: np.ndarray, kernel_shape, strides, dilations, out_shape) -> np.nd
     return as_strided(x, shape=shape, strides=strides, writeable=False)
 
 
-def pad_spatial(x: np.ndarray, padding, value=0.0) -> np.ndarray:
-    """x ([N, C, *spatial]) padded with value; a plain fill-and-copy, much cheaper than np.pad."""
+def is_channel_major(x: np.ndarray) -> bool:
+    """True when x ([N, C, ...]) lies in memory as a C-contiguous [C, N, ...] array."""
+    return x.ndim >= 2 and x.swapaxes(0, 1).flags.c_contiguous
+
+
+def channel_major(x: np.ndarray) -> np.ndarray:
+    """x ([N, C, *spatial]) as a C-contiguous [C, N, *spatial] array (a view when it already lies so)."""
+    return np.ascontiguousarray(x.swapaxes(0, 1))
+
+
+def pad_spatial(x: np.ndarray, padding, value=0.0, context=None) -> np.ndarray:
+    """x ([N, C, *spatial]) padded with value, in the same memory order (channel-major stays so).
+
+    The borders are filled and the inside copied once (channel blocks on the worker threads),
+    much cheaper than np.pad. ``context`` (an op's) lends the program's buffer pool.
+    """
     if not any(b or a for b, a in padding):
         return x
-    shape = x.shape[:2] + tuple(size + b + a for size, (b, a) in zip(x.shape[2:], padding))
-    out = np.full(shape, value, dtype=x.dtype)
-    out[(slice(None), slice(None)) + tuple(slice(b, b + size) for size, (b, _) in zip(x.shape[2:], padding))] = x
+    spatial = tuple(size + b + a for size, (b, a) in zip(x.shape[2:], padding))
+    if is_channel_major(x):
+        out = empty(context, (x.shape[1], x.shape[0]) + spatial, x.dtype).swapaxes(0, 1)
+    else:
+        out = empty(context, x.shape[:2] + spatial, x.dtype)
+    inside = tuple(slice(before, before + size) for size, (before, _) in zip(x.shape[2:], padding))
+
+    def fill(span: tuple[int, int]) -> None:
+        channels = slice(*span)
+        target = out[:, channels]
+        for axis, (before, after) in enumerate(padding, start=2):
+            edge = [slice(None)] * x.ndim
+            if before:
+                edge[axis] = slice(0, before)
+                target[tuple(edge)] = value
+            if after:
+                edge[axis] = slice(target.shape[axis] - after, None)
+                target[tuple(edge)] = value
+        target[(slice(None), slice(None)) + inside] = x[:, channels]
+
+    parallel_map(fill, blocks(x.shape[1], out.nbytes))
     return out
 
 
@@ -71,7 +118,8 @@ def output_size(size, before, after, effective_kernel, stride, ceil_mode=False) 
 
 
 @kernel("conv")
-def conv(ctx, x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
+def conv(ctx, x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1,
+         *, fused_input=None):
     x = np.asarray(x)
     weight = np.asarray(weight, dtype=x.dtype)
     nd = x.ndim - 2
@@ -80,39 +128,153 @@ def conv(ctx, x, weight, bias=None, strides=None, pad_type="valid", pad=None, di
     dilations = as_int_tuple(dilations) if dilations is not None else (1,) * nd
     groups = int(groups)
     padding = resolve_padding(pad_type, pad, x.shape[2:], kernel_shape, strides, dilations)
-    out_shape = [
+    out_shape = tuple(
         output_size(size, b, a, (k - 1) * d + 1, s)
         for size, (b, a), k, s, d in zip(x.shape[2:], padding, kernel_shape, strides, dilations)
-    ]
+    )
     n, c_in = x.shape[:2]
     c_out = weight.shape[0]
     positions = int(np.prod(out_shape))
     taps = int(np.prod(kernel_shape))
     c_in_group, c_out_group = c_in // groups, c_out // groups
+    depth = c_in_group * taps  # rows of one group's columns
+    out = empty(ctx, (c_out, n * positions), x.dtype)
+    bias_column = None if bias is None else np.asarray(bias, dtype=out.dtype).reshape(c_out, 1)
+    epilogue = Epilogue(
+        ctx.epilogue if ctx is not None else (), fused_input, (n, c_out) + out_shape, out.dtype,
+        lambda array: channel_major(array).reshape(c_out, n * positions), bias=bias_column,
+    )
+    if out.size == 0:
+        return epilogue.finish(out.reshape((c_out, n) + out_shape).swapaxes(0, 1))
 
-    # Columns are laid out [C_in, *k, N, *out] so that each group is ONE wide matrix product
-    # (batch folded into the columns): OpenBLAS is several times faster on one wide product
-    # than on N narrow ones.  The result is returned as a transposed view of a [C_out, N, *out]
-    # buffer; elementwise ops keep that memory order, so the next 1x1 conv needs no copy.
-    if taps == 1 and not any(b or a for b, a in padding):
-        index = (slice(None), slice(None)) + tuple(
-            slice(0, (o - 1) * s + 1, s) for o, s in zip(out_shape, strides)
-        )
-        columns = x[index].swapaxes(0, 1)
+    source = channel_major(pad_spatial(x, padding, context=ctx))  # [C, N, *padded]
+    if _grid_suits(nd, groups, strides, taps, source.shape[2:], out_shape):
+        _conv_on_padded_grid(source, weight, dilations, bias_column, epilogue, out, out_shape)
+        return epilogue.finish(out.reshape((c_out, n) + out_shape).swapaxes(0, 1))
+    direct = taps == 1 and all(s == 1 for s in strides) and not any(b or a for b, a in padding)
+    if direct:
+        flat_source = source.reshape(c_in, n * positions)
     else:
-        view = windows(pad_spatial(x, padding), kernel_shape, strides, dilations, out_shape)
-        # [N, C, *out, *k] -> [C, *k, N, *out]
-        columns = view.transpose((1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd)))
-    columns = np.ascontiguousarray(columns).reshape(groups, c_in_group * taps, n * positions)
-    kernels = weight.reshape(groups, c_out_group, c_in_group * taps)
-    if groups == 1:
-        out = np.matmul(kernels[0], columns[0])
-    else:
-        out = np.matmul(kernels, columns)  # [G, C_out/G, N * positions]
-    out = out.reshape(c_out, n * positions)
-    if bias is not None:
-        out += np.asarray(bias, dtype=out.dtype).reshape(c_out, 1)
-    return out.reshape((c_out, n) + tuple(out_shape)).swapaxes(0, 1)
+        fields = windows(source, kernel_shape, strides, dilations, out_shape)  # [C, N, *out, *k]
+        # -> [C, *k, N, *out]: a block of output rows is then a slice of the N, out[0] axes.
+        fields = fields.transpose((0,) + tuple(range(2 + nd, 2 + 2 * nd)) + (1,) + tuple(range(2, 2 + nd)))
+    kernels = weight.reshape(groups, c_out_group, depth)
+
+    rows, row_length = n * out_shape[0], positions // out_shape[0]
+    # One block per thread, more when a block's im2col columns would pass threads._BLOCK_BYTES: wide
+    # products keep BLAS efficient, and the output needs no cache (BLAS streams it).
+    work_bytes = 0 if direct else out.itemsize * n * positions * c_in * taps
+
+    def compute(block_rows: tuple[int, int]) -> None:
+        first, last = block_rows
+        start, stop = first * row_length, last * row_length
+        if direct:
+            columns = flat_source[:, start:stop]
+        else:
+            columns = scratch((c_in,) + tuple(kernel_shape) + (last - first,) + out_shape[1:], x.dtype)
+            filled = 0
+            # One copy per image the block touches: rows (image, out[0]) first..last-1.
+            for image in range(first // out_shape[0], (last - 1) // out_shape[0] + 1):
+                begin = max(first, image * out_shape[0]) - image * out_shape[0]
+                end = min(last, (image + 1) * out_shape[0]) - image * out_shape[0]
+                columns[(Ellipsis, slice(filled, filled + end - begin)) + (slice(None),) * (nd - 1)] = fields[
+                    (slice(None),) * (1 + nd) + (image, slice(begin, end))
+                ]
+                filled += end - begin
+            columns = columns.reshape(c_in * taps, stop - start)
+        block = out[:, start:stop]
+        if groups == 1 and bias_column is not None:
+            np.copyto(block, bias_column)  # BLAS adds the product to the bias: no zeroing, no bias pass
+            if accumulate(kernels[0], columns, block):
+                epilogue.apply(block, (slice(None), slice(start, stop)), with_bias=False)
+                return
+        if groups == 1:
+            np.matmul(kernels[0], columns, out=block)
+        else:
+            np.matmul(kernels, columns.reshape(groups, depth, stop - start),
+                      out=block.reshape(groups, c_out_group, stop - start))
+        epilogue.apply(block, (slice(None), slice(start, stop)))
+
+    parallel_map(compute, blocks(rows, work_bytes))
+    return epilogue.finish(out.reshape((c_out, n) + out_shape).swapaxes(0, 1))
+
+
+# The padded-grid method computes outputs at every position of the padded input; above this share
+# of extra positions (small maps) the wasted products cost more than the im2col copy it saves.
+_GRID_WASTE = 1.2
+
+
+def _grid_suits(nd, groups, strides, taps, padded, out_shape) -> bool:
+    if nd != 2 or groups != 1 or taps == 1 or any(s != 1 for s in strides):
+        return False
+    return padded[0] * padded[1] <= _GRID_WASTE * out_shape[0] * out_shape[1] and available()
+
+
+def _conv_on_padded_grid(source, weight, dilations, bias_column, epilogue, out, out_shape) -> None:
+    """A stride-1 2-D convolution without im2col: one BLAS product per kernel tap, added up in place.
+
+    On the flattened padded input ([C, N * Hp * Wp], channel-major), the input a tap (i, j) reads
+    for the output at padded position p is at p + i * dh * Wp + j * dw: every tap's operand is the
+    same matrix shifted by a constant, which BLAS reads in place. The products are added into a
+    grid buffer (filled with the bias first) at every padded position, and the output positions
+    are copied out of it (with a fused relu or add applied on the way).
+    """
+    c_in, n, height, width = source.shape
+    c_out = weight.shape[0]
+    out_height, out_width = out_shape
+    flat = source.reshape(c_in, n * height * width)
+    taps = _tap_major(weight)  # [kh, kw, C_out, C_in]
+    offsets = [(i, j, i * dilations[0] * width + j * dilations[1]) for i in range(taps.shape[0])
+               for j in range(taps.shape[1])]
+    computed = n * height * width - offsets[-1][2]  # positions whose every tap stays inside the input
+    out4 = out.reshape(c_out, n, out_height, out_width)
+    start_value = bias_column if bias_column is not None else np.float32(0)
+    relu_only = epilogue.block_ops == ("relu",)
+
+    def compute(span: tuple[int, int]) -> None:
+        first, last = span  # rows of the padded grid (image * height + y)
+        begin, end = first * width, min(last * width, computed)
+        grid = scratch((c_out, (last - first) * width), out.dtype)
+        live = grid[:, : end - begin]
+        np.copyto(live, start_value)
+        for i, j, offset in offsets:
+            accumulate(taps[i, j], flat[:, begin + offset:end + offset], live)
+        rows = grid.reshape(c_out, last - first, width)
+        for image in range(first // height, (last - 1) // height + 1):
+            top = max(first, image * height) - image * height
+            bottom = min(last, image * height + out_height) - image * height
+            if bottom <= top:
+                continue
+            values = rows[:, image * height + top - first:image * height + bottom - first, :out_width]
+            target = out4[:, image, top:bottom]
+            if relu_only:
+                np.maximum(values, 0, out=target)
+                continue
+            np.copyto(target, values)
+            columns = slice((image * out_height + top) * out_width, (image * out_height + bottom) * out_width)
+            epilogue.apply(out[:, columns], (slice(None), columns), with_bias=False)
+
+    # About _BLOCK_BYTES of grid per block, at least one block per thread.
+    parallel_map(compute, blocks(n * height, out.itemsize * c_out * n * height * width))
+
+
+_tap_major_cache: dict[int, tuple[Any, np.ndarray]] = {}
+
+
+def _tap_major(weight: np.ndarray) -> np.ndarray:
+    """weight [C_out, C_in, kh, kw] as contiguous [kh, kw, C_out, C_in] (a tap's matrix for BLAS), cached per array."""
+    cached = _tap_major_cache.get(id(weight))
+    if cached is not None and cached[0]() is weight:
+        return cached[1]
+    prepared = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))
+    try:
+        reference = weakref.ref(weight)
+    except TypeError:
+        return prepared
+    for key in [key for key, (ref, _) in _tap_major_cache.items() if ref() is None]:
+        del _tap_major_cache[key]
+    _tap_major_cache[id(weight)] = (reference, prepared)
+    return prepared
 
 
 @kernel("conv_transpose")

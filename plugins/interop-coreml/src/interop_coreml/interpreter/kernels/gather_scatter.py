@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import kernel, normalize_axis
+from .table import kernel, normalize_axis
 
 
 def _wrap(indices, size):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import kernel, normalize_axes
+from .table import kernel, normalize_axes
 
 
 def _channel_shaped(vector, x):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..threads import blocks, parallel_map
 from .conv import output_size, pad_spatial, resolve_padding, windows
-from .registry import as_int_tuple, kernel
+from .table import as_int_tuple, kernel
 
 
 def _pool_geometry(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
@@ -32,7 +33,7 @@ def _windows_of(x, value, kernel_shape, strides, dilations, padding, overhang, o
     return windows(pad_spatial(x, full_padding, value), kernel_shape, strides, dilations, out_shape)
 
 
-def _reduce_taps(view, nd, ufunc):
+def _reduce_taps(view, nd, ufunc, out=None):
     """Combine the kernel taps of a window view with ufunc, one tap at a time.
 
     Looping over the few taps keeps numpy's inner loop on the long spatial axes, which is far
@@ -40,9 +41,29 @@ def _reduce_taps(view, nd, ufunc):
     """
     kernel_shape = view.shape[2 + nd :]
     taps = iter(np.ndindex(*kernel_shape))
-    out = np.array(view[(Ellipsis,) + next(taps)], copy=True)
+    first = view[(Ellipsis,) + next(taps)]
+    if out is None:
+        out = np.empty_like(first)  # the input's memory order (channel-major stays so)
+    np.copyto(out, first)
     for tap in taps:
         ufunc(out, view[(Ellipsis,) + tap], out=out)
+    return out
+
+
+def _pool(x, value, geometry, ufunc):
+    """Every window of x (padded with value) combined with ufunc, channel blocks on the worker threads."""
+    kernel_shape, _, _, _, _, out_shape = geometry
+    nd = x.ndim - 2
+    out = np.empty_like(x[(Ellipsis,) + (slice(0, 1),) * nd], shape=x.shape[:2] + tuple(out_shape))
+    if out.size == 0:
+        return out
+
+    def compute(span):
+        channels = slice(*span)
+        _reduce_taps(_windows_of(x[:, channels], value, *geometry), nd, ufunc, out=out[:, channels])
+
+    taps = int(np.prod(kernel_shape))
+    parallel_map(compute, blocks(x.shape[1], x.itemsize * (x.size + out.size * taps)))
     return out
 
 
@@ -50,16 +71,14 @@ def _reduce_taps(view, nd, ufunc):
 def max_pool(ctx, x, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil_mode=False):
     x = np.asarray(x)
     geometry = _pool_geometry(x, kernel_sizes, strides, pad_type, pad, ceil_mode)
-    view = _windows_of(x, -np.inf, *geometry)
-    return _reduce_taps(view, x.ndim - 2, np.maximum)
+    return _pool(x, -np.inf, geometry, np.maximum)
 
 
 @kernel("l2_pool")
 def l2_pool(ctx, x, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil_mode=False):
     x = np.asarray(x)
     geometry = _pool_geometry(x, kernel_sizes, strides, pad_type, pad, ceil_mode)
-    view = _windows_of(np.square(x), 0.0, *geometry)
-    return np.sqrt(_reduce_taps(view, x.ndim - 2, np.add))
+    return np.sqrt(_pool(np.square(x), 0.0, geometry, np.add))
 
 
 @kernel("avg_pool")
@@ -71,7 +90,7 @@ def avg_pool(
     kernel_shape, strides_, dilations, padding, overhang, out_shape = geometry = _pool_geometry(
         x, kernel_sizes, strides, pad_type, pad, ceil_mode
     )
-    total = _reduce_taps(_windows_of(x, 0.0, *geometry), nd, np.add)
+    total = _pool(x, 0.0, geometry, np.add)
     # The divisor counts the input elements of each window, plus (unless excluded) the explicit
     # padding; the ceil_mode overhang never counts.
     ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .activation import _sigmoid
-from .registry import kernel
+from .linear import parallel_matmul
+from .table import kernel
 
 _ACTIVATIONS = {
     "sigmoid": _sigmoid,
@@ -42,7 +43,7 @@ def rnn(ctx, x, initial_h, weight_ih, weight_hh, bias=None, direction="forward",
     x = np.asarray(x)
     act = _activation(activation)
     steps = x[::-1] if direction == "reverse" else x
-    projected = np.matmul(steps, np.asarray(weight_ih).T) + (0 if bias is None else bias)
+    projected = parallel_matmul(steps, np.asarray(weight_ih).T) + (0 if bias is None else bias)
     h = np.asarray(initial_h)
     outputs = []
     for t in range(len(steps)):
@@ -59,7 +60,7 @@ def gru(ctx, x, initial_h, weight_ih, weight_hh, bias=None, direction="forward",
     hidden = np.asarray(weight_hh).shape[1]
     steps = x[::-1] if direction == "reverse" else x
     # Gate blocks are ordered [reset, output (new), update].
-    projected = np.matmul(steps, np.asarray(weight_ih).T)
+    projected = parallel_matmul(steps, np.asarray(weight_ih).T)
     if input_bias is not None:
         projected = projected + input_bias
     recurrent_bias = np.zeros(3 * hidden, dtype=projected.dtype) if bias is None else np.asarray(bias)
@@ -84,7 +85,7 @@ def gru(ctx, x, initial_h, weight_ih, weight_hh, bias=None, direction="forward",
 def _lstm_direction(steps, h, c, weight_ih, weight_hh, bias, peephole, acts, clip):
     gate_act, cell_act, out_act = acts
     hidden = h.shape[-1]
-    projected = np.matmul(steps, np.asarray(weight_ih).T) + (0 if bias is None else bias)
+    projected = parallel_matmul(steps, np.asarray(weight_ih).T) + (0 if bias is None else bias)
     peep = np.zeros(3 * hidden, dtype=projected.dtype) if peephole is None else np.asarray(peephole)
     p_i, p_f, p_o = np.split(peep, 3)
     outputs = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import as_int_tuple, kernel
+from .table import as_int_tuple, kernel
 
 
 def _grid(size_in: int, size_out: int, mode: str) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import as_int_tuple, kernel, normalize_axes, normalize_axis
+from .table import as_int_tuple, kernel, normalize_axes, normalize_axis
 
 
 @kernel("reshape")

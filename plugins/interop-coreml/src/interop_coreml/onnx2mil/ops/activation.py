@@ -7,7 +7,7 @@ from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     as_var, attr, mb, mil_dtype_name, norm_axis, np, unify,
 )
-from interop_coreml.onnx2mil.registry import register
+from interop_coreml.onnx2mil.op_converters import register
 
 
 def _x(ctx: ConversionContext, node):

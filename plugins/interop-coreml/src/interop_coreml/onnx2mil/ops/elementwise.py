@@ -8,7 +8,7 @@ from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     ConversionContext, as_var, attr, cast_to, is_bool, mb, mil_dtype_name, np, unify,
 )
-from interop_coreml.onnx2mil.registry import register
+from interop_coreml.onnx2mil.op_converters import register
 
 _BINARY = {
     "Add": mb.add, "Sub": mb.sub, "Mul": mb.mul, "Pow": mb.pow,

@@ -6,7 +6,7 @@ from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     ConversionContext, as_var, attr, cast_to, mb, mil_dtype_name, np,
 )
-from interop_coreml.onnx2mil.registry import register
+from interop_coreml.onnx2mil.op_converters import register
 
 
 def _float_operands(values):
@@ -27,8 +27,10 @@ def convert_matmul(ctx: ConversionContext, node) -> None:
     (a, b), _ = _float_operands([ctx.input(node, 0), ctx.input(node, 1)])
     a = as_var(a)
     if isinstance(b, np.ndarray) and b.ndim == 2 and a.rank >= 2:
-        # x @ W with constant W is Core ML's linear layer (weight stored [out, in]).
-        ctx.output(node, 0, mb.linear(x=a, weight=np.ascontiguousarray(b.T), name=ctx.out_name(node)))
+        # x @ W with constant W is Core ML's linear layer (weight stored [out, in]). The transpose
+        # stays a view: a weight mapped from external data is then read once, when coremltools
+        # writes it, instead of being copied here (onnx2mil/weights.py).
+        ctx.output(node, 0, mb.linear(x=a, weight=b.T, name=ctx.out_name(node)))
         return
     # ONNX follows numpy for 1-D operands: promote to a matrix, then drop that axis.
     squeeze = []
@@ -57,7 +59,11 @@ def convert_gemm(ctx: ConversionContext, node) -> None:
     if isinstance(b, np.ndarray):
         # A @ W with constant W is Core ML's linear layer (weight [N, K]); C joins as its bias when it
         # varies along N only (shapes [], [1], [N], [1, 1], [1, N]), else as an add.
-        weight = np.ascontiguousarray((b if trans_b else b.T).astype(np.float64) * alpha).astype(np_dtype)
+        oriented = b if trans_b else b.T
+        if alpha == 1.0 and oriented.dtype == np_dtype:
+            weight = oriented  # a view: no copy of a weight mapped from external data
+        else:
+            weight = np.ascontiguousarray(oriented.astype(np.float64) * alpha).astype(np_dtype)
         n_out = weight.shape[0]
         if trans_a:
             a = mb.transpose(x=a, perm=[1, 0])

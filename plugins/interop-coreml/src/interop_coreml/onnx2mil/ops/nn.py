@@ -9,7 +9,7 @@ from interop_coreml.onnx2mil.ops._common import (
     shape_vector, unify,
 )
 from interop_coreml.onnx2mil.prepass import pool_geometry
-from interop_coreml.onnx2mil.registry import register
+from interop_coreml.onnx2mil.op_converters import register
 
 
 def _spatial(x) -> list:

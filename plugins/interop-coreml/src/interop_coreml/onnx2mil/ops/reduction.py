@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import ConversionContext, as_var, attr, const_axes, mb, mil_dtype_name, np
-from interop_coreml.onnx2mil.registry import register
+from interop_coreml.onnx2mil.op_converters import register
 
 _REDUCE = {
     "ReduceSum": (mb.reduce_sum, 13),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import onnx
+import sympy
 from onnx import numpy_helper
 
+from interop_coreml.onnx2mil import high_rank, symbolic
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     ONNX_TO_MIL_DTYPE, Var, as_array, as_var, attr, cast_to, common_dtype, const_axes, const_input, int_list, mb, mil_dtype_name,
     norm_axis, np, shape_vector, static_shape, unify,
 )
-from interop_coreml.onnx2mil.registry import register
+from interop_coreml.onnx2mil.op_converters import register
 
 _INT32_MAX = 2**31 - 1
 
@@ -106,20 +108,73 @@ def convert_cast_like(ctx, node):
 
 @register("Reshape")
 def convert_reshape(ctx, node):
+    if ctx.opset >= 5 and _high_rank_reshape(ctx, node):
+        return
     x = as_var(ctx.input(node, 0))
     if ctx.opset < 5:
         shape = np.asarray(attr(node, "shape"))
     else:
         shape = const_input(ctx, node, 1)
-    if shape is None:
-        dims = cast_to(ctx.input(node, 1), "int32")
-        _out(ctx, node, mb.reshape(x=x, shape=dims, name=ctx.out_name(node)))
-        return
     allow_zero = attr(node, "allowzero", 0)
+    if shape is None:
+        _reshape_at_run_time(ctx, node, x, allow_zero)
+        return
     if allow_zero and 0 in int_list(shape):
         raise NodeNotConvertible("Reshape to a zero-sized dim (allowzero=1): Core ML has no empty tensors")
     entries = [("dim", i) if (d == 0 and not allow_zero) else int(d) for i, d in enumerate(int_list(shape))]
     _out(ctx, node, mb.reshape(x=x, shape=shape_vector(x, entries), name=ctx.out_name(node)))
+
+
+def _reshape_at_run_time(ctx, node, x, allow_zero) -> None:
+    """Reshape to a shape computed in the program; its symbolic value (when tracked) gives the output
+    dims, turns known entries into constants and ONNX's 0 (copy) into the input's dim."""
+    runtime = cast_to(ctx.input(node, 1), "int32")
+    value = ctx.shape_value(node, 1)
+    if value is None or value.array.ndim != 1:
+        _out(ctx, node, mb.reshape(x=x, shape=runtime, name=ctx.out_name(node)))
+        return
+    dims = ctx.dims
+    x_dims = dims.shape(x)
+    entries = value.array.tolist()
+    out: list = []
+    pieces: list = []
+    for i, entry in enumerate(entries):
+        if _is_int(entry) and entry == 0 and not allow_zero:
+            if i >= len(x_dims):
+                raise NodeNotConvertible(f"Reshape copies dim {i} of a rank-{len(x_dims)} tensor")
+            out.append(x_dims[i])
+            pieces.append(np.array([x.shape[i]], dtype=np.int32) if _is_int(x.shape[i])
+                          else mb.gather(x=mb.shape(x=x), indices=np.array([i], dtype=np.int32), axis=0))
+        elif _is_int(entry):
+            if entry == 0 or entry < -1:
+                raise NodeNotConvertible(f"Reshape to a dim of {entry}: Core ML has no empty tensors")
+            out.append(None if entry == -1 else int(entry))
+            pieces.append(np.array([entry], dtype=np.int32))
+        else:
+            if not dims.compare(">=", entry, 1):
+                # Possibly 0 (ONNX: copy or empty) or -1 (infer) at run time: no static reading.
+                _out(ctx, node, mb.reshape(x=x, shape=runtime, name=ctx.out_name(node)))
+                return
+            out.append(entry)
+            pieces.append(mb.gather(x=runtime, indices=np.array([i], dtype=np.int32), axis=0))
+    if None in out:
+        known = sympy.Mul(*[entry for entry in out if entry is not None])
+        inferred = dims.simplify(sympy.Mul(*x_dims) / known)
+        out[out.index(None)] = inferred if _integer_valued(inferred) else None
+    symbolic = [i for i, entry in enumerate(out) if entry is None or not _is_int(entry)]
+    if len(symbolic) <= 1:
+        # At most one dim unknown before run time: a constant target with -1 there.
+        target = np.array([-1 if i in symbolic else int(entry) for i, entry in enumerate(out)], dtype=np.int32)
+    elif all(isinstance(p, np.ndarray) for p in pieces):
+        target = np.concatenate(pieces).astype(np.int32)
+    else:
+        target = mb.concat(values=pieces, axis=0)
+    y = mb.reshape(x=x, shape=target, name=ctx.out_name(node))
+    _out(ctx, node, dims.refine(y, out))
+
+
+def _integer_valued(expr) -> bool:
+    return _is_int(expr) or bool(getattr(expr, "is_integer", False))
 
 
 @register("Flatten")
@@ -140,9 +195,86 @@ def convert_flatten(ctx, node):
     _out(ctx, node, mb.reshape(x=x, shape=target, name=ctx.out_name(node)))
 
 
+def _sizes(x) -> list:
+    """Each dim of ``x`` as a 1-element int32 value: a constant when static, else read from its shape."""
+    runtime = None
+    sizes = []
+    for i, dim in enumerate(x.shape):
+        if _is_int(dim):
+            sizes.append(np.array([int(dim)], dtype=np.int32))
+        else:
+            runtime = mb.shape(x=x) if runtime is None else runtime
+            sizes.append(mb.gather(x=runtime, indices=np.array([i], dtype=np.int32), axis=0))
+    return sizes
+
+
+def _logical(ctx, value) -> tuple:
+    """(data, dims, sizes) of a tensor of any rank (HighRank or a Var)."""
+    if isinstance(value, high_rank.HighRank):
+        return value.data, list(value.dims), list(value.sizes)
+    value = as_var(value)
+    return value, ctx.dims.shape(value), _sizes(value)
+
+
+def _bind_any_rank(ctx, node, data, dims: list, sizes: list) -> None:
+    """Bind a tensor given by its logical dims: a HighRank above rank 5, else a reshaped Var."""
+    if len(dims) > high_rank.MAX_RANK:
+        ctx.output(node, 0, high_rank.HighRank(data, dims, sizes, f"{node.op_type} {node.name or node.output[0]!r}"))
+        return
+    target = high_rank.shape_vector(mb, sizes) if dims else np.zeros(0, dtype=np.int32)
+    y = mb.reshape(x=data, shape=target, name=ctx.out_name(node))
+    _out(ctx, node, ctx.dims.refine(y, dims))
+
+
+def _high_rank_reshape(ctx, node) -> bool:
+    """Reshape from or to rank > 5 (window partitioning); False when neither side is (the usual path)."""
+    x = ctx.input_any(node, 0)
+    target = ctx.input(node, 1)
+    length = np.size(target) if isinstance(target, np.ndarray) else target.shape[0]
+    if not isinstance(x, high_rank.HighRank) and not (_is_int(length) and int(length) > high_rank.MAX_RANK):
+        return False
+    value = ctx.shape_value(node, 1)
+    if value is None or value.array.ndim != 1:
+        raise NodeNotConvertible(f"Reshape to rank {length} with a target not known even symbolically")
+    allow_zero = attr(node, "allowzero", 0)
+    data, in_dims, in_sizes = _logical(ctx, x)
+    runtime = None if isinstance(target, np.ndarray) else cast_to(target, "int32")
+    dims, sizes = [], []
+    for i, entry in enumerate(value.array.tolist()):
+        if _is_int(entry) and entry == 0 and not allow_zero:
+            dims.append(in_dims[i])
+            sizes.append(in_sizes[i])
+        elif _is_int(entry) and entry == -1:
+            dims.append(None)
+            sizes.append(None)
+        elif _is_int(entry):
+            if entry <= 0:
+                raise NodeNotConvertible(f"Reshape to a dim of {entry}: Core ML has no empty tensors")
+            dims.append(int(entry))
+            sizes.append(np.array([entry], dtype=np.int32))
+        else:
+            dims.append(entry)
+            sizes.append(mb.gather(x=runtime, indices=np.array([i], dtype=np.int32), axis=0))
+    if None in dims:
+        index = dims.index(None)
+        known = [d for d in dims if d is not None]
+        dims[index] = ctx.dims.simplify(sympy.Mul(*in_dims) / sympy.Mul(*known))
+        total, rest = high_rank.product(mb, in_sizes), high_rank.product(mb, [s for s in sizes if s is not None])
+        sizes[index] = (total // rest).astype(np.int32) if isinstance(total, np.ndarray) and isinstance(rest, np.ndarray) \
+            else mb.floor_div(x=as_var(total), y=rest)
+    _bind_any_rank(ctx, node, data, dims, sizes)
+    return True
+
+
 @register("Transpose")
 def convert_transpose(ctx, node):
-    x = as_var(ctx.input(node, 0))
+    x = ctx.input_any(node, 0)
+    if isinstance(x, high_rank.HighRank):
+        perm = list(attr(node, "perm") or reversed(range(x.rank)))
+        ctx.output(node, 0, high_rank.transpose(x, [norm_axis(p, x.rank) for p in perm], mb, ctx.dims,
+                                                ctx.out_name(node)))
+        return
+    x = as_var(x)
     perm = attr(node, "perm") or list(reversed(range(x.rank)))
     _out(ctx, node, mb.transpose(x=x, perm=list(perm), name=ctx.out_name(node)))
 
@@ -307,8 +439,23 @@ def convert_slice(ctx, node):
     else:
         begin_vec = mb.concat(values=begin, axis=0)
         end_vec = mb.concat(values=end, axis=0)
-    _out(ctx, node, mb.slice_by_index(x=x, begin=begin_vec, end=end_vec, stride=np.array(stride, dtype=np.int32),
-                                      begin_mask=begin_mask, end_mask=end_mask, name=ctx.out_name(node)))
+    y = mb.slice_by_index(x=x, begin=begin_vec, end=end_vec, stride=np.array(stride, dtype=np.int32),
+                          begin_mask=begin_mask, end_mask=end_mask, name=ctx.out_name(node))
+    if runtime_shape is not None and ctx.opset >= 10:
+        _refine_slice(ctx, node, x, y, axes, steps)
+    _out(ctx, node, y)
+
+
+def _refine_slice(ctx, node, x, y, axes, steps) -> None:
+    """Output dims of a slice whose bounds or dims are known only symbolically."""
+    starts, ends = ctx.shape_value(node, 1), ctx.shape_value(node, 2)
+    if starts is None or ends is None:
+        return
+    out = ctx.dims.shape(x)
+    for i, (axis, step) in enumerate(zip(axes, steps)):
+        length = symbolic.slice_length(ctx.dims, out[axis], starts.array.reshape(-1)[i], ends.array.reshape(-1)[i], step)
+        out[axis] = length
+    ctx.dims.refine(y, out)
 
 
 def _normalized_indices(indices, dim):
@@ -359,13 +506,29 @@ def convert_gather_nd(ctx, node):
     if attr(node, "batch_dims", 0):
         raise NodeNotConvertible("GatherND with batch_dims > 0")
     x = as_var(ctx.input(node, 0))
+    if mil_dtype_name(x) == "bool":
+        # MIL gathers numbers only: gather the mask as int32 and compare back.
+        picked = mb.gather_nd(x=mb.cast(x=x, dtype="int32"), indices=ctx.input(node, 1))
+        _out(ctx, node, mb.not_equal(x=picked, y=np.int32(0), name=ctx.out_name(node)))
+        return
     _out(ctx, node, mb.gather_nd(x=x, indices=ctx.input(node, 1), name=ctx.out_name(node)))
 
 
 @register("Squeeze")
 def convert_squeeze(ctx, node):
-    x = as_var(ctx.input(node, 0))
+    x = ctx.input_any(node, 0)
     axes = const_axes(ctx, node, 13)
+    if isinstance(x, high_rank.HighRank):
+        if not axes:
+            raise NodeNotConvertible(f"Squeeze without axes of a rank-{x.rank} tensor")
+        data, dims, sizes = _logical(ctx, x)
+        drop = {norm_axis(a, x.rank) for a in axes}
+        if any(_is_int(x.dims[a]) and x.dims[a] != 1 for a in drop):
+            raise NodeNotConvertible(f"Squeeze of axes {sorted(drop)} of dims {x.dims}: a squeezed dim must be 1")
+        _bind_any_rank(ctx, node, data, [d for i, d in enumerate(dims) if i not in drop],
+                       [s for i, s in enumerate(sizes) if i not in drop])
+        return
+    x = as_var(x)
     if axes is None:
         if not all(_is_int(d) for d in x.shape):
             # ONNX drops every dim that is 1 at run time: the output rank is not known here.
@@ -385,31 +548,58 @@ def convert_squeeze(ctx, node):
 
 @register("Unsqueeze")
 def convert_unsqueeze(ctx, node):
-    x = as_var(ctx.input(node, 0))
+    x = ctx.input_any(node, 0)
     axes = const_axes(ctx, node, 13)
-    out_rank = x.rank + len(axes)
+    out_rank = (x.rank if hasattr(x, "rank") else np.ndim(x)) + len(axes)  # x may be a numpy constant
+    if isinstance(x, high_rank.HighRank) or out_rank > high_rank.MAX_RANK:
+        data, dims, sizes = _logical(ctx, x)
+        for axis in sorted(norm_axis(a, out_rank) for a in axes):
+            dims.insert(axis, 1)
+            sizes.insert(axis, np.array([1], dtype=np.int32))
+        _bind_any_rank(ctx, node, data, dims, sizes)
+        return
+    x = as_var(x)
     _out(ctx, node, mb.expand_dims(x=x, axes=sorted(norm_axis(a, out_rank) for a in axes), name=ctx.out_name(node)))
 
 
 @register("Expand", since_version=8)
 def convert_expand(ctx, node):
     x = as_var(ctx.input(node, 0))
-    shape = _require_const(ctx, node, 1, "Expand shape")
-    # Broadcasting against ones of the target shape gives exactly Expand's result.
+    shape = const_input(ctx, node, 1)
     dtype = mil_dtype_name(x)
-    if dtype == "bool":
-        y = mb.logical_and(x=x, y=np.ones(int_list(shape), dtype=np.bool_), name=ctx.out_name(node))
+    if shape is not None:
+        ones = np.ones(int_list(shape), dtype=_NUMPY_TYPES[dtype])
     else:
-        ones = np.ones(int_list(shape), dtype={"fp32": np.float32, "fp16": np.float16, "int32": np.int32}[dtype])
-        y = mb.mul(x=x, y=ones, name=ctx.out_name(node))
+        # A shape computed in the program: ones of that shape, and the output dims from its value.
+        value = ctx.shape_value(node, 1)
+        out = symbolic.broadcast(ctx.dims, ctx.dims.shape(x), value.array.tolist()) if value is not None else None
+        if out is not None and out == ctx.dims.shape(x):
+            _out(ctx, node, x)  # the shape adds nothing: x already has it
+            return
+        one = np.array(True) if dtype == "bool" else np.array(1, dtype=_NUMPY_TYPES[dtype])
+        ones = mb.fill(shape=cast_to(ctx.input(node, 1), "int32"), value=one)
+        if value is not None:
+            ctx.dims.refine(ones, value.array.tolist())
+    # Broadcasting against ones of the target shape gives exactly Expand's result.
+    combine = mb.logical_and if dtype == "bool" else mb.mul
+    y = combine(x=x, y=ones, name=ctx.out_name(node))
+    if shape is None and out is not None:
+        ctx.dims.refine(y, out)
     _out(ctx, node, y)
 
 
 @register("Tile")
 def convert_tile(ctx, node):
     x = as_var(ctx.input(node, 0))
-    reps = _require_const(ctx, node, 1, "Tile repeats")
-    _out(ctx, node, mb.tile(x=x, reps=np.array(int_list(reps), dtype=np.int32), name=ctx.out_name(node)))
+    reps = const_input(ctx, node, 1)
+    if reps is not None:
+        _out(ctx, node, mb.tile(x=x, reps=np.array(int_list(reps), dtype=np.int32), name=ctx.out_name(node)))
+        return
+    y = mb.tile(x=x, reps=cast_to(ctx.input(node, 1), "int32"), name=ctx.out_name(node))
+    value = ctx.shape_value(node, 1)
+    if value is not None and value.array.ndim == 1 and len(value.array) == x.rank:
+        ctx.dims.refine(y, [d * r for d, r in zip(ctx.dims.shape(x), value.array.tolist())])
+    _out(ctx, node, y)
 
 
 @register("Pad")
@@ -419,6 +609,9 @@ def convert_pad(ctx, node):
         pads, value = int_list(attr(node, "pads") or attr(node, "paddings")), attr(node, "value", 0.0)
         axes = None
     else:
+        if const_input(ctx, node, 1) is None:
+            _pad_at_run_time(ctx, node, x)
+            return
         pads = int_list(_require_const(ctx, node, 1, "Pad pads"))
         value = const_input(ctx, node, 2, np.array(0))
         value = float(np.asarray(value).reshape(-1)[0]) if np.asarray(value).size else 0.0
@@ -459,6 +652,44 @@ def convert_pad(ctx, node):
     _out(ctx, node, mb.pad(x=x, pad=np.array(flat, dtype=np.int32), mode=mil_mode, name=ctx.out_name(node), **kwargs))
 
 
+def _pad_at_run_time(ctx, node, x) -> None:
+    """Constant padding by amounts computed in the program (torchvision's Swin pads H and W up to
+    whole windows). MIL takes per-axis (begin, end) pairs where ONNX lists all begins, then all ends;
+    the amounts must be known not to be negative (a negative pad crops)."""
+    if attr(node, "mode", "constant") != "constant":
+        raise NodeNotConvertible(f"Pad mode {attr(node, 'mode')!r} needs pads (input 1) that are a constant "
+                                 "known at conversion time")
+    rank = x.rank
+    axes = const_input(ctx, node, 3)
+    if axes is None and len(node.input) > 3 and node.input[3]:
+        raise NodeNotConvertible("Pad axes must be a constant")
+    axes = list(range(rank)) if axes is None else [norm_axis(a, rank) for a in int_list(axes)]
+    amounts = ctx.shape_value(node, 1)
+    if amounts is None or any(not ctx.dims.compare(">=", v, 0) for v in amounts.array.reshape(-1).tolist()):
+        raise NodeNotConvertible("Pad pads (input 1) computed at run time must be known to be >= 0 (a negative "
+                                 "pad crops, which Core ML's pad cannot do), else a constant known at conversion time")
+    pads = cast_to(ctx.input(node, 1), "int32")
+    n = len(axes)
+    zero = np.zeros(1, dtype=np.int32)
+    pieces = []
+    for axis in range(rank):
+        if axis in axes:
+            i = axes.index(axis)
+            pieces.append(mb.gather(x=pads, indices=np.array([i, i + n], dtype=np.int32), axis=0))
+        else:
+            pieces.extend([zero, zero])
+    value = const_input(ctx, node, 2, np.array(0))
+    value = np.asarray(value).reshape(-1)[:1].astype(_NUMPY_TYPES[mil_dtype_name(x)])
+    y = mb.pad(x=x, pad=mb.concat(values=pieces, axis=0), mode="constant",
+               constant_val=value.reshape(()) if value.size else _NUMPY_TYPES[mil_dtype_name(x)](0),
+               name=ctx.out_name(node))
+    flat = amounts.array.reshape(-1).tolist()
+    out = ctx.dims.shape(x)
+    for i, axis in enumerate(axes):
+        out[axis] = out[axis] + flat[i] + flat[i + n]
+    _out(ctx, node, ctx.dims.refine(y, out))
+
+
 def _pad_axis_by_axis(x, per_axis: list, mil_mode: str):
     """Reflect/edge padding of any axes: Core ML pads only the last two, and both modes
     are separable, so move each padded axis last, pad it there, and move it back."""
@@ -477,7 +708,13 @@ def _pad_axis_by_axis(x, per_axis: list, mil_mode: str):
 
 @register("Shape")
 def convert_shape(ctx, node):
-    x = as_var(ctx.input(node, 0))
+    x = ctx.input_any(node, 0)
+    if isinstance(x, high_rank.HighRank):
+        start, end = attr(node, "start", 0), attr(node, "end")
+        picked = x.sizes[slice(start, end)]
+        _out(ctx, node, as_var(high_rank.shape_vector(mb, picked)) if picked else np.zeros(0, dtype=np.int64))
+        return
+    x = as_var(x)
     shape = mb.shape(x=x)
     start, end = attr(node, "start", 0), attr(node, "end")
     if start != 0 or end is not None:
@@ -504,7 +741,11 @@ def convert_constant_of_shape(ctx, node):
         return
     fill = np.asarray(fill)
     fill = fill.astype(np.float32) if fill.dtype.kind == "f" else fill.astype(np.int32) if fill.dtype != np.bool_ else fill
-    _out(ctx, node, mb.fill(shape=cast_to(ctx.input(node, 0), "int32"), value=fill, name=ctx.out_name(node)))
+    y = mb.fill(shape=cast_to(ctx.input(node, 0), "int32"), value=fill, name=ctx.out_name(node))
+    value = ctx.shape_value(node, 0)
+    if value is not None and value.array.ndim == 1:
+        ctx.dims.refine(y, value.array.tolist())
+    _out(ctx, node, y)
 
 
 @register("Range", since_version=11)
@@ -513,7 +754,13 @@ def convert_range(ctx, node):
     start, limit = unify(start, limit)
     start, delta = unify(start, delta)
     limit, delta = unify(limit, delta)
-    _out(ctx, node, mb.range_1d(start=start, end=limit, step=delta, name=ctx.out_name(node)))
+    y = mb.range_1d(start=start, end=limit, step=delta, name=ctx.out_name(node))
+    values = [ctx.shape_value(node, i) for i in range(3)]
+    if all(v is not None and v.array.size == 1 for v in values):
+        ends = [v.array.reshape(-1)[0] for v in values]
+        if not (_is_int(ends[2]) and ends[2] == 0):
+            ctx.dims.refine(y, [symbolic.range_length(ctx.dims, *ends)])
+    _out(ctx, node, y)
 
 
 def _resize_scales(ctx, node, x, scales, sizes):

@@ -31,6 +31,11 @@ class OpContext:
     # Params whose array the kernel may overwrite: freshly allocated by an earlier kernel and
     # not read after this op.  Empty unless the program allows in-place evaluation.
     overwritable: frozenset[str] = frozenset()
+    # Elementwise ops the program fused into this one ("add" of ``fused_input``, "relu"), applied to
+    # the result in this order; only kernels that accept ``fused_input`` are given any.
+    epilogue: tuple[str, ...] = ()
+    # The program's pool of large buffers (interpreter.buffers), shared by every op of the program.
+    buffers: Any = None
 
 
 def kernel(*op_types: str) -> Callable[[Kernel], Kernel]:

@@ -3,8 +3,14 @@
 Each converter is one function ``fn(ctx, node) -> None`` that reads its inputs
 from the :class:`~interop_coreml.onnx2mil.context.ConversionContext` and binds its
 outputs there. A model whose opset is N uses, for every op, the converter with
-the largest ``since_version`` that is <= N, mirroring how ONNX itself versions
-operator schemas.
+the largest ``since_version`` that is <= N. A converter handles every schema version
+of its op from its ``since_version`` up to :data:`VERIFIED_OPSET` (differences between
+those versions are branches on ``ctx.opset`` inside it); an op whose schema changed
+after that opset has no converter until someone reads the new definition and raises
+the number, so the translator fails closed instead of applying older semantics.
+
+This module is a leaf: the op families (``ops/``) import it to register, and the
+package imports the families (through the driver) before anything resolves.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ ConverterFn = Callable[[Any, onnx.NodeProto], None]
 _CONVERTERS: dict[tuple[str, str], list[tuple[int, ConverterFn]]] = {}
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+
+#: The newest ONNX opset whose operator schemas the converters were checked against
+#: (docs/coreml-op-coverage.md is generated at it). Raise it after reading what changed.
+VERIFIED_OPSET = 28
 
 
 def _norm_domain(domain: str) -> str:
@@ -42,11 +52,26 @@ def register(op_types: str | tuple[str, ...], since_version: int = 1, domain: st
     return decorate
 
 
-def resolve(domain: str, op_type: str, opset: int) -> ConverterFn | None:
-    """The converter for ``op_type`` under ``opset``, or None when none applies."""
-    _load_op_modules()
+def schema_version(domain: str, op_type: str, opset: int) -> int | None:
+    """The ``since_version`` of the op's ONNX schema in force at ``opset`` (None: onnx does not know it)."""
+    try:
+        return onnx.defs.get_schema(op_type, opset, _norm_domain(domain)).since_version
+    except onnx.defs.SchemaError:
+        return None
+
+
+def unverified_schema(domain: str, op_type: str, opset: int) -> int | None:
+    """The op's schema version at ``opset`` when it is newer than :data:`VERIFIED_OPSET`, else None."""
+    if _norm_domain(domain) != "":
+        return None
+    since = schema_version(domain, op_type, opset)
+    return since if since is not None and since > VERIFIED_OPSET else None
+
+
+def converter_for(domain: str, op_type: str, opset: int) -> ConverterFn | None:
+    """The converter for ``op_type`` under ``opset``, or None when none applies (or its schema is unverified)."""
     versions = _CONVERTERS.get((_norm_domain(domain), op_type))
-    if not versions:
+    if not versions or unverified_schema(domain, op_type, opset) is not None:
         return None
     chosen = None
     for since, fn in versions:
@@ -57,13 +82,11 @@ def resolve(domain: str, op_type: str, opset: int) -> ConverterFn | None:
 
 def registered_ops() -> dict[str, list[int]]:
     """Default-domain op types with the since_versions that have a converter."""
-    _load_op_modules()
     return {op: [v for v, _ in versions] for (dom, op), versions in sorted(_CONVERTERS.items()) if dom == ""}
 
 
 def supported_opsets(op_type: str) -> list[int]:
-    """ONNX opset versions (since_version values of the op's schema) we can convert."""
-    _load_op_modules()
+    """The schema versions of the op (their since_version) a converter handles: from its first to VERIFIED_OPSET."""
     versions = _CONVERTERS.get(("", op_type), [])
     if not versions:
         return []
@@ -71,16 +94,4 @@ def supported_opsets(op_type: str) -> list[int]:
     schema_versions = sorted(
         {s.since_version for s in onnx.defs.get_all_schemas_with_history() if s.name == op_type and s.domain in _DEFAULT_DOMAINS}
     )
-    return [v for v in schema_versions if v >= first] or [first]
-
-
-_loaded = False
-
-
-def _load_op_modules() -> None:
-    # Importing the op-family modules runs their @register decorators.
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from interop_coreml.onnx2mil import ops  # noqa: F401
+    return [v for v in schema_versions if first <= v <= VERIFIED_OPSET] or [first]

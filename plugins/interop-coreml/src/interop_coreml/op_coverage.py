@@ -1,5 +1,10 @@
 """Run ONNX's backend node test cases through the translator and the interpreter.
 
+It uses both halves of the plugin, so it lives beside them, not in either: the
+translator (``onnx2mil``) and the interpreter (``interpreter``) import nothing
+from each other (tests/test_halves_independent.py), so a wrong mapping in one
+shows up as a mismatch against the other instead of being repeated.
+
 ``onnx.backend.test.case.node.collect_testcases()`` yields small models with
 inputs and expected outputs. Each case is converted to an ``.mlpackage``, run by
 the reference interpreter of saved ML Programs and compared with the expected
@@ -20,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from interop_coreml.onnx2mil import registry
+from interop_coreml.onnx2mil import op_converters
 
 PASS, MISMATCH, NOT_CONVERTIBLE, ERROR, UNSUPPORTED_OP = "pass", "mismatch", "not convertible", "error", "unsupported op"
 
@@ -80,24 +85,24 @@ def case_op_type(case, op_names: dict[str, str] | None = None) -> str:
     return op_names.get(best, sorted(ops)[0])
 
 
-def _compare(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> str | None:
-    expected = np.asarray(expected)
-    got = np.asarray(got)
-    if expected.shape != got.shape:
-        return f"shape {got.shape} != expected {expected.shape}"
-    if expected.dtype.kind in "biu":
-        if not np.array_equal(expected.astype(np.int64), got.astype(np.int64)):
-            return "integer values differ"
-        return None
-    if expected.dtype.kind == "f":
-        got = got.astype(np.float64)
-        exp = expected.astype(np.float64)
-        if exp.dtype == np.float16 or expected.dtype == np.float16:
-            rtol, atol = max(rtol, 1e-2), max(atol, 1e-2)
-        if not np.allclose(got, exp, rtol=rtol, atol=atol, equal_nan=True):
-            return f"max abs error {np.nanmax(np.abs(got - exp)):.3g}"
-        return None
-    return f"cannot compare dtype {expected.dtype}"
+#: What a Core ML model carries for ONNX types it lacks (float64, int64) or, at the default iOS15
+#: target, cannot use as a model output (float16): such outputs are cast back before comparing.
+_CARRIED = {np.dtype(np.float64): np.dtype(np.float32), np.dtype(np.int64): np.dtype(np.int32),
+            np.dtype(np.float16): np.dtype(np.float32)}
+
+
+def _compare(name: str, expected: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> str | None:
+    """`interop check`'s comparison (interop.testing.compare_outputs), element by element as the
+    node cases' own ``assert_allclose``; None when the output passes, else why not."""
+    from interop.testing import compare_outputs
+
+    expected, got = np.asarray(expected), np.asarray(got)
+    if _CARRIED.get(expected.dtype) == got.dtype:
+        got = got.astype(expected.dtype)  # float64 computed in float32, int64 in int32, ... (documented)
+    if expected.dtype == np.float16:
+        rtol, atol = max(rtol, 1e-2), max(atol, 1e-2)
+    comparison = compare_outputs({name: expected}, {name: got}, atol=atol, rtol=rtol, error_stats="elementwise")
+    return None if comparison.passed else comparison.failures[0].message
 
 
 def _array(value) -> np.ndarray:
@@ -147,7 +152,7 @@ def run_case(case, workdir: Path) -> CaseResult:
     op_type = case_op_type(case)
     model = case.model
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-    if registry.resolve("", op_type, opset) is None:
+    if op_converters.converter_for("", op_type, opset) is None:
         return CaseResult(case.name, op_type, UNSUPPORTED_OP, f"no converter for {op_type} at opset {opset}")
     init_names = {init.name for init in model.graph.initializer}
     input_names = [i.name for i in model.graph.input if i.name not in init_names]
@@ -183,7 +188,7 @@ def run_case(case, workdir: Path) -> CaseResult:
             value = got[name]
             if expected.ndim == 0 and np.size(value) == 1:
                 value = np.asarray(value).reshape(())  # rank-0 outputs come back as [1]
-            problem = _compare(expected, value, max(case.rtol, 1e-3), max(case.atol, 1e-5))
+            problem = _compare(name, expected, value, max(case.rtol, 1e-3), max(case.atol, 1e-5))
             if problem:
                 return CaseResult(case.name, op_type, MISMATCH, f"output {name}: {problem}")
     return CaseResult(case.name, op_type, PASS, note)
@@ -218,7 +223,7 @@ def run_all(op_types: set[str] | None = None, workers: int = 1) -> list[CaseResu
     processes (each imports coremltools once), and results come back sorted.
     """
     if op_types is None:
-        op_types = set(registry.registered_ops())
+        op_types = set(op_converters.registered_ops())
     if workers <= 1:
         return _run_serial(op_types)
     import concurrent.futures
@@ -250,14 +255,14 @@ def summarize(results: list[CaseResult]) -> list[OpSummary]:
     by_op: dict[str, list[CaseResult]] = collections.defaultdict(list)
     for result in results:
         by_op[result.op_type].append(result)
-    supported = registry.registered_ops()
+    supported = op_converters.registered_ops()
     summaries = []
     for op_type in sorted(set(by_op) | set(supported)):
         cases = by_op.get(op_type, [])
         if op_type not in supported:
             continue
         passed = sum(1 for c in cases if c.status == PASS)
-        summaries.append(OpSummary(op_type, registry.supported_opsets(op_type), passed, len(cases),
+        summaries.append(OpSummary(op_type, op_converters.supported_opsets(op_type), passed, len(cases),
                                    [c for c in cases if c.status != PASS]))
     return summaries
 
@@ -271,8 +276,10 @@ def render_markdown(results: list[CaseResult]) -> str:
         "Generated by `plugins/interop-coreml/scripts/op_coverage.py`; do not edit by hand.",
         "Every ONNX backend node test case (`onnx.backend.test.case.node.collect_testcases()`) of a",
         "supported op is converted to an ML Program, run by the reference interpreter and compared",
-        "with the case's expected outputs. Float64 inputs are computed in float32 and int64 in int32",
-        "(Core ML has neither), so such cases pass when values fit.",
+        "with the case's expected outputs by `interop check`'s comparison (`interop.testing.compare_outputs`,",
+        "element-wise with the case's tolerances). Float64 inputs are computed in float32 and int64 in int32",
+        "(Core ML has neither), and float16 outputs come back as float32 at the iOS15 target, so such",
+        "cases pass when values fit.",
         "",
         f"**{len(verified)} op types verified** (at least one case passes, none mismatches) "
         f"out of {len(summaries)} with a converter.",

@@ -1,0 +1,151 @@
+"""Verify a rounding cascade: an ulp-level difference that a discontinuous op turns into a different result.
+
+numpy's float32 kernels (the interpreter's) and onnxruntime's round differently now and then
+(``asin``, ``tanh``: 1 ulp). Both are correct to float32 precision, but an op that is
+discontinuous in its float input (``Greater``, ``Floor``, ``ArgMin``, a cast to an integer,
+...) turns that ulp into a different boolean, integer or choice, and everything after it
+differs by far more than any tolerance. Such a mismatch is explained only when, on that very
+graph,
+
+1. the float inputs of the discontinuous ops that differ between the interpreter and
+   onnxruntime differ by at most :data:`MAX_ULPS` ulps, element by element (rule
+   ``float-rounding-cascade``), or, for a tensor summed from many terms in another order,
+   agree within the fuzzer's float tolerance, the test every graph output passes (rule
+   ``float-tolerance-cascade``: an fmod of a sum of 144 terms keeps the sum's absolute
+   error on a result a hundred times smaller); anything else is a real difference upstream;
+   and
+2. onnxruntime, running the graph with exactly those tensors fed with the interpreter's
+   values, reproduces the interpreter's value of every differing output (so the translator
+   computed everything downstream of the rounding as the spec says).
+
+The interpreter's values of those tensors come from converting and running the graph with
+them as extra outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+#: Ops whose output jumps when a float input moves by an ulp across a threshold
+#: (comparisons, rounding, choices, casts to integers, data-dependent shapes).
+DISCONTINUOUS = frozenset({
+    "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal",
+    "Floor", "Ceil", "Round", "Sign", "Mod",
+    "ArgMax", "ArgMin", "Hardmax", "TopK",
+    "Cast", "CastLike", "NonZero", "Range", "OneHot",
+    "Shrink", "ThresholdedRelu", "Pow",
+})
+
+#: The largest difference, in float32 ulps of the larger magnitude, still called rounding.
+MAX_ULPS = 8
+
+
+def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise distance in float32 ulps: how many float32 values lie from one to the other.
+
+    0 for equal values (NaN and NaN included), inf where only one is finite or NaN.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+
+    def ordered(x: np.ndarray) -> np.ndarray:  # float32 bit patterns as integers in the floats' order
+        bits = x.view(np.int32).astype(np.int64)
+        return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+    distance = np.abs(ordered(a) - ordered(b)).astype(np.float64)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    return np.where(same, 0.0, np.where(np.isfinite(a) & np.isfinite(b), distance, np.inf))
+
+
+def rounding_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> list[str]:
+    """The float tensors (not constants, not graph inputs) that discontinuous ops read, in graph order.
+
+    ``values`` (every tensor, as onnxruntime computed it) tells the dtypes: a Cast or CastLike is
+    discontinuous only into an integer or bool.
+    """
+    constants = {init.name for init in model.graph.initializer} | {i.name for i in model.graph.input}  # the same in both
+    found: list[str] = []
+    for node in model.graph.node:
+        if node.op_type not in DISCONTINUOUS:
+            continue
+        if node.op_type in ("Cast", "CastLike") and np.asarray(values.get(node.output[0], 0.0)).dtype.kind == "f":
+            continue
+        found += [name for name in node.input if name and name not in constants and name not in found
+                  and name in values and np.asarray(values[name]).dtype.kind == "f"]
+    return found
+
+
+def feed_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """``model`` in which the consumers of each tensor in ``values`` read a new graph input instead."""
+    fed = onnx.ModelProto()
+    fed.CopyFrom(model)
+    renamed = {name: f"{name}__fed" for name in values}
+    for node in fed.graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
+    for name, value in values.items():
+        fed.graph.input.append(helper.make_tensor_value_info(
+            renamed[name], helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape)))
+    del fed.graph.value_info[:]
+    for output in fed.graph.output:  # a data-dependent shape may change with the fed values
+        output.type.tensor_type.ClearField("shape")
+    return fed
+
+
+def verify_rounding_cascade(model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str],
+                            notes: list[str] | None = None, within: str = "ulps") -> bool:
+    """True when the outputs ``differing`` are a rounding cascade (module docstring), verified on this graph.
+
+    Tensors are fed one at a time in graph order: the first discontinuous-op input on which
+    onnxruntime (already fed the interpreter's earlier values) and the interpreter differ must
+    differ by at most MAX_ULPS (``within="ulps"``) or agree within the float tolerance
+    (``within="tolerance"``), and is fed next; a later one is compared only once everything
+    before it is fed, since before that it legitimately carries the cascade's result.
+    """
+    from interop_coreml.fuzz.oracle import _bad_elements, compare_output, run_coreml
+    from interop_coreml.fuzz.shrink import _declare_outputs, intermediate_values
+
+    graph_inputs = {i.name for i in model.graph.input}
+    base = {k: v for k, v in feeds.items() if k in graph_inputs}
+    theirs = {**feeds, **intermediate_values(model, feeds)}
+    candidates = rounding_tensors(model, theirs)
+    if not candidates:
+        return False
+    probe = _declare_outputs(model, [*(o.name for o in model.graph.output), *candidates])
+    if probe is None:
+        return False
+    try:
+        ours = run_coreml(probe, feeds)
+    except Exception:  # noqa: BLE001
+        return False
+    fed: dict[str, np.ndarray] = {}
+    worst = 0.0
+    while True:
+        for name in candidates:
+            if name in fed:
+                continue
+            if name not in theirs or name not in ours or np.size(ours[name]) != np.size(theirs[name]):
+                return False
+            reference = np.asarray(theirs[name])
+            value = np.asarray(ours[name]).reshape(reference.shape).astype(reference.dtype)
+            distance = ulps(reference, value)
+            if distance.any():
+                break
+        else:
+            break  # every discontinuous op now reads what it read in the interpreter
+        worst = max(worst, float(distance.max()))
+        if worst > MAX_ULPS if within == "ulps" else _bad_elements(reference, value).any():
+            return False
+        fed[name] = value
+        rerun = feed_tensors(model, fed)
+        theirs = {**feeds, **intermediate_values(rerun, {**base, **{f"{k}__fed": v for k, v in fed.items()}})}
+        if not all(o.name in theirs for o in model.graph.output):
+            return False
+    if not fed or not all(compare_output(n, theirs[n], got.get(n)) is None for n in differing):
+        return False
+    if notes is not None:
+        notes.append(f"rounding cascade through {', '.join(fed)} (at most {worst:g} ulps apart)")
+    return True
