@@ -1,4 +1,4 @@
-"""interop plugin for Keras: the format, Keras->ONNX (tf2onnx), a TensorFlow runtime, the trainer.
+"""interop plugin for Keras: the format, Keras->ONNX (tf2onnx), ONNX->Keras, a TensorFlow runtime, the trainer.
 
 Read at discovery time: imports nothing but interop's plugin API.
 """
@@ -28,6 +28,13 @@ plugin = Plugin(
             options=(Option("opset", "int", 17, "ONNX opset to emit"),),
             requires=(*_NEEDS, "tf2onnx"),
             description="tf2onnx on the model's inference function; batch stays dynamic",
+        ),
+        Converter(
+            source="onnx",
+            target="keras",
+            impl="interop_keras.onnx_import:onnx_to_keras",
+            requires=(*_NEEDS, "onnx"),
+            description="native Keras layers, trainable; NCHW graphs keep their layout at the edges",
         ),
     ),
     runtimes=(

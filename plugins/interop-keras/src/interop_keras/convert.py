@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from interop.plugin_api import ModelLoadError
-from interop_keras.loading import load_keras_model
+from interop_keras.loading import load_inference_function, load_keras_model
 from interop_keras.safety import check_keras_file, check_saved_model
 
 
@@ -29,11 +29,18 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
         model_proto = _saved_model_to_onnx(src, opset)
     else:
         model = load_keras_model(src)
-        signature = tuple(
-            tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name.split(":")[0])
-            for t in model.inputs
-        )
-        model_proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+        if isinstance(model.input, dict) or isinstance(model.output, dict):
+            # Inputs/outputs keyed by names Keras cannot give its layers (an ONNX import's
+            # 'gpu_0/data_0', 'input:0'): convert the function that is fed and read by those keys.
+            inference = load_inference_function(src)
+            model_proto, _ = tf2onnx.convert.from_function(
+                inference.function, input_signature=inference.input_signature, opset=opset)
+        else:
+            signature = tuple(
+                tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name.split(":")[0])
+                for t in model.inputs
+            )
+            model_proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
     onnx.checker.check_model(model_proto)
     onnx.save(model_proto, str(dst))
 

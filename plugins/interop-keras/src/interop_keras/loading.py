@@ -60,15 +60,27 @@ def load_inference_function(path: Path) -> InferenceFunction:
         return InferenceFunction(saved_fn, input_signature, output_names)
 
     model = load_keras_model(path)
+    # A model built with dict inputs/outputs (the ONNX importer does so when an ONNX name is
+    # not a valid Keras layer name) is fed and read by those keys.
+    input_keys = list(model.input) if isinstance(model.input, dict) else None
+    input_tensors = [model.input[k] for k in input_keys] if input_keys else list(model.inputs)
     input_signature = tuple(
-        tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=_clean(t.name))
-        for t in model.inputs
+        tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=key if input_keys else _clean(t.name))
+        for key, t in zip(input_keys or [None] * len(input_tensors), input_tensors)
     )
-    output_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+    if isinstance(model.output, dict):
+        output_names = list(model.output)
+    else:
+        output_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
 
     @tf.function(input_signature=input_signature)
     def keras_fn(*args: Any) -> dict[str, Any]:
-        result = model(list(args) if len(args) > 1 else args[0], training=False)
+        if input_keys:
+            result = model(dict(zip(input_keys, args)), training=False)
+        else:
+            result = model(list(args) if len(args) > 1 else args[0], training=False)
+        if isinstance(result, dict):
+            return {name: result[name] for name in output_names}
         if not isinstance(result, (list, tuple)):
             result = [result]
         return dict(zip(output_names, result))
@@ -81,10 +93,18 @@ def load_keras_model(path: Path) -> Any:
     """keras.saving.load_model in safe mode, after interop's own checks of the file (safety.py)."""
     quiet_tensorflow()
     check_keras_file(path)
+    import warnings
+
     import keras
 
+    from interop_keras import layers  # noqa: F401 - registers interop's layers, which safety.py allows
+
     try:
-        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+        with warnings.catch_warnings():
+            # A model whose inputs are a dict keyed by ONNX names that Keras cannot use as
+            # layer names ('/') loads and runs correctly; Keras still warns about the keys.
+            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+            return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:
         raise ModelLoadError(f"{path}: Keras cannot load this model: {_first(exc)}") from exc
 

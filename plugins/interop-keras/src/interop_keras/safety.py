@@ -9,7 +9,11 @@ TensorFlow touch the file system:
 - a Keras config (``config.json`` of a ``.keras`` archive, ``model_config`` of an
   ``.h5`` file) may only name classes and functions of Keras' own namespace, and no
   layer that runs user code or opens another file (Lambda, TFSMLayer,
-  TorchModuleWrapper, JaxLayer/FlaxLayer, a lookup whose vocabulary is a path);
+  TorchModuleWrapper, JaxLayer/FlaxLayer, a lookup whose vocabulary is a path).
+  The one exception is interop's own layers (:data:`INTEROP_LAYERS`, the classes
+  the ONNX importer writes): exactly those class names, from the module
+  ``interop_keras.layers``, under their registered names ``interop_keras>Name``
+  (each validates its configuration against fixed tables when it is built);
 - an HDF5 file (``.h5``, or the weights inside a ``.keras``) may not link to or
   store data in another file;
 - a SavedModel directory may not hold links leading outside it, asset paths outside
@@ -45,8 +49,29 @@ _CODE_LAYERS = {
 _FILE_VOCABULARY_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization"}
 
 
+#: The layers interop_keras.layers registers (the ONNX importer's layers for ops Keras
+#: has no layer for). Listed here, not imported, so checking a file imports no Keras;
+#: tests/plugins keep this list equal to what interop_keras.layers registers.
+INTEROP_LAYERS = frozenset({
+    "Cast", "ConstantOperand", "Elementwise", "Gather", "LocalResponseNormalization", "LogSoftmax", "MatMul",
+    "Pad", "Pooling", "Reduce", "Reshape", "Slice", "Transpose", "Unary",
+})
+INTEROP_LAYERS_MODULE = "interop_keras.layers"
+INTEROP_PACKAGE = "interop_keras"
+
+
 def _is_keras_module(module: str) -> bool:
     return module == "keras" or module.startswith("keras.")
+
+
+def _is_interop_layer(node: dict[str, Any]) -> bool:
+    """One of interop's own registered layers, named exactly as interop_keras.layers saves it."""
+    class_name = node.get("class_name")
+    return (
+        class_name in INTEROP_LAYERS
+        and node.get("module") == INTEROP_LAYERS_MODULE
+        and node.get("registered_name") == f"{INTEROP_PACKAGE}>{class_name}"
+    )
 
 
 def keras_config_problems(config: Any) -> list[str]:
@@ -78,6 +103,8 @@ def _object_problems(node: dict[str, Any], class_name: str) -> Iterator[str]:
         yield "it holds a Python lambda (bytecode)"
     if class_name in _CODE_LAYERS:
         yield f"{_CODE_LAYERS[class_name]} (layer {class_name!r})"
+    if _is_interop_layer(node):
+        return
     if module is not None and not isinstance(module, str):
         yield f"object {class_name!r} names a non-string module"
     elif isinstance(module, str) and not _is_keras_module(module):

@@ -1,9 +1,15 @@
-"""interop plugin for PyTorch: torch.export programs, PyTorch->ONNX, a runtime and the trainer.
+"""interop plugin for PyTorch: torch.export programs, PyTorch<->ONNX, editable torch-source, runtimes, trainer.
 
 Read at discovery time: imports nothing but interop's plugin API.
 """
 
 from interop.plugin_api import Converter, Format, Option, Plugin, Runtime, Trainer
+
+_TRAINABLE = Option(
+    "trainable", "str", "auto",
+    "which initializers become parameters: auto (by their consumers) or all (every float tensor of 2+ elements)",
+    choices=("auto", "all"),
+)
 
 plugin = Plugin(
     name="torch",
@@ -16,6 +22,12 @@ plugin = Plugin(
             sniff="interop_torch.sniff:sniff_pt2",
             description="torch.export ExportedProgram archive",
         ),
+        Format(
+            name="torch-source",
+            directory_markers=("torch-source.json",),
+            sniff="interop_torch.onnx_import.source:sniff",
+            description="editable PyTorch source: model.py + weights.safetensors (loading it runs model.py)",
+        ),
     ),
     converters=(
         Converter(
@@ -26,6 +38,22 @@ plugin = Plugin(
             requires=("torch", "onnxscript"),
             description="torch.onnx's torch.export-based exporter; dynamic dims stay dynamic",
         ),
+        Converter(
+            source="onnx",
+            target="torch",
+            impl="interop_torch.onnx_import.export:onnx_to_torch",
+            options=(_TRAINABLE,),
+            requires=("torch", "onnx"),
+            description="interop's importer: layers recovered, weights trainable, exported by torch.export",
+        ),
+        Converter(
+            source="onnx",
+            target="torch-source",
+            impl="interop_torch.onnx_import.source:onnx_to_torch_source",
+            options=(_TRAINABLE, Option("class_name", "str", None, "name of the generated nn.Module class")),
+            requires=("torch", "onnx", "safetensors"),
+            description="interop's importer: a model.py to edit plus weights.safetensors",
+        ),
     ),
     runtimes=(
         Runtime(
@@ -34,6 +62,14 @@ plugin = Plugin(
             load="interop_torch.runtime:load",
             requires=("torch",),
             engine="torch (eager CPU)",
+        ),
+        Runtime(
+            name="torch-source",
+            formats=("torch-source",),
+            load="interop_torch.onnx_import.source:load",
+            requires=("torch", "safetensors"),
+            engine="torch (eager CPU, torch-source model.py)",
+            description="runs the folder's model.py: only code interop just wrote, or with INTEROP_TRUST_MODEL_CODE=1",
         ),
     ),
     trainers=(

@@ -98,7 +98,7 @@ def _check_operators(path: Path, targets: set[str]) -> None:
         if target in SYM_OP_TARGETS:
             continue
         parts = target.split(".")[2:]
-        if any(p.startswith("__") for p in parts):
+        if any(p.startswith("__") and not (i == 1 and _registered_dunder_operator(parts)) for i, p in enumerate(parts)):
             raise refuse(path, f"the program's node calls {target[:80]!r}, which is not a torch operator")
         try:
             namespace = getattr(torch.ops, parts[0])
@@ -116,6 +116,20 @@ def _check_operators(path: Path, targets: set[str]) -> None:
                 f"({torch.__version__}) knows",
                 hint="a custom operator's library must be registered; interop loads none",
             )
+
+
+def _registered_dunder_operator(parts: list[str]) -> bool:
+    """aten names some operators like Python's operator methods (``aten::__and__``, ``__rshift__``);
+    such a name is accepted only when the operator registry (asked directly, no attribute walk)
+    holds schemas for it."""
+    import torch
+
+    if len(parts) < 2:
+        return False
+    try:
+        return bool(torch._C._jit_get_schemas_for_operator(f"{parts[0]}::{parts[1]}"))
+    except Exception:  # noqa: BLE001 - an odd name is simply not an operator
+        return False
 
 
 def build_tensors(archive: InspectedArchive, payloads: list[Payload]) -> dict[str, Any]:
@@ -201,8 +215,9 @@ def load_program(path: Path) -> LoadedProgram:
     return LoadedProgram(program, inputs, outputs)
 
 
-def save_program(program: Any, dst: Path, input_names: list[str], output_names: list[str]) -> None:
-    """torch.export.save plus the names, so the file also opens in torch.
+def save_program(program: Any, dst: Path, input_names: list[str], output_names: list[str],
+                 extra: dict[str, str] | None = None) -> None:
+    """torch.export.save plus the names (and any ``extra`` text files), so the file also opens in torch.
 
     torch also writes pickled sample inputs (a tuple of plain tensors); interop's loader never
     reads them, it only checks they name nothing but tensors. The saved archive is inspected
@@ -210,8 +225,8 @@ def save_program(program: Any, dst: Path, input_names: list[str], output_names: 
     """
     import torch
 
-    extra = {NAMES_FILE: json.dumps({"inputs": input_names, "outputs": output_names})}
-    torch.export.save(program, str(dst), extra_files=extra)
+    files = {NAMES_FILE: json.dumps({"inputs": input_names, "outputs": output_names}), **(extra or {})}
+    torch.export.save(program, str(dst), extra_files=files)
     try:
         inspect_archive(Path(dst))
     except ModelLoadError as exc:

@@ -1,0 +1,564 @@
+"""Walks an ONNX graph node by node and builds the Keras functional model.
+
+Order of work: load and validate the ONNX model (:mod:`.graph`), classify its
+constants (:mod:`.weights`), refuse at once when op types have no converter,
+then convert each node with its registered converter (:mod:`.registry`),
+folding nodes whose inputs are all constants, and tracking each tensor's
+layout (:mod:`.layout`). A node a converter cannot express is recorded and the
+walk goes on, so one error lists every problem; nothing is written before the
+whole model has been built.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from interop.plugin_api import ConversionError, UnsupportedModelError
+from interop_keras.onnx_import import fold, layout, registry
+from interop_keras.onnx_import.layout import Perm, Value
+from interop_keras.onnx_import.weights import CONSTANT, STATE, VIEW_OPS, WEIGHT, Classification, classify, constant_tensors
+
+_INPUT_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+}
+
+
+class NotConvertible(Exception):
+    """A converter cannot express this node in Keras; ``reason`` says why (collected, exit 3)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Constant:
+    """A constant tensor: an initializer, a Constant node, or a folded result.
+
+    ``source`` names the initializer this is a view of (through Reshape/Transpose
+    ...), with the view ``steps`` taken from it, so a weight keeps its identity
+    and can be mapped back to the ONNX tensor.
+    """
+
+    value: np.ndarray
+    source: str | None = None
+    role: str = CONSTANT
+    steps: tuple[tuple[str, Any], ...] = ()
+
+    def to_source(self, array: np.ndarray) -> np.ndarray:
+        """Undo the view steps: ``array`` shaped like ``value`` back to the source's shape."""
+        for kind, argument in reversed(self.steps):
+            array = array.reshape(argument) if kind == "reshape" else np.transpose(array, layout.inverse(argument))
+        return array
+
+
+@dataclass
+class WeightBinding:
+    """A Keras variable made from an ONNX initializer, and how to turn it back into that tensor."""
+
+    onnx_name: str
+    variable: Any
+    role: str
+    to_onnx: Callable[[np.ndarray], np.ndarray]
+
+    def onnx_value(self) -> np.ndarray:
+        return self.to_onnx(np.asarray(self.variable.numpy()))
+
+
+@dataclass
+class ImportResult:
+    """The Keras model built from an ONNX graph, with what the import decided on the way."""
+
+    model: Any
+    notes: list[str]
+    weights: list[WeightBinding]
+    classification: Classification
+    transposes: int
+    input_names: list[str]
+    output_names: list[str]
+
+    @property
+    def source_weight_count(self) -> int:
+        """Elements of the ONNX tensors classified as weights (see :mod:`.weights`)."""
+        return self.classification.count(WEIGHT)
+
+    @property
+    def trainable_weight_count(self) -> int:
+        return int(sum(int(np.prod(v.shape)) for v in self.model.trainable_weights))
+
+    def onnx_weights(self, role: str | None = None) -> dict[str, np.ndarray]:
+        """Current values of the imported tensors, in the ONNX initializers' shapes and names."""
+        out: dict[str, np.ndarray] = {}
+        for binding in self.weights:
+            if role is None or binding.role == role:
+                out.setdefault(binding.onnx_name, binding.onnx_value())
+        return out
+
+
+# --------------------------------------------------------------------------- names
+
+_PARAMETER_SUFFIX = re.compile(
+    r"([._/](weight|weights|bias|biases|kernel|gamma|beta|scale|running_mean|running_var|moving_mean|"
+    r"moving_variance|mean|var|w|b|s)(_\d+)?)$",
+    re.IGNORECASE,
+)
+_TF_SUFFIX = re.compile(r"(/(ReadVariableOp|Cast|Read|read|Identity)(_\d+)?)+$")
+
+
+_NAME_CHARACTER = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def sanitize(name: str) -> str:
+    """A Keras layer or variable name for an ONNX name.
+
+    Keras refuses '/' in names, and TensorFlow uses layer names as name scopes, which
+    take letters, digits and ``_.-`` only (starting with a letter or digit): '/'
+    becomes '.', anything else outside that set '_'.
+    """
+    cleaned = _NAME_CHARACTER.sub("_", name.replace("/", ".")).strip(".")
+    if not cleaned:
+        return "tensor"
+    return cleaned if cleaned[0].isalnum() else f"t{cleaned}"
+
+
+def weight_stem(name: str) -> str:
+    """The layer part of a parameter's name: ``layer1.0.conv1.weight`` -> ``layer1.0.conv1``."""
+    stem = name[:-2] if name.endswith(":0") else name
+    stem = _TF_SUFFIX.sub("", stem)
+    stripped = _PARAMETER_SUFFIX.sub("", stem)
+    return stripped or stem
+
+
+# --------------------------------------------------------------------------- converter context
+
+
+class NodeContext:
+    """What a converter sees: the node, its inputs as Keras values or constants, and helpers."""
+
+    def __init__(self, importer: Importer, node: onnx.NodeProto, since: int):
+        self.importer = importer
+        self.node = node
+        self.op_type = node.op_type
+        self.since = since
+        self.opset = importer.opset
+        self.attrs = fold.attributes(node)
+
+    # ---- attributes and inputs
+    def attr(self, name: str, default: Any = None) -> Any:
+        value = self.attrs.get(name, default)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def has_input(self, index: int) -> bool:
+        return index < len(self.node.input) and bool(self.node.input[index])
+
+    def is_constant(self, index: int) -> bool:
+        return self.has_input(index) and self.node.input[index] in self.importer.constants
+
+    def value(self, index: int) -> Value:
+        """Input ``index`` as a Keras tensor with its layout (constants are refused)."""
+        name = self.node.input[index]
+        if name in self.importer.constants:
+            raise NotConvertible(f"input {index} ({name}) is a constant where Keras needs a computed tensor")
+        return self.importer.values[name]
+
+    def constant(self, index: int, what: str = "") -> Constant:
+        """Input ``index`` as a constant (an initializer, a Constant node or a folded value)."""
+        if not self.has_input(index):
+            raise NotConvertible(f"input {index} {what} is missing")
+        name = self.node.input[index]
+        found = self.importer.constants.get(name)
+        if found is None:
+            label = f" ({what})" if what else ""
+            raise NotConvertible(f"input {index}{label} is computed at run time; Keras needs it fixed")
+        if fold.is_symbolic(found.value):
+            raise NotConvertible(f"input {index} {what} depends on a dimension known only at run time")
+        return found
+
+    def ints(self, index: int, what: str, default: Sequence[int] | None = None) -> list[int] | None:
+        """A constant integer vector input (shape, axes, pads ...), or ``default`` when absent."""
+        if not self.has_input(index):
+            return None if default is None else list(default)
+        return [int(v) for v in self.constant(index, what).value.reshape(-1)]
+
+    # ---- building
+    def name(self, suffix: str = "", weights: Sequence[str] = ()) -> str:
+        """A unique layer name from the node's weights (their common stem), name or output."""
+        if weights:
+            base = weight_stem(weights[0])
+        else:
+            base = self.node.name or self.node.output[0]
+        return self.importer.unique_name(sanitize(base) + (f".{suffix}" if suffix else ""))
+
+    def to_layout(self, value: Value, perm: Perm) -> Any:
+        return self.importer.to_layout(value, perm)
+
+    def with_sizes(self, value: Value, sizes: dict[int, int]) -> Value:
+        """``value`` with the ONNX axes of ``sizes`` made static (Keras builds weights from static sizes).
+
+        The graph knows a size at run time only (a symbolic channel count) while the
+        weights fix it: a Reshape to the same shape tells Keras.
+        """
+        import keras
+
+        from interop_keras import layers as interop_layers
+
+        kshape = list(value.keras_shape)
+        changed = False
+        for axis, size in sizes.items():
+            k = value.keras_axis(axis)
+            if kshape[k] is None:
+                kshape[k], changed = int(size), True
+            elif kshape[k] != size:
+                raise NotConvertible(f"axis {axis} has {kshape[k]} elements, the weights expect {size}")
+        if not changed:
+            return value
+        rest = kshape[1:]
+        if kshape[0] is None and sum(1 for d in rest if d is None) <= 1:
+            layer = keras.layers.Reshape(tuple(-1 if d is None else d for d in rest), name=self.name("sized"))
+        elif sum(1 for d in kshape if d is None) <= 1:
+            layer = interop_layers.Reshape([-1 if d is None else d for d in kshape], name=self.name("sized"))
+        else:
+            raise NotConvertible("sizes the weights fix are known only at run time, and others too")
+        return Value(layer(value.tensor), value.perm)
+
+    def output(self, tensor: Any, perm: Perm, index: int = 0) -> None:
+        self.importer.values[self.node.output[index]] = Value(tensor, tuple(perm))
+
+    def output_constant(self, constant: Constant, index: int = 0) -> None:
+        self.importer.constants[self.node.output[index]] = constant
+
+    def bind(self, constant: Constant, variable: Any, to_source: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Record that ``variable`` holds ``constant`` (``to_source`` maps its value back)."""
+        if constant.source is None:
+            return
+        role = constant.role
+
+        def to_onnx(array: np.ndarray, _c: Constant = constant) -> np.ndarray:
+            return _c.to_source(to_source(array))
+
+        self.importer.bindings.append(WeightBinding(constant.source, variable, role, to_onnx))
+
+    def note(self, text: str) -> None:
+        if text not in self.importer.notes:
+            self.importer.notes.append(text)
+
+
+# --------------------------------------------------------------------------- the importer
+
+
+@dataclass
+class _Problem:
+    count: int = 0
+    reasons: collections.Counter = field(default_factory=collections.Counter)
+
+
+class Importer:
+    """Builds a Keras functional model from a validated ONNX ModelProto."""
+
+    def __init__(self, model: onnx.ModelProto, label: str = "model"):
+        self.model = model
+        self.label = label
+        self.graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.classification = classify(self.graph)
+        self.constants: dict[str, Constant] = {}
+        self.values: dict[str, Value] = {}
+        self.bindings: list[WeightBinding] = []
+        self.notes: list[str] = []
+        self.transposes = 0
+        self._names: set[str] = set()
+        self._layout_cache: dict[tuple[int, Perm], Any] = {}
+        self._reserved = {out.name: sanitize(out.name) for out in self.graph.output}
+        self._reserved_names = set(self._reserved.values())
+        self._output_layers: list[Any] = []
+        self.consumers: dict[str, list[onnx.NodeProto]] = collections.defaultdict(list)
+        for node in self.graph.node:
+            for name in node.input:
+                if name:
+                    self.consumers[name].append(node)
+        self.graph_outputs = {out.name for out in self.graph.output}
+        self.absorbed: set[int] = set()
+
+    # ---- names and layout
+    def unique_name(self, base: str) -> str:
+        """``base``, or ``base_N`` when taken; graph output names are kept for the output layers."""
+        name, counter = base, 1
+        while name in self._names or name in self._reserved_names:
+            name = f"{base}_{counter}"
+            counter += 1
+        self._names.add(name)
+        return name
+
+    def to_layout(self, value: Value, perm: Perm) -> Any:
+        """``value``'s tensor transposed into layout ``perm`` (one transpose per tensor and layout)."""
+        perm = tuple(perm)
+        if value.perm == perm:
+            return value.tensor
+        key = (id(value.tensor), perm)
+        if key not in self._layout_cache:
+            import keras
+
+            from interop_keras import layers as interop_layers
+
+            order = layout.transpose_between(value.perm, perm)
+            history = getattr(value.tensor, "_keras_history", None)
+            base = history.operation.name if history is not None else "tensor"
+            kshape = value.keras_shape
+            moved = [i for i in order if kshape[i] != 1]
+            if moved == sorted(moved) and order[0] == 0 and sum(1 for d in kshape[1:] if d is None) <= 1:
+                # Only size-1 axes move: the same elements in the same order, a reshape.
+                target = tuple(-1 if kshape[i] is None else kshape[i] for i in order[1:])
+                layer = keras.layers.Reshape(target, name=self.unique_name(f"{base}.relayout"))
+            elif order[0] == 0:
+                layer = keras.layers.Permute(tuple(order[1:]), name=self.unique_name(f"{base}.transpose"))
+                self.transposes += 1
+            else:
+                layer = interop_layers.Transpose(list(order), name=self.unique_name(f"{base}.transpose"))
+                self.transposes += 1
+            self._layout_cache[key] = layer(value.tensor)
+        return self._layout_cache[key]
+
+    def is_used(self, name: str) -> bool:
+        """Whether a tensor is read by a node or is a graph output."""
+        return bool(name) and (name in self.consumers or name in self.graph_outputs)
+
+    def absorb(self, node: onnx.NodeProto, alias_of: str) -> None:
+        """A later ``node`` was folded into the layer that computes ``alias_of`` (a Dense's bias Add)."""
+        self.absorbed.add(id(node))
+        self.values[node.output[0]] = self.values[alias_of]
+
+    # ---- the walk
+    def run(self) -> ImportResult:
+        import keras
+
+        self._load_constants()
+        self._refuse_unknown_ops()
+        inputs = self._make_inputs()
+        problems: dict[str, _Problem] = collections.OrderedDict()
+        poisoned: set[str] = set()
+        for node in self.graph.node:
+            if node.op_type == "Constant" and node.output[0] in self.constants or id(node) in self.absorbed:
+                continue
+            if any(name in poisoned for name in node.input):
+                poisoned.update(node.output)
+                continue
+            try:
+                self._convert(node)
+            except NotConvertible as problem:
+                entry = problems.setdefault(_op_label(node), _Problem())
+                entry.count += 1
+                entry.reasons[problem.reason] += 1
+                poisoned.update(node.output)
+            except (UnsupportedModelError, ConversionError):
+                raise
+            except Exception as exc:  # a converter bug or a Keras refusal: name the node
+                raise ConversionError(
+                    f"{self.label}: importing node {node.name or node.output[0]!r} ({node.op_type}) into Keras "
+                    f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                    hint="set INTEROP_DEBUG=1 for the traceback",
+                ) from exc
+        outputs = {}
+        for output in self.graph.output:
+            if output.name in poisoned:
+                continue
+            try:
+                outputs[output.name] = self._make_output(output.name)
+            except NotConvertible as problem:
+                entry = problems.setdefault("graph output", _Problem())
+                entry.count += 1
+                entry.reasons[problem.reason] += 1
+        if problems:
+            raise UnsupportedModelError(
+                f"{self.label}: {sum(p.count for p in problems.values())} node(s) cannot be imported into Keras: "
+                + "; ".join(_describe(op, p) for op, p in problems.items()),
+                hint="docs/training-elsewhere.md lists what the Keras importer converts",
+            )
+        self._dropout_note()
+        with warnings.catch_warnings():
+            # Dict inputs keyed by ONNX names Keras cannot use as layer names ('/') work; Keras
+            # still warns that the keys differ from the (sanitised) layer names.
+            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+            model = keras.Model(
+                inputs=self._structure(inputs), outputs=self._structure(outputs),
+                name=sanitize(self.graph.name or "onnx_model").replace(".", "_"),
+            )
+        return ImportResult(
+            model=model, notes=list(self.notes), weights=self.bindings, classification=self.classification,
+            transposes=self.transposes, input_names=list(inputs), output_names=list(outputs),
+        )
+
+    def _load_constants(self) -> None:
+        roles = self.classification.roles
+        for name, tensor in constant_tensors(self.graph).items():
+            self.constants[name] = Constant(fold.tensor_value(tensor), source=name, role=roles.get(name, CONSTANT))
+
+    def _refuse_unknown_ops(self) -> None:
+        """One error listing every op type no converter handles, before any Keras work."""
+        constant = set(self.constants)
+        missing: collections.Counter = collections.Counter()
+        for node in self.graph.node:
+            if node.op_type == "Constant" and node.output[0] in constant:
+                continue
+            foldable = all(not name or name in constant for name in node.input) and node.domain in ("", "ai.onnx")
+            if foldable and node.op_type not in ("RandomNormal", "RandomUniform", "Multinomial"):
+                constant.update(node.output)
+            elif registry.resolve(node.op_type, node.domain, self.opset) is None:
+                missing[_op_label(node, self.opset)] += 1
+            if node.op_type == "Shape":
+                constant.update(node.output)  # its value comes from the (static) shape at import
+        if missing:
+            listing = ", ".join(f"{op} x{count}" for op, count in sorted(missing.items()))
+            raise UnsupportedModelError(
+                f"{self.label}: the Keras importer has no converter for {sum(missing.values())} node(s): {listing}",
+                hint="docs/training-elsewhere.md lists the ONNX ops and versions the Keras importer converts",
+            )
+
+    def _make_inputs(self) -> dict[str, Any]:
+        import keras
+
+        initializers = {init.name for init in self.graph.initializer}
+        inputs: dict[str, Any] = {}
+        problems = []
+        for value_info in self.graph.input:
+            if value_info.name in initializers:
+                continue
+            tensor_type = value_info.type.tensor_type
+            dtype = _INPUT_DTYPES.get(tensor_type.elem_type)
+            if not value_info.type.HasField("tensor_type") or dtype is None:
+                kind = onnx.TensorProto.DataType.Name(tensor_type.elem_type) if tensor_type.elem_type else "non-tensor"
+                problems.append(f"input {value_info.name!r} is {kind}; the importer takes float32 and integer tensors")
+                continue
+            if not tensor_type.HasField("shape") or len(tensor_type.shape.dim) == 0:
+                problems.append(f"input {value_info.name!r} has no rank (Keras needs a batch axis)")
+                continue
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+            tensor = keras.Input(
+                shape=tuple(dims[1:]), batch_size=dims[0], dtype=dtype,
+                name=self.unique_name(sanitize(value_info.name)),
+            )
+            inputs[value_info.name] = tensor
+            self.values[value_info.name] = Value(tensor, layout.identity(len(dims)))
+        if problems:
+            raise UnsupportedModelError(f"{self.label}: " + "; ".join(problems))
+        return inputs
+
+    def _convert(self, node: onnx.NodeProto) -> None:
+        if all(not name or name in self.constants for name in node.input) and node.domain in ("", "ai.onnx"):
+            if self._fold(node):
+                return
+        converter = registry.resolve(node.op_type, node.domain, self.opset)
+        if converter is None:
+            raise NotConvertible("its inputs are constants the importer could not evaluate")
+        since = registry.schema_version(node.op_type, "", self.opset) or 1
+        converter(NodeContext(self, node, since))
+        missing = [name for name in node.output if self.is_used(name) and name not in self.values
+                   and name not in self.constants]
+        if missing:
+            raise ConversionError(f"{self.label}: the {node.op_type} converter produced no value for {missing}")
+
+    def _fold(self, node: onnx.NodeProto) -> bool:
+        """Evaluate an all-constant node; a view of one initializer keeps pointing at it."""
+        inputs = [self.constants[name] if name else None for name in node.input]
+        first = inputs[0] if inputs else None
+        if node.op_type in VIEW_OPS and first is not None and first.source is not None and first.role != CONSTANT:
+            results = fold.evaluate(node, [c.value if c is not None else None for c in inputs], self.opset)
+            if results is None:
+                return False
+            out = results[0]
+            if node.op_type == "Transpose":
+                step: tuple[str, Any] = ("transpose", _perm_of(node, first.value))
+            else:
+                step = ("reshape", first.value.shape)
+            self.constants[node.output[0]] = Constant(out, first.source, first.role, first.steps + (step,))
+            return True
+        results = fold.evaluate(node, [c.value if c is not None else None for c in inputs], self.opset)
+        if results is None:
+            return False
+        for constant in inputs:
+            if constant is not None and constant.role != CONSTANT and constant.source is not None:
+                self._note_folded_weight(constant.source, node)
+        for name, result in zip(node.output, results):
+            if name:
+                self.constants[name] = Constant(np.asarray(result) if not fold.is_symbolic(result) else result)
+        return True
+
+    def _note_folded_weight(self, source: str, node: onnx.NodeProto) -> None:
+        text = (f"initializer {source!r} is combined with other constants by {node.op_type} before use; "
+                "the result is folded into a fixed constant and is not trained")
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def _make_output(self, name: str) -> Any:
+        """The output tensor in the ONNX layout, from a layer named after the ONNX output."""
+        import keras
+
+        if name in self.constants:
+            raise NotConvertible(f"output {name!r} is a constant; a Keras model output must be computed")
+        value = self.values[name]
+        tensor = self.to_layout(value, layout.identity(value.rank))
+        wanted = self._reserved[name]
+        self._names.add(wanted)
+        layer = tensor._keras_history.operation
+        single = len(layer._inbound_nodes) == 1 and len(keras.tree.flatten(layer._inbound_nodes[0].output_tensors)) == 1
+        if isinstance(layer, keras.layers.InputLayer) or not single or layer in self._output_layers:
+            layer = keras.layers.Identity(name=wanted)
+            tensor = layer(tensor)
+        else:
+            self._names.discard(layer.name)
+            layer.name = wanted
+        self._output_layers.append(layer)
+        return tensor
+
+    def _structure(self, tensors: dict[str, Any]) -> Any:
+        """A list when every ONNX name is a valid Keras name, else a dict keyed by the ONNX names."""
+        if all(sanitize(name) == name for name in tensors):
+            items = list(tensors.values())
+            return items[0] if len(items) == 1 else items
+        return dict(tensors)
+
+    def _dropout_note(self) -> None:
+        dropouts = [n for n in self.graph.node if n.op_type == "Dropout"]
+        if dropouts:
+            self.notes.append(
+                f"the graph has {len(dropouts)} Dropout node(s); each is a keras.layers.Dropout "
+                "(identity at inference, active in training)"
+            )
+        else:
+            self.notes.append(
+                "the ONNX graph has no Dropout (exporters drop it from inference graphs); the Keras model "
+                "trains without Dropout unless you add it"
+            )
+
+
+def _perm_of(node: onnx.NodeProto, value: np.ndarray) -> tuple[int, ...]:
+    attrs = fold.attributes(node)
+    perm = attrs.get("perm")
+    return tuple(perm) if perm is not None else tuple(reversed(range(value.ndim)))
+
+
+def _op_label(node: onnx.NodeProto, opset: int | None = None) -> str:
+    name = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+    if opset is None or node.domain not in ("", "ai.onnx"):
+        return name
+    since = registry.schema_version(node.op_type, "", opset)
+    if since is None:
+        return f"{name} (not an ONNX op in opset {opset})"
+    versions = registry.registered().get(node.op_type)
+    if versions:
+        return f"{name}-{since} (converted versions: {', '.join(map(str, versions))})"
+    return name
+
+
+def _describe(op: str, problem: _Problem) -> str:
+    reasons = ", ".join(reason if n == 1 else f"{reason} (x{n})" for reason, n in problem.reasons.most_common())
+    return f"{op} x{problem.count} ({reasons})"

@@ -1,0 +1,69 @@
+"""Converters from ONNX nodes to Keras layers, one function per (op type, since_version).
+
+A converter declares the schema versions it implements: ``@converter("Conv",
+versions=(1, 11, 22))``. For a node in a model of opset N, the schema that
+applies is the one ``onnx.defs.get_schema(op_type, N)`` returns, and the node
+converts only when a converter declared that schema's ``since_version``; an
+operator version nobody has checked is reported as unsupported rather than
+guessed at (onnx2torch's rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import onnx
+
+ConverterFn = Callable[[Any], None]
+
+_CONVERTERS: dict[tuple[str, int], ConverterFn] = {}
+_loaded = False
+
+
+def converter(op_types: str | tuple[str, ...], versions: tuple[int, ...]) -> Callable[[ConverterFn], ConverterFn]:
+    """Register ``fn(ctx)`` for each op type at each of the schema ``versions``."""
+    names = (op_types,) if isinstance(op_types, str) else op_types
+
+    def decorate(fn: ConverterFn) -> ConverterFn:
+        for name in names:
+            for version in versions:
+                if (name, version) in _CONVERTERS:
+                    raise ValueError(f"converter for {name} version {version} registered twice")
+                _CONVERTERS[(name, version)] = fn
+        return fn
+
+    return decorate
+
+
+def schema_version(op_type: str, domain: str, opset: int) -> int | None:
+    """The since_version of the schema ``op_type`` has in ``opset``, or None when ONNX has none."""
+    try:
+        return int(onnx.defs.get_schema(op_type, opset, domain).since_version)
+    except Exception:  # noqa: BLE001 - onnx raises SchemaError (not exported everywhere)
+        return None
+
+
+def resolve(op_type: str, domain: str, opset: int) -> ConverterFn | None:
+    """The converter for ``op_type`` in a model of ``opset``, or None."""
+    _load_op_modules()
+    if domain not in ("", "ai.onnx"):
+        return None
+    since = schema_version(op_type, "", opset)
+    return None if since is None else _CONVERTERS.get((op_type, since))
+
+
+def registered() -> dict[str, list[int]]:
+    """Op types with the schema versions that have a converter."""
+    _load_op_modules()
+    table: dict[str, list[int]] = {}
+    for name, version in sorted(_CONVERTERS):
+        table.setdefault(name, []).append(version)
+    return table
+
+
+def _load_op_modules() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from interop_keras.onnx_import import ops  # noqa: F401 - the @converter decorators run on import
