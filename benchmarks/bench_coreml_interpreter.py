@@ -1,20 +1,29 @@
-"""Benchmark: ResNet-50 (batch 8) in interop's Core ML reference interpreter versus onnxruntime.
+"""Benchmark: interop's Core ML reference interpreter versus onnxruntime, ResNet-50 (batch 8) and a BERT-base encoder.
 
-The network is the ONNX zoo graph shipped with the onnx wheel
+ResNet-50 is the ONNX zoo graph shipped with the onnx wheel
 (``onnx/backend/test/data/light/light_resnet50.onnx``), whose weights are
 ConstantOfShape fills; they are replaced by random weights (He-scaled for
 convolutions, plausible statistics for batch norms) and the batch is set to 8.
-onnxruntime runs that ONNX model; the same model is exported to an .mlpackage
-with interop's ONNX -> MIL exporter (or, if the exporter cannot handle it, an
-equivalent torch ResNet-50 is converted with coremltools' PyTorch frontend;
-the output says which) and run by the interpreter.  Prints both times, their
-ratio (goal: at most 3x) and the largest output difference.
+The BERT row is transformers' BertModel with bert-base's configuration and
+random weights (batch 8, 128 tokens), taken the user's route: torch.export ->
+``.pt2`` -> ``interop convert`` to ONNX -> ``interop convert`` to ``.mlpackage``;
+while that route does not convert yet, the row says where it stops.
 
-Run: PYTHONPATH=plugins/interop-coreml/src:. python benchmarks/bench_coreml_interpreter.py
+onnxruntime runs the ONNX model, the interpreter the package interop's translator
+wrote. Both are timed alternately (median of REPEATS); the goal (issue 14) is
+interpreter / onnxruntime <= 1.5 in wall time. CPU time (all threads; onnxruntime
+measured in a second session with its idle threads not spinning) is printed too:
+on a shared machine wall time follows the load, CPU time much less. Then one
+timed run shows where the interpreter's time goes, and the same matrix products
+run alone through numpy's BLAS give the floor the im2col design cannot beat.
+
+Run: python benchmarks/bench_coreml_interpreter.py [--skip-bert]
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
 import os
 import pathlib
 import statistics
@@ -22,10 +31,17 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+import benchlib
+
+benchlib.quiet_libraries()
+benchlib.use_untuned_openblas()  # this machine's OpenBLAS tuning variables slow BLAS; drop them for this run
+
+import numpy as np  # noqa: E402
 
 BATCH = 8
+SEQUENCE = 128
 REPEATS = 5
+GOAL = 1.5
 
 
 def zoo_resnet50(batch: int, seed: int = 0):
@@ -83,113 +99,214 @@ def zoo_resnet50(batch: int, seed: int = 0):
     return new_model
 
 
-def export_with_interop(model, path: pathlib.Path) -> str:
-    from onnx import version_converter
+def bert_base(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, dict[str, np.ndarray]]:
+    """BERT-base with random weights as .pt2 -> .onnx -> .mlpackage through interop; raises where it stops."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    import transformers
+
+    import interop
+    from interop_torch.loading import save_program
+
+    config = transformers.BertConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                     intermediate_size=3072, vocab_size=30522, max_position_embeddings=512)
+    torch.manual_seed(0)
+    bert = transformers.BertModel(config, add_pooling_layer=False).eval()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    rng = np.random.default_rng(2)
+    feeds = {
+        "input_ids": rng.integers(0, config.vocab_size, (BATCH, SEQUENCE)).astype(np.int64),
+        "attention_mask": np.ones((BATCH, SEQUENCE), np.int64),
+    }
+    feeds["attention_mask"][1::2, SEQUENCE * 3 // 4:] = 0  # padded sequences in every other row
+    with torch.no_grad():
+        program = torch.export.export(Encoder(bert), tuple(torch.from_numpy(v) for v in feeds.values()))
+    pt2, onnx_path, package = folder / "bert.pt2", folder / "bert.onnx", folder / "bert.mlpackage"
+    save_program(program, pt2, list(feeds), ["last_hidden_state"])
+    for source, target in ((pt2, onnx_path), (onnx_path, package)):
+        try:
+            interop.convert(source, target)
+        except Exception as exc:  # noqa: BLE001 - the row reports where the route stops
+            raise RuntimeError(f"{source.suffix} -> {target.suffix}: {type(exc).__name__}: {exc}") from None
+    return onnx_path, package, feeds
+
+
+def resnet50(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, dict[str, np.ndarray]]:
+    import onnx
 
     from interop_coreml.onnx2mil import save_mlpackage
 
-    errors = []
-    for candidate in (model, version_converter.convert_version(model, 13)):
-        try:
-            save_mlpackage(candidate, path)
-            return f"interop ONNX->MIL exporter (opset {candidate.opset_import[0].version})"
-        except Exception as exc:  # fall through to the next candidate, then to the torch path
-            errors.append(f"{type(exc).__name__}: {exc}")
-    raise RuntimeError("; ".join(errors))
+    model = zoo_resnet50(BATCH)
+    onnx_path, package = folder / "resnet50.onnx", folder / "resnet50.mlpackage"
+    onnx.save(model, str(onnx_path))
+    save_mlpackage(model, package)
+    feeds = {model.graph.input[0].name: np.random.default_rng(1).standard_normal((BATCH, 3, 224, 224)).astype(np.float32)}
+    return onnx_path, package, feeds
 
 
-def torch_resnet50_mlpackage(path: pathlib.Path, batch: int) -> str:
-    """An equivalent ResNet-50 written in torch (no torchvision here), converted by coremltools."""
-    import coremltools as ct
-    import torch
-    from torch import nn
+class Comparison:
+    """One model in onnxruntime and in the interpreter, timed alternately."""
 
-    class Bottleneck(nn.Module):
-        def __init__(self, inplanes, planes, stride):
-            super().__init__()
-            out = planes * 4
-            self.body = nn.Sequential(
-                nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
-                nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
-                nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out),
-            )
-            self.shortcut = (
-                nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
-                if stride != 1 or inplanes != out
-                else nn.Identity()
-            )
+    def __init__(self, name: str, onnx_path: pathlib.Path, package: pathlib.Path, feeds: dict[str, np.ndarray]):
+        import onnxruntime as ort
 
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.shortcut(x))
+        from interop_coreml.runtime import load_interpreter
 
-    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
-    inplanes = 64
-    for planes, blocks, stride in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
-        for i in range(blocks):
-            layers.append(Bottleneck(inplanes, planes, stride if i == 0 else 1))
-            inplanes = planes * 4
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000), nn.Softmax(-1)]
-    model = nn.Sequential(*layers).eval()
-    example = torch.randn(batch, 3, 224, 224)
-    traced = torch.jit.trace(model, example)
-    mlmodel = ct.convert(traced, inputs=[ct.TensorType(name="x", shape=example.shape)], convert_to="mlprogram",
-                         compute_precision=ct.precision.FLOAT32)
-    mlmodel.save(str(path))
-    return "equivalent torch ResNet-50 converted by coremltools' PyTorch frontend (interop's exporter failed)"
+        self.name, self.feeds = name, feeds
+        self.ort = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.ort_quiet = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.interpreter = load_interpreter(package)
+        self.reference = self.ort.run(None, feeds)[0]
+        self.result = next(iter(self.interpreter.run(feeds).values()))
+
+    def measure(self, repeats: int) -> dict[str, float]:
+        runs = {
+            "ort": lambda: self.ort.run(None, self.feeds),
+            "ort_quiet": lambda: self.ort_quiet.run(None, self.feeds),
+            "interpreter": lambda: self.interpreter.run(self.feeds),
+        }
+        wall: dict[str, list[float]] = collections.defaultdict(list)
+        cpu: dict[str, list[float]] = collections.defaultdict(list)
+        for run in runs.values():  # warm-up
+            run()
+        for _ in range(repeats):
+            for key, run in runs.items():
+                started, started_cpu = time.perf_counter(), time.process_time()
+                run()
+                wall[key].append(time.perf_counter() - started)
+                cpu[key].append(time.process_time() - started_cpu)
+        return {
+            "ort_wall": statistics.median(wall["ort"]),
+            "interpreter_wall": statistics.median(wall["interpreter"]),
+            "ort_cpu": statistics.median(cpu["ort_quiet"]),
+            "interpreter_cpu": statistics.median(cpu["interpreter"]),
+        }
+
+    def max_difference(self) -> float:
+        return float(np.abs(self.result.astype(np.float64) - self.reference).max())
 
 
-def interleaved_medians(first, second, repeats: int) -> tuple[float, float]:
-    """Median wall times of two callables, timed alternately so that load from other
-    processes on the machine affects both alike."""
-    first()  # warm-up
-    second()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, bucket in ((first, times[0]), (second, times[1])):
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+def where_the_time_goes(comparison: Comparison) -> benchlib.Table:
+    """Share of one interpreter run per op type (fused steps named by what they absorbed)."""
+    program = comparison.interpreter.program
+    feeds = comparison.interpreter._names.feeds_to_coreml(comparison.feeds)
+    totals: dict[str, float] = collections.defaultdict(float)
+    counts: collections.Counter[str] = collections.Counter()
+    for _ in range(2):
+        timings: list[tuple[str, str, float]] = []
+        program.run(feeds, timings=timings)
+    for label, _, seconds in timings:
+        totals[label] += seconds
+        counts[label] += 1
+    total = sum(totals.values())
+    table = benchlib.Table(f"where the interpreter's time goes, {comparison.name} (one run, wall time per op type)",
+                           ["op type", "steps", "ms", "share"])
+    for label, seconds in sorted(totals.items(), key=lambda item: -item[1])[:8]:
+        table.add(label, counts[label], seconds * 1000, f"{100 * seconds / total:.0f}%")
+    return table
+
+
+def blas_floor(comparison: Comparison) -> tuple[float, int]:
+    """CPU seconds numpy's BLAS needs, one thread, for the convolutions' matrix products alone (and how many)."""
+    from interop_coreml.interpreter.kernels import conv as conv_module
+    from threadpoolctl import threadpool_limits
+
+    shapes = []
+    program = comparison.interpreter.program
+    original = conv_module.np.matmul
+
+    def recording_matmul(a, b, out=None):
+        shapes.append((a.shape, b.shape))
+        return original(a, b, out=out)
+
+    conv_module.np = _NumpyWith(matmul=recording_matmul)
+    try:
+        program.run(comparison.interpreter._names.feeds_to_coreml(comparison.feeds))
+    finally:
+        conv_module.np = np
+    rng = np.random.default_rng(0)
+    # The same products, each in one call (per thread block, as the kernel cuts them).
+    operands = [(rng.random(a, np.float32), rng.random(b, np.float32)) for a, b in shapes]
+    with threadpool_limits(1, "blas"):
+        best = float("inf")
+        for _ in range(3):
+            started = time.process_time()
+            for a, b in operands:
+                np.matmul(a, b)
+            best = min(best, time.process_time() - started)
+    return best, len(shapes)
+
+
+class _NumpyWith:
+    """numpy with some attributes replaced (to record the products a kernel asks for)."""
+
+    def __init__(self, **replaced):
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
 
 
 def main() -> int:
-    import onnxruntime as ort
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-bert", action="store_true", help="only ResNet-50")
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    args = parser.parse_args()
 
-    from interop_coreml.runtime import load_interpreter
+    from interop_coreml.coremltools_import import import_coremltools
 
-    model = zoo_resnet50(BATCH)
-    feed = np.random.default_rng(1).standard_normal((BATCH, 3, 224, 224)).astype(np.float32)
-    ort_session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    input_name = ort_session.get_inputs()[0].name
-    ort_out = ort_session.run(None, {input_name: feed})[0]
+    with benchlib.silenced_stderr():
+        if args.skip_bert:
+            import_coremltools()  # as interop's own commands do: without TensorFlow and PyTorch
+        import onnxruntime as ort
+    benchlib.quiet_onnxruntime()
 
+    table = benchlib.Table(
+        f"Core ML reference interpreter vs onnxruntime {ort.__version__} (median of {args.repeats}, alternating)",
+        ["model", "onnxruntime [ms]", "interpreter [ms]", "wall ratio", "cpu ratio", "goal", "max |diff|"],
+    )
+    details = []
     with tempfile.TemporaryDirectory() as tmp:
-        package = pathlib.Path(tmp) / "resnet50.mlpackage"
-        same_model = True
-        try:
-            source = export_with_interop(model, package)
-        except Exception as exc:
-            print(f"interop exporter could not convert the zoo ResNet-50: {exc}", file=sys.stderr)
-            source = torch_resnet50_mlpackage(package, BATCH)
-            same_model = False
-        session = load_interpreter(package)
-        interp_feed = {session.inputs[0].name: feed}
-        interp_out = next(iter(session.run(interp_feed).values()))
-        ort_time, interp_time = interleaved_medians(
-            lambda: ort_session.run(None, {input_name: feed}), lambda: session.run(interp_feed), REPEATS
-        )
-
-    print(f"model: ResNet-50, batch {BATCH}, float32; Core ML package from: {source}")
-    print(f"onnxruntime {ort.__version__}: {ort_time * 1000:.0f} ms per batch (median of {REPEATS})")
-    print(f"{session.engine}: {interp_time * 1000:.0f} ms per batch (median of {REPEATS})")
-    print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    ratio = interp_time / ort_time
-    print(f"ratio interpreter / onnxruntime: {ratio:.2f}x (goal <= 3x: {'met' if ratio <= 3 else 'NOT met'})")
-    if same_model:
-        print(
-            f"max |interpreter - onnxruntime| on the softmax output: {np.abs(interp_out - ort_out).max():.3g} "
-            f"(largest class probability per image: {', '.join(f'{p:.3f}' for p in ort_out.max(axis=1))})"
-        )
+        folder = pathlib.Path(tmp)
+        builders = [("ResNet-50, batch 8", resnet50)]
+        if not args.skip_bert:
+            builders.append((f"BERT-base, batch {BATCH} x {SEQUENCE} tokens", bert_base))
+        for name, build in builders:
+            try:
+                with benchlib.silenced_stderr():
+                    comparison = Comparison(name, *build(folder))
+            except Exception as exc:  # noqa: BLE001 - a model that does not convert yet is a row, not a crash
+                table.add(name, "-", "-", "-", "-", "not converted", "-")
+                table.note(f"{name}: {str(exc).splitlines()[0][:300]}")
+                continue
+            numbers = comparison.measure(args.repeats)
+            ratio = numbers["interpreter_wall"] / numbers["ort_wall"]
+            verdict = benchlib.goal(f"{name}: interpreter / onnxruntime", ratio, GOAL)
+            table.add(name, numbers["ort_wall"] * 1000, numbers["interpreter_wall"] * 1000, f"{ratio:.2f}x",
+                      f"{numbers['interpreter_cpu'] / numbers['ort_cpu']:.2f}x", f"<= {GOAL}x: {verdict}",
+                      f"{comparison.max_difference():.2g}")
+            details.append(where_the_time_goes(comparison))
+            if name.startswith("ResNet"):
+                floor, products = blas_floor(comparison)
+                table.note(f"{name}: the {products} convolution products alone take {floor * 1000:.0f} ms of "
+                           f"CPU in numpy's BLAS (one thread) = {floor / numbers['ort_cpu']:.2f}x onnxruntime's "
+                           f"CPU time for the whole network ({numbers['ort_cpu'] * 1000:.0f} ms)")
+            del comparison
+    table.note(benchlib.blas_description())
+    table.note(benchlib.machine_load())
+    table.print()
+    for detail in details:
+        detail.print()
     return 0
 
 

@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import resource
 import statistics
 import tempfile
 import time
 import tracemalloc
-import warnings
 from pathlib import Path
 
-
-def _quiet() -> None:
-    warnings.simplefilter("ignore")
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
+import benchlib
 
 
 def _time(fn, repeats: int) -> tuple[float, str | None]:
@@ -58,35 +53,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    _quiet()
+    benchlib.quiet_libraries()
 
-    import coremltools as ct
+    with benchlib.silenced_stderr():
+        import coremltools as ct
 
-    from interop_coreml.onnx2mil import convert_model
-    from interop_coreml.onnx2mil.testing import zoo_model
+        from interop_coreml.onnx2mil import convert_model
+        from interop.testing.zoo import zoo_model
 
-    export_coreml, note = _onnxsim_exporter()
+        export_coreml, note = _onnxsim_exporter()
+    table = benchlib.Table(
+        f"ONNX -> Core ML conversion, interop vs onnxsim's exporter (coremltools {ct.__version__}; median of "
+        f"{args.repeats}; to an in-memory ML Program, fp32, iOS15)",
+        ["model", "interop [s]", "onnxsim [s]", "onnxsim / interop", "goal"],
+    )
     if note:
-        print(note)
-    print(f"coremltools {ct.__version__}; median of {args.repeats} runs; conversion to an in-memory ML Program (fp32, iOS15)\n")
-    print(f"{'model':<14} {'interop [s]':>12} {'onnxsim [s]':>12} {'onnxsim/interop':>16}")
+        table.note(note)
     for name in ("densenet121", "inception_v2"):
         model = zoo_model(name, seed=0)
         ours, error = _time(lambda: convert_model(model, precision="fp32", minimum_deployment_target="iOS15"), args.repeats)
         if error:
-            print(f"{name:<14} interop failed: {error}")
+            table.add(name, "failed", "-", "-", "-")
+            table.note(f"{name}: interop failed: {error}")
             continue
         if export_coreml is None:
-            print(f"{name:<14} {ours:>12.2f} {'n/a':>12} {'n/a':>16}")
+            table.add(name, ours, "n/a", "n/a", "-")
             continue
         theirs, their_error = _time(
             lambda: export_coreml(model, compute_precision=ct.precision.FLOAT32, minimum_deployment_target="iOS15"),
             args.repeats,
         )
         if their_error:
-            print(f"{name:<14} {ours:>12.2f} {'failed':>12}   ({their_error})")
+            table.add(name, ours, "failed", "-", "-")
+            table.note(f"{name}: onnxsim failed: {their_error}")
         else:
-            print(f"{name:<14} {ours:>12.2f} {theirs:>12.2f} {theirs / ours:>15.2f}x")
+            verdict = benchlib.goal(f"{name}: onnxsim / interop", theirs / ours, 2.0, higher_is_better=True)
+            table.add(name, ours, theirs, f"{theirs / ours:.2f}x", f">= 2x: {verdict}")
+    table.note(benchlib.machine_load())
+    table.print()
 
     model = zoo_model("resnet50", seed=0, dynamic_batch=True)
     gc.collect()
@@ -101,13 +105,18 @@ def main() -> None:
     tracemalloc.stop()
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     weights_mb = sum(init.ByteSize() for init in model.graph.initializer) / 2**20
-    print(f"\nResNet-50 (dynamic batch, {weights_mb:.0f} MiB of weights): conversion + save {elapsed:.2f} s "
-          f"(tracemalloc ran, which slows it), package {size / 2**20:.0f} MiB")
-    print(f"  peak traced allocations {peak / 2**20:.0f} MiB ({peak / 2**20 / weights_mb:.1f}x the weights); "
-          f"max RSS grew by {(rss_after - rss_before) / 1024:.0f} MiB")
     start = time.perf_counter()
     convert_model(model)
-    print(f"  conversion alone without tracemalloc: {time.perf_counter() - start:.2f} s")
+    alone = time.perf_counter() - start
+    verdict = benchlib.goal("ResNet-50 conversion peak memory / weights", peak / 2**20 / weights_mb, 1.5)
+    resnet = benchlib.Table(f"ResNet-50 conversion (dynamic batch, {weights_mb:.0f} MiB of weights, package "
+                            f"{size / 2**20:.0f} MiB)", ["measure", "value", "goal"])
+    resnet.add("conversion alone [s]", alone, "-")
+    resnet.add("conversion + save, under tracemalloc [s]", elapsed, "-")
+    resnet.add("peak traced allocations [MiB]", peak / 2**20, "-")
+    resnet.add("peak traced allocations / weights", f"{peak / 2**20 / weights_mb:.1f}x", f"<= 1.5x: {verdict}")
+    resnet.add("growth of the process's max RSS [MiB]", (rss_after - rss_before) / 1024, "-")
+    resnet.print()
 
 
 if __name__ == "__main__":

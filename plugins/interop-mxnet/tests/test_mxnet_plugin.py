@@ -7,6 +7,7 @@ absent; `make test` creates it first.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -59,8 +60,9 @@ def test_mxnet_mlp_to_onnx_to_coreml_passes_check_against_mxnet(
     for step in steps:
         done = interop_cli(*step, cwd=tmp_path, env=mxnet_env)
         assert done.returncode == 0, f"interop {' '.join(step)}: {done.stderr}"
-        outputs.append(done.stdout)
-    assert "epoch  10/10" in outputs[0]  # epochs streamed back from the environment
+        outputs.append(done)
+    assert "epoch  10/10" in outputs[0].stderr  # epochs streamed back from the environment (progress: stderr)
+    assert "saved iris.mxnet" in outputs[0].stdout
     checked = interop_cli("check", "iris.mxnet", "iris.onnx", "iris.mlpackage", "--dataset", "iris",
                           cwd=tmp_path, env=mxnet_env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -68,20 +70,45 @@ def test_mxnet_mlp_to_onnx_to_coreml_passes_check_against_mxnet(
     assert "0 failure(s)" in checked.stdout
 
 
+#: A valid .params file holding no arrays (MXNet's list magic, a reserved word, 0 arrays, 0 names).
+_EMPTY_PARAMS = (0x112).to_bytes(8, "little") + bytes(24)
+
+
+def _symbol(op: str | None) -> str:
+    """A symbol JSON: ``petal -> op`` when ``op`` is given, else a graph with no output at all."""
+    if op is None:
+        return '{"nodes": [], "arg_nodes": [], "heads": []}'
+    return json.dumps({"nodes": [{"op": "null", "name": "petal", "inputs": []},
+                                 {"op": op, "name": "y", "attrs": {"a": "1.0"}, "inputs": [[0, 0, 0]]}],
+                       "arg_nodes": [0], "node_row_ptr": [0, 1, 2], "heads": [[1, 0, 0]],
+                       "attrs": {"mxnet_version": ["int", 10901]}})
+
+
 @needs_mxnet_env
-def test_a_crash_inside_the_environment_is_one_clean_error(
-    tmp_path: Path, mxnet_env: dict[str, str]
+@pytest.mark.parametrize("params,op,code,first_line", [
+    # a corrupt file is bad input
+    (b"not mxnet params", None, 2, "error: {model}: MXNet cannot load it: "),
+    # an op MXNet's exporter has no translation for: nothing here can convert it
+    (_EMPTY_PARAMS, "_contrib_quadratic", 3, "error: {model}: MXNet's ONNX exporter cannot convert the op "
+                                             "_contrib_quadratic"),
+    # the exporter itself fails (a graph with no output): a converter failure
+    (_EMPTY_PARAMS, None, 4, "error: convert with interop_mxnet.convert:mxnet_to_onnx in environment "
+                             "'mxnet' failed"),
+], ids=["corrupt-params", "unsupported-op", "exporter-crash"])
+def test_a_failure_inside_the_environment_is_one_line_with_its_exit_code(
+    tmp_path: Path, mxnet_env: dict[str, str], params: bytes, op: str | None, code: int, first_line: str
 ) -> None:
     model = tmp_path / "bad.mxnet"
     model.mkdir()
-    (model / "model-symbol.json").write_text('{"nodes": [], "arg_nodes": [], "heads": []}')
-    (model / "model-0000.params").write_bytes(b"not mxnet params")
+    (model / "model-symbol.json").write_text(_symbol(op))
+    (model / "model-0000.params").write_bytes(params)
     (model / "interop-io.json").write_text(
         '{"inputs": [{"name": "petal", "dtype": "float32", "shape": [null, 2]}], "outputs": []}')
     done = interop_cli("convert", "bad.mxnet", "-o", "bad.onnx", cwd=tmp_path, env=mxnet_env)
-    assert done.returncode == 4, done.stderr
-    first = done.stderr.strip().splitlines()[0]
-    assert first.startswith("error: convert with interop_mxnet.convert:mxnet_to_onnx in environment 'mxnet' failed")
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith(first_line.format(model=model)), lines[0]
+    assert len(lines) == 2 and lines[1].startswith("hint: "), done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "bad.onnx").exists()
 

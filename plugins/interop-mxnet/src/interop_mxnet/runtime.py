@@ -11,7 +11,7 @@ from interop.plugin_api import ModelLoadError, TensorSpec
 from interop_mxnet.layout import PARAMS_FILE, SYMBOL_FILE, read_io, sniff_mxnet
 
 
-def _reason(exc: BaseException) -> str:
+def mxnet_error_reason(exc: BaseException) -> str:
     """The line that says what went wrong (MXNet puts its C++ trace before it)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1].removeprefix("MXNetError: ") if lines else type(exc).__name__
@@ -40,7 +40,7 @@ class MXNetSession:
                     str(path / SYMBOL_FILE), [s.name for s in self.inputs], str(path / PARAMS_FILE)
                 )
         except Exception as exc:
-            raise ModelLoadError(f"{path}: MXNet cannot load it: {_reason(exc)}") from exc
+            raise ModelLoadError(f"{path}: MXNet cannot load it: {mxnet_error_reason(exc)}") from exc
         self.engine = "mxnet (CPU)"
         self.versions = {"mxnet": mx.__version__, "numpy": np.__version__}
 
