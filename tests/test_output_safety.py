@@ -68,6 +68,33 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def long_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid model whose conversion to Core ML takes seconds (1,000 Mul+Sin pairs: about 9 s here).
+
+    The signal tests interrupt at most 1 s after the run's temporary folder appears; a model that
+    converts in far longer than that is what makes "the run was still going" true by construction
+    rather than by the machine's speed (the 2-node model converts in under a second).
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, weights, previous = [], [], "x"
+    for i in range(1000):
+        weights.append(numpy_helper.from_array(np.full((1, 8), 0.5 + i * 1e-3, np.float32), f"w{i}"))
+        nodes += [helper.make_node("Mul", [previous, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Sin", [f"m{i}"], [f"s{i}"])]
+        previous = f"s{i}"
+    graph = helper.make_graph(nodes, "long", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["N", 8])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("long") / "long.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def tiny_mlpackage(tiny: Path) -> Path:
     import interop
 
@@ -327,9 +354,10 @@ MOMENTS = [(0.0, None), (0.3, None), (None, 0.0), (None, 1.0)]
 
 
 @pytest.mark.parametrize("after_start,after_scratch", MOMENTS)
-def test_ctrl_c_early_in_onnx_to_coreml_is_exit_130_and_leaves_nothing(tmp_path, tiny, after_start, after_scratch):
+def test_ctrl_c_early_in_onnx_to_coreml_is_exit_130_and_leaves_nothing(tmp_path, long_onnx, after_start,
+                                                                        after_scratch):
     src = tmp_path / "m.onnx"
-    src.write_bytes(tiny.read_bytes())
+    src.write_bytes(long_onnx.read_bytes())
     code, stderr = _interrupt(src, tmp_path / "m.mlpackage", signal.SIGINT, after_start, after_scratch)
     assert code == 130, stderr
     assert "error: interrupted" in stderr and "Traceback" not in stderr
@@ -349,10 +377,11 @@ def test_ctrl_c_early_in_torch_to_onnx_is_exit_130_and_leaves_nothing(
 
 
 @pytest.mark.parametrize("route", ["onnx-to-coreml", "torch-to-onnx"])
-def test_sigterm_mid_conversion_removes_the_temporary_folder_and_exits_143(tmp_path, tiny, torch_model, route):
+def test_sigterm_mid_conversion_removes_the_temporary_folder_and_exits_143(tmp_path, long_onnx, torch_model,
+                                                                            route):
     if route == "onnx-to-coreml":
         src, dst = tmp_path / "m.onnx", tmp_path / "m.mlpackage"
-        src.write_bytes(tiny.read_bytes())
+        src.write_bytes(long_onnx.read_bytes())
     else:
         src, dst = tmp_path / "m.pt2", tmp_path / "m.onnx"
         src.write_bytes(torch_model.read_bytes())
