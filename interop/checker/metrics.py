@@ -33,9 +33,12 @@ The verdict is an *error statistic*, as Polygraphy's ``--check-error-stat``:
   same statistic of the relative error is <= rtol.
 
 Integer outputs of different widths (ONNX's int64 against Core ML's int32) are
-compared by value, exactly unless a tolerance was given; :func:`dtype_problem`
-says when two dtypes cannot be compared that way (integer against float, bool
-against integer) or when a reference value does not fit the candidate's type.
+compared by value, exactly unless a tolerance was given, and so are floating-point
+outputs of different widths (a Core ML model for iOS 15 returns float32 where its
+fp16 source said float16); :func:`dtype_problem` says when two dtypes cannot be
+compared that way (integer against float, bool against integer) or when a reference
+value does not fit the candidate's type; :func:`width_note` says that floats of two
+widths were compared.
 """
 
 from __future__ import annotations
@@ -171,15 +174,27 @@ def _is_int(dtype: np.dtype) -> bool:
     return np.issubdtype(dtype, np.integer)
 
 
+def _is_float(dtype: np.dtype) -> bool:
+    return np.issubdtype(dtype, np.floating)
+
+
+def width_note(reference: np.ndarray, candidate: np.ndarray) -> str | None:
+    """The note of a floating-point output compared across widths (float16 against float32), or None."""
+    if reference.dtype == candidate.dtype or not (_is_float(reference.dtype) and _is_float(candidate.dtype)):
+        return None
+    return f"compared by value: reference {reference.dtype}, candidate {candidate.dtype}"
+
+
 def dtype_problem(reference: np.ndarray, candidate: np.ndarray) -> str | None:
     """Why ``candidate``'s dtype cannot stand for ``reference``'s, or None when it can.
 
-    Equal dtypes are fine. Two integer dtypes are fine when every reference value
-    fits the candidate's type (a runtime that narrows int64 to int32 loses
-    nothing then); the first value that does not fit is named. Any other pair
-    (integer vs float, bool vs integer, float32 vs float16) is a dtype mismatch.
+    Equal dtypes are fine, and so are two floating-point dtypes (compared by value in
+    float64; the pair's precision sets the tolerance). Two integer dtypes are fine when
+    every reference value fits the candidate's type (a runtime that narrows int64 to
+    int32 loses nothing then); the first value that does not fit is named. Any other
+    pair (integer vs float, bool vs integer) is a dtype mismatch.
     """
-    if reference.dtype == candidate.dtype:
+    if reference.dtype == candidate.dtype or (_is_float(reference.dtype) and _is_float(candidate.dtype)):
         return None
     if not (_is_int(reference.dtype) and _is_int(candidate.dtype)):
         return f"dtype mismatch: reference {reference.dtype}, candidate {candidate.dtype}"

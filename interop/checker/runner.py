@@ -32,7 +32,7 @@ from interop.checker.inputs import (
 )
 from interop.checker.locate import Located
 from interop.checker.oracle import DEFAULT_ORACLE_SAMPLES
-from interop.checker.metrics import DEFAULT_ERROR_STAT, OutputMetrics, compare, dtype_problem
+from interop.checker.metrics import DEFAULT_ERROR_STAT, OutputMetrics, compare, dtype_problem, width_note
 from interop.checker.models import (
     ModelArg,
     ModelRunError,
@@ -165,7 +165,8 @@ def compare_outputs(
             problems.append(beyond_tolerance_message(result.metrics, tolerance))
         if problems:
             result.passed = False
-            result.message = "; ".join(problems)
+        # Say when floats of two widths were compared by value (Core ML for iOS 15 returns fp16 as float32).
+        result.message = "; ".join(problems + [note for note in [width_note(ref, cand)] if note])
         results.append(result)
     for name, cand in candidate.items():
         if name not in reference:

@@ -65,6 +65,21 @@ def test_fp16_core_ml_copy_gets_fp16_tolerances_from_its_metadata(
     assert document["skipped"] and "macOS" in document["skipped"][0]["reason"]
 
 
+def test_an_fp16_onnx_model_and_its_ios15_core_ml_copy_compare_by_value(linear_onnx, run_cli, tmp_path) -> None:
+    """Core ML for iOS 15 has no float16 inputs or outputs: the copy returns float32, not a dtype mismatch."""
+    source = linear_onnx("half.onnx", fp16=True)
+    copy = tmp_path / "half.mlpackage"
+    interop.convert(source, copy, options={"minimum_deployment_target": "iOS15"})
+    code, out, err = run_cli("check", source, copy, "--json")
+    assert code == 0, err
+    pair = json.loads(out)["pairs"][0]
+    assert pair["precision"] == "fp16"
+    for output in pair["outputs"]:
+        assert (output["reference_dtype"], output["candidate_dtype"]) == ("float16", "float32")
+        assert output["message"] == "compared by value: reference float16, candidate float32"
+    assert "y: compared by value: reference float16, candidate float32" in err  # the table (stderr with --json)
+
+
 def test_convert_check_verifies_every_hop_and_marks_divergence(torch_mlp: Path, tmp_path: Path, run_cli) -> None:
     dst = tmp_path / "checked.onnx"
     code, out, err = run_cli("convert", torch_mlp, "-o", dst, "--check", "--json")

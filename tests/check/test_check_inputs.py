@@ -145,3 +145,22 @@ def test_inputs_that_fix_axis_0_to_different_sizes_are_one_sample() -> None:
     assert generated.plan == [] and generated.arrays["x"].shape == (4,) and generated.arrays["w"].shape == (3, 4)
     with pytest.raises(InteropError, match="expects"):
         from_arrays({"x": np.ones(4, np.float32), "w": np.zeros((3, 5), np.float32)}, specs, "inputs file")
+
+
+def test_a_keras_embedding_declares_its_index_range(tmp_path: Path) -> None:
+    """Keras: the Embedding's input_dim, for the input the layer reads; other integer inputs get none."""
+    import keras
+
+    from interop.checker.models import open_model, parse_model_arg
+    from interop.plugin_api import input_index_ranges
+    from interop.registry import get_registry
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    other = keras.Input(shape=(4,), dtype="int32", name="counts")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 8, name="embedding")(ids))
+    joined = keras.layers.Concatenate()([pooled, keras.ops.cast(other, "float32")])
+    path = tmp_path / "emb.keras"
+    keras.Model([ids, other], keras.layers.Dense(3)(joined)).save(str(path))
+    registry = get_registry()
+    session = open_model(parse_model_arg(str(path), registry), {}, registry).session
+    assert input_index_ranges(session) == {"ids": (0.0, 49.0)}

@@ -128,12 +128,17 @@ def test_tolerance_override_per_output(linear_onnx, run_cli) -> None:
     assert code == 0, out + err
 
 
-def test_missing_output_and_dtype_mismatch_are_failures(linear_onnx) -> None:
+def test_floats_of_two_widths_compare_by_value_and_renamed_inputs_fail(linear_onnx) -> None:
     ref = linear_onnx("ref.onnx")
     report = interop.check(ref, [linear_onnx("half.onnx", fp16=True)], project_config=False)
+    assert report.passed and report.pairs[0].precision == "fp16"
+    assert [o.message for o in report.pairs[0].outputs] == [
+        "compared by value: reference float32, candidate float16"] * 2
+    # ... by value: a float16 copy with a wrong weight still fails, and the message says both
+    report = interop.check(ref, [linear_onnx("half_bad.onnx", fp16=True, weight_delta=0.5)], project_config=False)
     assert not report.passed
-    messages = " ".join(o.message for o in report.pairs[0].outputs)
-    assert "dtype mismatch: reference float32, candidate float16" in messages
+    message = report.pairs[0].outputs[0].message
+    assert "beyond atol 0.01" in message and message.endswith("compared by value: reference float32, candidate float16")
     renamed = linear_onnx("renamed.onnx", input_name="features")
     report = interop.check(ref, renamed, project_config=False)
     assert not report.passed and "inputs differ" in report.pairs[0].problems[0]

@@ -54,6 +54,29 @@ class KerasSession:
         result = self._fn.function(*args)
         return {name: np.asarray(result[name]) for name in self._fn.output_names}
 
+    def input_index_ranges(self) -> dict[str, tuple[int, int]]:
+        """Integer inputs an ``Embedding`` layer reads directly: its valid rows ``0..input_dim-1``.
+
+        (A SavedModel has no layers to inspect: ``{}``, and the check says a range is needed.)
+        """
+        model = getattr(self._fn.function, "_interop_keep", None)
+        if model is None or not hasattr(model, "layers"):
+            return {}
+        tensors = list(model.input.values()) if isinstance(model.input, dict) else list(model.inputs)
+        # The session's inputs follow the model's input tensors in order (loading.py).
+        by_input_layer = {getattr(t, "_keras_history", [None])[0]: s.name for t, s in zip(tensors, self.inputs)}
+        ranges: dict[str, tuple[int, int]] = {}
+        for layer in model.layers:
+            rows = getattr(layer, "input_dim", None)
+            if type(layer).__name__ != "Embedding" or not isinstance(rows, int) or rows < 1:
+                continue
+            for node in getattr(layer, "_inbound_nodes", []) or []:
+                for tensor in getattr(node, "input_tensors", []) or []:
+                    name = by_input_layer.get(getattr(tensor, "_keras_history", [None])[0])
+                    if name is not None:
+                        ranges[name] = (0, rows - 1)
+        return ranges
+
     # ------------------------------------------------ plugin API 1.1: intermediate values
 
     def _keras_model(self):  # type: ignore[no-untyped-def]
