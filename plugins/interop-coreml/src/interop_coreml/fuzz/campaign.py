@@ -120,7 +120,34 @@ def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_second
     return result
 
 
-def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float) -> None:
+def repro_folders(path: Path) -> list[Path]:
+    """The repro folders at ``path``: the folder itself (it holds ``min.onnx``) or a campaign's ``NN-*`` folders."""
+    path = Path(path)
+    if (path / "min.onnx").is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(child for child in path.iterdir() if child.is_dir() and (child / "min.onnx").is_file())
+        if found:
+            return found
+    raise ValueError(f"{path} is neither a repro folder (min.onnx, min_inputs.npz) nor a campaign folder holding them")
+
+
+def judge_repro(folder: Path):
+    """The current oracle's :class:`~interop_coreml.fuzz.oracle.Outcome` for a saved repro folder.
+
+    A repro's graph is judged as it was saved (no regeneration, no shrinking), so a fix of the
+    translator or a new oracle rule can be checked against the repros of an earlier campaign.
+    """
+    import onnx
+
+    with np.load(Path(folder) / "min_inputs.npz", allow_pickle=False) as data:
+        feeds = {name: data[name] for name in data.files}
+    model = onnx.load(str(Path(folder) / "min.onnx"), load_external_data=False)
+    return _evaluate_with_alarm(model, feeds, EVAL_TIMEOUT)
+
+
+def quiet_engines() -> None:
+    """Keep the engines' warnings and log lines off the console: a campaign reports outcomes."""
     import logging
     import os
     import warnings
@@ -128,6 +155,10 @@ def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float) -> No
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.simplefilter("ignore")
     logging.getLogger("coremltools").setLevel(logging.ERROR)
+
+
+def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float) -> None:
+    quiet_engines()
     warm_up()
     while True:
         index = conn.recv()
