@@ -1,4 +1,4 @@
-"""The Iris data set shipped with interop, and the stratified split the reference MLP uses.
+"""The Iris data set shipped with interop, labelled CSV files, and the stratified split training uses.
 
 Pure numpy: the core needs no framework to prepare training data or check inputs.
 """
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import csv
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
-from interop.plugin_api import TrainData
+from interop.plugin_api import InteropError, TrainData
 
 CLASS_NAMES = ("setosa", "versicolor", "virginica")
 FEATURES = ("petal_length_cm", "petal_width_cm")
@@ -63,3 +64,74 @@ def iris_grid(steps: int = 200, margin: float = 0.5) -> tuple[np.ndarray, np.nda
     ys = np.linspace(lo[1], hi[1], steps, dtype=np.float32)
     xx, yy = np.meshgrid(xs, ys)
     return xx, yy, np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)
+
+
+def _label_classes(values: list[str]) -> tuple[tuple[str, ...], list[int]]:
+    """Class names and indices: integer labels keep their order (0, 1, 2 ...), others sort by name."""
+    distinct = sorted(set(values))
+    try:
+        numbers = {v: int(v) for v in distinct}
+    except ValueError:
+        numbers = {}
+    if numbers:
+        distinct.sort(key=numbers.__getitem__)
+        distinct = [str(numbers[v]) for v in distinct]
+        values = [str(numbers[v]) for v in values]
+    index = {name: i for i, name in enumerate(distinct)}
+    return tuple(distinct), [index[v] for v in values]
+
+
+def csv_train_data(path: str | Path, features: list[str], label: str, test_fraction: float = 0.2) -> TrainData:
+    """A labelled CSV (a header row, named feature columns, one label column) split as Iris is.
+
+    Raises InteropError (exit 2) naming the file, row and column of the first problem.
+    """
+    path = Path(path)
+    if not features:
+        raise InteropError(f"{path}: no feature columns given", hint="name them with --features a,b,...")
+    if label in features:
+        raise InteropError(f"{path}: column {label!r} is both a feature and the label")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            missing = [c for c in (*features, label) if c not in columns]
+            if missing:
+                raise InteropError(
+                    f"{path}: no column {', '.join(repr(c) for c in missing)} in the header",
+                    hint=f"the columns are: {', '.join(columns) or 'none (empty file)'}",
+                )
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InteropError(f"{path}: cannot read the CSV file ({exc})") from None
+    if not rows:
+        raise InteropError(f"{path}: the CSV file has a header but no rows")
+    x = np.empty((len(rows), len(features)), dtype=np.float32)
+    labels = []
+    for number, row in enumerate(rows, start=2):  # row 1 is the header
+        for column, name in enumerate(features):
+            text = (row.get(name) or "").strip()
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if not np.isfinite(value):
+                raise InteropError(f"{path}: row {number}, column {name!r}: {text!r} is not a finite number")
+            x[number - 2, column] = value
+        text = (row.get(label) or "").strip()
+        if not text:
+            raise InteropError(f"{path}: row {number}, column {label!r}: the label is empty")
+        labels.append(text)
+    class_names, indices = _label_classes(labels)
+    if len(class_names) < 2:
+        raise InteropError(f"{path}: column {label!r} holds a single class ({class_names[0]!r}); "
+                           "a classifier needs at least two")
+    y = np.array(indices, dtype=np.int64)
+    train, test = stratified_split(y, test_fraction)
+    mean = x[train].mean(axis=0).astype(np.float32)
+    std = x[train].std(axis=0).astype(np.float32)
+    std[std == 0] = 1.0  # a constant feature: leave it unscaled rather than divide by zero
+    return TrainData(
+        x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test], mean=mean, std=std,
+        class_names=class_names, feature_names=tuple(features), input_name="features",
+    )

@@ -403,6 +403,8 @@ def run_trainer_in(
 ) -> TrainResult:
     """Call the trainer ``impl`` in ``env``; epochs reach ``on_epoch`` as they finish."""
     arrays = {k: getattr(data, k) for k in ("x_train", "y_train", "x_test", "y_test", "mean", "std")}
+    if data.batch_order is not None:
+        arrays["batch_order"] = data.batch_order
 
     def on_event(event: dict[str, Any]) -> None:
         if event.get("kind") == "epoch":
@@ -414,7 +416,7 @@ def run_trainer_in(
         response = _call_worker(env, impl, {
             "action": "train", "dst": str(Path(dst).resolve()), "data": str(data_file),
             "data_names": names, "class_names": list(data.class_names),
-            "feature_names": list(data.feature_names), "config": asdict(config),
+            "feature_names": list(data.feature_names), "input_name": data.input_name, "config": asdict(config),
         }, on_event)
     return TrainResult(**response["result"])
 

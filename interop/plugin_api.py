@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 #: (major, minor) of this API. Plugins declare the major they target.
-PLUGIN_API_VERSION: tuple[int, int] = (1, 1)
+PLUGIN_API_VERSION: tuple[int, int] = (1, 2)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -302,14 +302,19 @@ class TrainConfig:
     lr: float = 0.1
     seed: int = 0
     hidden: int = 64
+    #: (1.2) Path of the model to start from (``interop train --init``), in one of the trainer's
+    #: ``init_formats``; ``None`` builds the reference MLP. interop converts and, for ``--reinit``,
+    #: re-draws its weights before the trainer sees it.
+    init: str | None = None
 
 
 @dataclass(frozen=True)
 class TrainData:
-    """The stratified Iris split a trainer receives, plus normalisation stats.
+    """The stratified split a trainer receives (Iris, or a CSV since 1.2), plus normalisation stats.
 
-    ``x_*`` are float32 petal length/width in cm; ``y_*`` int64 class indices.
-    ``mean``/``std`` must be baked into the saved model so it takes raw cm.
+    ``x_*`` are float32 features (Iris: petal length/width in cm); ``y_*`` int64 class
+    indices into ``class_names``. ``mean``/``std`` must be baked into the saved model so
+    it takes raw values; ``input_name`` (1.2) names its input.
     """
 
     x_train: np.ndarray
@@ -320,6 +325,12 @@ class TrainData:
     std: np.ndarray
     class_names: tuple[str, ...]
     feature_names: tuple[str, ...]
+    #: (1.2) int64 ``[epochs, len(x_train)]``: row ``e`` is the order in which epoch ``e + 1``
+    #: visits ``x_train`` (batches are consecutive slices of it). Computed by interop from the
+    #: seed, so every trainer that follows it (``Trainer.follows_batch_order``) sees the same
+    #: batches. ``None`` when the caller has none: shuffle as you like.
+    batch_order: np.ndarray | None = None
+    input_name: str = "petal"
 
 
 @dataclass
@@ -618,6 +629,11 @@ class Trainer:
     ``extension`` is the suffix of the saved file (``".keras"``). ``available``
     (since 1.1, as for :class:`Runtime`) optionally points to
     ``available() -> tuple[bool, str]``.
+
+    Since 1.2: ``init_formats`` lists the formats of a model the trainer can start
+    from (``TrainConfig.init``; empty: it trains only the reference MLP), and
+    ``follows_batch_order`` says the trainer visits the data in
+    ``TrainData.batch_order`` (trainers that do not keep their own shuffling).
     """
 
     framework: str
@@ -628,10 +644,14 @@ class Trainer:
     environment: str | None = None
     priority: int = 0
     available: str | None = None
+    init_formats: tuple[str, ...] = ()
+    follows_batch_order: bool = False
 
     def validate(self) -> None:
         _check_name("trainer framework", self.framework)
         _check_name("trainer format", self.format)
+        for fmt in self.init_formats:
+            _check_name(f"trainer {self.framework} init format", fmt)
         _check_path(f"trainer {self.framework} impl", self.impl)
         _check_path(f"trainer {self.framework} available", self.available, required=False)
 

@@ -96,7 +96,8 @@ def handle(request: dict[str, Any], events: TextIO) -> dict[str, Any]:
     if action == "train":
         arrays = _load_arrays(request["data"], request["data_names"])
         data = TrainData(**arrays, class_names=tuple(request["class_names"]),
-                         feature_names=tuple(request["feature_names"]))
+                         feature_names=tuple(request["feature_names"]),
+                         input_name=request.get("input_name", "petal"))
         config = TrainConfig(**request["config"])
 
         def on_epoch(epoch: int, loss: float, accuracy: float) -> None:

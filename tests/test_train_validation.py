@@ -19,7 +19,7 @@ from interop.training import MAX_SEED, check_output_extension
     (("--lr", "inf"), "--lr must be a finite number above 0, got inf"),
     (("--lr", "-0.1"), "--lr must be a finite number above 0"),
     (("--lr", "0"), "--lr must be a finite number above 0"),
-    (("--epochs", "0"), "--epochs must be at least 1"),
+    (("--epochs", "-1"), "--epochs must be at least 0"),
     (("--batch-size", "-2"), "--batch-size must be at least 1"),
     (("--seed", "-1"), "--seed must be between 0 and"),
     (("--seed", str(MAX_SEED + 1)), "--seed must be between 0 and"),
@@ -31,7 +31,7 @@ def test_bad_hyper_parameters_on_the_command_line(tmp_path, cli, args, needle):
 
 
 @pytest.mark.parametrize("options", [
-    {"lr": math.nan}, {"lr": -1.0}, {"lr": "0.1"}, {"lr": True}, {"epochs": 0}, {"epochs": 2.5},
+    {"lr": math.nan}, {"lr": -1.0}, {"lr": "0.1"}, {"lr": True}, {"epochs": -1}, {"epochs": 2.5},
     {"epochs": True}, {"batch_size": 0}, {"seed": -5}, {"seed": 2**40},
 ])
 def test_bad_hyper_parameters_through_the_api(tmp_path, options):

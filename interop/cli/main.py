@@ -20,7 +20,7 @@ COMMANDS = {
     "convert": ("interop.cli.convert:command",
                 "Convert SRC into DST (formats detected; multi-hop routes planned from plugins)."),
     "train": ("interop.cli.train:command",
-              "Train the reference MLP (petal length/width -> Dense(64, ReLU) -> Dense(3))."),
+              "Train the reference MLP, or a design from any format (--init), on Iris or a CSV."),
     "plugins": ("interop.cli.plugins:command",
                 "List installed plugins: formats, converters, runtimes (available or why not)."),
     "check": ("interop.cli.check:command", "Check that every CANDIDATE computes the same outputs as REFERENCE."),

@@ -186,67 +186,11 @@ def without_final_softmax(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-_VIEWS = {"Identity", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Transpose"}
-_PARAMETER_INPUTS = {
-    "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
-    "BatchNormalization": (1, 2), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
-    "GroupNormalization": (1, 2), "PRelu": (1,), "Gather": (0,),
-}
-_ARITHMETIC = {"Add", "Sub", "Mul", "Div", "Sum"}
-_LINEAR = {"MatMul", "Gemm", "Conv", "ConvTranspose"}
-_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
-
-
 def onnx_weight_count(model: onnx.ModelProto) -> int:
-    """Elements of the float constants an ONNX import must make trainable.
+    """Elements of the float constants an ONNX import must make trainable (:mod:`interop.onnx_weights`)."""
+    from interop.onnx_weights import onnx_weight_count as count
 
-    Parameters of Conv/ConvTranspose/Gemm/MatMul, of the normalisations, PRelu's slope,
-    the table of a Gather by computed indices; an Add's constant right after
-    MatMul/Gemm/Conv (a bias); a constant of two or more finite elements that
-    Add/Sub/Mul/Div/Sum applies to a value computed from weights (a per-channel scale
-    or shift). Not: BatchNorm running statistics, shapes and indices, one-element
-    factors, arithmetic on the inputs before any weight. Views (Reshape, Unsqueeze ...)
-    of a constant are looked through.
-    """
-    graph = model.graph
-    floats = {t.name: t for t in graph.initializer if t.data_type in _FLOAT_TYPES}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value" and attr.t.data_type in _FLOAT_TYPES:
-                    floats[node.output[0]] = attr.t
-    source = {name: name for name in floats}
-    constant = set(source) | {t.name for t in graph.initializer} | {
-        n.output[0] for n in graph.node if n.op_type == "Constant"}
-    made_by: dict[str, str] = {}
-    computed_from_weights: set[str] = set()
-    weights: set[str] = set()
-    for node in graph.node:
-        if node.op_type == "Constant":
-            continue
-        if all(not name or name in constant for name in node.input):
-            constant.update(node.output)
-            if node.op_type in _VIEWS and node.input and node.input[0] in source:
-                source[node.output[0]] = source[node.input[0]]
-            continue
-        computed = [name for name in node.input if name and name not in constant]
-        after_weight = any(name in computed_from_weights for name in computed)
-        after_linear = any(made_by.get(name) in _LINEAR for name in computed)
-        found = False
-        for index, name in enumerate(node.input):
-            if name not in source:
-                continue
-            value = numpy_helper.to_array(floats[source[name]])
-            scale_or_shift = after_weight and value.size > 1 and bool(np.all(np.isfinite(value)))
-            if index in _PARAMETER_INPUTS.get(node.op_type, ()) or (node.op_type in _ARITHMETIC and (
-                    (node.op_type == "Add" and after_linear) or scale_or_shift)):
-                weights.add(source[name])
-                found = True
-        for out in node.output:
-            made_by[out] = node.op_type
-            if after_weight or found:
-                computed_from_weights.add(out)
-    return sum(int(np.prod(floats[name].dims)) if floats[name].dims else 1 for name in weights)
+    return count(model)
 
 
 def skip_extended_unless_asked(items: list) -> None:  # type: ignore[type-arg]

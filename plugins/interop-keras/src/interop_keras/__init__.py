@@ -53,6 +53,8 @@ plugin = Plugin(
             extension=".keras",
             impl="interop_keras.train:train",
             requires=_NEEDS,
+            init_formats=("onnx",),
+            follows_batch_order=True,
         ),
     ),
 )

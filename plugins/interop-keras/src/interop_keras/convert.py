@@ -4,6 +4,14 @@ A Keras model goes through ``tf2onnx.convert.from_keras`` (which folds constants
 the model captures, such as a Normalization layer's statistics); a SavedModel
 directory goes through its ``serving_default`` signature the way tf2onnx's own
 ``--saved-model`` command does.
+
+A bias that is all zeros (every Keras layer's before training: a design saved with
+``interop train --epochs 0``) would vanish: TensorFlow's grappler, which tf2onnx runs,
+folds ``x + 0`` into ``x``, and the ONNX graph, and every model imported from it, would
+have no bias to train. The converter stores such biases as the smallest positive
+normal float32 (1.2e-38, lost in the rounding of any sum with a value above 1e-31;
+TensorFlow flushes subnormals to 0 while freezing) in its own copy of the model, so
+the bias stays an ``Add`` with a weight and the design keeps its parameters.
 """
 
 from __future__ import annotations
@@ -15,6 +23,22 @@ from typing import Any
 from interop.plugin_api import ModelLoadError
 from interop_keras.loading import load_inference_function, load_keras_model
 from interop_keras.safety import check_keras_file, check_saved_model
+
+
+def _keep_zero_biases(model: Any) -> int:
+    """Store all-zero trainable biases as the smallest subnormal, so grappler cannot fold them away."""
+    import numpy as np
+
+    tiny = np.finfo(np.float32).tiny
+    kept = 0
+    for variable in model.trainable_weights:
+        if variable.path.rsplit("/", 1)[-1] != "bias" or "float" not in str(variable.dtype):
+            continue
+        value = np.asarray(variable)
+        if value.size and not np.any(value):
+            variable.assign(np.full(value.shape, tiny, dtype=value.dtype))
+            kept += 1
+    return kept
 
 
 def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
@@ -40,6 +64,7 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
                 tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name.split(":")[0])
                 for t in model.inputs
             )
+            _keep_zero_biases(model)
             model_proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
     onnx.checker.check_model(model_proto)
     onnx.save(model_proto, str(dst))

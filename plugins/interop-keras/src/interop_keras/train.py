@@ -1,4 +1,9 @@
-"""The reference MLP in Keras: Normalization -> Dense(64, ReLU) -> Dense(3) logits, SGD.
+"""Training in Keras: the reference MLP (Normalization -> Dense(64, ReLU) -> Dense(3) logits), or an
+imported ONNX design (``interop train --init``), with SGD and cross-entropy through ``model.fit``.
+
+Each epoch is one ``fit`` over the training data laid out in ``TrainData.batch_order`` (interop's
+seeded order, which the PyTorch trainer follows too) with ``shuffle=False``, so both frameworks
+see the same batches.
 
 Training is bit-reproducible across processes on one machine and TensorFlow build:
 the same data, hyper-parameters and seed give the same weights. Seeds and op
@@ -25,10 +30,10 @@ from interop_keras.loading import quiet_tensorflow
 def build_model(data: TrainData, hidden: int):  # type: ignore[no-untyped-def]
     import keras
 
-    inputs = keras.Input((2,), name="petal")
+    inputs = keras.Input((len(data.mean),), name=data.input_name)
     x = keras.layers.Normalization(mean=data.mean, variance=np.square(data.std), name="normalize")(inputs)
     x = keras.layers.Dense(hidden, activation="relu", name="hidden")(x)
-    outputs = keras.layers.Dense(3, name="logits")(x)
+    outputs = keras.layers.Dense(len(data.class_names), name="logits")(x)
     return keras.Model(inputs, outputs, name="iris_mlp")
 
 
@@ -71,7 +76,12 @@ def _train_here(dst: Path, data: TrainData, config: TrainConfig, on_epoch: Epoch
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_model(data, config.hidden)
+    if config.init:
+        from interop_keras.onnx_import import trainable_model
+
+        model = trainable_model(config.init)
+    else:
+        model = build_model(data, config.hidden)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=config.lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -84,11 +94,13 @@ def _train_here(dst: Path, data: TrainData, config: TrainConfig, on_epoch: Epoch
         history.append(row)
         on_epoch(epoch + 1, row["loss"], row["accuracy"])
 
-    model.fit(
-        data.x_train, data.y_train, batch_size=config.batch_size, epochs=config.epochs,
-        shuffle=True, verbose=0,
-        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=report)],
-    )
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=report)]
+    if data.batch_order is None:  # a caller without interop's order: Keras shuffles
+        model.fit(_feed(model, data.x_train), data.y_train, batch_size=config.batch_size, epochs=config.epochs,
+                  shuffle=True, verbose=0, callbacks=callbacks)
+    for epoch, order in enumerate(data.batch_order if data.batch_order is not None else []):
+        model.fit(_feed(model, data.x_train[order]), data.y_train[order], batch_size=config.batch_size,
+                  initial_epoch=epoch, epochs=epoch + 1, shuffle=False, verbose=0, callbacks=callbacks)
     train_acc = _accuracy(model, data.x_train, data.y_train)
     test_acc = _accuracy(model, data.x_test, data.y_test)
     model.save(str(dst))
@@ -98,6 +110,12 @@ def _train_here(dst: Path, data: TrainData, config: TrainConfig, on_epoch: Epoch
     )
 
 
+def _feed(model, x: np.ndarray):  # type: ignore[no-untyped-def]
+    """The model's input: a plain array, or a dict keyed by the input's name for an import that takes dicts."""
+    return {next(iter(model.input)): x} if isinstance(model.input, dict) else x
+
+
 def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:  # type: ignore[no-untyped-def]
-    logits = np.asarray(model(x, training=False))
+    logits = model(_feed(model, x), training=False)
+    logits = np.asarray(next(iter(logits.values())) if isinstance(logits, dict) else logits)
     return float((logits.argmax(axis=1) == y).mean())

@@ -79,6 +79,8 @@ plugin = Plugin(
             extension=".pt2",
             impl="interop_torch.train:train",
             requires=("torch",),
+            init_formats=("onnx",),
+            follows_batch_order=True,
         ),
     ),
 )
