@@ -11,7 +11,15 @@ most :data:`ACCURACY_FACTOR` times the reference's own (never judged below one u
 rounding of the pair's precision). When the oracle is the reference itself in float64,
 an output that fails its tolerance but whose candidate is as accurate as the reference,
 on every sample that failed, passes: the difference is the reference's own rounding.
-An oracle made from a candidate only informs, it never changes a verdict.
+An oracle made from a candidate only informs, it never changes a verdict. An oracle that
+both copies miss by more than :data:`CREDIBLE_ERROR` of the output's scale computes
+another function (an op its engine gets wrong, more likely than two copies wrong alike):
+it is reported as not credible and decides nothing.
+
+The reference evaluator's ``BatchNormalization`` before opset 14 fills in the
+``momentum`` attribute's default and then normalises by the *batch's* statistics mixed
+with the stored ones (onnx 1.23); the oracle runs it with the specification's
+inference formula instead (:class:`_InferenceBatchNormalization`).
 
 "Cheap", the default (``--oracle auto``): the oracle runs when an output fails and the
 group holds an ONNX model, on at most :data:`DEFAULT_ORACLE_SAMPLES` samples plus the samples that fail (up
@@ -43,6 +51,8 @@ ACCURACY_FACTOR = 8.0
 CHEAP_MACS = 4e8
 #: One unit of rounding per precision: errors below it are not told apart.
 UNIT_ROUNDING = {"fp64": 2.0 ** -52, "fp32": 2.0 ** -23, "fp16": 2.0 ** -10, "bf16": 2.0 ** -7}
+#: An oracle both copies miss by more than this (of the output's scale) is not credible: it decides nothing.
+CREDIBLE_ERROR = {"fp64": 1e-2, "fp32": 1e-2, "fp16": 1e-1, "bf16": 2.5e-1}
 
 _FLOATS = None  # TensorProto FLOAT, FLOAT16, BFLOAT16, filled on first use
 
@@ -227,7 +237,7 @@ class Oracle:
         from onnx.reference import ReferenceEvaluator
 
         try:
-            evaluator = ReferenceEvaluator(double)
+            evaluator = ReferenceEvaluator(double, new_ops=[_inference_batch_normalization()])
         except Exception as exc:  # noqa: BLE001
             raise OracleUnavailable(f"{reason}; onnx's reference evaluator cannot load it either: {exc}") from None
         names = [o.name for o in double.graph.output]
@@ -247,6 +257,39 @@ class Oracle:
     def describe(self) -> dict[str, Any]:
         return {"model": self.label, "engine": self.engine, "from_reference": self.from_reference,
                 "samples": sorted(self.samples)}
+
+
+def _inference_batch_normalization() -> type:
+    """The reference evaluator's op class for ``BatchNormalization`` of every opset, by the spec's formulas.
+
+    Inference (one output, or ``training_mode`` 0): y = scale·(x − mean)/√(var + ε) + B with
+    the stored statistics; ``training_mode`` 1 normalises by the batch's own statistics.
+    ``spatial`` 0 (opset < 9) has per-activation statistics of shape (C, D1, ...).
+    """
+    from onnx.reference.op_run import OpRun
+
+    class BatchNormalization(OpRun):  # the class name is the op type the evaluator overrides
+        op_domain = ""
+
+        def _run(self, x, scale, bias, mean, var, epsilon=None, momentum=None,  # type: ignore[no-untyped-def]
+                 training_mode=None, spatial=None, is_test=None, consumed_inputs=None):
+            epsilon = 1e-5 if epsilon is None else epsilon
+            if spatial == 0:
+                shape = (1, *np.shape(scale))
+            else:
+                shape = (1, -1) + (1,) * (x.ndim - 2)
+            if training_mode == 1:
+                axes = tuple(a for a in range(x.ndim) if a != 1)
+                mean, var = x.mean(axis=axes), x.var(axis=axes)
+            y = (x - np.reshape(mean, shape)) / np.sqrt(np.reshape(var, shape) + epsilon)
+            y = y * np.reshape(scale, shape) + np.reshape(bias, shape)
+            outputs = [y.astype(x.dtype)]
+            if len(self.onnx_node.output) > 1:  # running statistics (training): returned as given
+                outputs += [np.asarray(mean, dtype=x.dtype), np.asarray(var, dtype=x.dtype)]
+            return tuple(outputs[: len(self.onnx_node.output)])
+
+    BatchNormalization.__name__ = "BatchNormalization"
+    return BatchNormalization
 
 
 # --------------------------------------------------------------------------- judging
@@ -277,6 +320,8 @@ class OracleJudgement:
     samples: int
     covers_failures: bool
     verdict: str
+    #: False when both copies miss the oracle by more than CREDIBLE_ERROR: it then decides nothing.
+    credible: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -304,5 +349,10 @@ def judge(
         verdict = f"candidate is off: {ratio:.3g}x the reference's error"
     if ref_err > ACCURACY_FACTOR * max(cand_err, unit):
         verdict = f"reference is off: {ref_err / max(cand_err, unit):.3g}x the candidate's error"
-    return OracleJudgement(ref_err, cand_err, ref_abs, cand_abs, ratio, as_accurate, len(exact), covers_failures,
-                           verdict)
+    credible = min(ref_err, cand_err) <= CREDIBLE_ERROR.get(precision, CREDIBLE_ERROR["fp32"])
+    if not credible:
+        verdict = (f"not credible: both copies differ from the oracle by {min(ref_err, cand_err):.2g} of the "
+                   "output's scale or more, so its engine computes another function (an op it gets wrong?); "
+                   "it decides nothing")
+    return OracleJudgement(ref_err, cand_err, ref_abs, cand_abs, ratio, as_accurate and credible, len(exact),
+                           covers_failures, verdict, credible)

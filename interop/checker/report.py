@@ -260,7 +260,9 @@ def _oracle_line(pair: PairResult) -> str:
     if not judged:
         return f"  {where}"
     worst = max(judged, key=lambda j: j.ratio)
+    doubtful = sum(1 for j in judged if not j.credible)
     summary = ("every output as accurate as the reference" if all(j.as_accurate for j in judged)
+               else f"not credible for {doubtful} output(s), which it does not decide" if doubtful
                else "an output is less accurate than the reference")
     return (f"  {where}: {summary} (worst: candidate {worst.candidate_error:.2g}, "
             f"reference {worst.reference_error:.2g} of the output's scale)")

@@ -146,3 +146,47 @@ def test_explicit_fp64_oracle_converts_a_pytorch_reference(torch_mlp: Path, run_
     assert oracle["model"] == f"{torch_mlp} converted to ONNX" and oracle["from_reference"] is True
     code, _, err = run_cli("check", torch_mlp, torch_mlp, "--oracle", "fp32")
     assert code == 2
+
+
+def test_an_oracle_both_copies_miss_alike_is_not_credible_and_decides_nothing() -> None:
+    exact = [np.linspace(-1.0, 1.0, 50)]
+    copy = [exact[0] + 0.3]  # both copies agree with each other, and both are 0.3 away from the oracle
+    judged = oracle_module.judge(copy, [copy[0] + 1e-6], exact, "fp32", True)
+    assert not judged.credible and not judged.as_accurate and judged.verdict.startswith("not credible")
+    # one copy near the oracle: credible, and the other copy is off
+    judged = oracle_module.judge([exact[0] + 1e-7], copy, exact, "fp32", True)
+    assert judged.credible and judged.verdict.startswith("candidate is off")
+
+
+def _conv_batchnorm_opset9(path: Path, delta: float = 0.0) -> Path:
+    """Conv -> BatchNormalization at opset 9 (its momentum attribute defaults to 0.9), stored statistics."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    weight[0, 0, 0, 0] += delta
+    stats = {"scale": rng.uniform(0.5, 1.5, 4), "bias": rng.uniform(-1, 1, 4), "mean": rng.uniform(-1, 1, 4),
+             "var": rng.uniform(0.5, 1.5, 4)}
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["y"])],
+        "bn9", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
+        [numpy_helper.from_array(weight, "w")]
+        + [numpy_helper.from_array(v.astype(np.float32), k) for k, v in stats.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    model.ir_version = 4
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_batch_normalization_before_opset_14_uses_the_stored_statistics(tmp_path) -> None:
+    """onnx's reference evaluator normalises an opset-9 BatchNormalization by the batch's statistics."""
+    path = _conv_batchnorm_opset9(tmp_path / "bn.onnx")
+    report = interop.check(path, [_conv_batchnorm_opset9(tmp_path / "bad.onnx", 1e-2)], project_config=False)
+    assert "reference evaluator" in report.pairs[0].oracle["engine"]
+    judged = report.pairs[0].outputs[0].oracle
+    assert judged.credible and judged.reference_error < 1e-6, judged
+    assert judged.verdict.startswith("candidate is off")

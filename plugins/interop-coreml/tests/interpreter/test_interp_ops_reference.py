@@ -144,6 +144,16 @@ def test_batch_instance_layer_norm_match_torch():
     close(ours, F.layer_norm(T, (9, 11), torch.from_numpy(lg), torch.from_numpy(lb), eps=1e-5), 1e-4)
 
 
+def test_batch_norm_keeps_its_digits_where_a_variance_is_near_zero():
+    """(x - mean) first, as the op is defined: a folded x·s + (beta - mean·s) loses ~1e-4 here."""
+    x = (R.standard_normal((2, 6, 9, 11)) * 0.01 + 30.0).astype(np.float32)  # values near their mean
+    mean = np.full(6, 30.0, dtype=np.float32)
+    var = np.array([6e-45, 1e-8, 1e-3, 0.5, 1.0, 2.0], dtype=np.float32)  # denormal: a dead channel's statistic
+    (ours,) = interpret(lambda: mb.batch_norm(x=x, mean=mean, variance=var, epsilon=np.float32(1e-5)))
+    exact = (x.astype(np.float64) - 30.0) / np.sqrt(var.astype(np.float64) + np.float64(np.float32(1e-5)))[:, None, None]
+    assert np.abs(ours - exact).max() < 1e-5 * np.abs(exact).max()
+
+
 def test_local_response_norm_matches_torch():
     (ours,) = interpret(lambda: mb.local_response_norm(x=X, size=3, alpha=np.float32(1e-2), beta=np.float32(0.75), k=np.float32(2.0)))
     close(ours, F.local_response_norm(T, 3, alpha=1e-2, beta=0.75, k=2.0))
