@@ -159,6 +159,21 @@ def test_panels_of_one_framework_are_identical_and_frameworks_differ(folder: Pat
     assert not np.array_equal(by_row[rows[0]][0], by_row[rows[1]][0])
 
 
+def test_the_keras_design_trained_in_pytorch_draws_the_keras_rows_regions(folder: Path, layout: dict):
+    # Issue 11: a design made in Keras, trained in PyTorch through --init from the Keras row's starting
+    # weights and interop's batch order, ends where Keras did: the same decision regions, pixel for pixel.
+    image = _image(folder / "decision_boundaries.png")
+    sources = {p["file"]: _crop(image, p["box"]) for p in layout["decision_boundaries"]["panels"] if p["col"] == 0}
+    assert "iris-keras-design-torch.pt2" in sources and (folder / "iris-keras-design.keras").exists()
+    np.testing.assert_array_equal(sources["iris-keras-design-torch.pt2"], sources["iris-keras.keras"])
+    assert not np.array_equal(sources["iris-keras-design-torch.pt2"], sources["iris-torch.pt2"])
+    report = (folder / "report.md").read_text()
+    assert "| Keras design → PyTorch | the untrained Keras design iris-keras-design.keras" in report
+    assert "| PyTorch | PyTorch's own initialisation (seed 0) |" in report
+    assert "so their decision regions are the same" in report
+    assert "interop train --framework torch --init" in report
+
+
 def test_figures_report_and_check_json_show_the_same_numbers(folder: Path, layout: dict, check_doc: dict):
     # One run of every model: errors.png, the decision-boundary titles, report.md and check.json
     # all come from the outputs the check judged.

@@ -109,5 +109,6 @@ def write_outputs(result: DemoResult, progress: Progress) -> list[Path]:
     report_path = write_report(result, result.folder / "report.md")
     progress.say(f"{report_path.name}: {verdict(result)}")
     models = [m.path for lineage in result.lineages for m in lineage.models]
+    models += [lineage.design for lineage in result.lineages if lineage.design is not None]
     return [result.folder / "decision_boundaries.png", result.folder / "errors.png", figure_json,
             json_path, junit_path, report_path, *models]

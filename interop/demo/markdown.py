@@ -61,15 +61,34 @@ def accuracy_section(result: DemoResult) -> list[str]:
             seconds += f" ({lineage.import_seconds:.1f} s of it importing the framework)"
         elif lineage.in_other_environment:
             seconds += " (in its own environment, overlapping the others)"
-        rows.append([lineage.source.title, f"{t.train_accuracy:.1%}", f"{t.test_accuracy:.1%}",
-                     f"{t.final_loss:.4f}", seconds, _accuracy(lineage, result.iris_y)])
+        rows.append([lineage.source.title, lineage.started_from, f"{t.train_accuracy:.1%}",
+                     f"{t.test_accuracy:.1%}", f"{t.final_loss:.4f}", seconds, _accuracy(lineage, result.iris_y)])
     lines = ["## Accuracy per framework", "",
              "Trained 10 epochs, batch 10, SGD lr 0.1, seed 0, on 120 samples; tested on the 30 held out "
-             "(every 5th of each class).", ""]
-    lines += _table(["framework", "train accuracy", "test accuracy", "final loss", "training time",
-                     "accuracy on all 150 samples, per copy"], rows)
+             "(every 5th of each class). Every framework visits the batches in interop's order, so a row "
+             "that starts from another row's weights follows its trajectory.", ""]
+    lines += _table(["framework", "started from", "train accuracy", "test accuracy", "final loss",
+                     "training time", "accuracy on all 150 samples, per copy"], rows)
     for framework, why in result.skipped_frameworks:
         lines += ["", f"{framework} was left out: {why}."]
+    lines += _same_design_lines(result)
+    return lines
+
+
+def _same_design_lines(result: DemoResult) -> list[str]:
+    """For a row trained from another framework's design: how closely it ended where that framework's row did."""
+    lines = []
+    for lineage in result.lineages:
+        twin = next((l for l in result.lineages if l.design is None and l.framework == lineage.design_framework), None)
+        if lineage.design is None or twin is None or lineage.source.run is None or twin.source.run is None:
+            continue
+        mine, theirs = lineage.source.run.logits, twin.source.run.logits
+        agree = float((mine.argmax(1) == theirs.argmax(1)).mean())
+        lines += ["", f"**{lineage.source.title}** started from the weights the **{twin.source.title}** row started "
+                      f"from and visited the same batches: its logits differ from that row's by at most "
+                      f"{_fmt(float(np.abs(mine.astype(np.float64) - theirs).max()))} and its class agrees on "
+                      f"{agree:.2%} of the {len(mine)} Iris samples and grid points"
+                      + (", so their decision regions are the same." if agree == 1.0 else ".")]
     return lines
 
 
@@ -188,7 +207,11 @@ def reproduce_section(result: DemoResult) -> list[str]:
         lines.append(f"# create the plugin's own Python environment first: {setup}")
     for lineage in result.lineages:
         source, first, *others = (str(m.path) for m in lineage.models)
-        lines.append(f"interop train --framework {lineage.framework} -o {q(source)}")
+        if lineage.design is not None:
+            lines.append(f"interop train --framework {lineage.design_framework} --epochs 0 -o {q(str(lineage.design))}")
+            lines.append(f"interop train --framework {lineage.framework} --init {q(str(lineage.design))} -o {q(source)}")
+        else:
+            lines.append(f"interop train --framework {lineage.framework} -o {q(source)}")
         lines.append(f"interop convert {q(source)} -o {q(first)}")
         lines += [f"interop convert {q(first)} -o {q(other)}" for other in others]
         models = " ".join(q(f"{m.path}@{m.runtime}") for m in lineage.models)

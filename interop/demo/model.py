@@ -42,11 +42,15 @@ class Model:
     run: RunResult | None = None
     #: Seconds it took to make this file (training for a source, conversion for a copy).
     seconds: float = 0.0
+    #: Where the trained design came from when it was made elsewhere (``Keras design``).
+    origin: str | None = None
 
     @property
     def title(self) -> str:
-        """``PyTorch`` for a source, ``PyTorch → Core ML`` for a copy."""
+        """``PyTorch`` for a source, ``PyTorch → Core ML`` for a copy, ``Keras design → PyTorch`` for an --init source."""
         name = FRAMEWORK_LABELS.get(self.framework, self.framework)
+        if self.origin:
+            name = f"{self.origin} → {name}"
         return name if self.is_source else f"{name} → {FORMAT_LABELS.get(self.format, self.format)}"
 
 
@@ -63,6 +67,18 @@ class Lineage:
     training: TrainResult | None = None
     #: Seconds spent importing the framework before training (in-process trainers only).
     import_seconds: float = 0.0
+    #: The untrained design the source was trained from (``interop train --init``), and its framework.
+    design: Path | None = None
+    design_framework: str | None = None
+
+    @property
+    def started_from(self) -> str:
+        """Which weights training started from, for the report."""
+        if self.design is None:
+            return f"{FRAMEWORK_LABELS.get(self.framework, self.framework)}'s own initialisation (seed 0)"
+        maker = FRAMEWORK_LABELS.get(self.design_framework or "", self.design_framework)
+        return (f"the untrained {maker} design {self.design.name} ({maker}'s initialisation, seed 0: "
+                f"the {maker} row's starting weights), imported through ONNX")
 
     @property
     def models(self) -> list[Model]:
@@ -100,4 +116,10 @@ class DemoResult:
 
 def framework_names(lineages: list[Lineage]) -> str:
     """``Keras, PyTorch``: the lineages' frameworks as the report and the progress lines name them."""
-    return ", ".join(FRAMEWORK_LABELS.get(l.framework, l.framework) for l in lineages)
+    names = dict.fromkeys(FRAMEWORK_LABELS.get(l.framework, l.framework) for l in lineages if l.design is None)
+    text = ", ".join(names)
+    designs = [l for l in lineages if l.design is not None]
+    for lineage in designs:
+        maker = FRAMEWORK_LABELS.get(lineage.design_framework or "", lineage.design_framework)
+        text += f", and from an untrained {maker} design in {FRAMEWORK_LABELS.get(lineage.framework, lineage.framework)}"
+    return text

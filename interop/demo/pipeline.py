@@ -1,5 +1,10 @@
 """The demo's four stages: train, convert, check, write; each timed and reported as it goes.
 
+Besides one lineage per framework, the demo trains the tutorial's story: a design made in
+Keras and saved untrained, trained in PyTorch with ``--init`` (keras -> onnx -> torch), then
+copied to ONNX and Core ML like every other source. It starts from the Keras row's weights
+and follows interop's batch order, so its decision regions are the Keras row's.
+
 A lineage whose framework runs in another Python environment (the MXNet
 plugin's) has its first steps queued on a background thread from the start
 (train, ONNX copy): they spend their time in that environment's processes, so
@@ -22,7 +27,7 @@ import numpy as np
 
 from interop.datasets import INPUT_NAME, OUTPUT_NAME, iris_grid, load_iris
 from interop.demo.checking import check_lineages
-from interop.demo.model import DemoResult, Lineage, Model, RunResult, framework_names
+from interop.demo.model import FRAMEWORK_LABELS, DemoResult, Lineage, Model, RunResult, framework_names
 from interop.demo.files import write_outputs
 from interop.demo.progress import Echo, Progress
 from interop.library_messages import library_messages
@@ -37,6 +42,8 @@ OPTIONAL_FRAMEWORKS = ("mxnet",)
 #: from the first (ONNX, the hub). File suffixes come from the formats' declarations.
 COPY_FORMATS = ("onnx", "coreml")
 STAGES = 4
+#: (design framework, training framework) of the row trained from another framework's design.
+DESIGN_ROW = ("keras", "torch")
 
 
 # --------------------------------------------------------------------------- planning
@@ -75,7 +82,25 @@ def plan_lineages(folder: Path, frameworks: list[str], registry: Registry) -> tu
         environment = registry.environment_for(provided)
         lineages.append(Lineage(framework, source, copies, in_other_environment=environment is not None,
                                 environment_setup=environment.setup_hint if environment else ""))
+    designer, trainer_name = DESIGN_ROW
+    if designer in frameworks and trainer_name in frameworks:
+        lineages.append(_design_lineage(folder, designer, trainer_name, registry, runtimes))
     return lineages, runtimes
+
+
+def _design_lineage(folder: Path, designer: str, framework: str, registry: Registry,
+                    runtimes: dict[str, RuntimeChoice]) -> Lineage:
+    """The row of a design saved untrained by ``designer`` and trained by ``framework`` through --init."""
+    design_trainer = registry.trainers[designer].item
+    trainer = registry.trainers[framework].item
+    stem = folder / f"iris-{designer}-design-{framework}"
+    origin = f"{FRAMEWORK_LABELS.get(designer, designer)} design"
+    source = Model(framework, trainer.format, stem.with_suffix(trainer.extension),
+                   runtimes[trainer.format].runtime, is_source=True, origin=origin)
+    copies = [Model(framework, fmt, stem.with_suffix(_suffix(fmt, registry)), runtimes[fmt].runtime)
+              for fmt in COPY_FORMATS]  # titled "PyTorch → ONNX": the row's first panel names the design
+    design = (folder / f"iris-{designer}-design").with_suffix(design_trainer.extension)
+    return Lineage(framework, source, copies, design=design, design_framework=designer)
 
 
 def _suffix(fmt: str, registry: Registry) -> str:
@@ -89,7 +114,8 @@ def _suffix(fmt: str, registry: Registry) -> str:
 
 def prepare_folder(folder: Path, lineages: list[Lineage], force: bool) -> None:
     """Create ``folder``; refuse to replace an earlier demo's models unless ``force``."""
-    existing = [m.path for lineage in lineages for m in lineage.models if m.path.exists()]
+    existing = [path for lineage in lineages for path in (*(m.path for m in lineage.models), lineage.design)
+                if path is not None and path.exists()]
     if existing and not force:
         raise InteropError(
             f"{folder} already holds demo models ({existing[0].name}, ...)",
@@ -127,8 +153,14 @@ class Steps:
         if not lineage.in_other_environment:
             self.import_framework(lineage)
         where = " (in its own environment, in the background)" if lineage.in_other_environment else ""
+        init = None
+        if lineage.design is not None and lineage.design_framework is not None:
+            interop.train(lineage.design_framework, lineage.design, epochs=0, force=self.force, registry=self.registry)
+            self.progress.say(f"{lineage.design_framework}: saved the untrained design {lineage.design.name}")
+            init, where = lineage.design, f" from {lineage.design.name} (--init, through ONNX)"
         self.progress.say(f"{lineage.framework}: training{where} ...")
-        result = interop.train(lineage.framework, lineage.source.path, force=self.force, registry=self.registry)
+        result = interop.train(lineage.framework, lineage.source.path, force=self.force, registry=self.registry,
+                               init=init)
         lineage.training = result
         lineage.source.seconds = time.perf_counter() - began
         self.progress.say(
