@@ -310,3 +310,41 @@ def test_transformer_converts_with_dynamic_batch_and_sequence(name, tmp_path, ru
         assert ranges[0] == (1, 8), (input_name, ranges)
         checked_shapes.add(input_name)
     assert checked_shapes == set(case.example)
+
+
+def test_decoder_next_token_matches_pytorch_on_20_prompts(tmp_path, run_cli):
+    """Llama (causal mask, GQA, RoPE) on Core ML predicts PyTorch's next token for 20 random prompts.
+
+    The prompts have random lengths and go in five right-padded batches of four, so the causal mask
+    and the padding mask both decide which positions each token sees; the next token is read at each
+    prompt's last real position.
+    """
+    from interop_coreml.runtime import load_interpreter
+
+    torch.manual_seed(1)
+    model = transformers.LlamaForCausalLM(llama_config()).eval()
+    case = _text_case(model, output="logits", decoder=True)
+    pt2 = export_pt2(case, tmp_path / "llama.pt2")
+    onnx_path, package = tmp_path / "llama.onnx", tmp_path / "llama.mlpackage"
+    assert run_cli("convert", pt2, "-o", onnx_path)[0] == 0
+    assert run_cli("convert", onnx_path, "-o", package, "-O", f"input_shape={case.coreml_shape}")[0] == 0
+    session = load_interpreter(package)
+
+    rng = np.random.default_rng(20)
+    agreed, prompts, worst = 0, 0, 0.0
+    for _ in range(5):
+        lengths = rng.integers(2, 25, 4)
+        width = int(lengths.max())
+        ids = rng.integers(0, VOCAB, (4, width)).astype(np.int64)
+        mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
+        ours = session.run({"input_ids": ids, "attention_mask": mask})["output"]
+        with torch.no_grad():
+            reference = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+        for row, length in enumerate(lengths):
+            last_ours, last_reference = ours[row, length - 1], reference[row, length - 1]
+            worst = max(worst, float(np.max(np.abs(last_ours - last_reference))))
+            agreed += int(np.argmax(last_ours) == np.argmax(last_reference))
+            prompts += 1
+    assert prompts == 20
+    assert agreed == 20, f"next token agrees on {agreed} of 20 prompts"
+    assert worst < 1e-4, worst
