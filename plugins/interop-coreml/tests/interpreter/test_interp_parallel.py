@@ -335,6 +335,27 @@ def test_padded_grid_convolution_matches_im2col(monkeypatch, epilogue, dilations
     assert grid.swapaxes(0, 1).flags.c_contiguous
 
 
+@pytest.mark.parametrize("x_shape, w_shape, dtype", [
+    ((1, 1, 1, 6), (1, 1, 1, 2), np.float32),  # [1, 1] taps: numpy gives their length-1 axes any stride
+    ((2, 1, 6, 1), (1, 1, 2, 1), np.float32),
+    ((1, 2, 30, 30), (3, 2, 3, 3), np.float16),  # BLAS cannot read float16: numpy multiplies the taps
+])
+def test_padded_grid_convolution_computes_the_taps_blas_cannot_read(monkeypatch, x_shape, w_shape, dtype):
+    from interop_coreml.interpreter import blas
+
+    if not blas.available():
+        pytest.skip("the padded-grid method needs numpy's BLAS directly")
+    x, w = _inputs(x_shape).astype(dtype), _weights(*w_shape).astype(dtype)
+    calls = []
+    grid_method = conv_module._conv_on_padded_grid
+    monkeypatch.setattr(conv_module, "_conv_on_padded_grid", lambda *a: calls.append(1) or grid_method(*a))
+    got = conv_module.conv(None, x, w, pad_type="same")
+    assert calls == [1] and got.dtype == dtype
+    expected = _reference_conv(x, w)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-2 * float(np.abs(expected).max())
+    np.testing.assert_allclose(got.astype(np.float64), expected, rtol=1e-3, atol=tolerance)
+
+
 def test_buffer_pool_hands_out_a_buffer_again_only_when_nothing_refers_to_it():
     from interop_coreml.interpreter.buffers import BufferPool
 

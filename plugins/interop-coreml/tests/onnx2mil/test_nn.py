@@ -98,6 +98,20 @@ POOLS = {
 }
 
 
+@pytest.mark.parametrize("x_shape, w_shape", [([1, 1, 1, 6], [1, 1, 1, 2]), (["n", 1, 6, 1], [1, 1, 2, 1])])
+def test_conv_of_one_channel_with_a_one_row_kernel_matches_onnxruntime(x_shape, w_shape, tmp_path):
+    # The interpreter's stride-1 2-D method gave zeros here: BLAS was not called for the [1, 1] tap matrices.
+    rng = np.random.default_rng(0)
+    weight = onnx.numpy_helper.from_array(rng.standard_normal(w_shape).astype(np.float32), "w")
+    node = onnx.helper.make_node("Conv", ["x", "w"], ["y"])
+    model = make_model([node], [tensor_info("x", x_shape)], [onnx.helper.make_value_info("y", onnx.TypeProto())],
+                       [weight], opset=17)
+    feeds = {"x": rng.standard_normal([2 if d == "n" else d for d in x_shape]).astype(np.float32)}
+    expected = ort_run(model, feeds)
+    assert np.abs(expected["y"]).max() > 0.1
+    assert_close(interpret(save(model, tmp_path / "conv.mlpackage"), feeds), expected, rtol=1e-5, atol=1e-6)
+
+
 def _pool_model(op, shape, attributes, symbolic=()):
     dims = [f"d{i}" if i in symbolic else d for i, d in enumerate(shape)]
     node = onnx.helper.make_node(op, ["x"], ["y"], **attributes)

@@ -84,11 +84,22 @@ def available() -> bool:
 
 
 def _leading(array: np.ndarray) -> int | None:
-    """The row stride of a 2-D float32 array in elements, when BLAS can read it as a matrix."""
-    if array.dtype != np.float32 or array.ndim != 2 or array.strides[1] != 4 or array.strides[0] % 4:
+    """The row stride of a 2-D float32 array in elements, when BLAS can read it as a matrix.
+
+    An axis of length 1 is never stepped along, and numpy gives it any stride (a [1, 1] tap of
+    a transposed weight has strides (8, 8)): its stride does not matter.
+    """
+    if array.dtype != np.float32 or array.ndim != 2:
+        return None
+    rows, columns = array.shape
+    if columns > 1 and array.strides[1] != 4:
+        return None
+    if rows <= 1:
+        return max(1, columns)
+    if array.strides[0] % 4:
         return None
     leading = array.strides[0] // 4
-    return leading if leading >= max(1, array.shape[1]) else None
+    return leading if leading >= max(1, columns) else None
 
 
 def accumulate(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> bool:

@@ -238,7 +238,9 @@ def _conv_on_padded_grid(source, weight, dilations, bias_column, epilogue, out, 
         live = grid[:, : end - begin]
         np.copyto(live, start_value)
         for i, j, offset in offsets:
-            accumulate(taps[i, j], flat[:, begin + offset:end + offset], live)
+            shifted = flat[:, begin + offset:end + offset]
+            if not accumulate(taps[i, j], shifted, live):  # BLAS cannot read it (float16, odd strides)
+                live += np.matmul(taps[i, j], shifted)
         rows = grid.reshape(c_out, last - first, width)
         for image in range(first // height, (last - 1) // height + 1):
             top = max(first, image * height) - image * height
