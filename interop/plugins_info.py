@@ -85,6 +85,8 @@ def list_plugins(registry: Registry | None = None) -> dict[str, Any]:
                     "framework": tr.framework,
                     "format": tr.format,
                     "environment": tr.environment,
+                    "init_formats": list(tr.init_formats),
+                    "follows_batch_order": tr.follows_batch_order,
                     **_state(registry, registry.trainers, tr.framework, loaded.name),
                 })
         plugins.append(entry)

@@ -67,7 +67,9 @@ def table_lines(info: dict, verbose: bool = False) -> list[str]:
         for tr in plugin["trainers"]:
             state = "available" if tr["available"] else f"unavailable: {tr['reason']}"
             env = f"  (runs in environment {tr['environment']})" if tr["environment"] else ""
-            lines.append(f"  trainer    {tr['framework']:<12} saves {tr['format']}; {state}{env}")
+            starts = f"; --init via {', '.join(tr['init_formats'])}" if tr["init_formats"] else ""
+            order = "; interop's batch order" if tr["follows_batch_order"] else ""
+            lines.append(f"  trainer    {tr['framework']:<12} saves {tr['format']}{starts}{order}; {state}{env}")
     return lines
 
 

@@ -150,7 +150,7 @@ class Steps:
         import interop
 
         began = time.perf_counter()
-        if not lineage.in_other_environment:
+        if not lineage.in_other_environment and lineage.design is None:  # a design row's framework is loaded
             self.import_framework(lineage)
         where = " (in its own environment, in the background)" if lineage.in_other_environment else ""
         init = None
