@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,6 +267,7 @@ def convert_model(
     max_dynamic_dim: int | None = None,
     input_shape: str | None = None,
     external_data_dir: str | pathlib.Path | None = None,
+    timings: dict[str, float] | None = None,
 ):
     """Convert an ONNX model to a Core ML ML Program (``coremltools.models.MLModel``).
 
@@ -279,10 +281,21 @@ def convert_model(
     A model loaded with ``load_external_data=False`` has its external initializers mapped from
     ``external_data_dir`` (the model's folder) instead of read into memory.
     Raises UnsupportedModelError listing every unsupported op before building.
+    ``timings``, if given, receives the CPU seconds of each stage (``prepare``: ONNX shape inference
+    and constant folding; ``build``: the MIL program; ``passes``: coremltools' graph passes, each also
+    as ``pass:NAME``; ``serialise``: the rest of ``ct.convert``, writing the ML Program and its weights).
     """
     import coremltools as ct
 
-    from interop_coreml.onnx2mil.passes import pass_pipeline
+    from interop_coreml.onnx2mil.pass_manager import lean_pass_manager
+
+    stages: dict[str, float] = {}
+    clock = [time.process_time()]
+
+    def stage(name: str) -> None:
+        now = time.process_time()
+        stages[name] = stages.get(name, 0.0) + now - clock[0]
+        clock[0] = now
 
     settings = _settings(precision=precision, minimum_deployment_target=minimum_deployment_target,
                          max_dynamic_dim=max_dynamic_dim, input_shape=input_shape)
@@ -295,32 +308,29 @@ def convert_model(
     missing = find_unsupported(prepared, opset)
     if missing:
         raise UnsupportedModelError(unsupported_message(missing, opset), hint=_HINT)
+    stage("prepare")
     prog, input_types, input_names, output_names, scalars, value_map = _build_program(
         prepared, opset, target, max_dynamic_dim, shapes)
+    stage("build")
+    pass_seconds: dict[str, float] = {}
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     # ct.convert ends with a full gc.collect(), which costs seconds in a process
     # holding torch/TensorFlow heaps; freezing the existing objects keeps that
     # collection to what this conversion allocated.
     gc.freeze()
     try:
-        mlmodel = ct.convert(
-            prog,
-            convert_to="mlprogram",
-            inputs=input_types,
-            compute_precision=compute,
-            minimum_deployment_target=target,
-            skip_model_load=True,
-            pass_pipeline=pass_pipeline(),
-        )
+        with lean_pass_manager(pass_seconds):
+            mlmodel = _ct_convert(ct, prog, input_types, compute, target)
     except Exception as error:  # noqa: BLE001 - coremltools' passes and backend refuse with assorted types
-        stage = _failing_pass(error)
-        where = f" in coremltools' {stage}" if stage else ""
+        failing = _failing_pass(error)
+        where = f" in coremltools' {failing}" if failing else ""
         raise UnsupportedModelError(
             f"Core ML rejected the translated program{where}: {type(error).__name__}: {_first_line(error)}",
             hint="set INTEROP_DEBUG=1 for the full trace; please report this model",
         ) from error
     finally:
         gc.unfreeze()
+    stage("convert")
     _record_metadata(mlmodel, model, opset, input_names, output_names, precision)
     # Variables coremltools' passes removed (fused, dead) are simply absent from the saved program.
     mlmodel.user_defined_metadata[VALUE_MAP_METADATA_KEY] = json.dumps(value_map)  # in computation order
@@ -329,7 +339,27 @@ def convert_model(
     narrowed = narrowed_types(prepared.model.graph)
     if narrowed["inputs"] or narrowed["outputs"]:
         mlmodel.user_defined_metadata[NARROWED_IO_KEY] = json.dumps(narrowed, sort_keys=True)
+    stage("convert")
+    if timings is not None:
+        passes = sum(pass_seconds.values())
+        timings.update(prepare=stages["prepare"], build=stages["build"], passes=passes,
+                       serialise=stages["convert"] - passes)
+        timings.update({f"pass:{name}": seconds for name, seconds in pass_seconds.items()})
     return mlmodel
+
+
+def _ct_convert(ct, prog, input_types, compute, target):
+    from interop_coreml.onnx2mil.passes import pass_pipeline
+
+    return ct.convert(
+        prog,
+        convert_to="mlprogram",
+        inputs=input_types,
+        compute_precision=compute,
+        minimum_deployment_target=target,
+        skip_model_load=True,
+        pass_pipeline=pass_pipeline(),
+    )
 
 
 def _interop_version() -> str:
