@@ -316,3 +316,21 @@ def test_rank0_inputs_and_outputs_are_recorded():
     shapes = {f.name: list(f.type.multiArrayType.shape) for f in mlmodel.get_spec().description.input}
     assert shapes == {"s": [1], "v": [3]}
     assert METADATA_SCALAR_IO not in convert_model(_awkward_names_model()).user_defined_metadata
+
+
+@pytest.mark.parametrize("rank", [2, 4])
+def test_batch_norm_of_a_near_zero_variance_keeps_its_digits(rank, tmp_path):
+    # (x - mean) first, as the op is defined: the folded x·a + (bias - mean·a), a = 1/sqrt(eps) for a
+    # channel whose variance is 0 (stored statistics of a dead channel), cancelled to ~1e-3 here.
+    rng = np.random.default_rng(rank)
+    shape = [3, 4] + [5, 5][: rank - 2]
+    x = (30.0 + 0.01 * rng.standard_normal(shape)).astype(np.float32)
+    stats = {"g": np.ones(4), "b": np.zeros(4), "mean": np.full(4, 30.0), "var": np.array([6e-45, 1e-8, 1e-3, 1.0])}
+    nodes = [onnx.helper.make_node("BatchNormalization", ["x", "g", "b", "mean", "var"], ["y"], epsilon=1e-5)]
+    model = _inferred(nodes, [tensor_info("x", shape)],
+                      [onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in stats.items()])
+    got = interpret(save(model, tmp_path / "m.mlpackage"), {"x": x})["y"]
+    channel = (1, 4) + (1,) * (rank - 2)
+    exact = (x.astype(np.float64) - 30.0) / np.sqrt(stats["var"].astype(np.float32).astype(np.float64)
+                                                   + np.float64(np.float32(1e-5))).reshape(channel)
+    assert np.abs(got - exact).max() < 1e-5 * np.abs(exact).max()
