@@ -26,6 +26,20 @@ def test_the_summary_lists_the_trials_of_each_signature(tmp_path: Path) -> None:
                                        "trials": [4, 12], "folder": "01-mismatch-value-Floor"}]
 
 
+def test_the_summary_lists_the_first_trials_of_each_reason_a_graph_was_not_compared(tmp_path: Path) -> None:
+    from interop_coreml.fuzz.campaign import REASON_TRIALS
+
+    summary = Summary()
+    for trial in range(REASON_TRIALS + 5, 0, -1):
+        _record({"trial": trial, "seed": 1, "status": "refused", "kind": "",
+                 "reason": "Dropout node '_' cannot be converted"}, tmp_path, summary)
+    _write_summary(tmp_path, 0, 30, summary)
+    (entry,) = json.loads((tmp_path / "summary.json").read_text())["not_compared"]
+    assert entry["reason"] == "refused: Dropout node '_' cannot be converted"
+    assert entry["count"] == REASON_TRIALS + 5
+    assert entry["trials"] == list(range(6, REASON_TRIALS + 6))  # the first recorded, in order
+
+
 def _save_repro(folder: Path, model, feeds: dict) -> Path:
     import numpy as np
     import onnx

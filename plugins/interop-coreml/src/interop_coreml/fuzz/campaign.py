@@ -172,6 +172,10 @@ def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float) -> No
         conn.send(result)
 
 
+#: How many trial numbers summary.json keeps per reason a graph was not compared (refused, skipped).
+REASON_TRIALS = 20
+
+
 @dataclass
 class _Slot:
     process: Any
@@ -189,6 +193,7 @@ class Summary:
     trials: dict[str, list[int]] = field(default_factory=dict)  # the trial numbers of each signature
     folders: dict[str, str] = field(default_factory=dict)
     reasons: Counter = field(default_factory=Counter)  # why graphs were refused or skipped
+    reason_trials: dict[str, list[int]] = field(default_factory=dict)  # the first trials of each reason
 
     @property
     def crashes(self) -> int:
@@ -223,7 +228,11 @@ def _record(result: dict[str, Any], out: Path, summary: Summary) -> None:
     summary.statuses[status] += 1
     if status not in ("crash", "mismatch"):
         if result.get("reason") or result.get("message"):
-            summary.reasons[f"{status}: {result.get('reason') or result.get('message')}"] += 1
+            reason = f"{status}: {result.get('reason') or result.get('message')}"
+            summary.reasons[reason] += 1
+            trials = summary.reason_trials.setdefault(reason, [])
+            if len(trials) < REASON_TRIALS:
+                trials.append(result["trial"])
         return
     signature = result.get("signature") or f"{status}[{result['kind']}] (trial {result['trial']})"
     if result.get("explained"):
@@ -347,6 +356,7 @@ def _write_summary(out: Path, seed: int, trials: int, summary: Summary) -> None:
         "signatures": [{"signature": s, "count": n, "explained": summary.explained.get(s, 0),
                         "trials": sorted(summary.trials.get(s, [])),
                         "folder": summary.folders.get(s)} for s, n in summary.signatures.most_common()],
-        "not_compared": [{"reason": r, "count": n} for r, n in summary.reasons.most_common()],
+        "not_compared": [{"reason": r, "count": n, "trials": sorted(summary.reason_trials.get(r, []))}
+                         for r, n in summary.reasons.most_common()],
     }
     (out / "summary.json").write_text(json.dumps(document, indent=1) + "\n")
