@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from interop.plugin_api import ConversionError, TensorSpec, UnsupportedModelError
-from interop_torch.onnx_import import registry
+from interop_torch.onnx_import import ops, registry
 from interop_torch.onnx_import.context import ImportContext, NodeNotConvertible, StateEntry, Value, dims_or_none, np_dtype
 from interop_torch.onnx_import.prepare import PreparedGraph, prepare
 
@@ -164,7 +164,7 @@ def plan_import(model: onnx.ModelProto, trainable: str = "auto", class_name: str
             continue
         if node.op_type == "Constant" and node.output and node.output[0] in prepared.initializers:
             continue
-        converter, reason = registry.resolve(node, prepared.opset)
+        converter, reason = ops.resolve(node, prepared.opset)
         if converter is None:
             unsupported(node, index, reason)
             continue

@@ -101,12 +101,12 @@ def importable_cases() -> list:  # type: ignore[type-arg]
     """Node test cases whose every node has a converter for its schema version."""
     from onnx.backend.test.case.node import collect_testcases
 
-    from interop_torch.onnx_import import registry
+    from interop_torch.onnx_import import ops
     from interop_torch.onnx_import.prepare import default_opset
 
     cases = []
     for case in collect_testcases():
         opset = default_opset(case.model)
-        if all(registry.resolve(node, opset)[0] is not None or node.op_type == "Constant" for node in case.model.graph.node):
+        if all(ops.resolve(node, opset)[0] is not None or node.op_type == "Constant" for node in case.model.graph.node):
             cases.append(case)
     return cases

@@ -10,6 +10,10 @@ A model of opset N uses, for each node, the schema ``onnx.defs.get_schema(op, N)
 ``since_version`` must be one the converter was registered for. A newer schema (an onnx
 upgrade adding ``Relu`` v30) is reported as unsupported instead of being converted with
 the old semantics.
+
+This module is a leaf: it imports nothing of the importer. The converters register themselves
+when their modules are imported, and the :mod:`.ops` package imports them all, so the
+complete table is ``ops.resolve`` / ``ops.registered`` (what the importer uses).
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 
 # op_type -> {since_version: converter}
 _CONVERTERS: dict[str, dict[int, ConverterFn]] = {}
-_loaded = False
 
 
 def converter(op_type: str, *since_versions: int) -> Callable[[ConverterFn], ConverterFn]:
@@ -55,7 +58,6 @@ def schema_version(op_type: str, domain: str, opset: int) -> int | None:
 
 def resolve(node: onnx.NodeProto, opset: int) -> tuple[ConverterFn | None, str | None]:
     """The converter for ``node`` under the model's default-domain ``opset``, or (None, reason)."""
-    _load_op_modules()
     if node.domain not in DEFAULT_DOMAINS:
         return None, f"domain {node.domain!r} is not the default ONNX domain"
     versions = _CONVERTERS.get(node.op_type)
@@ -73,13 +75,5 @@ def resolve(node: onnx.NodeProto, opset: int) -> tuple[ConverterFn | None, str |
 
 def registered() -> dict[str, list[int]]:
     """Op types with the schema versions that have a converter."""
-    _load_op_modules()
     return {op: sorted(versions) for op, versions in sorted(_CONVERTERS.items())}
 
-
-def _load_op_modules() -> None:
-    # Importing the op-family modules runs their @converter decorators.
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from interop_torch.onnx_import import ops  # noqa: F401

@@ -1,4 +1,8 @@
-"""The op converters, one module per op family; importing them registers them."""
+"""The op converters, one module per op family; importing this package registers them all.
+
+``resolve`` and ``registered`` are :mod:`..registry`'s, re-exported from here: imported from this
+package, the table they read is complete.
+"""
 
 from interop_torch.onnx_import.ops import (  # noqa: F401
     activation,
@@ -12,3 +16,6 @@ from interop_torch.onnx_import.ops import (  # noqa: F401
     resize,
     tensor,
 )
+from interop_torch.onnx_import.registry import registered, resolve
+
+__all__ = ["registered", "resolve"]
