@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: never reach the hub
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
+import torch  # noqa: E402
+import transformers  # noqa: E402 - a declared test dependency (the root pyproject's test extra)
 from torch import nn  # noqa: E402
 from torch.export import Dim  # noqa: E402
 
@@ -216,23 +215,6 @@ MODELS = {
 }
 #: More of the same patterns, for `make test-extended`.
 EXTENDED_MODELS = {"albert": albert, "qwen2": qwen2}
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """``interop ARGS...`` in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.delenv("INTEROP_DEBUG", raising=False)
-
-    def run(*args: object) -> tuple[int, str, str]:
-        from interop.cli.main import main
-
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main([str(arg) for arg in args])
-        captured = capsys.readouterr()
-        return int(exit_info.value.code or 0), captured.out, captured.err
-
-    return run
 
 
 def export_pt2(case: Case, path: pathlib.Path) -> pathlib.Path:
