@@ -67,6 +67,7 @@ __all__ = [
     "METADATA_SOURCE_OPSET",
     "METADATA_SOURCE_PRODUCER",
     "METADATA_INTEROP_VERSION",
+    "METADATA_WEIGHT_COMPRESSION",
     "session_metadata",
     "option_values",
     "OPTION_TYPES",
@@ -74,7 +75,7 @@ __all__ = [
 ]
 
 #: (major, minor) of this API. Plugins declare the major they target.
-PLUGIN_API_VERSION: tuple[int, int] = (1, 2)
+PLUGIN_API_VERSION: tuple[int, int] = (1, 3)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -282,6 +283,10 @@ METADATA_SOURCE_OPSET = "interop.source_opset"
 METADATA_SOURCE_PRODUCER = "interop.source_producer"
 #: Version of interop that wrote the file.
 METADATA_INTEROP_VERSION = "interop.version"
+#: (1.3) How the model's weights were compressed, when they were: "int8" (linear, 8 bits), "palettize8" or
+#: "palettize4" (a 256- or 16-entry table). A checker judges such a model at that compression's
+#: default tolerances instead of its compute precision's.
+METADATA_WEIGHT_COMPRESSION = "interop.weight_compression"
 
 
 def session_metadata(session: Any) -> Mapping[str, str]:

@@ -20,7 +20,13 @@ from interop.checker.report import ModelInfo
 from interop.checker.tolerances import PRECISION_DEFAULTS
 from interop.formats import check_content, detect_format
 from interop.implementations import open_session
-from interop.plugin_api import METADATA_PRECISION, InteropError, Session, session_metadata
+from interop.plugin_api import (
+    METADATA_PRECISION,
+    METADATA_WEIGHT_COMPRESSION,
+    InteropError,
+    Session,
+    session_metadata,
+)
 from interop.registry import Registry
 from interop.runtime_choice import RuntimeChoice, choose_runtime
 
@@ -119,8 +125,13 @@ def open_model(request: ModelRequest, overrides: Mapping[str, str], registry: Re
 
 
 def model_precision(session: Any) -> tuple[str, str]:
-    """(precision, why): from the session's ``METADATA_PRECISION`` metadata, else from the output dtypes."""
-    recorded = session_metadata(session).get(METADATA_PRECISION)
+    """(precision, why): a weight compression the model records (``METADATA_WEIGHT_COMPRESSION``: its
+    error dominates the compute precision's), else ``METADATA_PRECISION``, else the output dtypes."""
+    metadata = session_metadata(session)
+    compression = metadata.get(METADATA_WEIGHT_COMPRESSION)
+    if compression in PRECISION_DEFAULTS:
+        return str(compression), f"model metadata {METADATA_WEIGHT_COMPRESSION}={compression}"
+    recorded = metadata.get(METADATA_PRECISION)
     if recorded in PRECISION_DEFAULTS:
         return str(recorded), f"model metadata {METADATA_PRECISION}={recorded}"
     dtypes = set()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interop.checker.metrics import OutputMetrics
-from interop.checker.tolerances import Tolerance
+from interop.checker.tolerances import WEIGHT_COMPRESSIONS, Tolerance
 
 #: Version of the JSON document written by ``--json``/``--json-file`` (see interop/schemas/check.schema.json).
 REPORT_SCHEMA = 2
@@ -225,8 +225,9 @@ def _pair_lines(pair: PairResult) -> list[str]:
     if pair.precision != "fp32":
         source = pair.candidate.precision_source if pair.candidate.precision == pair.precision \
             else pair.reference.precision_source
+        what = "weights compressed as" if pair.precision in WEIGHT_COMPRESSIONS else "computes in"
         lines.append(
-            f"           computes in {pair.precision} ({source}): {pair.precision} default tolerances apply"
+            f"           {what} {pair.precision} ({source}): {pair.precision} default tolerances apply"
         )
     for problem in pair.problems:
         lines.append(f"  FAIL  {problem}")

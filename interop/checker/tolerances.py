@@ -29,15 +29,22 @@ from typing import Any
 from interop.checker.metrics import DEFAULT_ERROR_STAT, ERROR_STATS
 from interop.plugin_api import InteropError
 
-#: Built-in (atol, rtol) per compute precision. A pair takes the lower precision of its two models.
+#: Built-in (atol, rtol) per compute precision, and per weight compression (a model whose weights
+#: were quantized to int8 or palettized to 8 or 4 bits, whatever it computes in: METADATA_WEIGHT_COMPRESSION).
+#: A pair takes the lower precision of its two models.
 PRECISION_DEFAULTS: dict[str, tuple[float, float]] = {
     "fp64": (1e-9, 1e-7),
     "fp32": (1e-5, 3e-4),  # chosen by the calibration table (docs/check.md, tests/check/calibration.py)
     "fp16": (1e-2, 1e-2),
     "bf16": (5e-2, 5e-2),
+    "int8": (5e-2, 5e-2),
+    "palettize8": (1e-1, 1e-1),
+    "palettize4": (0.5, 0.5),
 }
 #: From the most to the least precise.
-PRECISION_ORDER = ("fp64", "fp32", "fp16", "bf16")
+PRECISION_ORDER = ("fp64", "fp32", "fp16", "bf16", "int8", "palettize8", "palettize4")
+#: The entries of PRECISION_DEFAULTS that name a weight compression, not a compute precision.
+WEIGHT_COMPRESSIONS = ("int8", "palettize8", "palettize4")
 
 
 def lower_precision(first: str, second: str) -> str:

@@ -16,6 +16,8 @@ CONVERTER_OPTIONS = (
     Option("max_dynamic_dim", "int", 1024, "upper bound given to dynamic dimensions", minimum=1),
     Option("input_shape", "str", None,
            "per-input dims, e.g. 'input_ids=1..8,1..512;attention_mask=1..8,1..512' (each dim an int or lo..hi)"),
+    Option("compress", "str", "none", "compress the weights with coremltools.optimize (iOS16 or later)",
+           ("none", "int8", "palettize8", "palettize4")),
 )
 
 plugin = Plugin(

@@ -28,6 +28,7 @@ from interop.plugin_api import (
     METADATA_SCALAR_IO,
     METADATA_SOURCE_OPSET,
     METADATA_SOURCE_PRODUCER,
+    METADATA_WEIGHT_COMPRESSION,
     VALUE_MAP_METADATA_KEY,
     option_values,
 )
@@ -266,6 +267,7 @@ def convert_model(
     minimum_deployment_target: str | None = None,
     max_dynamic_dim: int | None = None,
     input_shape: str | None = None,
+    compress: str | None = None,
     external_data_dir: str | pathlib.Path | None = None,
     timings: dict[str, float] | None = None,
 ):
@@ -280,10 +282,14 @@ def convert_model(
     a bad value raises InteropError (exit 2).
     A model loaded with ``load_external_data=False`` has its external initializers mapped from
     ``external_data_dir`` (the model's folder) instead of read into memory.
+    ``compress`` (``int8``, ``palettize8``, ``palettize4``) compresses the weights afterwards
+    (:mod:`~interop_coreml.onnx2mil.compress`); compressed weights need iOS16, so a lower
+    ``minimum_deployment_target`` is raised to iOS16.
     Raises UnsupportedModelError listing every unsupported op before building.
     ``timings``, if given, receives the CPU seconds of each stage (``prepare``: ONNX shape inference
     and constant folding; ``build``: the MIL program; ``passes``: coremltools' graph passes, each also
-    as ``pass:NAME``; ``serialise``: the rest of ``ct.convert``, writing the ML Program and its weights).
+    as ``pass:NAME``; ``serialise``: the rest of ``ct.convert``, writing the ML Program and its weights;
+    ``compress``: coremltools.optimize, with ``compress``).
     """
     import coremltools as ct
 
@@ -298,9 +304,11 @@ def convert_model(
         clock[0] = now
 
     settings = _settings(precision=precision, minimum_deployment_target=minimum_deployment_target,
-                         max_dynamic_dim=max_dynamic_dim, input_shape=input_shape)
-    precision, max_dynamic_dim = settings["precision"], settings["max_dynamic_dim"]
+                         max_dynamic_dim=max_dynamic_dim, input_shape=input_shape, compress=compress)
+    precision, max_dynamic_dim, compress = settings["precision"], settings["max_dynamic_dim"], settings["compress"]
     target = getattr(ct.target, settings["minimum_deployment_target"])
+    if compress != "none":
+        target = max(target, ct.target.iOS16)
     shapes = parse_input_shape(settings["input_shape"])
     resolve_input_ranges(model.graph, shapes, max_dynamic_dim)  # a bad spec fails before any work
     opset = default_opset(model)
@@ -331,6 +339,12 @@ def convert_model(
     finally:
         gc.unfreeze()
     stage("convert")
+    if compress != "none":
+        from interop_coreml.onnx2mil.compress import compress_weights
+
+        mlmodel = compress_weights(mlmodel, compress)
+        mlmodel.user_defined_metadata[METADATA_WEIGHT_COMPRESSION] = compress
+        stage("compress")
     _record_metadata(mlmodel, model, opset, input_names, output_names, precision)
     # Variables coremltools' passes removed (fused, dead) are simply absent from the saved program.
     mlmodel.user_defined_metadata[VALUE_MAP_METADATA_KEY] = json.dumps(value_map)  # in computation order
@@ -345,6 +359,8 @@ def convert_model(
         timings.update(prepare=stages["prepare"], build=stages["build"], passes=passes,
                        serialise=stages["convert"] - passes)
         timings.update({f"pass:{name}": seconds for name, seconds in pass_seconds.items()})
+        if "compress" in stages:
+            timings["compress"] = stages["compress"]
     return mlmodel
 
 
