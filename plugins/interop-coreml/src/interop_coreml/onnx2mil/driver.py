@@ -319,6 +319,9 @@ def convert_model(
     stage("prepare")
     prog, input_types, input_names, output_names, scalars, value_map = _build_program(
         prepared, opset, target, max_dynamic_dim, shapes)
+    # The program holds the weights it uses; the pre-pass's references would only keep alive
+    # the arrays coremltools' fusions replace (conv + batch norm, ...).
+    prepared.constants.clear()
     stage("build")
     pass_seconds: dict[str, float] = {}
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
