@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from interop.cli.console import library_log_options
+from interop.cli.console import Console, output_options
 
 if TYPE_CHECKING:
     from interop.checker.report import Report
@@ -141,9 +141,6 @@ def quiet_lines(report: "Report") -> list[str]:
               help="Runtime for every model of a format (repeatable); MODEL@RUNTIME picks one model's.")
 @click.option("--allow-missing-runtime", is_flag=True,
               help="Skip (with a warning) a candidate no runtime here can run, instead of exit 3.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the JSON report on stdout (the table then goes to stderr).")
-@click.option("--json-file", type=click.Path(path_type=Path), help="Write the JSON report to a file.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write a JUnit XML report.")
 @click.option("--save-failures", type=click.Path(path_type=Path),
               help=f"Save the failing samples in this folder (default: {FAILURES_FOLDER} next to "
@@ -155,16 +152,15 @@ def quiet_lines(report: "Report") -> list[str]:
               help="Samples the fp64 oracle computes besides the failing ones [default: 16].")
 @click.option("--locate", is_flag=True,
               help="For a failing pair, find the first operation whose output diverges while its inputs agree.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only failures (one line each) and the verdict.")
-@library_log_options(reads=lambda params: model_paths(params["models"], params.get("golden"), params.get("inputs_path")))
+@output_options(reads=lambda params: model_paths(params["models"], params.get("golden"), params.get("inputs_path")))
 def command(
     models: tuple[str, ...], golden: Path | None, save_golden: Path | None, inputs_path: Path | None,
     dataset: str | None, seed: int, value_ranges: tuple[str, ...], input_shapes: tuple[str, ...],
     samples: int | None, batch_sizes: str | None,
     max_batch: int, atol: float | None, rtol: float | None, tolerances: tuple[str, ...],
     error_stats: tuple[str, ...], no_project_config: bool, runtimes: tuple[str, ...], allow_missing_runtime: bool,
-    as_json: bool, json_file: Path | None, junit_path: Path | None, save_failures: Path | None, oracle: str,
-    oracle_samples: int | None, locate: bool, quiet: bool,
+    junit_path: Path | None, save_failures: Path | None, oracle: str,
+    oracle_samples: int | None, locate: bool, console: Console,
 ) -> int:
     """Check that every CANDIDATE computes the same outputs as REFERENCE.
 
@@ -172,17 +168,16 @@ def command(
     Each model runs on a runtime of its format (MODEL@RUNTIME or --runtime
     FORMAT=RUNTIME to choose). Several lineages in one run: separate groups
     with '+', e.g.  interop check a.keras a.onnx + b.pt2 b.onnx
+    With -q only the failures (one line each), warnings and the verdict.
     Exit codes: 0 all pass, 1 a mismatch, 2 bad usage or input, 3 no runtime
     for a model here (unless --allow-missing-runtime), 4 a runtime failed.
     """
-    import json
-
     from interop.checker import junit
     from interop.checker.runner import make_options, run_groups
     from interop.cli.common import registry_with_warnings
-    from interop.output_files import atomic_output
     from interop.plugin_api import InteropError
 
+    json_file, quiet = console.json_file, console.quiet
     failures_folder = save_failures or default_failures_folder(json_file, junit_path)
     check_report_paths(model_paths(models, golden, inputs_path), json_file, junit_path, save_golden,
                        failures_folder)
@@ -192,10 +187,6 @@ def command(
         raise InteropError("no candidate to compare with the reference",
                            hint="interop check REFERENCE CANDIDATE [CANDIDATE ...] "
                                 "(or REFERENCE --save-golden FILE.npz to save its outputs)")
-
-    def progress(message: str) -> None:
-        if not quiet:
-            click.echo(message, err=True)
 
     options = make_options(
         inputs=inputs_path, dataset=dataset, seed=seed, value_range=list(value_ranges) or None,
@@ -207,24 +198,21 @@ def command(
         locate=locate,
         oracle=oracle,
         oracle_samples=oracle_samples,
-        on_progress=progress,
+        on_progress=console.announce,
     )
+    console.start_step("loading the models")  # on a terminal; each run then names its model and engine
     report = run_groups(groups, options, golden_path=golden, registry=registry)
+    console.end_steps()
 
     lines = quiet_lines(report) if quiet else report.format_table().splitlines()
     if not report.passed and failures_folder is None and not quiet:
         lines.append("hint: pass --save-failures DIR (or --json-file/--junit) to save the failing samples "
                      "and a command replaying each")
-    click.echo("\n".join(lines), err=as_json)
+    console.result("\n".join(lines))
     if save_golden is not None:
-        click.echo(f"saved golden file {save_golden}", err=True)
-    document = json.dumps(report.to_dict(), indent=2)
-    if as_json:
-        click.echo(document)
-    if json_file is not None:
-        json_file.parent.mkdir(parents=True, exist_ok=True)  # CI report folders often do not exist yet
-        with atomic_output(json_file, force=True) as tmp:
-            tmp.write_text(document + "\n")
+        console.progress(f"saved golden file {save_golden}")
+    if console.wants_document:
+        console.document(report.to_dict())  # --json-file: its folder is made, CI report folders often do not exist yet
     if junit_path is not None:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
         junit.write(report, junit_path)

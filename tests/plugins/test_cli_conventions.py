@@ -14,44 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_plugins import IMPL_HELPERS, one_format_plugin
 
-NOISY = '''
-from interop.plugin_api import Converter, Format, Plugin, Runtime
-
-plugin = Plugin(
-    name="noisy", api_version=1,
-    formats=(Format(name="noisy", extensions=(".noisy",)),),
-    converters=(Converter(source="noisy", target="onnx", impl="noisy_impl:convert"),),
-    runtimes=(Runtime(name="noisy", formats=("noisy",), load="noisy_impl:load", engine="noisy (numpy)"),),
-)
-'''
-NOISY_IMPL = '''
+NOISY_IMPL = IMPL_HELPERS + '''
 import logging, os, warnings
 
-class Session:
-    engine = "noisy (numpy)"
-    versions = {}
-    def __init__(self):
-        from interop.plugin_api import TensorSpec
-        self.inputs = [TensorSpec("x", "float32", (None, 2))]
-        self.outputs = [TensorSpec("y", "float32", (None, 2))]
-    def run(self, feeds):
-        return {"y": feeds["x"] * 2}
-
 def load(path):
-    os.write(2, b"NOISY C++ LINE from the library\\\\n")
-    return Session()
+    os.write(2, b"NOISY C++ LINE from the library\\n")
+    return Session("noisy (numpy)")
 
 def convert(src, dst, options):
-    os.write(2, b"NOISY C++ LINE from the library\\\\n")
+    os.write(2, b"NOISY C++ LINE from the library\\n")
     warnings.warn("NOISY python warning from the library")
     logging.getLogger("noisylib").warning("NOISY logging record from the library")
-    import onnx
-    from onnx import TensorProto, helper
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(dst))
+    write_identity_onnx(dst)
 '''
 NOISE = ("NOISY C++ LINE", "NOISY python warning", "NOISY logging record")
 
@@ -59,7 +35,7 @@ NOISE = ("NOISY C++ LINE", "NOISY python warning", "NOISY logging record")
 @pytest.fixture
 def site(tmp_path: Path, fake_install: Any) -> Path:
     return fake_install(tmp_path / "site", "interop-noisy", {"noisy": "noisy:plugin"},
-                        {"noisy": NOISY, "noisy_impl": NOISY_IMPL})
+                        {"noisy": one_format_plugin("noisy"), "noisy_impl": NOISY_IMPL})
 
 
 @pytest.fixture
