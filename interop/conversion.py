@@ -12,7 +12,7 @@ from interop.errors import raise_if_interrupted
 from interop.formats import check_content, detect_format, format_for_output
 from interop.implementations import call_converter
 from interop.output_files import atomic_output, refuse_overlap, same_format_directory
-from interop.plugin_api import ConversionError, Converter, InteropError, option_values
+from interop.plugin_api import ConversionError, Converter, InteropError, ModelLoadError, option_values
 from interop.registry import Provided, Registry, get_registry
 from interop.routing import plan_route
 
@@ -96,6 +96,22 @@ def resolve_target(dst: Path, to: str | None, registry: Registry) -> str:
     return guessed
 
 
+def _name_the_targets_plugin_too(error: ModelLoadError, src: Path, dst: Path, to: str | None,
+                                 registry: Registry) -> None:
+    """No plugin reads the source nor writes the target (a core-only install): one hint names both."""
+    from interop.builtin_plugins import for_format, for_suffix
+
+    if not src.exists() or to in registry.formats or (to is None and format_for_output(dst, registry) is not None):
+        return
+    source, target = for_suffix(src), (for_format(to) if to else for_suffix(dst))
+    if source is None or target is None or source == target:
+        return
+    reads = next(s for s in source.suffixes if src.name.lower().endswith(s))
+    writes = to or repr(next(s for s in target.suffixes if dst.name.lower().endswith(s)))
+    error.hint = (f"the {source.name} plugin reads {reads!r} models and the {target.name} plugin writes "
+                  f"{writes} models: pip install {source.distribution} {target.distribution}")
+
+
 def split_options(
     route: list[Provided[Converter]], options: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
@@ -145,7 +161,11 @@ def convert(
     """
     registry = registry or get_registry()
     src, dst = Path(src), Path(dst)
-    source_format = from_format or detect_format(src, registry, format_flag="--from")
+    try:
+        source_format = from_format or detect_format(src, registry, format_flag="--from")
+    except ModelLoadError as error:
+        _name_the_targets_plugin_too(error, src, dst, to, registry)
+        raise
     check_content(src, source_format, registry)
     target_format = resolve_target(dst, to, registry)
     refuse_overlap(dst, [src])

@@ -96,10 +96,11 @@ def test_convert_check_names_the_hops_by_role(tmp_path: Path, run_cli, torch_mlp
     dst = tmp_path / "model.mlpackage"
     code, out, err = run_cli("convert", torch_mlp, "-o", dst, "--check")
     assert code == 0, out + err
-    text = out + err
-    assert f"candidate  {dst}  on coreml" in text
-    assert "candidate  intermediate onnx (hop 1 of 2: torch -> onnx, not kept)  on onnxruntime" in text
-    assert "interop-tmp" not in text
+    # The table is the result, on stdout like `interop check`'s; progress is on stderr.
+    assert f"candidate  {dst}  on coreml" in out and "PASSED" in out
+    assert "candidate  intermediate onnx (hop 1 of 2: torch -> onnx, not kept)  on onnxruntime" in out
+    assert "torch -> onnx with plugin torch" in err and "candidate  " not in err
+    assert "interop-tmp" not in out + err
 
 
 def test_q_and_v_mean_what_they_mean_on_every_command(linear_onnx, run_cli) -> None:
