@@ -121,6 +121,10 @@ class Console:
         if self.verbose:
             self._print(text, err=True)
 
+    def failure(self, text: str) -> None:
+        """A line about something that failed while the command goes on (stderr); shown with -q."""
+        self._print(text, err=True)
+
     def warning(self, text: str) -> None:
         self._print(f"warning: {text}", err=True)
 
@@ -152,9 +156,11 @@ class Console:
         if self._live is not None:
             self._live.stop()
 
-    def document(self, document: dict[str, Any]) -> None:
-        """The JSON document: on stdout with --json, into the file with --json-file (atomically)."""
-        text = json.dumps(document, indent=2)
+    def document(self, document: dict[str, Any], default: Callable[[Any], Any] | None = None) -> None:
+        """The JSON document: on stdout with --json, into the file with --json-file (atomically).
+
+        ``default`` is json.dumps's, for values the document holds that JSON does not know."""
+        text = json.dumps(document, indent=2, default=default)
         if self.as_json:
             self._print(text, err=False)
         if self.json_file is not None:

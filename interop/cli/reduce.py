@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from interop.cli.console import library_log_options
+from interop.cli.console import Console, output_options
 
 
 def inputs_path(output: Path) -> Path:
@@ -32,13 +32,11 @@ def inputs_path(output: Path) -> Path:
 @click.option("--check-error-stat", "error_stats", multiple=True, metavar="[NAME=]STAT",
               help="Error statistic of the check, as interop check.")
 @click.option("--force", is_flag=True, help="Replace existing output files.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (the log goes to stderr).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
-@library_log_options(reads=lambda params: [params["model"]])
+@output_options(reads=lambda params: [params["model"]])
 def command(
     model: Path, target: str, output: Path, inputs_file: Path | None, seed: int, samples: int | None,
     value_ranges: tuple[str, ...], input_shapes: tuple[str, ...], atol: float | None, rtol: float | None,
-    error_stats: tuple[str, ...], force: bool, as_json: bool, quiet: bool,
+    error_stats: tuple[str, ...], force: bool, console: Console,
 ) -> int:
     """Cut MODEL.onnx to the smallest part whose conversion to --to still fails the check (or crashes).
 
@@ -50,8 +48,6 @@ def command(
     Exit codes as interop check: 0 the conversion passes (nothing written), 1 a mismatch
     was reduced, 2 bad usage or input, 3/4 a crashing conversion was reduced (its code).
     """
-    import json
-
     import onnx
 
     from interop.checker.reduce import reduce_model, target_extension
@@ -65,14 +61,11 @@ def command(
         check_destination(path, force)
         refuse_overlap(path, [model, *([inputs_file] if inputs_file else [])], "-o")
 
-    def say(message: str) -> None:
-        if not quiet:
-            click.echo(message, err=True)
-
     check_options = {"atol": atol, "rtol": rtol, "error_stats": list(error_stats)}
     result = reduce_model(model, target, inputs=inputs_file, seed=seed, samples=samples,
                           value_range=list(value_ranges) or None, input_shapes=list(input_shapes),
-                          check_options=check_options, progress=say)
+                          check_options=check_options, progress=console.announce)
+    console.end_steps()
     summary = result.to_dict()
     if result.outcome.kind == "passes":
         line = f"{model} converted to {target} passes the check: nothing to reduce"
@@ -92,9 +85,7 @@ def command(
                 f"({', '.join(result.kept)}) that still {'crash' if result.outcome.kind == 'crash' else 'fail'}: "
                 f"{result.outcome.message}\nwrote {output} and {npz}; replay: interop convert {output} "
                 f"-o {converted} && interop check {output} {converted} --inputs {npz}")
-    if as_json:
-        click.echo(line, err=True)
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        click.echo(line)
+    console.result(line)
+    if console.wants_document:
+        console.document(summary)
     return result.exit_code

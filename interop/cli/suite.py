@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from interop.cli.console import library_log_options
+from interop.cli.console import Console, output_options
 
 
 @click.command(name="suite")
@@ -27,16 +27,13 @@ from interop.cli.console import library_log_options
 @click.option("--no-cache", is_flag=True, help="Run every entry again (results are still stored).")
 @click.option("--update-golden", is_flag=True, help="Write the golden files from the models' current outputs.")
 @click.option("--list", "list_only", is_flag=True, help="List the selected entries and exit.")
-@click.option("--json", "json_stdout", is_flag=True, help="Print the JSON results on stdout (the table goes to stderr).")
-@click.option("--json-file", type=click.Path(path_type=Path), metavar="PATH", help="Write the JSON results to PATH.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), metavar="PATH",
               help="Write JUnit XML: one test case per (model, target, output).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only failures and the verdict line.")
-@library_log_options()
+@output_options()
 def command(
     manifest: Path | None, keyword: str | None, jobs: int | None, threads: int | None, scheduler: str | None,
-    shared_path: bool, no_cache: bool, update_golden: bool, list_only: bool, json_stdout: bool,
-    json_file: Path | None, junit_path: Path | None, quiet: bool,
+    shared_path: bool, no_cache: bool, update_golden: bool, list_only: bool,
+    junit_path: Path | None, console: Console,
 ) -> int:
     """Convert and check every model of a manifest (interop.toml or [tool.interop.suite]).
 
@@ -47,18 +44,17 @@ def command(
     the content of the model, the options and the installed plugin versions.
     Exit codes: 0 every entry passed, 1 an entry failed (mismatch, conversion
     error, crash or timeout), 2 bad manifest or usage, 3 no converter route.
+    With -q only the failures and the verdict line.
     """
-    import json
-
     from interop.cli.common import registry_with_warnings
-    from interop.output_files import atomic_output, check_report_destination
+    from interop.output_files import check_report_destination
     from interop.plugin_api import InteropError
     from interop.suite import manifest as manifest_module
     from interop.suite.runner import SuiteOptions, run_suite, select
 
-    for what, path in (("--json-file", json_file), ("--junit", junit_path)):
-        if path is not None:
-            check_report_destination(path, what)
+    json_file = console.json_file
+    if junit_path is not None:
+        check_report_destination(junit_path, "--junit")
     if json_file is not None and junit_path is not None and json_file.resolve() == junit_path.resolve():
         raise InteropError("--json-file and --junit name the same file", hint="give each report its own file")
     if shared_path and not scheduler:
@@ -72,33 +68,31 @@ def command(
     manifest_module.resolve(loaded, registry, update_golden)
     if list_only:
         for entry in select(loaded.entries, keyword):
-            click.echo(f"{entry.id}  {' -> '.join(entry.route)}")
+            console.result(f"{entry.id}  {' -> '.join(entry.route)}")
         return 0
-    table_stream_err = json_stdout
 
     def on_result(result, done: int, total: int) -> None:
-        if quiet and result.passed:
-            return
         timing = "cached" if result.cached else f"{result.seconds:.1f} s"
         status = "PASS" if result.passed else result.status.upper()
-        click.echo(f"[{done}/{total}] {status:<7} {result.id} ({timing})", err=True)
+        line = f"[{done}/{total}] {status:<7} {result.id} ({timing})"
+        if result.passed:
+            console.progress(line)
+        else:
+            console.failure(line)
 
     options = SuiteOptions(
         keyword=keyword, jobs=jobs, threads=threads or loaded.threads, no_cache=no_cache,
         update_golden=update_golden, scheduler=scheduler, shared_path=shared_path, on_result=on_result,
     )
+    console.start_step("running the suite")  # on a terminal: the elapsed time under the entries' lines
     suite = run_suite(loaded, options, registry=registry)
-    table = suite.format_table()
-    if quiet:
-        table = "\n".join([*suite.failure_details(), suite.verdict()])
-    click.echo(table, err=table_stream_err)
-    document = json.dumps(suite.to_dict(), indent=2, default=str)
-    if json_stdout:
-        click.echo(document)
-    if json_file is not None:
-        json_file.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(json_file, force=True) as tmp:
-            tmp.write_text(document + "\n")
+    console.end_steps()
+    if console.quiet:
+        console.result("\n".join([*suite.failure_details(), suite.verdict()]))
+    else:
+        console.result(suite.format_table())
+    if console.wants_document:
+        console.document(suite.to_dict(), default=str)
     if junit_path is not None:
         suite.write_junit(junit_path)
     return 0 if suite.passed else 1

@@ -102,7 +102,3 @@ def test_convert_check_names_the_hops_by_role(tmp_path: Path, run_cli, torch_mlp
     assert "torch -> onnx with plugin torch" in err and "candidate  " not in err
     assert "interop-tmp" not in out + err
 
-
-def test_q_and_v_mean_what_they_mean_on_every_command(linear_onnx, run_cli) -> None:
-    code, _, err = run_cli("check", linear_onnx("ref.onnx"), linear_onnx("copy.onnx"), "-q", "-v")
-    assert code == 2 and "-q and -v contradict each other" in err

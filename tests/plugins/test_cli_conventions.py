@@ -106,6 +106,29 @@ def test_quiet_json_and_json_file(tmp_path: Path, site: Path, model: Path, run_c
     assert model.read_text() == "noisy model\n"
 
 
+#: Each command with the arguments it needs (files that need not exist: -q -v is refused first).
+EVERY_COMMAND = {
+    "convert": ["m.onnx", "-o", "x.onnx"], "train": ["--framework", "numpy-mlp", "-o", "m.npmlp"],
+    "plugins": [], "check": ["a.onnx", "b.onnx"], "demo": [], "reduce": ["m.onnx", "--to", "coreml", "-o", "s.onnx"],
+    "suite": [],
+}
+
+
+def test_the_list_of_every_command_is_complete() -> None:
+    from interop.cli.main import COMMANDS
+
+    assert set(EVERY_COMMAND) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(EVERY_COMMAND))
+def test_every_command_shares_q_v_log_file_json_and_json_file(tmp_path: Path, run_cli: Any, command: str) -> None:
+    shown = run_cli(command, "--help", cwd=tmp_path)
+    options = {"-q, --quiet", "-v, --verbose", "--log-file"} | ({"--json", "--json-file"} if command != "demo" else set())
+    assert {option for option in options if option in shown.stdout} == options, shown.stdout
+    both = run_cli(command, *EVERY_COMMAND[command], "-q", "-v", cwd=tmp_path)
+    assert both.returncode == 2 and "-q and -v contradict each other" in both.stderr, both.stderr
+
+
 def test_interops_own_warnings_stay_visible(tmp_path: Path, site: Path, model: Path, run_cli: Any,
                                              fake_install: Any) -> None:
     fake_install(site, "interop-broken", {"broken": "broken_plugin:plugin"},
