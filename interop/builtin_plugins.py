@@ -30,6 +30,13 @@ class KnownPlugin:
     def install(self) -> str:
         return f"pip install {self.distribution}"
 
+    @property
+    def disabled(self) -> bool:
+        """Installed maybe, but skipped by ``INTEROP_DISABLE_PLUGINS``: installing it again would not help."""
+        from interop.registry import disabled_plugin_names
+
+        return self.name in disabled_plugin_names()
+
 
 BUILTIN_PLUGINS: tuple[KnownPlugin, ...] = (
     KnownPlugin("onnx", "interop-onnx", "ONNX models (.onnx), run with ONNX Runtime",
@@ -54,6 +61,8 @@ BUILTIN_PLUGINS: tuple[KnownPlugin, ...] = (
 def _hint(plugin: KnownPlugin | None, does: str) -> str | None:
     if plugin is None:
         return None
+    if plugin.disabled:
+        return f"the {plugin.name} plugin {does}, but INTEROP_DISABLE_PLUGINS disables it"
     return f"the {plugin.name} plugin {does}: {plugin.install}"
 
 

@@ -104,7 +104,7 @@ def _name_the_targets_plugin_too(error: ModelLoadError, src: Path, dst: Path, to
     if not src.exists() or to in registry.formats or (to is None and format_for_output(dst, registry) is not None):
         return
     source, target = for_suffix(src), (for_format(to) if to else for_suffix(dst))
-    if source is None or target is None or source == target:
+    if source is None or target is None or source == target or source.disabled or target.disabled:
         return
     reads = next(s for s in source.suffixes if src.name.lower().endswith(s))
     writes = to or repr(next(s for s in target.suffixes if dst.name.lower().endswith(s)))

@@ -204,13 +204,14 @@ def load_entry_point(ep: distributions.EntryPoint, disabled: set[str]) -> Loaded
     return loaded
 
 
+def disabled_plugin_names() -> set[str]:
+    """The plugins ``INTEROP_DISABLE_PLUGINS=a,b`` skips, by entry-point name."""
+    return {name.strip() for name in os.environ.get("INTEROP_DISABLE_PLUGINS", "").split(",") if name.strip()}
+
+
 def discover() -> Registry:
     """Load every plugin of the entry-point group into a fresh Registry."""
-    disabled = {
-        name.strip()
-        for name in os.environ.get("INTEROP_DISABLE_PLUGINS", "").split(",")
-        if name.strip()
-    }
+    disabled = disabled_plugin_names()
     distributions.forget()  # a fresh discovery sees distributions installed since the last one
     registry = Registry()
     eps = sorted(distributions.entry_points(ENTRY_POINT_GROUP), key=lambda ep: ep.name)

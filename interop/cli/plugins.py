@@ -30,7 +30,7 @@ def command(ctx: click.Context, console: Console) -> None:
     working = {plugin["distribution"] for plugin in info["plugins"] if plugin["status"] == "ok"}
     if not working:
         console.warning("no interop plugin is installed and working: interop itself converts and runs nothing")
-    missing = install_guidance(working)
+    missing = install_guidance({plugin["distribution"] for plugin in info["plugins"]})
     if missing and not console.quiet:
         console.result("\n".join(missing))
 
@@ -73,11 +73,12 @@ def table_lines(info: dict, verbose: bool = False) -> list[str]:
     return lines
 
 
-def install_guidance(working: set[str]) -> list[str]:
-    """The built-in plugins not installed (or not working) here, and what to pip install."""
+def install_guidance(installed: set[str]) -> list[str]:
+    """The built-in plugins not installed here, and what to pip install (a disabled or broken one is
+    listed above with its status: installing it again would not help)."""
     from interop.builtin_plugins import BUILTIN_PLUGINS
 
-    missing = [known for known in BUILTIN_PLUGINS if known.distribution not in working]
+    missing = [known for known in BUILTIN_PLUGINS if known.distribution not in installed]
     if not missing:
         return []
     lines = ["", "built-in plugins not installed here:"]

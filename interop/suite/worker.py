@@ -120,12 +120,10 @@ def run(spec: dict[str, Any], out_dir: Path) -> dict[str, Any]:
             artifact = out_dir / artifact_name(model, target, registry)
             converted = interop.convert(model, artifact, to=target["format"], from_format=spec.get("source_format"),
                                         options=target.get("options") or {}, registry=registry)
-            result["conversion"] = {
-                "route": converted.route,
-                "hops": [{"source": h.source, "target": h.target, "plugin": h.plugin,
-                          "seconds": round(h.seconds, 3), "options": h.options} for h in converted.hops],
-                "artifact": artifact.name,
-            }
+            # convert --json's hops, without the paths of this worker's folder (results are cached).
+            hops = [{key: value for key, value in hop.items() if key != "output"}
+                    for hop in converted.to_dict()["hops"]]
+            result["conversion"] = {"route": converted.route, "hops": hops, "artifact": artifact.name}
             stage = "check"
             candidate = f"{artifact}@{target['runtime']}" if target.get("runtime") else artifact
             report = interop.check(model, [candidate], **options)

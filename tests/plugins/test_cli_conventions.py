@@ -198,21 +198,29 @@ ALL_BUILTINS = "onnx,keras,torch,coreml,mxnet,numpy-mlp"
 
 
 @pytest.mark.parametrize("args, disabled, needle", [
-    (["plugins"], ALL_BUILTINS, "pip install interop-coreml"),
-    (["check", "a.onnx", "b.onnx"], ALL_BUILTINS, "the onnx plugin reads '.onnx' models: pip install interop-onnx"),
+    (["check", "a.onnx", "b.onnx"], ALL_BUILTINS,
+     "the onnx plugin reads '.onnx' models, but INTEROP_DISABLE_PLUGINS disables it"),
     (["convert", "a.onnx", "-o", "a.mlpackage"], "coreml",
-     "the coreml plugin reads '.mlpackage' models: pip install interop-coreml"),
+     "the coreml plugin reads '.mlpackage' models, but INTEROP_DISABLE_PLUGINS disables it"),
     (["train", "--framework", "keras", "-o", "m.keras"], "keras",
-     "the keras plugin trains with keras: pip install interop-keras"),
+     "the keras plugin trains with keras, but INTEROP_DISABLE_PLUGINS disables it"),
 ])
-def test_a_missing_builtin_plugin_is_named(tmp_path: Path, run_cli: Any, args: list[str], disabled: str,
-                                            needle: str) -> None:
+def test_a_disabled_builtin_plugin_is_named_not_sent_to_pip(tmp_path: Path, run_cli: Any, args: list[str],
+                                                            disabled: str, needle: str) -> None:
+    """Installed but disabled: `pip install` would not help (tests/plugins/test_core_only_install.py: not installed)."""
     for name in ("a.onnx", "b.onnx"):
         (tmp_path / name).write_bytes(b"\x08\x07")
     done = run_cli(*args, cwd=tmp_path, INTEROP_DISABLE_PLUGINS=disabled)
     assert needle in done.stdout + done.stderr, done.stdout + done.stderr
-    assert "--from" not in done.stderr
-    assert done.returncode == (0 if args == ["plugins"] else 2)
+    assert "pip install" not in done.stderr and "--from" not in done.stderr
+    assert done.returncode == 2
+
+
+def test_interop_plugins_lists_disabled_builtins_as_disabled_not_as_missing(tmp_path: Path, run_cli: Any) -> None:
+    done = run_cli("plugins", cwd=tmp_path, INTEROP_DISABLE_PLUGINS="coreml")
+    assert done.returncode == 0
+    assert "coreml  (interop-coreml" in done.stdout and "[disabled]" in done.stdout
+    assert "pip install interop-coreml" not in done.stdout + done.stderr
 
 
 def test_the_builtin_table_matches_the_builtin_declarations() -> None:
