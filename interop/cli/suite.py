@@ -65,7 +65,7 @@ def command(
     path = manifest if manifest is not None else manifest_module.find_manifest()
     registry = registry_with_warnings()
     loaded = manifest_module.load(path)
-    manifest_module.resolve(loaded, registry, update_golden)
+    manifest_module.plan_entries(loaded, registry, update_golden)
     if list_only:
         for entry in select(loaded.entries, keyword):
             console.result(f"{entry.id}  {' -> '.join(entry.route)}")

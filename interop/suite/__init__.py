@@ -4,7 +4,7 @@
 line), :mod:`~interop.suite.runner` plans the entries and runs them, each in a worker
 process (:mod:`~interop.suite.process`, :mod:`~interop.suite.worker`) locally or on a
 Dask cluster (:mod:`~interop.suite.distributed`), :mod:`~interop.suite.cache` keeps
-results by content hash, and :mod:`~interop.suite.report` writes the table, JSON and
+results by content hash, and :mod:`~interop.suite.results` writes the table, JSON and
 JUnit. :func:`run_suite` is the Python API.
 """
 

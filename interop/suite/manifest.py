@@ -4,7 +4,7 @@ Reading a manifest has two steps. :func:`load` parses and validates the TOML wit
 the same schema walk as ``[tool.interop.check]`` (unknown keys, wrong types, missing
 files and globs that match nothing are exit 2, pointing at the line) and expands
 every model entry into :class:`Entry` objects, one per (model, target) plus one per
-golden file. :func:`resolve` then checks them against the installed plugins —
+golden file. :func:`plan_entries` then checks them against the installed plugins —
 source and target formats, the converter route (exit 3 when there is none) and
 each target's options against what the route's converters declare — importing no
 framework. The keys are documented in docs/suite.md.
@@ -485,7 +485,7 @@ def _dotted(key_path: tuple[Any, ...]) -> str:
 # --------------------------------------------------------------------------- against the plugins
 
 
-def resolve(manifest: Manifest, registry: Any, update_golden: bool = False) -> None:
+def plan_entries(manifest: Manifest, registry: Any, update_golden: bool = False) -> None:
     """Check every entry against the installed plugins (no framework is imported).
 
     Sets each entry's source format and route. An unknown format, an option no

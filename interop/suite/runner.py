@@ -25,7 +25,7 @@ from interop.plugin_api import InteropError
 from interop.suite import manifest as manifest_module
 from interop.suite.cache import Cache, entry_key, environment_fingerprint
 from interop.suite.manifest import Entry, Manifest
-from interop.suite.report import EntryResult, SuiteResult
+from interop.suite.results import EntryResult, SuiteResult
 
 
 @dataclass
@@ -186,7 +186,7 @@ def run_suite(manifest: str | Path | Manifest, options: SuiteOptions | None = No
     registry = registry or get_registry()
     if not isinstance(manifest, Manifest):
         manifest = manifest_module.load(manifest)
-        manifest_module.resolve(manifest, registry, options.update_golden)
+        manifest_module.plan_entries(manifest, registry, options.update_golden)
     _check_counts(options)
     jobs, fingerprint = plan(manifest, options, registry)
     if not jobs:

@@ -69,7 +69,7 @@ class ManifestFile(pytest.File):
         try:
             registry = get_registry()
             manifest = manifest_module.load(self.path)
-            manifest_module.resolve(manifest, registry, update_golden)
+            manifest_module.plan_entries(manifest, registry, update_golden)
         except InteropError as exc:
             raise ManifestError(exc.message + (f"\nhint: {exc.hint}" if exc.hint else "")) from None
         self.manifest = manifest
@@ -124,7 +124,7 @@ class SuiteItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
         if isinstance(excinfo.value, EntryFailed):
-            from interop.suite.report import SuiteResult
+            from interop.suite.results import SuiteResult
 
             result = excinfo.value.result
             return "\n".join([f"{result.id}: {result.status}", *SuiteResult("", [result]).failure_details()])

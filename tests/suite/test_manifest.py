@@ -17,7 +17,7 @@ def _load(folder: Path, text: str, name: str = "interop.toml", resolve: bool = T
     (folder / name).write_text(text)
     loaded = manifest_module.load(folder / name)
     if resolve:
-        manifest_module.resolve(loaded, get_registry())
+        manifest_module.plan_entries(loaded, get_registry())
     return loaded
 
 
@@ -51,7 +51,7 @@ timeout = 5
 [models.targets.onnx]
 atol = 0.5
 """, resolve=False)
-    manifest_module.resolve(loaded, get_registry(), update_golden=True)
+    manifest_module.plan_entries(loaded, get_registry(), update_golden=True)
     ids = [e.id for e in loaded.entries]
     assert ids == ["iris.npmlp[onnx]", "iris.npmlp[golden]", "zoo/a.npmlp[onnx]", "zoo/b.npmlp[onnx]"]
     first, golden, zoo_a = loaded.entries[0], loaded.entries[1], loaded.entries[2]
@@ -179,7 +179,7 @@ def test_the_manifest_in_the_docs_is_valid(tmp_path: Path):
     for name in ("resnet50", "squeezenet"):
         (tmp_path / "models" / "zoo" / f"{name}.onnx").write_bytes(b"")
     loaded = _load(tmp_path, example, resolve=False)
-    manifest_module.resolve(loaded, get_registry(), update_golden=True)
+    manifest_module.plan_entries(loaded, get_registry(), update_golden=True)
     assert [e.id for e in loaded.entries] == [
         "models/iris.keras[onnx]", "models/iris.keras[coreml]", "models/iris.keras[coreml-fp16]",
         "models/iris.keras[golden]", "models/zoo/resnet50.onnx[coreml]", "models/zoo/squeezenet.onnx[coreml]"]
