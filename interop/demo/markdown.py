@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from interop.demo.engines import runtime_rows
-from interop.demo.model import DemoResult, Lineage, framework_names
+from interop.demo.model import FORMAT_LABELS, DemoResult, Lineage, framework_names
 
 TARGET_SECONDS = 60.0
 
@@ -225,10 +225,12 @@ def write_report(result: DemoResult, path: Path) -> Path:
     """Write report.md at ``path``."""
     names = framework_names(result.lineages)
     copies = sum(len(l.copies) for l in result.lineages)
+    formats = " and ".join(dict.fromkeys(FORMAT_LABELS.get(c.format, c.format) for l in result.lineages
+                                         for c in l.copies))
     lines = [
         "# interop demo: one network, several frameworks, every copy checked", "",
         f"The reference Iris MLP (petal length and width → Dense(64, ReLU) → Dense(3) logits) was trained in "
-        f"{names}; each model was converted to ONNX and Core ML, and each of the {copies} copies was run and "
+        f"{names}; each model was converted to {formats}, and each of the {copies} copies was run and "
         "compared with its own source.", "",
         f"**Verdict: {verdict(result)}** ({len(result.check.pairs)} pairs checked, "
         f"{len(result.check.failures)} failure(s)).", "",
