@@ -19,7 +19,7 @@ from .helpers import assert_matches_onnxruntime, make_model
     ("weight", "weight"),
 ])
 def test_layers_are_named_after_their_weights(onnx_name, layer):
-    from interop_keras.onnx_import.builder import sanitize, weight_stem
+    from interop_keras.onnx_import.context import sanitize, weight_stem
 
     assert sanitize(weight_stem(onnx_name)) == layer
 

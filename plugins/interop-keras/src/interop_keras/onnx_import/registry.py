@@ -6,6 +6,10 @@ applies is the one ``onnx.defs.get_schema(op_type, N)`` returns, and the node
 converts only when a converter declared that schema's ``since_version``; an
 operator version nobody has checked is reported as unsupported rather than
 guessed at (onnx2torch's rule).
+
+This module is a leaf: the converters register themselves when their modules are
+imported, and the :mod:`.ops` package imports them all, so the complete table is
+``ops.resolve`` / ``ops.registered`` (what the builder uses).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import onnx
 ConverterFn = Callable[[Any], None]
 
 _CONVERTERS: dict[tuple[str, int], ConverterFn] = {}
-_loaded = False
 
 
 def converter(op_types: str | tuple[str, ...], versions: tuple[int, ...]) -> Callable[[ConverterFn], ConverterFn]:
@@ -46,7 +49,6 @@ def schema_version(op_type: str, domain: str, opset: int) -> int | None:
 
 def resolve(op_type: str, domain: str, opset: int) -> ConverterFn | None:
     """The converter for ``op_type`` in a model of ``opset``, or None."""
-    _load_op_modules()
     if domain not in ("", "ai.onnx"):
         return None
     since = schema_version(op_type, "", opset)
@@ -55,15 +57,8 @@ def resolve(op_type: str, domain: str, opset: int) -> ConverterFn | None:
 
 def registered() -> dict[str, list[int]]:
     """Op types with the schema versions that have a converter."""
-    _load_op_modules()
     table: dict[str, list[int]] = {}
     for name, version in sorted(_CONVERTERS):
         table.setdefault(name, []).append(version)
     return table
 
-
-def _load_op_modules() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from interop_keras.onnx_import import ops  # noqa: F401 - the @converter decorators run on import

@@ -1,4 +1,8 @@
-"""ONNX op converters, one module per op family (importing them registers the converters)."""
+"""ONNX op converters, one module per op family; importing this package registers them all.
+
+``resolve`` and ``registered`` are :mod:`..registry`'s, re-exported from here: imported from this
+package, the table they read is complete.
+"""
 
 from interop_keras.onnx_import.ops import (  # noqa: F401
     activation,
@@ -11,3 +15,6 @@ from interop_keras.onnx_import.ops import (  # noqa: F401
     resize,
     shape,
 )
+from interop_keras.onnx_import.registry import registered, resolve
+
+__all__ = ["registered", "resolve"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from interop_keras.onnx_import.builder import Constant, NodeContext, NotConvertible
+from interop_keras.onnx_import.context import Constant, NodeContext, NotConvertible
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interop_keras.onnx_import.builder import NodeContext, NotConvertible
+from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import Value, identity
 from interop_keras.onnx_import.ops._common import float_array, set_weight
 from interop_keras.onnx_import.registry import converter

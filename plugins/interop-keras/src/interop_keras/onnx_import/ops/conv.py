@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from interop_keras.onnx_import.builder import NodeContext, NotConvertible
+from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import channels_last
 from interop_keras.onnx_import.ops._common import (
     float_array,

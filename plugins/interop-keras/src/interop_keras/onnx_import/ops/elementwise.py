@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from interop_keras.onnx_import.builder import Constant, NodeContext, NotConvertible, sanitize
+from interop_keras.onnx_import.context import Constant, NodeContext, NotConvertible, sanitize
 from interop_keras.onnx_import.layout import Perm, Value, identity
 from interop_keras.onnx_import.ops._common import float_array, set_weight
 from interop_keras.onnx_import.registry import converter

@@ -7,7 +7,7 @@ the padding) goes to interop's :class:`~interop_keras.layers.Pooling`.
 
 from __future__ import annotations
 
-from interop_keras.onnx_import.builder import NodeContext, NotConvertible
+from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import channels_last
 from interop_keras.onnx_import.ops._common import keras_padding, spatial_attributes, spatial_sizes
 from interop_keras.onnx_import.registry import converter

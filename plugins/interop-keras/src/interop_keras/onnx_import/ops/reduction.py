@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interop_keras.onnx_import.builder import NodeContext, NotConvertible
+from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import channels_last
 from interop_keras.onnx_import.registry import converter
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from interop_keras.onnx_import.builder import NodeContext, NotConvertible
+from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import Value, channels_last
 from interop_keras.onnx_import.registry import converter
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from interop_keras.onnx_import import fold
-from interop_keras.onnx_import.builder import Constant, NodeContext, NotConvertible
+from interop_keras.onnx_import.context import Constant, NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import Perm, Value, channels_last, identity, inverse
 from interop_keras.onnx_import.registry import converter
 
