@@ -215,14 +215,15 @@ def transposed_kernel(model: Any, skip: int = 0) -> str | None:
 
 
 def _changes_outputs(original: Any, faulty: Any) -> bool:
-    """Whether ``faulty``'s outputs differ from ``original``'s by more than 1e-5 of their RMS
-    (25x the float32 noise seen between two equal models; onnxruntime, one seeded sample)."""
+    """Whether ``faulty``'s outputs differ from ``original``'s by more than 1e-3 of their RMS
+    (onnxruntime, one seeded sample). A smaller change is not a bug a float32 check can tell from
+    rounding: faithful Core ML copies of the zoo's DenseNet-121 differ by 1e-4 of it."""
     names = [output.name for output in original.graph.output]
     before, after = _activations(original, names), _activations(faulty, names)
     for name in names:
         reference = before[name].astype(np.float64)
         change = np.abs(after[name].astype(np.float64) - reference)
-        if not np.isfinite(change).all() or change.max() > 1e-5 * np.sqrt(np.mean(np.square(reference))):
+        if not np.isfinite(change).all() or change.max() > 1e-3 * np.sqrt(np.mean(np.square(reference))):
             return True
     return False
 
@@ -231,8 +232,8 @@ def inject_effective(inject: Callable[..., str | None], model_path: Path, attemp
     """The model with the fault at the first place where it changes the outputs, and where that is.
 
     (A randomly initialised Keras MobileNetV2 saturates: a fault in any of its early
-    convolutions changes its outputs by one float32 rounding, which no check could see;
-    the next place is tried.)
+    convolutions changes its outputs by one float32 rounding, and up to block 13 by less
+    than 1e-3 of their RMS; the next place is tried.)
     """
     import onnx
 
