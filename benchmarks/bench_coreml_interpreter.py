@@ -229,11 +229,21 @@ def blas_floor(comparison: Comparison) -> tuple[float, int]:
         shapes.append((a.shape, b.shape))
         return original(a, b, out=out)
 
+    original_accumulate = conv_module.accumulate
+
+    def recording_accumulate(a, b, c):  # the kernel's BLAS call with beta = 1 (interpreter/blas.py)
+        done = original_accumulate(a, b, c)
+        if done:
+            shapes.append((a.shape, b.shape))
+        return done
+
     conv_module.np = _NumpyWith(matmul=recording_matmul)
+    conv_module.accumulate = recording_accumulate
     try:
         program.run(comparison.interpreter._names.feeds_to_coreml(comparison.feeds))
     finally:
         conv_module.np = np
+        conv_module.accumulate = original_accumulate
     rng = np.random.default_rng(0)
     # The same products, each in one call (per thread block, as the kernel cuts them).
     operands = [(rng.random(a, np.float32), rng.random(b, np.float32)) for a, b in shapes]
