@@ -221,3 +221,23 @@ def test_align_corners_of_a_cubic_resize_onnxruntime_cannot_run_is_still_verifie
     assert sorted(intermediate_values(model, feeds)) == ["g", "y"]
     outcome = oracle.evaluate(model, feeds)  # 5 * 1.5 = 7.5 columns: onnxruntime's rounded length
     assert (outcome.status, outcome.explained) == ("mismatch", "ort-resize-align-corners-fractional"), outcome.key
+
+
+def test_a_pytorch_half_pixel_resize_that_keeps_an_axis_of_length_1_leaves_the_reference_evaluator_trusted() -> None:
+    """Found by the seed-0 run (trial 15253): align_corners by 1.5 (onnxruntime's rounded length),
+    then a linear pytorch_half_pixel Resize over four axes, which onnxruntime refuses, keeping the
+    batch axis of length 1. Only an axis resized *to* 1 from another length meets the evaluator's bug."""
+    scales = onnx.numpy_helper.from_array(np.array([1, 1, 1.5, 1.5], np.float32), "w")
+    sizes = onnx.numpy_helper.from_array(np.array([1, 4, 10, 3], np.int64), "sz")
+    nodes = [helper.make_node("Resize", ["x", "", "w"], ["r"], mode="linear",
+                              coordinate_transformation_mode="align_corners"),
+             helper.make_node("Resize", ["r", "", "", "sz"], ["y"], mode="linear",
+                              coordinate_transformation_mode="pytorch_half_pixel")]
+    graph = helper.make_graph(nodes, "t", [_f("x", [1, 1, 3, 1])], [_f("y", [1, 4, 10, 3])], initializer=[scales, sizes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    feeds = {"x": np.array([-0.5, 0.0, -0.5], np.float32).reshape(1, 1, 3, 1)}
+    assert not oracle.reference_bugs(model, feeds)
+    outcome = oracle.evaluate(model, feeds)
+    assert (outcome.status, outcome.explained) == ("mismatch", "ort-resize-align-corners-fractional"), outcome.key
+    assert outcome.reference_evaluator == {"y": "reference agrees with coreml-interpreter"}

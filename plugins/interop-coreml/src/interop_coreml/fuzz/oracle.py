@@ -431,6 +431,17 @@ def _constant_ints(model: onnx.ModelProto, name: str) -> list[int] | None:
 _POOLS = ("MaxPool", "AveragePool", "LpPool")
 
 
+def _resized_to_one(before: tuple | None, after: tuple | None) -> bool:
+    """True when some axis may be resized from a length other than 1 to a length of 1 (None: unknown).
+
+    An axis of length 1 reads the same element wherever it samples, so 1 → 1 (a batch axis left
+    alone) is no case of the reference evaluator's pytorch_half_pixel bug.
+    """
+    if after is None or before is None or len(before) != len(after):
+        return after is None or any(d in (1, None) for d in after)
+    return any(a in (1, None) and b != 1 for b, a in zip(before, after))
+
+
 def reference_bugs(model: onnx.ModelProto, feeds: dict) -> list[str]:
     """The nodes of ``model`` that onnx's reference evaluator (onnx 1.23) is known to compute wrongly.
 
@@ -442,7 +453,7 @@ def reference_bugs(model: onnx.ModelProto, feeds: dict) -> list[str]:
     for node in model.graph.node:
         op = node.op_type
         if op == "Resize" and attr(node, "coordinate_transformation_mode") == "pytorch_half_pixel" \
-                and any(d in (1, None) for d in shapes.get(node.output[0], (None,))):
+                and _resized_to_one(shapes.get(node.input[0]), shapes.get(node.output[0])):
             found.append("Resize pytorch_half_pixel to a length of 1 (samples -0.5, the spec 0)")
         elif op == "Slice" and len(node.input) > 4 and node.input[4]:
             steps, starts = _constant_ints(model, node.input[4]), _constant_ints(model, node.input[1])
