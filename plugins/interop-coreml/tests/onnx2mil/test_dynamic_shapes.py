@@ -245,6 +245,23 @@ def test_shape_arithmetic_that_turns_out_static_becomes_a_constant(tmp_path):
     assert _output_dims(function)[1] == 16
 
 
+def test_shape_values_combined_with_a_tensor_read_at_run_time(tmp_path):
+    """Concat and Min of Shape(x) with an int64 graph input: the input is no shape value, so the
+    arithmetic must not fold without it (found by the fuzzer, seed 0 trial 18264: Concat dropped
+    the graph input, and LessOrEqual of the result with itself folded to 6 Trues instead of 7)."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Concat", ["shape", "fours", "k"], ["joined"], axis=0),
+        helper.make_node("LessOrEqual", ["joined", "joined"], ["same"]),
+        helper.make_node("Min", ["shape", "pair"], ["smaller"]),
+    ]
+    inits = [_const("fours", [-4, 4])]
+    model = make_model(nodes, [_info("x", TensorProto.FLOAT, ["N", "S"]), _info("k", TensorProto.INT64, ["S"]),
+                               _info("pair", TensorProto.INT64, [2])],
+                       [_info("same", TensorProto.BOOL, None), _info("smaller", TensorProto.INT64, [2])], inits)
+    _check(model, tmp_path)
+
+
 # ------------------------------------------------------------------------- the symbolic algebra
 
 

@@ -382,6 +382,22 @@ def _need(value: ShapeValue | None) -> ShapeValue:
     return value
 
 
+def _present(node: onnx.NodeProto, inputs: Inputs) -> list[ShapeValue]:
+    """The values of every input ``node`` names (a variadic Concat, Max, ...); gives up on an unknown one.
+
+    ``inputs`` holds None both for an absent optional input and for a tensor that is no shape
+    value (a graph input, a computed float tensor): dropping the latter would compute another op.
+    """
+    return [_need(value) for name, value in zip(node.input, inputs) if name]
+
+
+def _optional(node: onnx.NodeProto, inputs: Inputs, index: int) -> ShapeValue | None:
+    """Input ``index`` when given, None when absent; gives up when it is given but not a shape value."""
+    if index >= len(node.input) or not node.input[index]:
+        return None
+    return _need(inputs[index])
+
+
 @_evaluator("Shape")
 def _shape(node, inputs, dims, ctx):
     x = ctx.input_any(node, 0)
@@ -467,7 +483,7 @@ def _gather(node, inputs, dims, ctx):
 
 @_evaluator("Concat")
 def _concat(node, inputs, dims, ctx):
-    parts = [_need(v) for v in inputs if v is not None]
+    parts = _present(node, inputs)
     axis = _attr(node, "axis", 0)
     kind = parts[0].kind
     return [ShapeValue(np.concatenate([p.array for p in parts], axis=axis), kind)]
@@ -475,7 +491,7 @@ def _concat(node, inputs, dims, ctx):
 
 def _axes(node, inputs, ctx) -> list[int] | None:
     axes = _attr(node, "axes")
-    if axes is None and len(inputs) > 1 and inputs[1] is not None:
+    if axes is None and _optional(node, inputs, 1) is not None:
         axes = _int_list(inputs[1])
     return None if axes is None else [int(a) for a in axes]
 
@@ -509,8 +525,8 @@ def _slice(node, inputs, dims, ctx):
         starts, ends, axes, steps = _attr(node, "starts"), _attr(node, "ends"), _attr(node, "axes"), None
     else:
         starts, ends = _int_list(inputs[1]), _int_list(inputs[2])
-        axes = _int_list(inputs[3]) if len(inputs) > 3 and inputs[3] is not None else None
-        steps = _int_list(inputs[4]) if len(inputs) > 4 and inputs[4] is not None else None
+        axes = _int_list(inputs[3]) if _optional(node, inputs, 3) is not None else None
+        steps = _int_list(inputs[4]) if _optional(node, inputs, 4) is not None else None
     array = data.array
     axes = list(range(len(starts))) if axes is None else [a + array.ndim if a < 0 else a for a in axes]
     steps = steps or [1] * len(starts)
@@ -581,7 +597,7 @@ def _modulo(dims: SymbolicDims, a: Any, b: Any, fmod: bool) -> Any:
 
 @_evaluator("Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Pow")
 def _arithmetic(node, inputs, dims, ctx):
-    values = [_need(v) for v in inputs if v is not None]
+    values = _present(node, inputs)
     kind = "float" if any(v.kind == "float" for v in values) else "int"
     op = node.op_type
     if op in ("Max", "Min"):
@@ -665,7 +681,7 @@ def _where(node, inputs, dims, ctx):
 def _reduce(node, inputs, dims, ctx):
     x = _need(inputs[0])
     axes = _attr(node, "axes")
-    if axes is None and len(inputs) > 1 and inputs[1] is not None:
+    if axes is None and _optional(node, inputs, 1) is not None:
         axes = _int_list(inputs[1])
     keepdims = bool(_attr(node, "keepdims", 1))
     if not axes:
