@@ -267,6 +267,38 @@ def summarize(results: list[CaseResult]) -> list[OpSummary]:
     return summaries
 
 
+#: The section on whole-model patterns (static text: the tests it names verify it, not this harness).
+MODEL_PATTERNS = [
+    "## Patterns of whole models",
+    "",
+    "Node cases test one op at a time. The patterns exporters write for transformer-era models are",
+    "verified on whole models with a dynamic batch and sequence length, against PyTorch, by",
+    "`plugins/interop-coreml/tests/test_transformer_models.py` (random-weight `transformers` configs,",
+    "`.pt2 → ONNX → .mlpackage`, `interop check` at two batch sizes and two sequence lengths) and by the",
+    "graph-level tests named. The ops are those torch.onnx 2.13 writes for transformers 5.24.",
+    "",
+    "| pattern | ONNX ops | verified on |",
+    "|---|---|---|",
+    "| shapes computed at run time | Shape, Gather, Concat, Unsqueeze, Squeeze, Range, Expand, Reshape, "
+    "Slice, Where, ConstantOfShape, Max | every model below; `tests/onnx2mil/test_dynamic_shapes.py` |",
+    "| embeddings, int64 ids as int32 inputs | Gather on an initializer | BERT, DistilBERT, RoBERTa, "
+    "GPT-2, Llama |",
+    "| padding masks | Cast, Expand, Where, And, IsNaN, GatherND | BERT, DistilBERT, RoBERTa, GPT-2, Llama |",
+    "| position ids from the mask | CumSum, Equal, Not | RoBERTa |",
+    "| causal masks | Range, LessOrEqual, And | GPT-2, Llama; next-token argmax on 20 prompts (Llama) |",
+    "| GELU, erf and tanh forms | Erf, Div, Mul; Pow, Tanh | BERT, ViT, Whisper; GPT-2 |",
+    "| LayerNorm, RMSNorm | LayerNormalization; Pow, ReduceMean, Sqrt, Reciprocal | BERT, GPT-2, ViT; Llama |",
+    "| rotary embeddings | Cos, Sin, Slice, Neg, Concat | Llama (Qwen2 in `make test-extended`) |",
+    "| grouped-query attention | Expand, Reshape of K/V | Llama |",
+    "| patch and frame embeddings | Conv | ViT, Whisper encoder |",
+    "| windows padded to whole windows | Pad by computed amounts, Mod | Swin-style window attention |",
+    "| shifted-window mask | ConstantOfShape, ScatterND, Sub, Equal | Swin-style window attention |",
+    "| window partitioning at rank 6 | Reshape, Transpose | Swin-style window attention; "
+    "`tests/onnx2mil/test_high_rank.py` |",
+    "",
+]
+
+
 def render_markdown(results: list[CaseResult]) -> str:
     summaries = summarize(results)
     verified = [s for s in summaries if s.verified]
@@ -288,6 +320,9 @@ def render_markdown(results: list[CaseResult]) -> str:
         "needs them constant (as exported models have them), or an input is an empty tensor that only",
         "carries a dtype (CastLike), the harness binds the case's values as initializers and runs the",
         "case again.",
+        "",
+        *MODEL_PATTERNS,
+        "## Node cases",
         "",
         "| op type | opsets | node cases passed / total | verified |",
         "|---|---|---|---|",
