@@ -241,3 +241,27 @@ def test_a_pytorch_half_pixel_resize_that_keeps_an_axis_of_length_1_leaves_the_r
     outcome = oracle.evaluate(model, feeds)
     assert (outcome.status, outcome.explained) == ("mismatch", "ort-resize-align-corners-fractional"), outcome.key
     assert outcome.reference_evaluator == {"y": "reference agrees with coreml-interpreter"}
+
+
+def test_a_cumsum_axis_of_shape_1_is_given_to_the_reference_evaluator_as_the_specs_0d_axis() -> None:
+    """Found by the seed-1 run (trial 4345): the reference evaluator raises on CumSum's one-element
+    1-D axis (onnxruntime and the translator take it), so the align_corners rule after it could not
+    be verified; it runs the same graph with a 0-D axis."""
+    axis = onnx.numpy_helper.from_array(np.array([1], np.int32), "ax")
+    scales = onnx.numpy_helper.from_array(np.array([1, 1, 3, 0.5], np.float32), "w")
+    nodes = [helper.make_node("CumSum", ["x", "ax"], ["c"], exclusive=1, reverse=1),
+             helper.make_node("Resize", ["c", "", "w"], ["y"], mode="nearest", nearest_mode="round_prefer_ceil",
+                              coordinate_transformation_mode="align_corners")]
+    graph = helper.make_graph(nodes, "t", [_f("x", [1, 2, 1, 5])], [_f("y", [1, 2, 3, 2])], initializer=[axis, scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    feeds = {"x": np.array([-0.5, 1.5, -0.5, 1, -1, 1, 0, 1, -1.5, 2], np.float32).reshape(1, 2, 1, 5)}
+    try:
+        oracle.run_reference(model, feeds)
+        raise AssertionError("the reference evaluator was expected to refuse a 1-D CumSum axis")
+    except ValueError as error:
+        assert "Axis" in str(error)
+    compatible = oracle.reference_compatible(model)
+    np.testing.assert_array_equal(oracle.run_onnxruntime(compatible, feeds)["y"], oracle.run_onnxruntime(model, feeds)["y"])
+    outcome = oracle.evaluate(model, feeds)  # 5 * 0.5 = 2.5 columns: onnxruntime's rounded length
+    assert (outcome.status, outcome.explained) == ("mismatch", "ort-resize-align-corners-fractional"), outcome.key

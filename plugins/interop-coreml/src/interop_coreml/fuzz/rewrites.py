@@ -3,7 +3,8 @@
 Each rewrite turns a graph into one that computes what the ONNX specification says the
 original computes, in a form onnxruntime (or onnx's reference evaluator) runs correctly where
 it deviates on the original: an op's spec function body instead of its kernel
-(:func:`expand_mvn`), auto_pad written out as the spec's explicit pads
+(:func:`expand_mvn`), a one-element CumSum axis as the spec's 0-D one (:func:`scalar_cumsum_axes`),
+auto_pad written out as the spec's explicit pads
 (:func:`explicit_pool_pads`, :func:`explicit_convtranspose_pads`), a Resize done one axis at a
 time on 2-D tensors (:func:`separable_resize`). Each returns None when it does not apply.
 """
@@ -106,6 +107,32 @@ def expand_mvn(model: onnx.ModelProto) -> onnx.ModelProto:
         ]
 
     return _replace_nodes(model, lambda node: node.op_type == "MeanVarianceNormalization", replace)
+
+
+def scalar_cumsum_axes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with each CumSum axis held in a constant of shape [1] given as a 0-D constant.
+
+    The spec's axis is a 0-D tensor; onnxruntime and the translator also take a one-element 1-D
+    one, as exporters write it, while onnx's reference evaluator raises on it. The same values,
+    so the reference evaluator can judge the graph.
+    """
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(model)
+    constants = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    constants.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
+                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    for index, node in enumerate(rewritten.graph.node):
+        axis = constants.get(node.input[1]) if node.op_type == "CumSum" and len(node.input) > 1 else None
+        if axis is not None and axis.shape == (1,):
+            name = f"_cumsum{index}_axis"
+            rewritten.graph.initializer.append(onnx.numpy_helper.from_array(axis.reshape(()), name))
+            node.input[1] = name
+    return rewritten
+
+
+def reference_compatible(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` as onnx's reference evaluator can run it: MVN as its function body, CumSum axes 0-D."""
+    return scalar_cumsum_axes(expand_mvn(model))
 
 
 def _same_dilated(node: onnx.NodeProto) -> bool:
