@@ -227,14 +227,14 @@ def output_options(
             click.option("-q", "--quiet", is_flag=True, help="Print only the result, warnings and errors."),
             click.option("-v", "--verbose", is_flag=True,
                          help="Print details, and show the libraries' messages (TensorFlow, coremltools, ...)."),
-            click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False),
+            click.option("--log-file", type=click.Path(path_type=Path),
                          help="Write the libraries' messages to this file (they are hidden otherwise)."),
         ]
         if document:
             options = [
                 click.option("--json", "as_json", is_flag=True,
                              help="Print the result as a JSON document on stdout (the rest goes to stderr)."),
-                click.option("--json-file", type=click.Path(path_type=Path, dir_okay=False),
+                click.option("--json-file", type=click.Path(path_type=Path),
                              help="Write the result as a JSON document to this file."),
                 *options,
             ]
@@ -262,7 +262,7 @@ def library_log_options(
             with library_messages(log_file, echo=verbose):
                 return function(*args, **kwargs)
 
-        run = click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False),
+        run = click.option("--log-file", type=click.Path(path_type=Path),
                            help="Write the libraries' messages to this file (they are hidden otherwise).")(run)
         return click.option("-v", "--verbose", is_flag=True,
                             help="Show the libraries' messages (TensorFlow, coremltools, ...).")(run)
