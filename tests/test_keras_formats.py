@@ -47,3 +47,27 @@ def test_saved_model_runs_in_the_keras_runtime(keras_variants, keras_model, samp
     np.testing.assert_allclose(
         saved.run({"petal": x})[saved.outputs[0].name], original.run({"petal": x})["logits"], atol=1e-6
     )
+
+
+def test_an_untrained_design_keeps_every_weight_with_its_exact_value(tmp_path):
+    """Zero biases (every Keras layer's before training) stay ONNX initializers, and stay exactly zero."""
+    import keras
+    from onnx import load, numpy_helper
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((2,), name="petal")
+    hidden = keras.layers.Dense(64, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(hidden))
+    src = tmp_path / "design.keras"
+    model.save(str(src))
+    dst = tmp_path / "design.onnx"
+    interop.convert(src, dst)
+
+    stored = [numpy_helper.to_array(t) for t in load(str(dst)).graph.initializer]
+    stored = [v for v in stored if v.dtype == np.float32 and v.size > 1]
+    weights = [np.asarray(w) for w in model.weights]
+    assert sorted(v.shape for v in stored) == sorted(w.shape for w in weights)
+    for weight in weights:
+        matches = [v for v in stored if v.shape == weight.shape and np.array_equal(v, weight)]
+        assert matches, f"no initializer holds the weight of shape {weight.shape} exactly"
+    assert sum(1 for v in stored if v.ndim == 1 and not np.any(v)) == 2  # both biases, exact zeros

@@ -9,9 +9,10 @@ A bias that is all zeros (every Keras layer's before training: a design saved wi
 ``interop train --epochs 0``) would vanish: TensorFlow's grappler, which tf2onnx runs,
 folds ``x + 0`` into ``x``, and the ONNX graph, and every model imported from it, would
 have no bias to train. The converter stores such biases as the smallest positive
-normal float32 (1.2e-38, lost in the rounding of any sum with a value above 1e-31;
-TensorFlow flushes subnormals to 0 while freezing) in its own copy of the model, so
-the bias stays an ``Add`` with a weight and the design keeps its parameters.
+normal float32 (1.2e-38; TensorFlow flushes subnormals to 0 while freezing) in its own
+copy of the model, so the bias stays an ``Add`` with a weight, and then writes exact
+zeros back into those initializers of the ONNX graph: the file holds the model's own
+values and the design keeps its parameters.
 """
 
 from __future__ import annotations
@@ -25,20 +26,43 @@ from interop_keras.loading import load_inference_function, load_keras_model
 from interop_keras.safety import check_keras_file, check_saved_model
 
 
-def _keep_zero_biases(model: Any) -> int:
-    """Store all-zero trainable biases as the smallest subnormal, so grappler cannot fold them away."""
+def _keep_zero_biases(model: Any) -> bool:
+    """Store all-zero float32 biases as the smallest normal float32, so grappler cannot fold them away.
+
+    Returns whether the placeholders can be told apart from the model's own values afterwards
+    (no weight of the model is already all 1.2e-38), i.e. whether ``_restore_zero_biases`` may run.
+    """
     import numpy as np
 
     tiny = np.finfo(np.float32).tiny
-    kept = 0
+    distinct = not any(
+        np.asarray(w).size and np.all(np.asarray(w) == tiny) for w in model.weights
+        if str(w.dtype).endswith("float32"))
     for variable in model.trainable_weights:
-        if variable.path.rsplit("/", 1)[-1] != "bias" or "float" not in str(variable.dtype):
+        if variable.path.rsplit("/", 1)[-1] != "bias" or not str(variable.dtype).endswith("float32"):
             continue
         value = np.asarray(variable)
         if value.size and not np.any(value):
             variable.assign(np.full(value.shape, tiny, dtype=value.dtype))
-            kept += 1
-    return kept
+    return distinct
+
+
+def _restore_zero_biases(model_proto: Any) -> int:
+    """Write exact zeros back into the initializers ``_keep_zero_biases`` filled with 1.2e-38."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    tiny = np.finfo(np.float32).tiny
+    restored = 0
+    for index, init in enumerate(model_proto.graph.initializer):
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        value = numpy_helper.to_array(init)
+        if value.size and np.all(value == tiny):
+            model_proto.graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(np.zeros_like(value), init.name))
+            restored += 1
+    return restored
 
 
 def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
@@ -64,8 +88,10 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
                 tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name.split(":")[0])
                 for t in model.inputs
             )
-            _keep_zero_biases(model)
+            distinct = _keep_zero_biases(model)
             model_proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+            if distinct:
+                _restore_zero_biases(model_proto)
     onnx.checker.check_model(model_proto)
     onnx.save(model_proto, str(dst))
 
