@@ -2,8 +2,9 @@
 
 An ONNX copy of the model (the reference when it is ONNX, else an ONNX candidate, or with
 ``--oracle fp64`` the reference converted to ONNX) is rewritten to compute in float64 and
-run on a few samples: in onnxruntime when every op has a float64 kernel there, else in
-onnx's reference evaluator (numpy). Each copy's error against it is reported per output,
+run on a few samples: in the best installed runtime of ONNX models (a plugin's, opened
+through the plugin API like any model) when it runs every op in float64, else in onnx's
+reference evaluator (numpy). Each copy's error against it is reported per output,
 so a failing check says which copy is off, by how much, and on which engine.
 
 A candidate is *as accurate as the reference* when its error against the oracle is at
@@ -23,7 +24,7 @@ inference formula instead (:class:`_InferenceBatchNormalization`).
 
 "Cheap", the default (``--oracle auto``): the oracle runs when an output fails and the
 group holds an ONNX model, on at most :data:`DEFAULT_ORACLE_SAMPLES` samples plus the samples that fail (up
-to :data:`MAX_FAILING_SAMPLES`), in onnxruntime, or in the reference evaluator when the
+to :data:`MAX_FAILING_SAMPLES`), in that runtime, or in the reference evaluator when the
 model's estimated work for those samples stays under :data:`CHEAP_MACS` multiply-adds.
 Its cost does not grow with ``--samples``.
 """
@@ -39,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from interop.checker.metrics import sample_scale
+from interop.plugin_api import InteropError
+from interop.registry import Registry, get_registry
 
 ORACLE_MODES = ("auto", "fp64", "none")
 #: Samples the oracle computes besides the failing ones (the first ones of the check).
@@ -192,12 +195,16 @@ class Oracle:
     input_dtypes: dict[str, Any] = field(default_factory=dict)
     _run: Any = None
     _cache: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: The folder of the float64 copy a runtime session reads (removed with the oracle).
+    _folder: Any = None
 
     @classmethod
-    def load(cls, path: Path, label: str, from_reference: bool, *, budget_samples: int | None) -> "Oracle":
+    def load(cls, path: Path, label: str, from_reference: bool, *, budget_samples: int | None,
+             registry: Registry | None = None) -> "Oracle":
         """Load ``path`` in float64; ``budget_samples`` set: the reference evaluator only when cheap for them."""
         import onnx
 
+        registry = registry or get_registry()
         try:
             model = onnx.load(str(path))
         except Exception as exc:  # noqa: BLE001
@@ -210,23 +217,9 @@ class Oracle:
                     value.type.tensor_type.elem_type)
             except Exception:  # noqa: BLE001 - non-tensor or unknown types: fed as given
                 pass
-        reason = ""
-        try:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            session = ort.InferenceSession(double.SerializeToString(), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
-            names = [o.name for o in session.get_outputs()]
-            oracle._run = lambda feeds: dict(zip(names, session.run(names, feeds)))
-            oracle.engine = f"onnxruntime {ort.__version__} in float64"
+        reason = oracle._run_in_onnx_runtime(double, registry)
+        if not reason:
             return oracle
-        except ImportError:
-            reason = "onnxruntime is not installed"
-        except Exception as exc:  # noqa: BLE001 - onnxruntime's NOT_IMPLEMENTED for a float64 kernel, mostly
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            reason = f"onnxruntime cannot run it in float64 ({text.split(' : ')[-1][:160]})"
         if budget_samples is not None:
             macs = estimated_macs(model) * budget_samples
             if macs > CHEAP_MACS:
@@ -244,6 +237,38 @@ class Oracle:
         oracle._run = lambda feeds: dict(zip(names, evaluator.run(None, feeds)))
         oracle.engine = f"onnx {onnx.__version__} reference evaluator in float64"
         return oracle
+
+    def _run_in_onnx_runtime(self, double: Any, registry: Registry) -> str:
+        """Run ``double`` in the best installed runtime of ONNX models that runs here; "" or why it cannot.
+
+        The runtime is a plugin's, reached through the plugin API like any model's: the
+        float64 copy is written to a file the session keeps while the oracle lives.
+        """
+        import tempfile
+
+        from interop.implementations import open_session
+        from interop.runtime_choice import choose_runtime
+
+        try:
+            choice = choose_runtime("onnx", registry)
+        except InteropError as exc:
+            return exc.message
+        self._folder = tempfile.TemporaryDirectory(prefix="interop-oracle-")
+        path = Path(self._folder.name) / "fp64.onnx"
+        try:
+            path.write_bytes(double.SerializeToString())
+            session = open_session(choice.provided, registry, path)
+        except Exception as exc:  # noqa: BLE001 - a runtime without a float64 kernel for an op, mostly
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = text.removeprefix(f"{path}: ")
+            self._folder.cleanup()
+            self._folder = None
+            return f"{choice.runtime} cannot run it in float64 ({text.split(' : ')[-1][:160]})"
+        self._run = session.run
+        version = dict(getattr(session, "versions", {}) or {}).get(choice.runtime)
+        self.engine = f"{choice.runtime} {version} in float64" if version else \
+            f"{getattr(session, 'engine', '') or choice.declared_engine} in float64"
+        return ""
 
     def outputs(self, index: int, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The oracle's outputs for the feeds holding sample ``index`` (computed once)."""

@@ -325,8 +325,9 @@ class _OracleRun:
     """The fp64 oracle of one group (interop.checker.oracle), loaded on first use, judging each pair's outputs."""
 
     def __init__(self, reference: Reference, candidates: list[OpenModel], input_set: InputSet,
-                 options: CheckOptions, report: Report) -> None:
+                 options: CheckOptions, report: Report, registry: Registry | None = None) -> None:
         self.input_set, self.options, self.report = input_set, options, report
+        self.registry = registry
         self.oracle: Any = None
         self.source = _oracle_source(reference, candidates, options)
         self.failed = options.oracle == "none" or self.source is None
@@ -342,7 +343,8 @@ class _OracleRun:
             budget = None if self.options.oracle == "fp64" else self.options.oracle_samples + 1
             try:
                 self.options.progress(f"computing the fp64 oracle from {label}")
-                self.oracle = Oracle.load(Path(path), label, from_reference, budget_samples=budget)
+                self.oracle = Oracle.load(Path(path), label, from_reference, budget_samples=budget,
+                                          registry=self.registry)
             except OracleUnavailable as exc:
                 self.failed = True
                 self.report.warnings.append(f"fp64 oracle skipped: {exc}")
@@ -447,6 +449,7 @@ def _reference_as_onnx(reference: Reference, options: CheckOptions) -> Path | No
 
 def check_group(
     reference: Reference, candidates: list[OpenModel], options: CheckOptions, report: Report,
+    registry: Registry | None = None,
 ) -> None:
     """Run one group and add its reference, inputs and pairs to ``report``."""
     clock = report.clock
@@ -472,7 +475,7 @@ def check_group(
             ))
     report.references.append(reference.info)
     report.inputs.append(input_set.describe())
-    oracle = _OracleRun(reference, candidates, input_set, options, report)
+    oracle = _OracleRun(reference, candidates, input_set, options, report, registry)
     for model in candidates:
         precision = lower_precision(reference.info.precision, model.info.precision)
         pair = PairResult(reference.info, model.info, precision)
@@ -615,7 +618,7 @@ def run_groups(
             report.versions.update(getattr(reference.model.session, "versions", {}) or {})
         for model in candidates:
             report.versions.update(getattr(model.session, "versions", {}) or {})
-        check_group(reference, candidates, options, report)
+        check_group(reference, candidates, options, report, registry)
     with report.clock("close"):  # the models are released here, not when the caller gets the report
         opened.clear()
     report.tolerances = options.tolerances.to_dict()
