@@ -6,11 +6,6 @@
   keep a useful range through deep stacks), and the fixed batch of 1 can become symbolic.
   :func:`zoo_weight_names` names the architecture's weights and BatchNorm statistics (the fills
   and the float tensors stored as they are), independently of any importer's own classification.
-* :func:`keras_application_onnx`: a Keras Application (``weights=None``, BatchNorm
-  statistics randomised) frozen and converted with tf2onnx, as tf2onnx's CLI does. It
-  imports TensorFlow, keras and tf2onnx when called (never at import), and caches the
-  result per process, so the test files of several plugins convert each network once.
-
 * :func:`without_final_softmax`: the graph's outputs taken before a closing Softmax
   (random weights saturate it to one-hot vectors that compare equal whatever the
   network computed).
@@ -21,12 +16,12 @@
   importers document (docs/training-elsewhere.md, "What is a weight"), written here
   independently of both importers so their tests compare with something they did not compute.
 
-Only numpy and onnx are imported at module level.
+Only numpy and onnx are imported. Reference models that need a framework to build are the
+business of the plugin that owns it, which ships them beside its code for every plugin's tests.
 """
 
 from __future__ import annotations
 
-import functools
 import pathlib
 
 import numpy as np
@@ -106,65 +101,6 @@ def _make_batch_dynamic(model: onnx.ModelProto) -> None:
                 shape[0] = 0
                 constants[node.input[1]].CopyFrom(numpy_helper.from_array(shape, node.input[1]))
     del graph.value_info[:]
-
-
-#: The Keras Applications the suites convert through tf2onnx (small inputs keep them fast).
-KERAS_APPS = ("MobileNetV2", "ResNet50", "DenseNet121", "EfficientNetB0")
-
-
-def keras_application_onnx(app: str, input_shape: tuple[int, ...] = (32, 32, 3), include_top: bool = False,
-                           classes: int = 10, opset: int = 17, seed: int = 0) -> onnx.ModelProto:
-    """``keras.applications.<app>`` with random weights, frozen and converted by tf2onnx (cached).
-
-    ``include_top=False`` adds global average pooling: an untrained classifier head outputs a
-    near-uniform softmax that would compare equal whatever the body computed. The graph
-    structure (ops, shape arithmetic, names like ``Identity:0``) is the one of full-size inputs.
-    A copy is returned, so callers may edit it.
-    """
-    model = onnx.ModelProto()
-    model.CopyFrom(_keras_application_onnx(app, tuple(input_shape), include_top, classes, opset, seed))
-    return model
-
-
-@functools.lru_cache(maxsize=None)
-def _keras_application_onnx(app: str, input_shape: tuple[int, ...], include_top: bool, classes: int, opset: int,
-                            seed: int) -> onnx.ModelProto:
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    kwargs = {"classes": classes} if include_top else {"pooling": "avg"}
-    network = getattr(keras.applications, app)(weights=None, input_shape=input_shape, include_top=include_top,
-                                               **kwargs)
-    randomize_batchnorm(network, seed)
-    return keras_to_onnx(network, input_shape, opset)
-
-
-def randomize_batchnorm(network, seed: int = 0) -> None:  # type: ignore[no-untyped-def]
-    """Give a Keras model's BatchNormalization layers trained-looking statistics (weights=None leaves identities)."""
-    import keras
-
-    rng = np.random.default_rng(seed)
-    for layer in network.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            shapes = [w.shape for w in layer.get_weights()]
-            values = [rng.uniform(0.8, 1.2, shapes[0]), rng.uniform(-0.1, 0.1, shapes[1]),
-                      rng.uniform(-0.1, 0.1, shapes[2]), rng.uniform(0.8, 1.2, shapes[3])]
-            layer.set_weights([v.astype(np.float32) for v in values])
-
-
-def keras_to_onnx(keras_model, input_shape: tuple[int, ...], opset: int = 17) -> onnx.ModelProto:  # type: ignore[no-untyped-def]
-    """Freeze a Keras model's variables and convert the graph with tf2onnx (as its CLI does); batch is dynamic."""
-    import tensorflow as tf
-    import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    spec = tf.TensorSpec((None, *input_shape), tf.float32, name="input")
-    concrete = tf.function(lambda x: keras_model(x, training=False)).get_concrete_function(spec)
-    frozen = convert_variables_to_constants_v2(concrete)
-    model, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-        output_names=[t.name for t in frozen.outputs], opset=opset)
-    return model
 
 
 def without_final_softmax(model: onnx.ModelProto) -> onnx.ModelProto:

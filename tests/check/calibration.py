@@ -275,7 +275,7 @@ def _zoo(name: str, folder: Path) -> Path:
 def _keras(app: str, folder: Path) -> Path:
     import keras
 
-    from interop.testing.zoo import randomize_batchnorm
+    from interop_keras.applications import randomize_batchnorm
 
     keras.utils.set_random_seed(0)
     network = getattr(keras.applications, app)(weights=None, input_shape=(96, 96, 3), include_top=False,

@@ -53,7 +53,7 @@ timeout = 5
 BUILD = '''
 import sys
 import keras
-from interop.testing.zoo import randomize_batchnorm
+from interop_keras.applications import randomize_batchnorm
 
 keras.utils.set_random_seed(0)
 net = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), include_top=False, pooling="avg")

@@ -22,13 +22,15 @@ from onnx import numpy_helper
 
 import interop
 from interop.testing.zoo import (
-    KERAS_APPS,
     ZOO_NAMES,
-    keras_application_onnx,
     onnx_weight_count,
     zoo_model,
     zoo_weight_names,
 )
+try:
+    from interop_keras.applications import KERAS_APPS, keras_application_onnx
+except ImportError:  # interop-keras not installed: the campaign has no Keras Applications
+    KERAS_APPS = ()
 
 from .conftest import ort_run, save, sgd_step, without_final_softmax
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interop.testing.zoo import KERAS_APPS as APPS
-from interop.testing.zoo import keras_application_onnx, keras_to_onnx
+pytest.importorskip("interop_keras.applications", reason="the Keras Applications come with interop-keras")
+
+from interop_keras.applications import KERAS_APPS as APPS  # noqa: E402
+from interop_keras.applications import frozen_to_onnx, keras_application_onnx  # noqa: E402
 
 from .conftest import assert_close, interpret, ort_run, save
 
@@ -34,7 +36,7 @@ def test_reference_mlp_from_tf2onnx(tmp_path):
         keras.layers.Dense(64, activation="relu"),
         keras.layers.Dense(3),
     ])
-    model = keras_to_onnx(mlp, (2,))
+    model = frozen_to_onnx(mlp, (2,))
     assert any(":" in o.name for o in model.graph.output), "tf2onnx names outputs like Identity:0"
     _check(model, tmp_path / "mlp.mlpackage", (2,))
 

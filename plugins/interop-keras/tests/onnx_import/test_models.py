@@ -20,14 +20,13 @@ import pytest
 
 import interop
 from interop.testing.zoo import (
-    KERAS_APPS,
     ZOO_NAMES,
-    keras_application_onnx,
     onnx_weight_count,
     without_final_softmax,
     zoo_model,
     zoo_weight_names,
 )
+from interop_keras.applications import KERAS_APPS, keras_application_onnx
 
 from .helpers import ort_run, random_feeds
 
