@@ -179,10 +179,10 @@ class Console:
             self._live.close()
 
     def _print(self, text: str, err: bool) -> None:
-        if self._live is not None and err:
-            with self._live.paused():
-                click.echo(text, err=True)
-        else:
+        if self._live is None:
+            click.echo(text, err=err)
+            return
+        with self._live.paused():  # a stdout line on the same terminal would land after the live text
             click.echo(text, err=err)
 
 

@@ -34,10 +34,10 @@ def command(folder: Path, force: bool, console: Console, log_file: Path | None) 
     from interop.cli.common import registry_with_warnings
     from interop.demo import run_demo
 
-    echo = (lambda text: None) if console.quiet else click.echo
+    echo = (lambda text: None) if console.quiet else console.result
     result = run_demo(folder, force=force, echo=echo, registry=registry_with_warnings(),
                       library_log=log_file.absolute() if log_file else LIBRARY_LOG,
-                      show_library_messages=console.verbose)
+                      show_library_messages=console.verbose, live=console)
     from interop.demo.markdown import verdict
 
     console.result(f"verdict: {verdict(result)}; report in {folder / 'report.md'}")

@@ -29,7 +29,7 @@ from interop.datasets import INPUT_NAME, OUTPUT_NAME, iris_grid, load_iris
 from interop.demo.checking import check_lineages
 from interop.demo.model import FRAMEWORK_LABELS, DemoResult, Lineage, Model, RunResult, framework_names
 from interop.demo.files import write_outputs
-from interop.demo.progress import Echo, Progress
+from interop.demo.progress import Echo, LiveLine, Progress
 from interop.library_messages import library_messages
 from interop.plugin_api import InteropError
 from interop.registry import Registry, availability, get_registry
@@ -252,15 +252,16 @@ def check_stage(lineages: list[Lineage], steps: Steps) -> Any:
 
 def run_demo(folder: str | Path = "interop-demo", *, force: bool = False, echo: Echo = print,
              registry: Registry | None = None, library_log: str | Path | None = None,
-             show_library_messages: bool = False) -> DemoResult:
+             show_library_messages: bool = False, live: LiveLine | None = None) -> DemoResult:
     """Train, convert, check and write the plots and reports into ``folder``.
 
     ``library_log`` is a file (relative to ``folder`` unless absolute) that receives
     the libraries' console messages while the demo runs (see
     :mod:`interop.library_messages`; None: they are kept off the terminal only);
-    ``show_library_messages`` shows them on the terminal too.
+    ``show_library_messages`` shows them on the terminal too. ``live`` is told when each
+    stage starts and ends (the CLI's console draws the stage's elapsed time on a terminal).
     """
-    progress = Progress(STAGES, echo)
+    progress = Progress(STAGES, echo, live)
     registry = registry or get_registry()
     folder = Path(folder)
     if importlib.util.find_spec("matplotlib") is None:  # fail before a minute of training, not after

@@ -2,6 +2,8 @@
 
 Lines may come from a background thread (the MXNet lineage runs in its own
 environment while the others train), so printing is serialised by a lock.
+A ``live`` object (the CLI's :class:`~interop.cli.console.Console`) is told when a
+stage starts and ends, so a terminal shows the running stage's elapsed time.
 """
 
 from __future__ import annotations
@@ -10,16 +12,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 Echo = Callable[[str], None]
+
+
+class LiveLine(Protocol):
+    """What a stage tells a live elapsed-time line (the CLI's Console has these two methods)."""
+
+    def start_step(self, text: str) -> None: ...
+
+    def end_steps(self) -> None: ...
 
 
 class Progress:
     """Prints ``[n/N] stage ...`` / ``done in S s`` and remembers every stage's duration."""
 
-    def __init__(self, stages: int, echo: Echo = print):
+    def __init__(self, stages: int, echo: Echo = print, live: LiveLine | None = None):
         self.stages = stages
         self.echo = echo
+        self.live = live
         self.started = time.perf_counter()
         self.durations: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -34,10 +46,17 @@ class Progress:
     def stage(self, title: str) -> Iterator[None]:
         """Time a stage; its duration is recorded under ``title``."""
         self._index += 1
+        heading = f"[{self._index}/{self.stages}] {title}"
         with self._lock:
-            self.echo(f"[{self._index}/{self.stages}] {title}")
+            self.echo(heading)
+        if self.live is not None:
+            self.live.start_step(heading)
         began = time.perf_counter()
-        yield
+        try:
+            yield
+        finally:
+            if self.live is not None:
+                self.live.end_steps()
         seconds = time.perf_counter() - began
         self.durations[title] = seconds
         with self._lock:

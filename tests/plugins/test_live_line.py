@@ -145,3 +145,55 @@ def test_the_live_line_is_on_by_default_on_a_terminal(monkeypatch: pytest.Monkey
         stream.close()
         os.close(controller)
     assert "interop-live-line" in names
+
+
+def test_a_result_line_erases_the_live_line_first_when_both_share_the_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo prints its stage lines on stdout while the stage's live line is on stderr."""
+    from interop.cli.console import Console
+
+    controller, terminal = pty.openpty()
+    stream = os.fdopen(terminal, "w")
+    seen = bytearray()
+    try:
+        monkeypatch.setattr(sys, "stderr", stream)
+        monkeypatch.setattr(sys, "stdout", stream)
+        console = Console()
+        console.start_step("[1/4] training")
+        appeared = _read_until(controller, re.compile(rb"\[1/4\] training \xe2\x80\xa6 \d+ s"), seen)
+        console.result("RESULT LINE")
+        stream.flush()
+        _read_until(controller, re.compile(rb"RESULT LINE"), seen)
+        console.end_steps()
+        console.close()
+    finally:
+        stream.close()
+        os.close(controller)
+    assert appeared, seen.decode(errors="replace")
+    text = bytes(seen)
+    live_end = re.search(rb"training \xe2\x80\xa6 \d+ s", text).end()  # type: ignore[union-attr]
+    # Erased on its own line, then the result: never "training … 1 sRESULT LINE".
+    assert b"\r\x1b[K" in text[live_end:text.index(b"RESULT LINE")], text
+
+
+def test_the_demo_tells_the_live_line_when_each_stage_starts_and_ends() -> None:
+    from interop.demo.progress import Progress
+
+    calls: list[str] = []
+
+    class Recorder:
+        def start_step(self, text: str) -> None:
+            calls.append(f"start {text}")
+
+        def end_steps(self) -> None:
+            calls.append("end")
+
+    lines: list[str] = []
+    progress = Progress(2, lines.append, Recorder())
+    with progress.stage("training"):
+        calls.append("work")
+    with pytest.raises(RuntimeError), progress.stage("checking"):
+        raise RuntimeError("a stage that fails still ends its live line")
+    assert calls == ["start [1/2] training", "work", "end", "start [2/2] checking", "end"]
+    assert lines[0] == "[1/2] training" and lines[1].startswith("      done in ")
