@@ -66,7 +66,8 @@ class Deviation:
     #: "ort-unoptimized" (onnxruntime with ORT_DISABLE_ALL agrees), "ort-rewritten" (onnxruntime
     #: agrees on the graph ``rewrite`` makes: the spec's function body instead of an op's kernel,
     #: the spec's explicit pads instead of auto_pad), "mvn-slices" (every differing element is fed
-    #: by an ill-conditioned MVN slice), "rounding-cascade" and "tolerance-cascade"
+    #: by an ill-conditioned MVN slice), "undefined-cast" (every differing element depends on a
+    #: float→int cast the spec leaves undefined), "rounding-cascade" and "tolerance-cascade"
     #: (:mod:`interop_coreml.fuzz.cascade`).
     verify: str = "reference"
     when: Callable[[onnx.ModelProto, dict], bool] | None = None  # a narrower condition on graph and feeds
@@ -184,6 +185,16 @@ KNOWN_DEVIATIONS = (
         frozenset({"ConvTranspose"}), frozenset({"shape", "value"}), verify="ort-rewritten",
         when=_hasattr("ConvTranspose", "auto_pad", {b"SAME_UPPER", b"SAME_LOWER"}),
         rewrite=lambda model, feeds: explicit_convtranspose_pads(model, feeds),
+    ),
+    Deviation(
+        "undefined-float-to-int-cast",
+        "not a bug of either engine: ONNX's Cast from a float type to an integer type is undefined "
+        "for NaN, ±Inf and values out of the target's range; onnxruntime (x86) returns the integer "
+        "type's minimum there, the interpreter another value (NaN where the translator keeps a float "
+        "round trip through int64 in float); verified when every differing output element changes "
+        "with the value of such a cast element (the graph cut at the cast and run in onnxruntime "
+        "with those elements set to 0 and to 7)",
+        frozenset({"Cast", "CastLike"}), frozenset({"value", "nonfinite"}), verify="undefined-cast",
     ),
     Deviation(
         "float-rounding-cascade",
@@ -612,6 +623,10 @@ def _explain(model, feeds, got, diffs, outcome: Outcome) -> None:
             if mvn_ill_conditioned_feeds(model, feeds, got, differing):
                 outcome.explained = rule.name
                 return
+        elif rule.verify == "undefined-cast":
+            if undefined_casts_feed(model, feeds, got, differing):
+                outcome.explained = rule.name
+                return
         elif spec_sides_with_coreml:
             outcome.explained = rule.name
             return
@@ -645,17 +660,14 @@ def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ~((a == b) | (np.isnan(a) & np.isnan(b)))
 
 
-def mvn_ill_conditioned_feeds(model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str]) -> bool:
-    """True when every differing element of the outputs ``differing`` is fed by an ill-conditioned MVN slice.
+def _only_where_marked(model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str],
+                       marks: Callable[[dict], Any]) -> bool:
+    """True when every element in which the outputs ``differing`` differ depends on a marked element.
 
-    For each MeanVarianceNormalization, its input (as onnxruntime computed it) is reduced in
-    float64 over the op's axes; slices with variance <= MVN_ILL_CONDITIONED · mean² are marked.
-    Which output elements they feed is found by cutting the graph at the MVN's output and
-    running the rest in onnxruntime with the marked elements replaced by NaN and by a shifted
-    value: an element that changes either time depends on them.
+    ``marks(values)`` (``values``: every tensor as onnxruntime computed it) yields
+    ``(tensor, mask, replacements)``: the marked elements of a tensor and the values to try there
+    (see :func:`_fed_by`).
     """
-    from interop_coreml.fuzz.shrink import _cut
-
     values = tensor_values(model, feeds)
     if not all(n in values for n in differing):
         return False
@@ -666,35 +678,101 @@ def mvn_ill_conditioned_feeds(model: onnx.ModelProto, feeds: dict, got: dict, di
             return False
         bad[name] = mask
     fed = {name: np.zeros(mask.shape, bool) for name, mask in bad.items()}
-    for node in model.graph.node:
-        if node.op_type != "MeanVarianceNormalization" or node.input[0] not in values \
-                or node.output[0] not in values:
-            continue
-        x = np.asarray(values[node.input[0]], dtype=np.float64)
-        axes = tuple(a % x.ndim for a in attr(node, "axes", [0, 2, 3])) if x.ndim else ()
-        mean = x.mean(axis=axes, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
-        ill = np.broadcast_to(var <= MVN_ILL_CONDITIONED * mean**2, x.shape)
-        if not ill.any():
-            continue
-        y_name = node.output[0]
-        y = np.asarray(values[y_name])
-        for name in differing:
-            if name == y_name:
-                fed[name] |= ill
-                continue
-            cut = _cut(model, y_name, y, [name])
-            if cut is None:
-                return False
-            inputs = {i.name for i in cut.graph.input}
-            base = {n: v for n, v in {**feeds, y_name: y}.items() if n in inputs}
-            try:
-                plain = run_onnxruntime(cut, base, optimize=False)[name]
-                with_nan = run_onnxruntime(cut, {**base, y_name: np.where(ill, np.nan, y).astype(y.dtype)},
-                                           optimize=False)[name]
-                shifted = run_onnxruntime(cut, {**base, y_name: np.where(ill, y + 7.0, y).astype(y.dtype)},
-                                          optimize=False)[name]
-            except Exception:  # noqa: BLE001
-                return False
-            fed[name] |= _changed(plain, with_nan) | _changed(plain, shifted)
+    for name, mask, replacements in marks(values):
+        if not _fed_by(model, feeds, values, name, mask, replacements, fed):
+            return False
     return all(mask.any() and not (mask & ~fed[name]).any() for name, mask in bad.items())
+
+
+def _fed_by(model: onnx.ModelProto, feeds: dict, values: dict, name: str, marked: np.ndarray,
+            replacements: list[np.ndarray], outputs: dict[str, np.ndarray]) -> bool:
+    """Add to each mask in ``outputs`` the elements that depend on the ``marked`` elements of tensor ``name``.
+
+    The graph is cut at ``name`` (which becomes an input carrying onnxruntime's value) and the
+    rest is run in onnxruntime once per replacement of the marked elements: an output element
+    that changes any time depends on them. False when that cannot be run.
+    """
+    from interop_coreml.fuzz.shrink import _cut
+
+    value = np.asarray(values[name])
+    for output, fed in outputs.items():
+        if output == name:
+            fed |= marked
+            continue
+        cut = _cut(model, name, value, [output])
+        if cut is None:
+            return False
+        inputs = {i.name for i in cut.graph.input}
+        base = {n: v for n, v in {**feeds, name: value}.items() if n in inputs}
+        try:
+            plain = run_onnxruntime(cut, base, optimize=False)[output]
+            for replacement in replacements:
+                changed = run_onnxruntime(cut, {**base, name: np.where(marked, replacement, value).astype(value.dtype)},
+                                          optimize=False)[output]
+                fed |= _changed(plain, changed)
+        except Exception:  # noqa: BLE001
+            return False
+    return True
+
+
+def mvn_ill_conditioned_feeds(model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str]) -> bool:
+    """True when every differing element of the outputs ``differing`` is fed by an ill-conditioned MVN slice.
+
+    For each MeanVarianceNormalization, its input (as onnxruntime computed it) is reduced in
+    float64 over the op's axes; slices with variance <= MVN_ILL_CONDITIONED · mean² are marked.
+    Which output elements they feed is found by cutting the graph at the MVN's output and
+    running the rest in onnxruntime with the marked elements replaced by NaN and by a shifted
+    value: an element that changes either time depends on them.
+    """
+    def marks(values: dict):
+        for node in model.graph.node:
+            if node.op_type != "MeanVarianceNormalization" or node.input[0] not in values \
+                    or node.output[0] not in values:
+                continue
+            x = np.asarray(values[node.input[0]], dtype=np.float64)
+            axes = tuple(a % x.ndim for a in attr(node, "axes", [0, 2, 3])) if x.ndim else ()
+            mean = x.mean(axis=axes, keepdims=True)
+            var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+            ill = np.broadcast_to(var <= MVN_ILL_CONDITIONED * mean**2, x.shape)
+            if ill.any():
+                y = np.asarray(values[node.output[0]])
+                yield node.output[0], ill, [np.full(y.shape, np.nan), y + 7.0]
+
+    return _only_where_marked(model, feeds, got, differing, marks)
+
+
+def undefined_cast_elements(x: np.ndarray, target: np.dtype) -> np.ndarray:
+    """Which elements of float ``x`` ONNX's Cast to the integer type ``target`` leaves undefined.
+
+    The spec: "Casting from floating point to fixed point: undefined if OOR (out of range)", so
+    NaN, ±Inf and every value whose truncation the target type cannot hold.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    info = np.iinfo(target)
+    with np.errstate(invalid="ignore"):
+        whole = np.trunc(x)
+        # float(info.max) rounds 2**63 - 1 up to 2**63: compare with max + 1 as a float
+        return ~np.isfinite(x) | (whole < float(info.min)) | (whole >= float(info.max) + 1.0)
+
+
+def undefined_casts_feed(model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str]) -> bool:
+    """True when every differing element of the outputs ``differing`` depends on an undefined float→int cast.
+
+    For each Cast/CastLike from a float type to an integer type, the elements of its input (as
+    onnxruntime computed it) that are NaN, ±Inf or out of the target's range are marked; the
+    graph is cut at the cast's output and the rest run in onnxruntime with the marked elements
+    set to 0 and to 7: an output element that changes depends on a value ONNX does not define.
+    """
+    def marks(values: dict):
+        for node in model.graph.node:
+            if node.op_type not in ("Cast", "CastLike") or node.input[0] not in values \
+                    or node.output[0] not in values:
+                continue
+            x, y = np.asarray(values[node.input[0]]), np.asarray(values[node.output[0]])
+            if x.dtype.kind != "f" or y.dtype.kind not in "iu" or x.shape != y.shape:
+                continue
+            marked = undefined_cast_elements(x, y.dtype)
+            if marked.any():
+                yield node.output[0], marked, [np.zeros_like(y), np.full_like(y, 7)]
+
+    return _only_where_marked(model, feeds, got, differing, marks)
