@@ -226,9 +226,7 @@ def _pair_lines(pair: PairResult) -> list[str]:
         source = pair.candidate.precision_source if pair.candidate.precision == pair.precision \
             else pair.reference.precision_source
         what = "weights compressed as" if pair.precision in WEIGHT_COMPRESSIONS else "computes in"
-        lines.append(
-            f"           {what} {pair.precision} ({source}): {pair.precision} default tolerances apply"
-        )
+        lines.append(f"           {what} {pair.precision} ({source}): {_tolerance_note(pair)}")
     for problem in pair.problems:
         lines.append(f"  FAIL  {problem}")
     if pair.outputs:
@@ -251,6 +249,32 @@ def _pair_lines(pair: PairResult) -> list[str]:
     if pair.located is not None:
         lines.extend(pair.located.lines())
     return lines
+
+
+def _tolerance_note(pair: PairResult) -> str:
+    """Which tolerances judged the pair's floating-point outputs: the precision's defaults, or what the user set."""
+    default = f"{pair.precision} default"
+    by_source: dict[str, list[str]] = {}
+    for out in pair.outputs:
+        if out.tolerance is not None and not out.tolerance.source.startswith("exact"):
+            by_source.setdefault(out.tolerance.source, []).append(out.name)
+    if set(by_source) <= {default}:
+        return f"{pair.precision} default tolerances apply"
+
+    def origin(source: str) -> str:
+        return f"the {source}" if source.endswith(" default") else source
+
+    def phrase(source: str) -> str:  # "atol: --atol; rtol: fp16 default" when the two numbers come from two places
+        if source.startswith("atol: "):
+            atol_from, _, rtol_from = source[len("atol: "):].partition("; rtol: ")
+            return f"atol from {origin(atol_from)}, rtol from {origin(rtol_from)}"
+        return f"from {origin(source)}"
+
+    if len(by_source) == 1:
+        note = f"tolerances {phrase(next(iter(by_source)))}"
+    else:
+        note = "tolerances " + "; ".join(f"{', '.join(names)}: {phrase(source)}" for source, names in by_source.items())
+    return note if any(default in source for source in by_source) else f"{note} (not the {pair.precision} defaults)"
 
 
 def _oracle_line(pair: PairResult) -> str:

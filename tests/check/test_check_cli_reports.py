@@ -102,3 +102,17 @@ def test_convert_check_names_the_hops_by_role(tmp_path: Path, run_cli, torch_mlp
     assert "torch -> onnx with plugin torch" in err and "candidate  " not in err
     assert "interop-tmp" not in out + err
 
+
+
+def test_the_precision_line_says_which_tolerances_apply(linear_onnx, run_cli) -> None:
+    # An fp16 pair names the fp16 defaults only while they judge it; tolerances the user set are named instead.
+    ref, copy = linear_onnx("ref.onnx"), linear_onnx("half.onnx", fp16=True)
+    code, out, _ = run_cli("check", ref, copy)
+    assert code == 0 and "(float16 outputs): fp16 default tolerances apply" in out
+    code, out, _ = run_cli("check", ref, copy, "--atol", "0.05")
+    assert code == 0 and "(float16 outputs): tolerances atol from --atol, rtol from the fp16 default" in out
+    assert "default tolerances apply" not in out
+    code, out, _ = run_cli("check", ref, copy, "--atol", "0.05", "--rtol", "0.01")
+    assert code == 0 and "tolerances atol from --atol, rtol from --rtol (not the fp16 defaults)" in out
+    code, out, _ = run_cli("check", ref, copy, "--tolerance", "y=0.05,0.01")
+    assert code == 0 and "tolerances y: from --tolerance y; z: from the fp16 default" in out
