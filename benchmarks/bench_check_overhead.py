@@ -43,7 +43,7 @@ def main() -> None:
     import interop
     from interop.checker.inputs import random_inputs
     from interop.checker.models import open_model, parse_model_arg
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
 
     folder = Path(tempfile.mkdtemp(prefix="bench-check-"))
     try:

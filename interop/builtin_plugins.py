@@ -33,7 +33,7 @@ class KnownPlugin:
     @property
     def disabled(self) -> bool:
         """Installed maybe, but skipped by ``INTEROP_DISABLE_PLUGINS``: installing it again would not help."""
-        from interop.registry import disabled_plugin_names
+        from interop.plugin_registry import disabled_plugin_names
 
         return self.name in disabled_plugin_names()
 

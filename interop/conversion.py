@@ -13,7 +13,7 @@ from interop.formats import check_content, detect_format, format_for_output
 from interop.implementations import call_converter
 from interop.output_files import atomic_output, refuse_overlap, same_format_directory
 from interop.plugin_api import ConversionError, Converter, InteropError, ModelLoadError, option_values
-from interop.registry import Provided, Registry, get_registry
+from interop.plugin_registry import Provided, Registry, get_registry
 from interop.routing import plan_route
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from interop.plugin_api import Format, InteropError, ModelLoadError, resolve
-from interop.registry import Registry
+from interop.plugin_registry import Registry
 
 
 def _suffix_match(name: str, suffixes: tuple[str, ...]) -> int:

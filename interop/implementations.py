@@ -24,7 +24,7 @@ from interop.plugin_api import (
     TrainResult,
     resolve,
 )
-from interop.registry import Provided, Registry, availability
+from interop.plugin_registry import Provided, Registry, availability
 
 
 def _ensure_available(provided: Provided[Any], registry: Registry, what: str) -> None:

@@ -31,7 +31,7 @@ from interop.errors import deferred_signals, raise_if_interrupted
 from interop.plugin_api import InteropError
 
 if TYPE_CHECKING:
-    from interop.registry import Registry
+    from interop.plugin_registry import Registry
 
 #: Says why the existing directory ``path`` must not be replaced, or None when it may be.
 DirectoryCheck = Callable[[Path], "str | None"]

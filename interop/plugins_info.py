@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from interop.plugin_api import PLUGIN_API_VERSION
-from interop.registry import Registry, availability, get_registry
+from interop.plugin_registry import Registry, availability, get_registry
 
 #: Version of the document's schema (interop/schemas/plugins.schema.json).
 SCHEMA_VERSION = 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 from interop.plugin_api import Converter, UnsupportedModelError
-from interop.registry import Provided, Registry, availability
+from interop.plugin_registry import Provided, Registry, availability
 
 
 def reachable_from(source: str, registry: Registry) -> set[str]:

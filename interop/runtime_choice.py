@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from interop.plugin_api import InteropError, Runtime, UnsupportedModelError
-from interop.registry import Provided, Registry, availability
+from interop.plugin_registry import Provided, Registry, availability
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from interop.datasets import csv_train_data, iris_train_data
 from interop.implementations import call_trainer
 from interop.output_files import atomic_output, same_format_directory
 from interop.plugin_api import EpochCallback, InteropError, Trainer, TrainConfig, TrainData, TrainResult
-from interop.registry import Provided, Registry, get_registry
+from interop.plugin_registry import Provided, Registry, get_registry
 
 #: Seeds every trainer accepts: numpy's legacy seeding (used by Keras) takes 0 <= seed < 2**32.
 MAX_SEED = 2**32 - 1

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from interop.plugin_api import Converter, Format, Plugin, Runtime, Trainer
-from interop.registry import LoadedPlugin, Registry, availability
+from interop.plugin_registry import LoadedPlugin, Registry, availability
 from interop.routing import plan_route
 
 

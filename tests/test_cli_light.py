@@ -59,7 +59,7 @@ def test_plugins_json_lists_builtins(cli):
 
 
 def test_multi_hop_route_is_planned_from_declarations():
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
     from interop.routing import plan_route
 
     route = plan_route("keras", "coreml", get_registry())

@@ -80,3 +80,17 @@ def test_architecture_says_which_plugins_keep_their_tests_beside_them():
     named = set(re.search(r"kept here for: ([^;]+);", text).group(1).replace(",", " ").split())
     without = {p.name for p in (REPO / "plugins").iterdir() if (p / "pyproject.toml").exists() and not (p / "tests").is_dir()}
     assert named == without
+
+
+def test_names_once_reused_for_different_things_name_one_thing():
+    # Issue 16: `registry.py` named the plugin registry and two importers' op tables, `resolve` an import
+    # path, a TOML header and two op lookups. A grep for one of these names finds one thing.
+    sources = [p for root in ("interop", "plugins", "examples") for p in (REPO / root).rglob("*.py")
+               if "tests" not in p.relative_to(REPO).parts]
+    for name in ("registry", "plugin_registry", "layer_table", "module_table", "report", "equivalence", "quiet"):
+        found = [p.relative_to(REPO).as_posix() for p in sources if p.stem == name]
+        assert len(found) <= 1, found
+    assert not [p for p in sources if p.stem == "registry"]
+    resolves = [p.relative_to(REPO).as_posix() for p in sources
+                if re.search(r"^\s*def resolve\(", p.read_text(), flags=re.M)]
+    assert resolves == ["interop/plugin_api.py"], resolves

@@ -7,7 +7,7 @@ import pytest
 
 import interop
 from interop.implementations import open_session
-from interop.registry import get_registry
+from interop.plugin_registry import get_registry
 
 
 @pytest.fixture(scope="module")

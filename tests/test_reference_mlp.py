@@ -10,7 +10,7 @@ import pytest
 
 from interop.datasets import load_iris, stratified_split
 from interop.implementations import open_session
-from interop.registry import get_registry
+from interop.plugin_registry import get_registry
 
 
 def _session(path: Path, runtime: str):

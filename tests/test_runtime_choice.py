@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 import interop
 from interop.plugin_api import InteropError, UnsupportedModelError
-from interop.registry import get_registry
+from interop.plugin_registry import get_registry
 from interop.runtime_choice import choose_runtime
 
 linux_only = pytest.mark.skipif(sys.platform == "darwin", reason="Apple's Core ML runtime runs on macOS")

@@ -10,7 +10,7 @@ from cli_assertions import assert_refused
 
 import interop
 from interop.plugin_api import InteropError
-from interop.registry import get_registry
+from interop.plugin_registry import get_registry
 from interop.training import MAX_SEED, check_output_extension
 
 

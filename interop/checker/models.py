@@ -27,7 +27,7 @@ from interop.plugin_api import (
     Session,
     session_metadata,
 )
-from interop.registry import Registry
+from interop.plugin_registry import Registry
 from interop.runtime_choice import RuntimeChoice, choose_runtime
 
 #: What the API accepts as a model: a path, "path@runtime", or (path, runtime).

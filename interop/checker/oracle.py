@@ -41,7 +41,7 @@ import numpy as np
 
 from interop.checker.metrics import sample_scale
 from interop.plugin_api import InteropError
-from interop.registry import Registry, get_registry
+from interop.plugin_registry import Registry, get_registry
 
 ORACLE_MODES = ("auto", "fp64", "none")
 #: Samples the oracle computes besides the failing ones (the first ones of the check).

@@ -154,7 +154,7 @@ class Reducer:
         import onnx
 
         from interop.checker.models import open_model, parse_model_arg
-        from interop.registry import get_registry
+        from interop.plugin_registry import get_registry
 
         self.registry = registry or get_registry()
         self.path = Path(path)
@@ -331,7 +331,7 @@ def reduce_model(
     from interop.checker.models import open_model, parse_model_arg
     from interop.checker.runner import build_inputs, make_options
     from interop.formats import detect_format
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
 
     registry = registry or get_registry()
     path = Path(path)

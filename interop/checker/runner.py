@@ -45,7 +45,7 @@ from interop.checker.models import (
 from interop.checker.report import ModelInfo, OutputResult, PairResult, Report
 from interop.checker.tolerances import Tolerance, ToleranceSettings, build_settings, lower_precision
 from interop.plugin_api import InteropError, TensorSpec, UnsupportedModelError, input_index_ranges
-from interop.registry import Registry, get_registry
+from interop.plugin_registry import Registry, get_registry
 
 Outputs = dict[str, np.ndarray]
 

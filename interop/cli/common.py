@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from interop.plugin_api import InteropError
-from interop.registry import Registry, get_registry
+from interop.plugin_registry import Registry, get_registry
 
 
 def registry_with_warnings() -> Registry:

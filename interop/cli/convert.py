@@ -20,7 +20,7 @@ import click
 from interop.cli.common import parse_key_values, registry_with_warnings
 from interop.cli.console import Console, output_options
 from interop.plugin_api import Converter, InteropError, Option
-from interop.registry import Registry, get_registry
+from interop.plugin_registry import Registry, get_registry
 
 #: Prefix of the click parameter names of generated flags (never a Python name a user types).
 PLUGIN_PARAM_PREFIX = "plugin_option__"

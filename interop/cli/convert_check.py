@@ -24,7 +24,7 @@ from interop.checker.runner import make_options, run_groups
 from interop.cli.console import Console
 from interop.conversion import convert
 from interop.output_files import atomic_output, remove_path, scratch_dir
-from interop.registry import Registry, get_registry
+from interop.plugin_registry import Registry, get_registry
 
 UNVERIFIED_SUFFIX = ".unverified.json"
 

@@ -51,7 +51,7 @@ def command(
     import onnx
 
     from interop.checker.reduce import reduce_model, target_extension
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
     from interop.checker.inputs import check_samples
     from interop.output_files import atomic_output, check_destination, refuse_overlap
 

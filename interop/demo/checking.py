@@ -15,7 +15,7 @@ import numpy as np
 
 from interop.checker import ModelInfo, Report, junit
 from interop.checker.runner import make_options, run_groups
-from interop.registry import Registry
+from interop.plugin_registry import Registry
 
 #: A model as the check engine takes it: (path, runtime name).
 ModelArg = tuple[str, str]

@@ -32,7 +32,7 @@ from interop.demo.files import write_outputs
 from interop.demo.progress import Echo, LiveLine, Progress
 from interop.library_messages import library_messages
 from interop.plugin_api import InteropError
-from interop.registry import Registry, availability, get_registry
+from interop.plugin_registry import Registry, availability, get_registry
 from interop.runtime_choice import RuntimeChoice, choose_runtime
 
 #: Frameworks the demo always trains, then those it adds when their plugin can run here.

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from interop.registry import Registry
+from interop.plugin_registry import Registry
 
 #: Bumped when the result format or the meaning of a key changes: old entries are then ignored.
 CACHE_VERSION = 1

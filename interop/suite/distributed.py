@@ -82,7 +82,7 @@ def _probe(address: str) -> None:
 
 def worker_fingerprint() -> dict[str, Any]:
     """Run on each worker: what it has installed (the same description as the cache key uses)."""
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
     from interop.suite.cache import environment_fingerprint
 
     return environment_fingerprint(get_registry())

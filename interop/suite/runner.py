@@ -179,7 +179,7 @@ def make_job(entry: Entry, manifest: Manifest, update_golden: bool, fingerprint:
 def run_suite(manifest: str | Path | Manifest, options: SuiteOptions | None = None, registry: Any = None,
               **kwargs: Any) -> SuiteResult:
     """Run a manifest; returns the results of every selected entry (``kwargs`` are SuiteOptions fields)."""
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
 
     started = time.perf_counter()
     options = options or SuiteOptions(**kwargs)

@@ -65,7 +65,7 @@ class _Scanner:
     def record(self, path: KeyPath, line: int) -> None:
         self.found.setdefault(tuple(path), line)
 
-    def resolve(self, names: list[str]) -> KeyPath:
+    def header_path(self, names: list[str]) -> KeyPath:
         """Header names to a path, inserting the current index of every array of tables passed."""
         path: tuple = ()
         for name in names:
@@ -83,7 +83,7 @@ class _Scanner:
             number = row + 1
             if stripped.startswith("[["):
                 names, _ = _key_parts(stripped, 2)
-                parent = self.resolve(names[:-1])
+                parent = self.header_path(names[:-1])
                 array = (*parent, names[-1])
                 self.arrays[array] = self.arrays.get(array, 0) + 1
                 table = (*array, self.arrays[array] - 1)
@@ -92,7 +92,7 @@ class _Scanner:
                 row += 1
                 continue
             if stripped.startswith("["):
-                table = self.resolve(_key_parts(stripped, 1)[0])
+                table = self.header_path(_key_parts(stripped, 1)[0])
                 for depth in range(1, len(table) + 1):
                     self.record(table[:depth], number)
                 row += 1

@@ -97,7 +97,7 @@ def _stable_failure_files(document: dict[str, Any], out_dir: Path, target: dict[
 def run(spec: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Convert and check one entry; the result document (never raises for the entry's own errors)."""
     import interop
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
 
     result: dict[str, Any] = {"status": "error", "error": None, "conversion": None, "check": None}
     stage = "convert"

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from interop.plugin_api import Converter, Plugin, Session, TensorSpec, UnsupportedModelError
-from interop.registry import LoadedPlugin, Provided, Registry, availability, discover
+from interop.plugin_registry import LoadedPlugin, Provided, Registry, availability, discover
 
 #: Modules a declaration must not import (checked in a fresh interpreter).
 HEAVY_MODULES = ("tensorflow", "keras", "torch", "coremltools", "onnxruntime", "tf2onnx", "mxnet")

@@ -59,7 +59,7 @@ class ManifestFile(pytest.File):
 
     def collect(self):  # type: ignore[no-untyped-def]
         from interop.plugin_api import InteropError
-        from interop.registry import get_registry
+        from interop.plugin_registry import get_registry
         from interop.suite import manifest as manifest_module
         from interop.suite.cache import Cache, environment_fingerprint
         from interop.suite.runner import SuiteOptions, project_check_table

@@ -13,7 +13,7 @@ def test_a_bounded_batch_axis_caps_every_run(tmp_path: Path) -> None:
     source = build_linear_onnx(tmp_path / "linear.onnx")
     copy = tmp_path / "linear.mlpackage"
     interop.convert(source, copy, options={"max_dynamic_dim": 8})
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
     from interop.implementations import open_session
 
     registry = get_registry()

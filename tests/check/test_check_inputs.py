@@ -112,7 +112,7 @@ def embedding_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 def test_every_runtime_declares_the_embedding_index_range(embedding_models) -> None:
     from interop.checker.models import open_model, parse_model_arg
     from interop.plugin_api import input_index_ranges
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
 
     registry = get_registry()
     for path in embedding_models:
@@ -153,7 +153,7 @@ def test_a_keras_embedding_declares_its_index_range(tmp_path: Path) -> None:
 
     from interop.checker.models import open_model, parse_model_arg
     from interop.plugin_api import input_index_ranges
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     other = keras.Input(shape=(4,), dtype="int32", name="counts")

@@ -9,7 +9,7 @@ import pytest
 
 from interop.checker.models import open_model, parse_model_arg
 from interop.plugin_api import IntermediatesSession, supports_intermediates
-from interop.registry import get_registry
+from interop.plugin_registry import get_registry
 
 from .conftest import build_linear_onnx
 

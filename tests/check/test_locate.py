@@ -198,7 +198,7 @@ def test_a_model_with_1200_values_is_compared_chunk_by_chunk(tmp_path) -> None:
     from interop.checker.locate import CHUNK, locate
     from interop.checker.models import open_model, parse_model_arg
     from interop.checker.tolerances import Tolerance
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
 
     registry = get_registry()
     sessions = [_Recording(open_model(parse_model_arg(str(path), registry), {}, registry).session)

@@ -57,7 +57,7 @@ def wrong_elu(monkeypatch: pytest.MonkeyPatch):
     original = op_converters.converter_for
     mode = {"crash": False}
 
-    def resolve(domain: str, op_type: str, opset: int):  # type: ignore[no-untyped-def]
+    def converter_with_wrong_elu(domain: str, op_type: str, opset: int):  # type: ignore[no-untyped-def]
         fn = original(domain, op_type, opset)
         if op_type != "Elu" or fn is None:
             return fn
@@ -72,7 +72,7 @@ def wrong_elu(monkeypatch: pytest.MonkeyPatch):
             return fn(ctx, changed)
         return wrong
 
-    monkeypatch.setattr(op_converters, "converter_for", resolve)
+    monkeypatch.setattr(op_converters, "converter_for", converter_with_wrong_elu)
     return mode
 
 

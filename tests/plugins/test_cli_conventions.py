@@ -144,7 +144,7 @@ def test_the_python_api_keeps_chatter_off_the_terminal(
 ) -> None:
     import interop
     from interop import distributions
-    from interop.registry import discover
+    from interop.plugin_registry import discover
 
     monkeypatch.syspath_prepend(str(site))
     distributions.forget()
@@ -225,7 +225,7 @@ def test_interop_plugins_lists_disabled_builtins_as_disabled_not_as_missing(tmp_
 
 def test_the_builtin_table_matches_the_builtin_declarations() -> None:
     from interop.builtin_plugins import BUILTIN_PLUGINS
-    from interop.registry import get_registry
+    from interop.plugin_registry import get_registry
 
     loaded = {p.distribution: p.plugin for p in get_registry().plugins if p.plugin is not None}
     for known in BUILTIN_PLUGINS:

@@ -17,7 +17,7 @@ import pytest
 
 import interop
 from interop import distributions
-from interop.registry import discover
+from interop.plugin_registry import discover
 from interop.testing import compare_outputs
 from interop.testing.conformance import check_plugin
 

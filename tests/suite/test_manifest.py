@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from interop.plugin_api import InteropError
-from interop.registry import get_registry
+from interop.plugin_registry import get_registry
 from interop.suite import manifest as manifest_module
 from interop.suite.tomllines import key_lines
 

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from interop.plugin_api import ConversionError, UnsupportedModelError
-from interop_keras.onnx_import import fold, layout, ops, registry
+from interop_keras.onnx_import import fold, layer_table, layout, ops
 from interop_keras.onnx_import.context import Constant, NodeContext, NotConvertible, WeightBinding, sanitize
 from interop_keras.onnx_import.layout import Perm, Value
 from interop_keras.onnx_import.weights import CONSTANT, VIEW_OPS, WEIGHT, Classification, classify, constant_tensors
@@ -221,7 +221,7 @@ class Importer:
             foldable = all(not name or name in constant for name in node.input) and node.domain in ("", "ai.onnx")
             if foldable and node.op_type not in ("RandomNormal", "RandomUniform", "Multinomial"):
                 constant.update(node.output)
-            elif ops.resolve(node.op_type, node.domain, self.opset) is None:
+            elif ops.layer_converter_for(node.op_type, node.domain, self.opset) is None:
                 missing[_op_label(node, self.opset)] += 1
             if node.op_type == "Shape":
                 constant.update(node.output)  # its value comes from the (static) shape at import
@@ -265,10 +265,10 @@ class Importer:
         if all(not name or name in self.constants for name in node.input) and node.domain in ("", "ai.onnx"):
             if self._fold(node):
                 return
-        converter = ops.resolve(node.op_type, node.domain, self.opset)
+        converter = ops.layer_converter_for(node.op_type, node.domain, self.opset)
         if converter is None:
             raise NotConvertible("its inputs are constants the importer could not evaluate")
-        since = registry.schema_version(node.op_type, "", self.opset) or 1
+        since = layer_table.schema_version(node.op_type, "", self.opset) or 1
         converter(NodeContext(self, node, since))
         missing = [name for name in node.output if self.is_used(name) and name not in self.values
                    and name not in self.constants]
@@ -359,7 +359,7 @@ def _op_label(node: onnx.NodeProto, opset: int | None = None) -> str:
     name = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
     if opset is None or node.domain not in ("", "ai.onnx"):
         return name
-    since = registry.schema_version(node.op_type, "", opset)
+    since = layer_table.schema_version(node.op_type, "", opset)
     if since is None:
         return f"{name} (not an ONNX op in opset {opset})"
     versions = ops.registered().get(node.op_type)

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from interop.plugin_api import ConversionError, TensorSpec, UnsupportedModelError
-from interop_torch.onnx_import import ops, registry
+from interop_torch.onnx_import import module_table, ops
 from interop_torch.onnx_import.context import ImportContext, NodeNotConvertible, StateEntry, Value, dims_or_none, np_dtype
 from interop_torch.onnx_import.prepare import PreparedGraph, prepare
 
@@ -94,7 +94,7 @@ def _io_spec(value: onnx.ValueInfoProto) -> TensorSpec:
 
 def _fold(ctx: ImportContext, node: onnx.NodeProto) -> bool:
     """Evaluate ``node`` now when every input is a non-weight constant; True when it was."""
-    if node.op_type in _NOT_FOLDED or node.domain not in registry.DEFAULT_DOMAINS or not node.input:
+    if node.op_type in _NOT_FOLDED or node.domain not in module_table.DEFAULT_DOMAINS or not node.input:
         return False
     feeds = {}
     for name in node.input:
@@ -149,7 +149,7 @@ def plan_import(model: onnx.ModelProto, trainable: str = "auto", class_name: str
     missing: dict[str, _Unsupported] = collections.OrderedDict()
 
     def unsupported(node: onnx.NodeProto, index: int, reason: str | None) -> None:
-        key = node.op_type if node.domain in registry.DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
+        key = node.op_type if node.domain in module_table.DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
         entry = missing.setdefault(key, _Unsupported())
         entry.count += 1
         entry.nodes.append(node.name or node.output[0] if node.output else f"#{index}")
@@ -164,12 +164,12 @@ def plan_import(model: onnx.ModelProto, trainable: str = "auto", class_name: str
             continue
         if node.op_type == "Constant" and node.output and node.output[0] in prepared.initializers:
             continue
-        converter, reason = ops.resolve(node, prepared.opset)
+        converter, reason = ops.module_converter_for(node, prepared.opset)
         if converter is None:
             unsupported(node, index, reason)
             continue
         ctx.node = node
-        ctx.since = registry.schema_version(node.op_type, "", prepared.opset) or 0
+        ctx.since = module_table.schema_version(node.op_type, "", prepared.opset) or 0
         try:
             if _fold(ctx, node):
                 continue

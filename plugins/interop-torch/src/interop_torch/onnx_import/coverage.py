@@ -107,6 +107,6 @@ def importable_cases() -> list:  # type: ignore[type-arg]
     cases = []
     for case in collect_testcases():
         opset = default_opset(case.model)
-        if all(ops.resolve(node, opset)[0] is not None or node.op_type == "Constant" for node in case.model.graph.node):
+        if all(ops.module_converter_for(node, opset)[0] is not None or node.op_type == "Constant" for node in case.model.graph.node):
             cases.append(case)
     return cases

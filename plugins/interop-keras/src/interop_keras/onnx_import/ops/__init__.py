@@ -1,6 +1,6 @@
 """ONNX op converters, one module per op family; importing this package registers them all.
 
-``resolve`` and ``registered`` are :mod:`..registry`'s, re-exported from here: imported from this
+``layer_converter_for`` and ``registered`` are :mod:`..layer_table`'s, re-exported from here: imported from this
 package, the table they read is complete.
 """
 
@@ -15,6 +15,6 @@ from interop_keras.onnx_import.ops import (  # noqa: F401
     resize,
     shape,
 )
-from interop_keras.onnx_import.registry import registered, resolve
+from interop_keras.onnx_import.layer_table import layer_converter_for, registered
 
-__all__ = ["registered", "resolve"]
+__all__ = ["layer_converter_for", "registered"]

@@ -7,7 +7,7 @@ import numpy as np
 from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import Value, identity
 from interop_keras.onnx_import.ops._common import float_array, set_weight
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 
 _NATIVE = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
            "HardSwish": "hard_silu", "Mish": "mish"}

@@ -15,7 +15,7 @@ from interop_keras.onnx_import.ops._common import (
     spatial_attributes,
     spatial_sizes,
 )
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 
 
 def _zero_padding(ctx: NodeContext, tensor: Any, pads: list[tuple[int, int]]) -> Any:

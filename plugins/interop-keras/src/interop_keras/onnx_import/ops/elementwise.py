@@ -16,7 +16,7 @@ import numpy as np
 from interop_keras.onnx_import.context import Constant, NodeContext, NotConvertible, sanitize
 from interop_keras.onnx_import.layout import Perm, Value, identity
 from interop_keras.onnx_import.ops._common import float_array, set_weight
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 from interop_keras.onnx_import.weights import CONSTANT, WEIGHT
 
 #: The op (interop_keras.layers' names) each ONNX op type applies between two operands.

@@ -12,7 +12,7 @@ from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import identity
 from interop_keras.onnx_import.ops._common import float_array, set_weight
 from interop_keras.onnx_import.ops.elementwise import constant_operand
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 from interop_keras.onnx_import.weights import WEIGHT
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import Value, channels_last
 from interop_keras.onnx_import.ops._common import float_array, set_weight
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 
 
 def _vector(ctx: NodeContext, index: int, what: str, channels: int | None) -> tuple[object, np.ndarray]:

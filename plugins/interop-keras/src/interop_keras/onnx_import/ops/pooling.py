@@ -10,7 +10,7 @@ from __future__ import annotations
 from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import channels_last
 from interop_keras.onnx_import.ops._common import keras_padding, spatial_attributes, spatial_sizes
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 
 
 def _ceil_extra(sizes: list[int | None], spatial, ceil_mode: bool) -> list[int]:  # type: ignore[no-untyped-def]

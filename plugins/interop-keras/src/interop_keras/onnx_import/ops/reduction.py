@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import channels_last
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 
 #: What a reduction over no axis leaves of each composite reduction.
 _NOOP_ELEMENTWISE = {"ReduceL1": "Abs", "ReduceL2": "Abs", "ReduceSumSquare": "Square", "ReduceLogSum": "Log"}

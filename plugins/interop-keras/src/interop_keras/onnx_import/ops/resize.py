@@ -16,7 +16,7 @@ import onnx
 
 from interop_keras.onnx_import.context import NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import Value, channels_last
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 
 
 def _factors(ctx: NodeContext, x: Value, scales: list[float] | None, sizes: list[int] | None) -> list[int]:

@@ -16,7 +16,7 @@ import numpy as np
 from interop_keras.onnx_import import fold
 from interop_keras.onnx_import.context import Constant, NodeContext, NotConvertible
 from interop_keras.onnx_import.layout import Perm, Value, channels_last, identity, inverse
-from interop_keras.onnx_import.registry import converter
+from interop_keras.onnx_import.layer_table import converter
 
 
 def _is_batch(x: Value, axis: int) -> bool:

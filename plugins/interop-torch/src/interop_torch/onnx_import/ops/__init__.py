@@ -1,6 +1,6 @@
 """The op converters, one module per op family; importing this package registers them all.
 
-``resolve`` and ``registered`` are :mod:`..registry`'s, re-exported from here: imported from this
+``module_converter_for`` and ``registered`` are :mod:`..module_table`'s, re-exported from here: imported from this
 package, the table they read is complete.
 """
 
@@ -16,6 +16,6 @@ from interop_torch.onnx_import.ops import (  # noqa: F401
     resize,
     tensor,
 )
-from interop_torch.onnx_import.registry import registered, resolve
+from interop_torch.onnx_import.module_table import module_converter_for, registered
 
-__all__ = ["registered", "resolve"]
+__all__ = ["module_converter_for", "registered"]

@@ -7,7 +7,7 @@ import math
 import onnx
 
 from interop_torch.onnx_import.context import ImportContext, NodeNotConvertible, literal, scalar
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 
 def _layer(ctx: ImportContext, node: onnx.NodeProto, ctor: str, kind: str) -> None:

@@ -13,7 +13,7 @@ from interop_torch.onnx_import.ops._common import (
     spatial_pads,
     symmetric,
 )
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 
 def _weights(w, b) -> dict:  # type: ignore[no-untyped-def]

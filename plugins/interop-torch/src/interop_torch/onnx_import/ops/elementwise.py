@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from interop_torch.onnx_import.context import ImportContext, NodeNotConvertible, Value, literal, np_dtype, torch_dtype
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 _PYTHON_BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "//", "Mod": "%", "Equal": "==", "Less": "<",
                   "Greater": ">", "LessOrEqual": "<=", "GreaterOrEqual": ">=", "Max": "max", "Min": "min"}

@@ -7,7 +7,7 @@ import onnx
 
 from interop_torch.onnx_import.context import ImportContext, Value, literal
 from interop_torch.onnx_import.ops._common import dtype_kw
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 
 def _linear(ctx: ImportContext, output: str, x_expr: str, weight: np.ndarray, weight_from: Value,

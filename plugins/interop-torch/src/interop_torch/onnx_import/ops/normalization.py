@@ -7,7 +7,7 @@ import onnx
 
 from interop_torch.onnx_import.context import ImportContext, NodeNotConvertible, Value, literal
 from interop_torch.onnx_import.ops._common import dtype_kw, norm_axis
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 _BN_LAYER = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
 _IN_LAYER = {3: "InstanceNorm1d", 4: "InstanceNorm2d", 5: "InstanceNorm3d"}

@@ -13,7 +13,7 @@ import onnx
 
 from interop_torch.onnx_import.context import ImportContext, NodeNotConvertible, literal
 from interop_torch.onnx_import.ops._common import one_or_tuple, spatial_pads, symmetric, torch_pads
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 POOL_HELPER = '''
 def _pool(x, kind, kernel, stride, pads, dilation, ceil_mode, count_include_pad=False):

@@ -15,7 +15,7 @@ import onnx
 
 from interop_torch.onnx_import.context import ImportContext, NodeNotConvertible, Value
 from interop_torch.onnx_import.ops._common import dtype_kw
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 #: For each op: torch's gate order as indices into ONNX's gate blocks, and the default activations.
 _GATES = {"LSTM": ([0, 2, 3, 1], ["Sigmoid", "Tanh", "Tanh"]), "GRU": ([1, 0, 2], ["Sigmoid", "Tanh"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 
 from interop_torch.onnx_import.context import ImportContext, literal
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 #: op -> (the opset from which axes is an input, expression over {x}, {dims}, {keep})
 _REDUCE = {

@@ -13,7 +13,7 @@ import onnx
 
 from interop_torch.onnx_import.context import ImportContext, NodeNotConvertible, literal
 from interop_torch.onnx_import.ops.tensor import shape_list
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 _LINEAR = {1: "linear", 2: "bilinear", 3: "trilinear"}
 

@@ -18,7 +18,7 @@ from interop_torch.onnx_import.context import (
 )
 from interop_torch.onnx_import.ops._common import norm_axis, torch_pads
 from interop_torch.onnx_import.ops.elementwise import python_level
-from interop_torch.onnx_import.registry import converter
+from interop_torch.onnx_import.module_table import converter
 
 _BIG = 1 << 31
 

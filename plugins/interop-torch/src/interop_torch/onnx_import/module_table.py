@@ -13,7 +13,7 @@ the old semantics.
 
 This module is a leaf: it imports nothing of the importer. The converters register themselves
 when their modules are imported, and the :mod:`.ops` package imports them all, so the
-complete table is ``ops.resolve`` / ``ops.registered`` (what the importer uses).
+complete table is ``ops.module_converter_for`` / ``ops.registered`` (what the importer uses).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def schema_version(op_type: str, domain: str, opset: int) -> int | None:
         return None
 
 
-def resolve(node: onnx.NodeProto, opset: int) -> tuple[ConverterFn | None, str | None]:
+def module_converter_for(node: onnx.NodeProto, opset: int) -> tuple[ConverterFn | None, str | None]:
     """The converter for ``node`` under the model's default-domain ``opset``, or (None, reason)."""
     if node.domain not in DEFAULT_DOMAINS:
         return None, f"domain {node.domain!r} is not the default ONNX domain"

@@ -9,7 +9,7 @@ guessed at (onnx2torch's rule).
 
 This module is a leaf: the converters register themselves when their modules are
 imported, and the :mod:`.ops` package imports them all, so the complete table is
-``ops.resolve`` / ``ops.registered`` (what the builder uses).
+``ops.layer_converter_for`` / ``ops.registered`` (what the builder uses).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def schema_version(op_type: str, domain: str, opset: int) -> int | None:
         return None
 
 
-def resolve(op_type: str, domain: str, opset: int) -> ConverterFn | None:
+def layer_converter_for(op_type: str, domain: str, opset: int) -> ConverterFn | None:
     """The converter for ``op_type`` in a model of ``opset``, or None."""
     if domain not in ("", "ai.onnx"):
         return None
