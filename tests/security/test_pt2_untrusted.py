@@ -166,6 +166,17 @@ def test_sample_inputs_pickle_never_runs(tmp_path, good, open_with, form):
     assert not marker.exists()
 
 
+def test_an_attribute_of_a_sample_input_tensor_never_runs(tmp_path, good, open_with):
+    """A tensor with attributes is pickled through _rebuild_from_type_v2 (allowed); its attributes are checked."""
+    marker = tmp_path / "MARKER"
+    tensor = torch.zeros(2, 3)
+    tensor.payload = _Payload(marker)
+    evil = _crafted(good[0], tmp_path / "evil.pt2", data__sample_inputs__model_DOT_pt=_torch_save(((tensor,), {})))
+    _live(evil, marker)
+    _refused(open_with(evil), "data/sample_inputs/model.pt", "pickled data", "could run code", "open")
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("kind", ["weights", "constants"])
 def test_use_pickle_tensors_never_run(tmp_path, good, open_with, kind):
     marker = tmp_path / "MARKER"
@@ -470,6 +481,8 @@ class Attention(torch.nn.Module):
 @pytest.mark.parametrize(("module", "example", "dims"), [
     (Convolutional, lambda: torch.randn(2, 3, 4, 4), {"x": {0: torch.export.Dim("n", min=1, max=64)}}),
     (Attention, lambda: torch.randint(0, 10, (2, 5)), {"tokens": {1: torch.export.Dim("t", min=2, max=32)}}),
+    # Dim.DYNAMIC marks the example tensors with attributes: torch.save pickles them with _rebuild_from_type_v2.
+    (Convolutional, lambda: torch.randn(2, 3, 4, 4), {"x": {0: torch.export.Dim.DYNAMIC}}),
 ])
 def test_programs_torch_saves_load_and_compute_the_same(tmp_path, module, example, dims):
     from interop_torch.loading import load_program

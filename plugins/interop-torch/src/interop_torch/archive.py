@@ -51,13 +51,17 @@ CODE_DIRS = {"data/aotinductor/": "AOTInductor compiled native code", "data/exec
              "data/mtia/": "MTIA compiled code"}
 
 #: Globals a tensor-only ``torch.save`` pickle names (a subset of torch's weights-only allowlist):
-#: rebuilding functions for plain tensors and parameters, storage classes and dtypes.
+#: rebuilding functions for plain tensors and parameters, storage classes and dtypes, and
+#: ``_rebuild_from_type_v2`` with ``torch.Tensor`` for a tensor that carries attributes (the
+#: example inputs of a program exported with ``Dim.DYNAMIC`` are marked that way). That wrapper
+#: calls the rebuilding function it is given and sets the attributes it is given; both are
+#: values of the same pickle, so every global they could name is checked here too.
 _TENSOR_PICKLE_GLOBALS = frozenset(
     {
         "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state", "torch.Size",
         "torch.device", "torch.storage.UntypedStorage", "torch.storage.TypedStorage", "builtins.set",
-        "torch.serialization._get_layout",
+        "torch.serialization._get_layout", "torch._tensor._rebuild_from_type_v2", "torch.Tensor",
     }
 )
 _TENSOR_PICKLE_GLOBAL = re.compile(
