@@ -1,8 +1,7 @@
 """The order in which training visits the data: one seeded permutation per epoch, computed by interop.
 
-Frameworks shuffle with their own generators (Keras with TensorFlow's or numpy's, PyTorch
-with its own), so the same design, weights and seed still see different batches and end at
-different losses. interop computes the permutations itself and hands them to every trainer
+Frameworks shuffle with their own generators (each its own algorithm and seeding), so the
+same design, weights and seed still see different batches and end at different losses. interop computes the permutations itself and hands them to every trainer
 (``TrainData.batch_order``); trainers that follow them see the same batches in the same order.
 
 The generator is SplitMix64 (Steele, Lea and Flood, 2014) and the shuffle Fisher-Yates with

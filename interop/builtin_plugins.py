@@ -4,6 +4,10 @@ The core never imports a plugin by name; it discovers whatever is installed. Whe
 something is missing (no plugin reads ``.mlpackage`` files, no trainer for keras),
 this table names the built-in plugin that would provide it. It holds names only
 and imports nothing; a test keeps it equal to the built-in plugins' declarations.
+
+This is one of the core's two data tables that may name frameworks (the other is the
+demo's line-up, ``interop/demo/lineup.py``; docs/architecture.md, "The core knows no
+framework"): code elsewhere in the core takes names from the installed plugins.
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ BUILTIN_PLUGINS: tuple[KnownPlugin, ...] = (
                 formats=("mxnet",), suffixes=(".mxnet",), converters=(("mxnet", "onnx"),),
                 runtimes=("mxnet",), trainers=("mxnet",)),
 )
+
+
+#: The top-level modules of the frameworks and converters the built-in plugins bring in: a plugin's
+#: declaration, ``import interop``, ``interop --help`` and ``interop plugins`` import none of them.
+FRAMEWORK_MODULES = ("tensorflow", "keras", "torch", "coremltools", "onnxruntime", "tf2onnx", "mxnet")
 
 
 def _hint(plugin: KnownPlugin | None, does: str) -> str | None:
@@ -114,5 +123,5 @@ def converter_hint(source: str, target: str) -> str | None:
     return _hint(for_converter(source, target), f"converts {source} to {target}")
 
 
-__all__ = ["KnownPlugin", "BUILTIN_PLUGINS", "for_suffix", "for_format", "for_runtime_of", "for_trainer",
+__all__ = ["KnownPlugin", "BUILTIN_PLUGINS", "FRAMEWORK_MODULES", "for_suffix", "for_format", "for_runtime_of", "for_trainer",
            "for_converter", "suffix_hint", "runtime_hint", "trainer_hint", "converter_hint"]

@@ -1,6 +1,6 @@
 """Running a plugin's converters, runtimes and trainers in a separate Python environment.
 
-Some frameworks cannot be installed next to the others (MXNet 1.9 needs numpy < 1.24).
+Some frameworks cannot be installed next to the others (an old release pinning an old numpy).
 A plugin then declares an :class:`~interop.plugin_api.Environment` and binds items to
 it; interop runs those items as a subprocess of the environment's interpreter with
 files in and out (a JSON request, ``.npz`` arrays, a JSON response), under the
@@ -16,7 +16,7 @@ an absolute path is used as is; otherwise, when ``INTEROP_ENV_<NAME>`` is set
 (``NAME`` upper-cased, ``-`` and ``.`` turned into ``_``), relative to that
 directory only; otherwise relative to the current directory or the nearest parent
 holding it (the way git finds ``.git``), then to the folders above interop's own
-installation (so ``.venv-mxnet`` beside the project's ``.venv`` is found from
+installation (so ``.venv-NAME`` beside the project's ``.venv`` is found from
 anywhere); a bare command name is searched on PATH.
 """
 
@@ -231,7 +231,7 @@ class _Worker:
         kind = next((_ERROR_TYPES[b] for b in error.get("bases", []) if b in _ERROR_TYPES), None)
         if kind is not None:
             raise kind(error["message"], hint=error.get("hint"))
-        # Framework messages can span many lines (MXNet embeds its C++ trace); keep the last.
+        # Framework messages can span many lines (a C++ trace embedded in the message); keep the last.
         raise ConversionError(
             f"{self.what} failed: {error.get('type')}: {_last_line(str(error.get('message')))}",
             hint=None if os.environ.get("INTEROP_DEBUG") else

@@ -18,14 +18,14 @@ The codes are stable and documented in README.md:
 Signals: the command line runs inside :func:`handling_signals`, which turns
 SIGINT and SIGTERM into :class:`Interrupted` (a ``KeyboardInterrupt``) so every
 ``finally`` runs and temporary outputs are removed. Some libraries wrap their
-optional imports in a bare ``except:`` (coremltools' ``try: import tensorflow``)
+optional imports in a bare ``except:`` (``try: import optional_framework``)
 and would swallow that exception, so the signal is also *recorded*: until the
 command line has handled it, every later import of a new module raises it again
 and :func:`raise_if_interrupted` (called before an output is committed and when
 a command returns) turns a swallowed signal back into the exit code. While a
 native extension module initialises (``ExtensionFileLoader``), a signal is only
 recorded and raised when its initialisation returns: an exception thrown into a
-pybind11 module's init code (onnx, onnxruntime, torch) aborts the interpreter.
+pybind11 module's init code (onnx's, and many frameworks') aborts the interpreter.
 """
 
 from __future__ import annotations

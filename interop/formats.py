@@ -2,7 +2,7 @@
 
 Detection uses the declarations only (extensions, directory suffixes, directory
 markers); then the format's cheap ``sniff`` confirms the content, so a text file
-named ``model.keras`` is refused with a clear message before any framework opens it.
+named like a model file is refused with a clear message before any framework opens it.
 """
 
 from __future__ import annotations

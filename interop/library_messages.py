@@ -1,7 +1,7 @@
 """The libraries' console chatter goes to a log, interop's own messages stay on the terminal.
 
-TensorFlow announces itself on every import (absl, cuInit, oneDNN, cudart lines written by
-C++ straight to file descriptor 2), coremltools logs and warns as it loads, converters
+Frameworks announce themselves on import (absl, cuInit, oneDNN, cudart lines written by
+C++ straight to file descriptor 2), converters log and warn as they load, others
 draw progress bars. None of it is actionable for an interop user and it buries the
 results, so while :func:`library_messages` is active:
 

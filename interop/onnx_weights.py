@@ -105,7 +105,7 @@ def _attribute(node: onnx.NodeProto, name: str, default: int) -> int:
 
 
 def _fan_in(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]]) -> int | None:
-    """Inputs per output of a linear node (PyTorch's fan_in), from the shape of its weight."""
+    """Inputs per output of a linear node (the fan_in of the common initialisers), from the shape of its weight."""
     kind = node.op_type
     if kind in ("Conv", "ConvTranspose") and len(node.input) > 1 and node.input[1] in shapes:
         dims = shapes[node.input[1]]
@@ -123,7 +123,7 @@ def _fan_in(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]]) -> int | N
 
 def _fresh(use: WeightUse, shape: tuple[int, ...], shapes: dict[str, tuple[int, ...]],
            rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """New values for one weight and the rule used: PyTorch's default initialisation of the layer it belongs to."""
+    """New values for one weight and the rule used: the common default initialisation of the layer it belongs to."""
     node, index = use.node, use.index
     kind = node.op_type
     if kind in _NORMS:
@@ -146,7 +146,7 @@ def _fresh(use: WeightUse, shape: tuple[int, ...], shapes: dict[str, tuple[int, 
 def reinitialized(model: onnx.ModelProto, seed: int) -> tuple[onnx.ModelProto, dict[str, str]]:
     """A copy whose weights are drawn afresh (seeded), and the rule used for each.
 
-    Each weight gets PyTorch's default for the layer it belongs to (uniform within
+    Each weight gets the usual framework default for the layer it belongs to (uniform within
     ±1/sqrt(fan_in) for Conv/Gemm/MatMul weights and their biases; ones and zeros for a
     normalisation's scale and shift; N(0, 1) for an embedding table; 0.25 for a PRelu
     slope; ones and zeros for per-channel scales and shifts); BatchNorm running

@@ -159,7 +159,7 @@ class Session(Protocol):
     """A model loaded in a runtime, ready to run numpy inputs.
 
     ``engine`` names what computes the numbers (for example
-    ``"coreml (reference interpreter)"``); it wins over the declaring
+    ``"mylib 2.1 (reference interpreter)"``); it wins over the declaring
     :class:`Runtime`'s ``engine``, which is only what is expected before a model
     is loaded. ``versions`` maps package names to versions used, for reports.
     ``inputs`` and ``outputs`` carry the names users see: a converted copy must
@@ -199,10 +199,10 @@ class IntermediateSpec:
     in another copy of the model:
 
     * ``source``: the name this value had in the model it was converted from, when the
-      converter recorded it (a Core ML variable -> the ONNX value it translates; an ONNX
-      value -> the PyTorch graph node it was exported from);
-    * ``scope``: the layer or module the operation belongs to (a PyTorch module path such as
-      ``"layer1.0.bn1"``, a Keras layer name), used to pair the last value of each scope when
+      converter recorded it (a converted model's variable -> the ONNX value it translates;
+      an ONNX value -> the source framework's graph node it was exported from);
+    * ``scope``: the layer or module the operation belongs to (a module path such as
+      ``"layer1.0.bn1"``, a layer name), used to pair the last value of each scope when
       the names differ.
     """
 
@@ -245,7 +245,7 @@ def input_index_ranges(session: Any) -> dict[str, tuple[float, float]]:
 
     A session may define ``input_index_ranges() -> dict[str, tuple[int, int]]``: for each
     input that selects rows of a weight (an embedding lookup: ONNX ``Gather`` on an
-    initializer, ``torch.nn.Embedding``), the inclusive range of valid values. ``interop
+    initializer, a framework's embedding layer), the inclusive range of valid values. ``interop
     check`` draws such inputs from that range instead of its generic one. Sessions
     without the method, or whose method fails, give ``{}``.
     """
@@ -261,7 +261,7 @@ def input_index_ranges(session: Any) -> dict[str, tuple[float, float]]:
 
 #: Model metadata in which a converter records which value of the converted model each
 #: value of the source model became: a JSON object ``{source name: converted name}``
-#: (interop's ONNX -> Core ML translator writes it; its session reads it into
+#: (a translator from ONNX writes it; its session reads it into
 #: :attr:`IntermediateSpec.source`).
 VALUE_MAP_METADATA_KEY = "interop.value_map"
 
@@ -521,9 +521,9 @@ def option_values(declared: Sequence[Option], given: Mapping[str, Any] | None = 
 class Format:
     """A model format: how to recognise it without loading a framework.
 
-    ``extensions`` are file suffixes (``".keras"``); ``directory_markers`` are file
+    ``extensions`` are file suffixes (``".onnx"``); ``directory_markers`` are file
     names whose presence inside a directory marks the format (``"saved_model.pb"``);
-    ``directory_suffixes`` are suffixes of directory formats (``".mlpackage"``).
+    ``directory_suffixes`` are suffixes of directory formats (``".mymodel"``).
     ``sniff`` is an optional import path to ``sniff(path: Path) -> str | None``
     returning ``None`` when the file looks right and otherwise the reason it does
     not; it must read only a few bytes and import no framework.
@@ -631,7 +631,7 @@ class Trainer:
 
     ``impl`` points to ``train(dst: Path, data: TrainData, config: TrainConfig,
     on_epoch: EpochCallback) -> TrainResult`` writing exactly ``dst``.
-    ``extension`` is the suffix of the saved file (``".keras"``). ``available``
+    ``extension`` is the suffix of the saved file (``".onnx"``). ``available``
     (since 1.1, as for :class:`Runtime`) optionally points to
     ``available() -> tuple[bool, str]``.
 

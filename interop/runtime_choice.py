@@ -1,8 +1,8 @@
 """Which runtime runs a model of a format here: the one chooser behind check, the demo and the conformance kit.
 
 A runtime the user names is used if it exists, runs the format and can run on
-this machine; otherwise the error says what to pick instead (Apple's ``coreml``
-on Linux names the runtimes of the format that do run here). Without a name the
+this machine; otherwise the error says what to pick instead (a runtime whose ``available``
+says this operating system cannot run it names the runtimes of the format that do run here). Without a name the
 best runtime of the format (priority, then name) that can run here is chosen,
 and the choice records every better-ranked runtime it passed over and why, so
 reports can say that a number came from a stand-in.

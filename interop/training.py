@@ -3,8 +3,8 @@
 The core prepares the data and the split (Iris, or a labelled CSV), the order in which
 every epoch visits it (:mod:`interop.batch_order`, the same for every framework), and,
 with ``init``, the model to start from: converted through the route planner into a
-format the trainer starts from (ONNX for Keras and PyTorch, which import it with their
-ONNX importers), its weights re-drawn for ``reinit``. The framework's trainer plugin
+format the trainer starts from (its ``init_formats``: ONNX for trainers that import it with
+their plugin's ONNX importer), its weights re-drawn for ``reinit``. The framework's trainer plugin
 builds or imports, trains and saves the model and reports per-epoch progress through a
 callback.
 """
@@ -25,7 +25,7 @@ from interop.output_files import atomic_output, same_format_directory
 from interop.plugin_api import EpochCallback, InteropError, Trainer, TrainConfig, TrainData, TrainResult
 from interop.plugin_registry import Provided, Registry, get_registry
 
-#: Seeds every trainer accepts: numpy's legacy seeding (used by Keras) takes 0 <= seed < 2**32.
+#: Seeds every trainer accepts: numpy's legacy seeding (which trainers may use) takes 0 <= seed < 2**32.
 MAX_SEED = 2**32 - 1
 
 
@@ -69,7 +69,7 @@ def train(
     train_data = load_train_data(data, features, label)
     train_data = dataclasses.replace(
         train_data, batch_order=batch_order(len(train_data.x_train), config.epochs, config.seed))
-    # A format saved as a folder (MXNet's) may replace an earlier model of that format, nothing else.
+    # A format saved as a folder may replace an earlier model of that format, nothing else.
     replaceable = same_format_directory(provided.item.format, registry)
     with (tempfile.TemporaryDirectory(prefix="interop-train-init-") as work,
           atomic_output(output, force=force, replaceable=replaceable) as tmp):
@@ -198,7 +198,7 @@ def check_config(*, epochs: Any, batch_size: Any, lr: Any, seed: Any) -> TrainCo
 
 
 def check_output_extension(output: Path, trainer: Trainer, registry: Registry) -> None:
-    """The output name must say what the trainer writes: ``-o m.onnx`` for a torch archive is exit 2."""
+    """The output name must say what the trainer writes: ``-o m.onnx`` for a trainer of another format is exit 2."""
     provided = registry.formats.get(trainer.format)
     declared = (provided.item.extensions + provided.item.directory_suffixes) if provided else ()
     allowed = tuple(dict.fromkeys((trainer.extension, *declared)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -94,3 +95,30 @@ def test_names_once_reused_for_different_things_name_one_thing():
     resolves = [p.relative_to(REPO).as_posix() for p in sources
                 if re.search(r"^\s*def resolve\(", p.read_text(), flags=re.M)]
     assert resolves == ["interop/plugin_api.py"], resolves
+
+
+#: `grep -rniE "$FRAMEWORK_NAMES" interop/ --include=*.py` (issue 16: the core knows no framework).
+FRAMEWORK_NAMES = r"coreml|core ml|mlpackage|tensorflow|keras|torch|onnxruntime|tf2onnx|mxnet"
+#: The core's data tables, the only modules that may name a framework (docs/architecture.md).
+DATA_TABLES = {"interop/builtin_plugins.py", "interop/demo/lineup.py"}
+
+
+def test_the_core_names_no_framework_outside_its_data_tables():
+    pattern = re.compile(FRAMEWORK_NAMES, flags=re.I)
+    found: dict[str, list[str]] = {}
+    for path in sorted((REPO / "interop").rglob("*.py")):
+        name = path.relative_to(REPO).as_posix()
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line):
+                found.setdefault(name, []).append(f"{number}: {line.strip()}")
+    outside = {name: lines for name, lines in found.items() if name not in DATA_TABLES}
+    assert not outside, "framework names outside the data tables (use neutral words or the plugins' " \
+                        f"declarations, or move the table):\n{json.dumps(outside, indent=1)}"
+    architecture = (REPO / "docs" / "architecture.md").read_text()
+    section = architecture.split("## The core knows no framework", 1)[1].split("\n## ", 1)[0]
+    for table in DATA_TABLES:
+        text = (REPO / table).read_text()
+        assert "data table" in text, f"{table} does not say it is a data table"
+        assert f"`{table}`" in section, f"docs/architecture.md does not list {table} as a data table"
+        # A table names frameworks as data: it imports none of them.
+        assert not re.search(rf"^\s*(import|from)\s+({FRAMEWORK_NAMES})\b", text, flags=re.M | re.I), table

@@ -80,3 +80,17 @@ def test_the_conformance_kit_uses_the_same_choice() -> None:
             expected = None
         found = _first_available_runtime(fmt, registry)
         assert (found.item.name if found else None) == expected, fmt
+
+
+def test_a_malformed_runtime_pair_is_hinted_with_an_installed_runtime_that_runs_here() -> None:
+    import re
+
+    from interop.checker.models import parse_runtime_overrides
+    from interop.plugin_registry import availability
+
+    with pytest.raises(InteropError) as error:
+        parse_runtime_overrides(["onnxruntime"])
+    registry = get_registry()
+    fmt, name = re.search(r"--runtime (\S+)=(\S+)", error.value.hint or "").groups()
+    assert fmt in registry.runtimes[name].item.formats
+    assert availability(registry.runtimes[name], registry)[0]

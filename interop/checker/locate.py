@@ -4,12 +4,12 @@ Both models of a failing pair are run again on the failing sample with their
 intermediate values exposed (plugin API 1.1, :class:`interop.plugin_api.IntermediatesSession`).
 Values of the two copies are paired, as data, by
 
-1. the name a converter recorded (``IntermediateSpec.source``: the ONNX value a Core ML
-   variable came from);
-2. equal names (torch.onnx keeps the PyTorch graph's names), when the scopes, if both
+1. the name a converter recorded (``IntermediateSpec.source``: the ONNX value a variable
+   of the converted model came from);
+2. equal names (an exporter that keeps the source graph's names), when the scopes, if both
    sides have one, agree;
-3. the last value of each layer or module (``IntermediateSpec.scope``): a PyTorch module
-   path on both sides, or a Keras layer name against tf2onnx's ``model/layer_1/...`` names.
+3. the last value of each layer or module (``IntermediateSpec.scope``): a module path on
+   both sides, or a layer name against an exporter's ``model/layer_1/...`` names.
 
 The paired values are then compared in the reference's topological order, a bounded
 number at a time (memory stays flat on models with thousands of values), with the pair's
@@ -122,7 +122,7 @@ def _last_component(scope: str) -> str:
 
 
 def _scope_key(scope: str, suffix: str) -> str:
-    """A scope as the other copy would name it when its framework appends ``suffix`` (Keras' ``_1``)."""
+    """A scope as the other copy would name it when its framework appends ``suffix`` (``_1``)."""
     return scope + suffix
 
 
@@ -139,7 +139,7 @@ def _scope_pairs(
 ) -> list[tuple[IntermediateSpec, IntermediateSpec]]:
     """Pair the last value of each scope: equal scopes, else a layer name against a path's last component.
 
-    tf2onnx names a Keras layer ``hidden`` as ``model_1/hidden_1/...`` (Keras 3 uniquifies name
+    An exporter may name a layer ``hidden`` as ``model_1/hidden_1/...`` (its framework uniquifies name
     scopes): the suffix appended (none, ``_1``, ...) is chosen as the one that pairs the most
     layers, so a model holding both ``dense`` and ``dense_1`` is not paired crosswise.
     """
@@ -205,7 +205,7 @@ def pair_values(
 
 
 def _comparable(ref: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both values as arrays of one shape (size-1 axes may differ: Core ML carries rank 0 as (1,)), else None."""
+    """Both values as arrays of one shape (size-1 axes may differ: a format may carry rank 0 as (1,)), else None."""
     ref, cand = np.asarray(ref), np.asarray(cand)
     if ref.shape == cand.shape:
         return ref, cand

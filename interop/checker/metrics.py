@@ -32,10 +32,10 @@ The verdict is an *error statistic*, as Polygraphy's ``--check-error-stat``:
 * ``max``, ``mean``, ``median``, ``p99``: that statistic of |c - r| is <= atol, or the
   same statistic of the relative error is <= rtol.
 
-Integer outputs of different widths (ONNX's int64 against Core ML's int32) are
+Integer outputs of different widths (int64 in one format against int32 in another) are
 compared by value, exactly unless a tolerance was given, and so are floating-point
-outputs of different widths (a Core ML model for iOS 15 returns float32 where its
-fp16 source said float16); :func:`dtype_problem` says when two dtypes cannot be
+outputs of different widths (a format without float16 inputs and outputs returns float32
+where its fp16 source said float16); :func:`dtype_problem` says when two dtypes cannot be
 compared that way (integer against float, bool against integer) or when a reference
 value does not fit the candidate's type; :func:`width_note` says that floats of two
 widths were compared.

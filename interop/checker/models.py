@@ -1,10 +1,10 @@
 """Opening the models of a check: which runtime runs each file, and at what precision it computes.
 
 A model argument is a path, optionally followed by ``@RUNTIME`` to pick the
-engine (``model.onnx@onnxruntime``), or a ``(path, runtime)`` tuple in the
+engine (``model.onnx@RUNTIME``), or a ``(path, runtime)`` tuple in the
 Python API. Otherwise ``--runtime FORMAT=RUNTIME`` decides for a whole format,
 and by default the best *available* runtime of the format is used: a runtime
-that cannot run here (Apple's Core ML on Linux) is passed over for the next.
+that cannot run here (one for another operating system) is passed over for the next.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class OpenModel:
 
 
 def parse_model_arg(arg: ModelArg, registry: Registry) -> ModelRequest:
-    """Split ``"model.onnx@onnxruntime"`` (only when the file itself does not exist)."""
+    """Split ``"model.onnx@RUNTIME"`` (only when the file itself does not exist)."""
     if isinstance(arg, ModelRequest):
         return arg
     if isinstance(arg, tuple):
@@ -76,7 +76,7 @@ def parse_model_arg(arg: ModelArg, registry: Registry) -> ModelRequest:
 
 
 def parse_runtime_overrides(pairs: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:
-    """``["onnx=onnxruntime"]`` -> ``{"onnx": "onnxruntime"}``."""
+    """``["FORMAT=RUNTIME"]`` -> ``{"FORMAT": "RUNTIME"}``."""
     if pairs is None:
         return {}
     if isinstance(pairs, Mapping):
@@ -85,9 +85,21 @@ def parse_runtime_overrides(pairs: Sequence[str] | Mapping[str, str] | None) -> 
     for pair in pairs:
         fmt, sep, runtime = pair.partition("=")
         if not sep or not fmt.strip() or not runtime.strip():
-            raise InteropError(f"--runtime {pair!r} is not FORMAT=RUNTIME", hint="for example --runtime coreml=coreml-interpreter")
+            raise InteropError(f"--runtime {pair!r} is not FORMAT=RUNTIME", hint=_runtime_example())
         parsed[fmt.strip()] = runtime.strip()
     return parsed
+
+
+def _runtime_example() -> str:
+    """``for example --runtime FORMAT=RUNTIME`` with an installed runtime's names (one that runs here, if any)."""
+    from interop.plugin_registry import availability, get_registry
+
+    registry = get_registry()
+    runtimes = sorted(registry.runtimes.values(), key=lambda p: (not availability(p, registry)[0], p.item.name))
+    if not runtimes:
+        return "`interop plugins` lists the installed runtimes and their formats"
+    runtime = runtimes[0].item
+    return f"for example --runtime {runtime.formats[0]}={runtime.name} (`interop plugins` lists the runtimes)"
 
 
 def plan_model(request: ModelRequest, overrides: Mapping[str, str], registry: Registry) -> tuple[str, RuntimeChoice]:

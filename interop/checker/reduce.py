@@ -153,6 +153,7 @@ class Reducer:
     ):
         import onnx
 
+        from interop.builtin_plugins import runtime_hint
         from interop.checker.models import open_model, parse_model_arg
         from interop.plugin_registry import get_registry
 
@@ -169,7 +170,7 @@ class Reducer:
         if not supports_intermediates(session):
             raise UnsupportedModelError(
                 f"reduce needs the values inside {path}, and its runtime ({session.engine}) cannot return them",
-                hint="install interop-onnx (onnxruntime)")
+                hint=runtime_hint("onnx") or "install a runtime of onnx models that exposes intermediate values")
         self.session = session
         self._values: dict[str, np.ndarray] = {}
         self._cache: dict[frozenset[int], Outcome] = {}
@@ -303,7 +304,7 @@ def _describe(node: Any) -> str:
 
 
 def target_extension(fmt: str, registry: Any) -> str:
-    """The file suffix of format ``fmt`` (``.mlpackage``); an unknown format is exit 2."""
+    """The file suffix of format ``fmt`` (``.onnx``, from its declaration); an unknown format is exit 2."""
     provided = registry.formats.get(fmt)
     if provided is None:
         known = ", ".join(sorted(registry.formats)) or "none"

@@ -3,7 +3,7 @@
 A check has one or more groups; each group is a reference (a model, or a golden
 file) and the candidates compared with it. Candidates are only ever compared
 with their own reference: two independently trained models are not expected to
-agree, so a Keras lineage and a PyTorch lineage are two groups of one check.
+agree, so the lineages of two frameworks are two groups of one check.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def compare_outputs(
             problems.append(beyond_tolerance_message(result.metrics, tolerance))
         if problems:
             result.passed = False
-        # Say when floats of two widths were compared by value (Core ML for iOS 15 returns fp16 as float32).
+        # Say when floats of two widths were compared by value (a format without float16 I/O returns fp16 as float32).
         result.message = "; ".join(problems + [note for note in [width_note(ref, cand)] if note])
         results.append(result)
     for name, cand in candidate.items():

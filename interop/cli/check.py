@@ -167,7 +167,8 @@ def command(
     \b
     Each model runs on a runtime of its format (MODEL@RUNTIME or --runtime
     FORMAT=RUNTIME to choose). Several lineages in one run: separate groups
-    with '+', e.g.  interop check a.keras a.onnx + b.pt2 b.onnx
+    with '+', e.g.  interop check A A.onnx + B B.onnx  (A and B trained
+    in two frameworks, each with its ONNX copy)
     With -q only the failures (one line each), warnings and the verdict.
     Exit codes: 0 all pass, 1 a mismatch, 2 bad usage or input, 3 no runtime
     for a model here (unless --allow-missing-runtime), 4 a runtime failed.

@@ -30,7 +30,7 @@ _TICK = 0.2
 
 
 class _LiveLine:
-    """``converting onnx -> coreml … 3.4 s`` redrawn in place on a terminal while a step runs."""
+    """``converting FORMAT -> onnx … 3.4 s`` redrawn in place on a terminal while a step runs."""
 
     def __init__(self) -> None:
         self.text: str | None = None
@@ -226,7 +226,7 @@ def output_options(
         options = [
             click.option("-q", "--quiet", is_flag=True, help="Print only the result, warnings and errors."),
             click.option("-v", "--verbose", is_flag=True,
-                         help="Print details, and show the libraries' messages (TensorFlow, coremltools, ...)."),
+                         help="Print details, and show the libraries' messages (framework start-up lines, warnings)."),
             click.option("--log-file", type=click.Path(path_type=Path),
                          help="Write the libraries' messages to this file (they are hidden otherwise)."),
         ]
@@ -265,7 +265,7 @@ def library_log_options(
         run = click.option("--log-file", type=click.Path(path_type=Path),
                            help="Write the libraries' messages to this file (they are hidden otherwise).")(run)
         return click.option("-v", "--verbose", is_flag=True,
-                            help="Show the libraries' messages (TensorFlow, coremltools, ...).")(run)
+                            help="Show the libraries' messages (framework start-up lines, warnings).")(run)
 
     return decorate
 

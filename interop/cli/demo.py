@@ -23,7 +23,8 @@ def command(folder: Path, force: bool, console: Console, log_file: Path | None) 
     against its source, and write figures and reports.
 
     \b
-    Each trained model is converted to ONNX and on to Core ML; the folder receives
+    Each trained model is converted to ONNX and on to the other formats of the demo's
+    line-up; the folder receives
     decision_boundaries.png, errors.png, report.md, check.json and junit.xml.
     The libraries' messages go to libraries.log in the folder (or --log-file).
 

@@ -16,7 +16,7 @@ def inputs_path(output: Path) -> Path:
 
 @click.command(name="reduce")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--to", "target", required=True, metavar="FORMAT", help="The format the conversion fails to (coreml).")
+@click.option("--to", "target", required=True, metavar="FORMAT", help="The format the conversion fails to.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Where to write the smallest failing ONNX model (its inputs go to NAME.inputs.npz beside it).")
 @click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),

@@ -20,7 +20,7 @@ def _columns(ctx: click.Context, param: click.Parameter, value: str | None) -> l
 
 
 @click.command(name="train")
-@click.option("--framework", required=True, help="Framework whose trainer to use (keras, torch, ...).")
+@click.option("--framework", required=True, help="Framework whose trainer to use (`interop plugins` lists the installed trainers).")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Where to save the trained model.")
 @click.option("--init", "init", type=click.Path(path_type=Path), default=None,

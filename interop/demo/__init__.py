@@ -1,4 +1,4 @@
-"""``interop demo``: the reference network trained in several frameworks, copied to ONNX and Core ML,
+"""``interop demo``: the reference network trained in several frameworks, copied to other formats,
 every copy checked against its source, with decision-boundary plots and a report.
 
 :func:`run_demo` is the Python entry point; the modules underneath do one job

@@ -17,7 +17,7 @@ from interop.demo.markdown import verdict, write_report
 
 
 def panel_title(model: Model, max_abs: float | None = None) -> str:
-    """``PyTorch → Core ML · coreml-interpreter`` over the engine (and, for a copy, max |Δ| from its source)."""
+    """``<model title> · <runtime>`` over the engine (and, for a copy, max |Δ| from its source)."""
     engine = model.run.engine if model.run else model.runtime
     difference = f" · max |Δ| {max_abs:.2g}" if max_abs is not None else ""
     return f"{model.title} · {model.runtime}{difference}\n{engine}"

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from interop.demo.engines import runtime_rows
-from interop.demo.model import FORMAT_LABELS, DemoResult, Lineage, framework_names
+from interop.demo.lineup import FORMAT_LABELS
+from interop.demo.model import DemoResult, Lineage, framework_names
 
 TARGET_SECONDS = 60.0
 

@@ -1,8 +1,8 @@
 """What the demo makes and finds: its models and lineages, what each model computed, and the result.
 
 Data only, shared by the pipeline, the figures and the report (so none of them
-imports another to learn these shapes). The labels are a data table of the
-tutorial's frameworks and formats; any other name is shown as it is.
+imports another to learn these shapes). The labels come from the line-up's data table
+(:mod:`interop.demo.lineup`); any other name is shown as it is.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from interop.demo.lineup import FORMAT_LABELS, FRAMEWORK_LABELS
 from interop.plugin_api import TrainResult
 from interop.runtime_choice import RuntimeChoice
 
-FRAMEWORK_LABELS = {"keras": "Keras", "torch": "PyTorch", "mxnet": "MXNet"}
-FORMAT_LABELS = {"onnx": "ONNX", "coreml": "Core ML"}
 
 
 @dataclass
@@ -42,12 +41,12 @@ class Model:
     run: RunResult | None = None
     #: Seconds it took to make this file (training for a source, conversion for a copy).
     seconds: float = 0.0
-    #: Where the trained design came from when it was made elsewhere (``Keras design``).
+    #: Where the trained design came from when it was made elsewhere (``<framework label> design``).
     origin: str | None = None
 
     @property
     def title(self) -> str:
-        """``PyTorch`` for a source, ``PyTorch → Core ML`` for a copy, ``Keras design → PyTorch`` for an --init source."""
+        """``B`` for a source, ``B → F`` for a copy, ``A design → B`` for an --init source (framework and format labels)."""
         name = FRAMEWORK_LABELS.get(self.framework, self.framework)
         if self.origin:
             name = f"{self.origin} → {name}"
@@ -115,7 +114,7 @@ class DemoResult:
 
 
 def framework_names(lineages: list[Lineage]) -> str:
-    """``Keras, PyTorch``: the lineages' frameworks as the report and the progress lines name them."""
+    """``A, B``: the lineages' frameworks as the report and the progress lines name them."""
     names = dict.fromkeys(FRAMEWORK_LABELS.get(l.framework, l.framework) for l in lineages if l.design is None)
     text = ", ".join(names)
     designs = [l for l in lineages if l.design is not None]

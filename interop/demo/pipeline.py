@@ -1,12 +1,13 @@
 """The demo's four stages: train, convert, check, write; each timed and reported as it goes.
 
-Besides one lineage per framework, the demo trains the tutorial's story: a design made in
-Keras and saved untrained, trained in PyTorch with ``--init`` (keras -> onnx -> torch), then
-copied to ONNX and Core ML like every other source. It starts from the Keras row's weights
-and follows interop's batch order, so its decision regions are the Keras row's.
+Who takes part is the data table of :mod:`interop.demo.lineup`. Besides one lineage per
+framework, the demo trains the tutorial's story (``DESIGN_ROW``): a design made in one
+framework and saved untrained, trained in another with ``--init`` (through ONNX), then
+copied to the ``COPY_FORMATS`` like every other source. It starts from the design row's
+weights and follows interop's batch order, so its decision regions are that row's.
 
-A lineage whose framework runs in another Python environment (the MXNet
-plugin's) has its first steps queued on a background thread from the start
+A lineage whose framework runs in another Python environment (a plugin's declared
+environment) has its first steps queued on a background thread from the start
 (train, ONNX copy): they spend their time in that environment's processes, so
 they overlap the in-process work on a multi-core machine, and each stage waits
 only for its own step. The check runs every model once; the figures and the
@@ -27,7 +28,15 @@ import numpy as np
 
 from interop.datasets import INPUT_NAME, OUTPUT_NAME, iris_grid, load_iris
 from interop.demo.checking import check_lineages
-from interop.demo.model import FRAMEWORK_LABELS, DemoResult, Lineage, Model, RunResult, framework_names
+from interop.demo.lineup import (
+    COPY_FORMATS,
+    DESIGN_ROW,
+    FORMAT_LABELS,
+    FRAMEWORK_LABELS,
+    OPTIONAL_FRAMEWORKS,
+    REQUIRED_FRAMEWORKS,
+)
+from interop.demo.model import DemoResult, Lineage, Model, RunResult, framework_names
 from interop.demo.files import write_outputs
 from interop.demo.progress import Echo, LiveLine, Progress
 from interop.library_messages import library_messages
@@ -35,15 +44,7 @@ from interop.plugin_api import InteropError
 from interop.plugin_registry import Registry, availability, get_registry
 from interop.runtime_choice import RuntimeChoice, choose_runtime
 
-#: Frameworks the demo always trains, then those it adds when their plugin can run here.
-REQUIRED_FRAMEWORKS = ("keras", "torch")
-OPTIONAL_FRAMEWORKS = ("mxnet",)
-#: Every source is copied to these formats, in this order: each copy after the first is made
-#: from the first (ONNX, the hub). File suffixes come from the formats' declarations.
-COPY_FORMATS = ("onnx", "coreml")
 STAGES = 4
-#: (design framework, training framework) of the row trained from another framework's design.
-DESIGN_ROW = ("keras", "torch")
 
 
 # --------------------------------------------------------------------------- planning
@@ -98,7 +99,7 @@ def _design_lineage(folder: Path, designer: str, framework: str, registry: Regis
     source = Model(framework, trainer.format, stem.with_suffix(trainer.extension),
                    runtimes[trainer.format].runtime, is_source=True, origin=origin)
     copies = [Model(framework, fmt, stem.with_suffix(_suffix(fmt, registry)), runtimes[fmt].runtime)
-              for fmt in COPY_FORMATS]  # titled "PyTorch → ONNX": the row's first panel names the design
+              for fmt in COPY_FORMATS]  # titled "<trainer> → <format>": the row's first panel names the design
     design = (folder / f"iris-{designer}-design").with_suffix(design_trainer.extension)
     return Lineage(framework, source, copies, design=design, design_framework=designer)
 
@@ -296,7 +297,7 @@ def _run_stages(
         with progress.stage(f"training the Iris MLP in {names}"):
             queued = queue_other_environments(lineages, steps, pool)
             train_stage(lineages, steps, queued)
-        with progress.stage("converting each model to ONNX and Core ML"):
+        with progress.stage(f"converting each model to {' and '.join(FORMAT_LABELS.get(f, f) for f in COPY_FORMATS)}"):
             convert_stage(lineages, steps, queued)
         with progress.stage(f"checking every copy against its source on {len(iris_x)} Iris samples "
                             f"and {len(grid[2])} grid points"):

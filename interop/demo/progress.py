@@ -1,7 +1,7 @@
 """Progress lines of the demo: numbered stages with their elapsed time, and the total.
 
-Lines may come from a background thread (the MXNet lineage runs in its own
-environment while the others train), so printing is serialised by a lock.
+Lines may come from a background thread (a lineage whose plugin declares its
+own environment trains there while the others train), so printing is serialised by a lock.
 A ``live`` object (the CLI's :class:`~interop.cli.console.Console`) is told when a
 stage starts and ends, so a terminal shows the running stage's elapsed time.
 """

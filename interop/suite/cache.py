@@ -5,7 +5,7 @@ An entry is re-run only when something it depends on changed: the model's bytes
 options (conversion and check), the ``[tool.interop.check]`` table that applies,
 and the environment — interop's version, every installed plugin's distribution
 and version, and the versions of the distributions the converters and runtimes
-require (tf2onnx, torch, coremltools, onnxruntime...). The same environment
+require (the frameworks and converters themselves). The same environment
 description is what a cluster's workers are compared with before work starts.
 
 Layout: ``CACHE/entries/KEY/`` holds ``result.json``, the converted model and

@@ -54,11 +54,11 @@ def _string(value: Any, what: str) -> str:
 
 
 def _names(value: Any, what: str) -> list[str]:
-    """``"onnx"`` or ``["onnx", "coreml"]``: target names."""
+    """``"onnx"`` or ``["onnx", "other"]``: target names."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or any(not isinstance(v, str) or not v.strip() for v in items):
         raise InteropError(f"{what} must be a target name or a list of them, got {_describe(value)}",
-                           hint='for example to = ["onnx", "coreml"]')
+                           hint='for example to = ["onnx"]')
     duplicates = sorted({v for v in items if items.count(v) > 1})
     if duplicates:
         raise InteropError(f"{what} names {', '.join(duplicates)} twice")

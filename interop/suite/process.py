@@ -23,7 +23,7 @@ from interop.suite.worker import RESULT_FILE
 
 LOG_FILE = "worker.log"
 SPEC_FILE = "spec.json"
-#: Variables that size the thread pools of numpy's BLAS, OpenMP, TensorFlow and PyTorch.
+#: Variables that size the thread pools of numpy's BLAS, OpenMP and the frameworks' own.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 _LOG_TAIL = 4000

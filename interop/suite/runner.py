@@ -98,7 +98,7 @@ def keyword_matches(expression: str, name: str) -> bool:
     def factor() -> bool:
         token = peek()
         if token is None:
-            raise InteropError(f"-k {expression!r} ends too early", hint='for example -k "iris and not coreml"')
+            raise InteropError(f"-k {expression!r} ends too early", hint='for example -k "iris and not fp16"')
         take()
         if token == "not":
             return not factor()
@@ -109,7 +109,7 @@ def keyword_matches(expression: str, name: str) -> bool:
             take()
             return value
         if token in ("and", "or", ")"):
-            raise InteropError(f"-k {expression!r}: unexpected {token!r}", hint='for example -k "iris and not coreml"')
+            raise InteropError(f"-k {expression!r}: unexpected {token!r}", hint='for example -k "iris and not fp16"')
         return token.lower() in lowered
 
     result = expr()

@@ -25,7 +25,7 @@ INPUT_OPTIONS = ("inputs", "dataset", "seed", "value_range", "samples", "batch_s
 
 
 def artifact_name(model: Path, target: dict[str, Any], registry: Any) -> str:
-    """``iris.mlpackage``, or ``iris.fp16.mlpackage`` for a target named fp16: stem, name, suffix."""
+    """``iris.onnx``, or ``iris.fp16.onnx`` for a target named fp16: stem, name, suffix."""
     declared = registry.formats[target["format"]].item
     suffixes = (*declared.extensions, *declared.directory_suffixes)
     stem = model.name.split(".")[0] or "model"

@@ -38,11 +38,12 @@ from typing import Any
 
 import numpy as np
 
+from interop.builtin_plugins import FRAMEWORK_MODULES
 from interop.plugin_api import Converter, Plugin, Session, TensorSpec, UnsupportedModelError
 from interop.plugin_registry import LoadedPlugin, Provided, Registry, availability, discover
 
-#: Modules a declaration must not import (checked in a fresh interpreter).
-HEAVY_MODULES = ("tensorflow", "keras", "torch", "coremltools", "onnxruntime", "tf2onnx", "mxnet")
+#: Modules a declaration must not import (checked in a fresh interpreter): the frameworks' (a data table).
+HEAVY_MODULES = FRAMEWORK_MODULES
 SAMPLE_EPOCHS = 3
 #: Samples fed to compare a converter's output with its source's.
 SAMPLE_BATCH = 5

@@ -5,7 +5,7 @@ It collects ``interop.toml`` files, and ``pyproject.toml`` files that have a
 ``[tool.interop.suite]`` table, when pytest visits them (name them on the command
 line, or put them under ``testpaths``). Each entry of the manifest — one model
 converted into one target, or a model against its golden file — becomes one test
-item named like the entry, ``interop.toml::models/iris.keras[coreml]``, so ``-k``
+item named like the entry, ``interop.toml::models/iris.onnx[fp16]``, so ``-k``
 selects entries as usual and pytest-xdist (``-n 8``) spreads them over processes.
 Each item runs its entry the way ``interop suite`` does: in its own worker process
 with the entry's timeout, through the same cache (``--interop-no-cache`` to run
