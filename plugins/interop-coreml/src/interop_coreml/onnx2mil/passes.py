@@ -161,11 +161,15 @@ class guarded_fuse_matmul_weight_bias(fuse_matmul_weight_bias):
 
 @_register
 class guarded_fuse_elementwise_to_batchnorm(fuse_elementwise_to_batchnorm):
-    """fuse_elementwise_to_batchnorm, but only when the constants run along the input's own channels."""
+    """fuse_elementwise_to_batchnorm, but only when the constants run along the input's own channels,
+    and only in float32: the pass makes the batch_norm's mean and variance float32 whatever the
+    input's type, which MIL rejects beside a float16 input (a float16 ONNX graph)."""
 
     @staticmethod
     def _try_to_transform(mul_op, add_op, block):
         x = mul_op.x if mul_op.x.val is None else mul_op.y
+        if x.dtype != types.fp32:
+            return False
         if not (_elementwise_on(x, mul_op) and _elementwise_on(mul_op.outputs[0], add_op)):
             return False
         gamma, beta = _const_operand(mul_op, x)[0], _const_operand(add_op, mul_op.outputs[0])[0]

@@ -70,6 +70,12 @@ def mil_dtype_name(value: Value) -> str:
     return "int32"
 
 
+def scalar_like(like: Value, value: Any) -> np.ndarray:
+    """A rank-0 constant of ``like``'s MIL dtype: MIL wants an op's float operands (epsilons,
+    alphas, divisors) of one type, so a float16 graph gets float16 constants."""
+    return np.array(value, dtype=_MIL_TO_NUMPY[mil_dtype_name(like)])
+
+
 def as_array(value: Value) -> Value:
     """A numpy scalar (what numpy makes of rank-0 constants) as a rank-0 array; others unchanged."""
     return np.asarray(value) if isinstance(value, np.generic) else value

@@ -5,17 +5,13 @@ from __future__ import annotations
 from interop_coreml.onnx2mil.context import ConversionContext
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    as_var, attr, mb, mil_dtype_name, norm_axis, np, unify,
+    as_var, attr, mb, mil_dtype_name, norm_axis, np, scalar_like, unify,
 )
 from interop_coreml.onnx2mil.op_converters import register
 
 
 def _x(ctx: ConversionContext, node):
     return as_var(ctx.input(node, 0))
-
-
-def _f(value: float, like) -> np.ndarray:
-    return np.array(value, dtype=np.float16 if mil_dtype_name(like) == "fp16" else np.float32)
 
 
 # Activations that map one to one onto a MIL op without attributes.
@@ -27,7 +23,7 @@ for _op, _fn in _DIRECT.items():
 @register("LeakyRelu")
 def convert_leaky_relu(ctx, node):
     x = _x(ctx, node)
-    ctx.output(node, 0, mb.leaky_relu(x=x, alpha=_f(attr(node, "alpha", 0.01), x), name=ctx.out_name(node)))
+    ctx.output(node, 0, mb.leaky_relu(x=x, alpha=scalar_like(x, attr(node, "alpha", 0.01)), name=ctx.out_name(node)))
 
 
 @register("PRelu")
@@ -35,7 +31,7 @@ def convert_prelu(ctx, node):
     # max(x, 0) + slope * min(x, 0) broadcasts any slope shape ONNX allows.
     x = _x(ctx, node)
     x, slope = unify(x, ctx.input(node, 1))
-    zero = _f(0, x)
+    zero = scalar_like(x, 0)
     neg = mb.mul(x=mb.minimum(x=x, y=zero), y=slope)
     ctx.output(node, 0, mb.add(x=mb.maximum(x=x, y=zero), y=neg, name=ctx.out_name(node)))
 
@@ -43,7 +39,7 @@ def convert_prelu(ctx, node):
 @register("Elu")
 def convert_elu(ctx, node):
     x = _x(ctx, node)
-    ctx.output(node, 0, mb.elu(x=x, alpha=_f(attr(node, "alpha", 1.0), x), name=ctx.out_name(node)))
+    ctx.output(node, 0, mb.elu(x=x, alpha=scalar_like(x, attr(node, "alpha", 1.0)), name=ctx.out_name(node)))
 
 
 @register("Selu")
@@ -51,29 +47,29 @@ def convert_selu(ctx, node):
     alpha = attr(node, "alpha", 1.67326319217681884765625)
     gamma = attr(node, "gamma", 1.05070102214813232421875)
     x = _x(ctx, node)
-    elu = mb.elu(x=x, alpha=_f(alpha, x))
-    ctx.output(node, 0, mb.mul(x=elu, y=_f(gamma, x), name=ctx.out_name(node)))
+    elu = mb.elu(x=x, alpha=scalar_like(x, alpha))
+    ctx.output(node, 0, mb.mul(x=elu, y=scalar_like(x, gamma), name=ctx.out_name(node)))
 
 
 @register("Celu")
 def convert_celu(ctx, node):
     x = _x(ctx, node)
-    alpha = _f(attr(node, "alpha", 1.0), x)
-    neg = mb.mul(x=mb.sub(x=mb.exp(x=mb.real_div(x=mb.minimum(x=x, y=_f(0, x)), y=alpha)), y=_f(1, x)), y=alpha)
+    alpha = scalar_like(x, attr(node, "alpha", 1.0))
+    neg = mb.mul(x=mb.sub(x=mb.exp(x=mb.real_div(x=mb.minimum(x=x, y=scalar_like(x, 0)), y=alpha)), y=scalar_like(x, 1)), y=alpha)
     ctx.output(node, 0, mb.add(x=mb.relu(x=x), y=neg, name=ctx.out_name(node)))
 
 
 @register("HardSigmoid")
 def convert_hard_sigmoid(ctx, node):
     x = _x(ctx, node)
-    alpha, beta = _f(attr(node, "alpha", 0.2), x), _f(attr(node, "beta", 0.5), x)
+    alpha, beta = scalar_like(x, attr(node, "alpha", 0.2)), scalar_like(x, attr(node, "beta", 0.5))
     ctx.output(node, 0, mb.sigmoid_hard(x=x, alpha=alpha, beta=beta, name=ctx.out_name(node)))
 
 
 @register("HardSwish")
 def convert_hard_swish(ctx, node):
     x = _x(ctx, node)
-    gate = mb.sigmoid_hard(x=x, alpha=_f(1 / 6, x), beta=_f(0.5, x))
+    gate = mb.sigmoid_hard(x=x, alpha=scalar_like(x, 1 / 6), beta=scalar_like(x, 0.5))
     ctx.output(node, 0, mb.mul(x=x, y=gate, name=ctx.out_name(node)))
 
 
@@ -92,8 +88,8 @@ def convert_mish(ctx, node):
 @register("ThresholdedRelu", since_version=10)
 def convert_thresholded_relu(ctx, node):
     x = _x(ctx, node)
-    keep = mb.greater(x=x, y=_f(attr(node, "alpha", 1.0), x))
-    ctx.output(node, 0, mb.select(cond=keep, a=x, b=_f(0, x), name=ctx.out_name(node)))
+    keep = mb.greater(x=x, y=scalar_like(x, attr(node, "alpha", 1.0)))
+    ctx.output(node, 0, mb.select(cond=keep, a=x, b=scalar_like(x, 0), name=ctx.out_name(node)))
 
 
 @register("Shrink", since_version=9)
@@ -101,8 +97,8 @@ def convert_shrink(ctx, node):
     x = _x(ctx, node)
     if mil_dtype_name(x) not in ("fp32", "fp16"):
         raise NodeNotConvertible("Shrink on integer tensors is not supported")
-    lambd, bias = np.float32(attr(node, "lambd", 0.5)), np.float32(attr(node, "bias", 0.0))
-    below = mb.select(cond=mb.less(x=x, y=-lambd), a=mb.add(x=x, y=bias), b=np.float32(0))
+    lambd, bias = scalar_like(x, attr(node, "lambd", 0.5)), scalar_like(x, attr(node, "bias", 0.0))
+    below = mb.select(cond=mb.less(x=x, y=-lambd), a=mb.add(x=x, y=bias), b=scalar_like(x, 0))
     ctx.output(node, 0, mb.select(cond=mb.greater(x=x, y=lambd), a=mb.sub(x=x, y=bias), b=below, name=ctx.out_name(node)))
 
 

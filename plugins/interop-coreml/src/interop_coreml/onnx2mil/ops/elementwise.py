@@ -6,7 +6,7 @@ from functools import reduce
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ConversionContext, as_var, attr, cast_to, is_bool, mb, mil_dtype_name, np, unify,
+    ConversionContext, as_var, attr, cast_to, is_bool, mb, mil_dtype_name, np, scalar_like, unify,
 )
 from interop_coreml.onnx2mil.op_converters import register
 
@@ -64,16 +64,11 @@ def convert_mod(ctx: ConversionContext, node) -> None:
         # the floored mod, which MIL computes exactly. x - trunc(x / y) * y would
         # lose every digit of the remainder once x / y is large.
         remainder = mb.mod(x=mb.abs(x=a), y=mb.abs(x=as_var(b)))
-        negative = mb.less(x=a, y=_scalar_like(a, 0))
-        negated = mb.sub(x=_scalar_like(a, 0), y=remainder)
+        negative = mb.less(x=a, y=scalar_like(a, 0))
+        negated = mb.sub(x=scalar_like(a, 0), y=remainder)
         ctx.output(node, 0, mb.select(cond=negative, a=negated, b=remainder, name=ctx.out_name(node)))
         return
     ctx.output(node, 0, mb.mod(x=a, y=b, name=ctx.out_name(node)))
-
-
-def _scalar_like(x, value) -> np.ndarray:
-    """A rank-0 constant of ``x``'s MIL dtype."""
-    return np.array(value, dtype={"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[mil_dtype_name(x)])
 
 
 def _variadic(ctx: ConversionContext, node, fn, mean: bool = False) -> None:
@@ -90,7 +85,7 @@ def _variadic(ctx: ConversionContext, node, fn, mean: bool = False) -> None:
 
     total = reduce(combine, values)
     if mean:
-        total = mb.real_div(x=as_var(total), y=np.float32(len(values)), name=ctx.out_name(node))
+        total = mb.real_div(x=as_var(total), y=scalar_like(total, len(values)), name=ctx.out_name(node))
     else:
         total = mb.identity(x=total, name=ctx.out_name(node))
     ctx.output(node, 0, total)
@@ -176,7 +171,7 @@ def _unary(ctx: ConversionContext, node, fn) -> None:
     if node.op_type in _FLOAT_ONLY and mil_dtype_name(x) not in ("fp32", "fp16"):
         raise NodeNotConvertible(f"{node.op_type} on {mil_dtype_name(x)} tensors: Core ML computes it for float types only")
     # inverse and log add a default epsilon in MIL; ONNX adds none.
-    kwargs = {"epsilon": np.float32(0.0)} if node.op_type in ("Reciprocal", "Log") else {}
+    kwargs = {"epsilon": scalar_like(x, 0)} if node.op_type in ("Reciprocal", "Log") else {}
     ctx.output(node, 0, fn(x=x, name=ctx.out_name(node), **kwargs))
 
 
@@ -196,7 +191,7 @@ def convert_acosh(ctx: ConversionContext, node) -> None:
     x = as_var(ctx.input(node, 0))
     if mil_dtype_name(x) not in ("fp32", "fp16"):
         raise NodeNotConvertible(f"Acosh on {mil_dtype_name(x)} tensors: Core ML computes it for float types only")
-    c = lambda v: _scalar_like(x, v)  # noqa: E731
+    c = lambda v: scalar_like(x, v)  # noqa: E731
     # acosh(1 + t) = log1p(t + sqrt(t (t + 2))); t = x - 1 is exact near 1, where
     # x² - 1 and log(x + ...) would lose the digits that matter.
     t = mb.sub(x=x, y=c(1))
@@ -225,7 +220,7 @@ def convert_asinh(ctx: ConversionContext, node) -> None:
     x = as_var(ctx.input(node, 0))
     if mil_dtype_name(x) not in ("fp32", "fp16"):
         raise NodeNotConvertible(f"Asinh on {mil_dtype_name(x)} tensors: Core ML computes it for float types only")
-    c = lambda v: _scalar_like(x, v)  # noqa: E731
+    c = lambda v: scalar_like(x, v)  # noqa: E731
     magnitude = mb.abs(x=x)
     # asinh is odd: compute it for |x| and restore the sign, so x + sqrt(x² + 1)
     # never cancels for negative x.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     ConversionContext, as_var, attr, channel_shaped, mb, mil_dtype_name, np,
-    shape_vector, unify,
+    scalar_like, shape_vector, unify,
 )
 from interop_coreml.onnx2mil.prepass import pool_geometry
 from interop_coreml.onnx2mil.op_converters import register
@@ -112,7 +112,7 @@ def convert_conv_transpose(ctx: ConversionContext, node) -> None:
     y = mb.conv_transpose(x=x, weight=weight, strides=strides, dilations=dilations, groups=attr(node, "group", 1),
                           pad_type="custom", pad=mil_pad)
     if any(grow):
-        y = mb.pad(x=y, pad=np.array([0, 0, 0, 0] + grow, dtype=np.int32))
+        y = mb.pad(x=y, pad=np.array([0, 0, 0, 0] + grow, dtype=np.int32), constant_val=scalar_like(y, 0))
     if bias is not None:
         y = mb.add(x=y, y=channel_shaped(unify(x, bias)[1], x.rank))
     ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
@@ -312,7 +312,8 @@ def convert_batch_norm(ctx, node):
                        y=channel_shaped(bias.astype(dtype), x.rank), name=ctx.out_name(node))
     else:
         scale, bias, mean, var = (unify(x, ctx.input(node, i))[1] for i in range(1, 5))
-        inv = mb.rsqrt(x=mb.add(x=as_var(var), y=np.float32(eps)), epsilon=np.float32(0))
+        var = as_var(var)
+        inv = mb.rsqrt(x=mb.add(x=var, y=scalar_like(var, eps)), epsilon=scalar_like(var, 0))
         a = mb.mul(x=inv, y=scale)
         centered = mb.sub(x=x, y=channel_shaped(mean, x.rank))
         y = mb.add(x=mb.mul(x=centered, y=channel_shaped(a, x.rank)), y=channel_shaped(bias, x.rank),
@@ -325,7 +326,7 @@ def _normalize(x, axes, eps):
     mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True)
     centered = mb.sub(x=x, y=mean)
     var = mb.reduce_mean(x=mb.mul(x=centered, y=centered), axes=axes, keep_dims=True)
-    inv_std = mb.rsqrt(x=mb.add(x=var, y=np.float32(eps)), epsilon=np.float32(0))
+    inv_std = mb.rsqrt(x=mb.add(x=var, y=scalar_like(x, eps)), epsilon=scalar_like(x, 0))
     return mb.mul(x=centered, y=inv_std), mean, inv_std
 
 
@@ -356,7 +357,8 @@ def convert_layer_norm(ctx, node):
         kwargs = {"gamma": unify(x, scale)[1]}
         if bias is not None:
             kwargs["beta"] = unify(x, bias)[1]
-        ctx.output(node, 0, mb.layer_norm(x=x, axes=axes, epsilon=np.float32(eps), name=ctx.out_name(node), **kwargs))
+        ctx.output(node, 0, mb.layer_norm(x=x, axes=axes, epsilon=scalar_like(x, eps), name=ctx.out_name(node),
+                                          **kwargs))
         return
     normed, mean, inv_std = _normalize(x, axes, eps)
     y = mb.mul(x=normed, y=unify(x, scale)[1])
@@ -373,8 +375,8 @@ def convert_layer_norm(ctx, node):
 def convert_lrn(ctx, node):
     x = as_var(ctx.input(node, 0))
     ctx.output(node, 0, mb.local_response_norm(
-        x=x, size=attr(node, "size"), alpha=np.float32(attr(node, "alpha", 1e-4)),
-        beta=np.float32(attr(node, "beta", 0.75)), k=np.float32(attr(node, "bias", 1.0)), name=ctx.out_name(node)))
+        x=x, size=attr(node, "size"), alpha=scalar_like(x, attr(node, "alpha", 1e-4)),
+        beta=scalar_like(x, attr(node, "beta", 0.75)), k=scalar_like(x, attr(node, "bias", 1.0)), name=ctx.out_name(node)))
 
 
 @register("LpNormalization")
@@ -389,7 +391,7 @@ def convert_lp_normalization(ctx, node):
     else:
         raise NodeNotConvertible(f"LpNormalization with p={p}")
     # ONNX maps an all-zero slice to zeros; a tiny floor on the norm does that without NaN.
-    norm = mb.maximum(x=norm, y=np.float32(1e-30) if mil_dtype_name(x) == "fp32" else np.float16(6e-8))
+    norm = mb.maximum(x=norm, y=scalar_like(x, 1e-30 if mil_dtype_name(x) == "fp32" else 6e-8))
     ctx.output(node, 0, mb.real_div(x=x, y=norm, name=ctx.out_name(node)))
 
 
@@ -400,7 +402,7 @@ def convert_mvn(ctx, node):
     mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True)
     centered = mb.sub(x=x, y=mean)
     std = mb.sqrt(x=mb.reduce_mean(x=mb.mul(x=centered, y=centered), axes=axes, keep_dims=True))
-    ctx.output(node, 0, mb.real_div(x=centered, y=mb.add(x=std, y=np.float32(1e-9)), name=ctx.out_name(node)))
+    ctx.output(node, 0, mb.real_div(x=centered, y=mb.add(x=std, y=scalar_like(x, 1e-9)), name=ctx.out_name(node)))
 
 
 @register("GroupNormalization", since_version=18)

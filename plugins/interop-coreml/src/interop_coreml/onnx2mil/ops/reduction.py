@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
-from interop_coreml.onnx2mil.ops._common import ConversionContext, as_var, attr, const_axes, mb, mil_dtype_name, np
+from interop_coreml.onnx2mil.ops._common import (
+    ConversionContext, as_var, attr, const_axes, mb, mil_dtype_name, np, scalar_like,
+)
 from interop_coreml.onnx2mil.op_converters import register
 
 _REDUCE = {
@@ -37,7 +39,7 @@ def _over_no_axes(op_type: str, x, name: str):
             return mb.abs(x=x, name=name)  # sqrt(x²) of an integer is |x| (what ONNX's reference gives)
         return mb.sqrt(x=mb.mul(x=x, y=x), name=name)
     if op_type == "ReduceLogSum":
-        return mb.log(x=x, epsilon=np.float32(0.0), name=name)
+        return mb.log(x=x, epsilon=scalar_like(x, 0), name=name)
     return mb.identity(x=x, name=name)
 
 

@@ -10,7 +10,7 @@ from interop_coreml.onnx2mil import high_rank, symbolic
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     ONNX_TO_MIL_DTYPE, Var, as_array, as_var, attr, cast_to, common_dtype, const_axes, const_input, int_list, mb, mil_dtype_name,
-    norm_axis, np, shape_vector, static_shape, unify,
+    norm_axis, np, scalar_like, shape_vector, static_shape, unify,
 )
 from interop_coreml.onnx2mil.op_converters import register
 
@@ -646,10 +646,9 @@ def convert_pad(ctx, node):
     flat = [p for pair in per_axis for p in pair]
     if mil_mode != "constant":
         flat = flat[-4:] if rank >= 2 else flat
-    kwargs = {"constant_val": np.float32(value)} if mil_mode == "constant" else {}
-    if mil_dtype_name(x) != "fp32" and mil_mode == "constant":
-        kwargs["constant_val"] = np.array(value).astype({"fp16": np.float16, "int32": np.int32, "bool": np.bool_}[mil_dtype_name(x)])
-    _out(ctx, node, mb.pad(x=x, pad=np.array(flat, dtype=np.int32), mode=mil_mode, name=ctx.out_name(node), **kwargs))
+    # constant_val also in the other modes, which ignore it: MIL's default is float32, rejected beside float16
+    _out(ctx, node, mb.pad(x=x, pad=np.array(flat, dtype=np.int32), mode=mil_mode, name=ctx.out_name(node),
+                           constant_val=scalar_like(x, value if mil_mode == "constant" else 0)))
 
 
 def _pad_at_run_time(ctx, node, x) -> None:
@@ -701,7 +700,7 @@ def _pad_axis_by_axis(x, per_axis: list, mil_mode: str):
         inverse = list(np.argsort(perm))
         moved = mb.transpose(x=x, perm=perm) if axis != rank - 1 else x
         pad = np.array([0, 0, begin, end] if rank >= 2 else [begin, end], dtype=np.int32)
-        padded = mb.pad(x=moved, pad=pad, mode=mil_mode)
+        padded = mb.pad(x=moved, pad=pad, mode=mil_mode, constant_val=scalar_like(x, 0))
         x = mb.transpose(x=padded, perm=[int(i) for i in inverse]) if axis != rank - 1 else padded
     return x
 

@@ -1,0 +1,87 @@
+"""Float16 ONNX graphs: every float constant the translator adds must be float16 too.
+
+MIL rejects an op whose float operands differ in type, so an epsilon, alpha, divisor or pad
+value written as float32 beside a float16 tensor made the whole graph unconvertible (found by
+the fuzzer's float16 graphs, docs/fuzzing.md). Each case converts, runs in the interpreter and
+is compared with onnxruntime at float16 precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from .conftest import make_model, tensor_info
+
+H = TensorProto.FLOAT16
+
+
+def _h(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float16)
+
+
+def _case(op, shape, attrs=None, inits=(), opset=18, extra_inputs=()):
+    names = ["x"] + [name for name, _ in inits] + list(extra_inputs)
+    node = helper.make_node(op, names, ["y"], **(attrs or {}))
+    initializers = [numpy_helper.from_array(value, name) for name, value in inits]
+    return make_model([node], [tensor_info("x", shape, H)], [tensor_info("y", None, H)], initializers, opset=opset)
+
+
+_C = [1, 3, 4, 5]
+CASES = {
+    "Log": lambda: _case("Log", [2, 3]),
+    "Reciprocal": lambda: _case("Reciprocal", [2, 3]),
+    "Mean": lambda: _case("Mean", [2, 3], inits=[("b", _h([1.5, -2, 0.25]))]),
+    "Shrink": lambda: _case("Shrink", [2, 3], {"lambd": 0.3, "bias": 0.2}),
+    "LRN": lambda: _case("LRN", _C, {"size": 3, "alpha": 0.01, "beta": 0.7, "bias": 1.2}),
+    "LayerNormalization": lambda: _case("LayerNormalization", [2, 3, 4], {"axis": -1, "epsilon": 1e-3},
+                                        inits=[("s", _h(np.linspace(0.5, 1.5, 4))), ("b", _h([0.1, -0.2, 0.3, 0]))]),
+    "InstanceNormalization": lambda: _case("InstanceNormalization", _C, {"epsilon": 1e-3},
+                                           inits=[("s", _h([0.5, 1.0, 2.0])), ("b", _h([0.1, -0.2, 0.3]))]),
+    "GroupNormalization": lambda: _case("GroupNormalization", [1, 4, 3, 2], {"num_groups": 2, "epsilon": 1e-3},
+                                        inits=[("s", _h([0.5, 1.0, 2.0, 1.5])), ("b", _h([0.1, -0.2, 0.3, 0]))],
+                                        opset=21),
+    "ReduceLogSum": lambda: _case("ReduceLogSum", [2, 3], {"keepdims": 1}),
+    "Pad-edge": lambda: _case("Pad", [4], {"mode": "edge"}, inits=[("p", np.array([0, 3], np.int64))]),
+    "Pad-reflect-first-axis": lambda: _case("Pad", [3, 2, 2], {"mode": "reflect"},
+                                            inits=[("p", np.array([2, 0, 0, 1, 0, 0], np.int64))]),
+    "ConvTranspose-negative-pads": lambda: _case(
+        "ConvTranspose", [1, 3, 1, 5], {"auto_pad": "SAME_UPPER", "strides": [2, 2], "output_padding": [0, 1]},
+        inits=[("w", _h(np.linspace(-1, 1, 6).reshape(3, 2, 1, 1)))]),
+    "BatchNormalization-run-time-stats": lambda: _case("BatchNormalization", [2, 3], {"epsilon": 1e-3},
+                                                       inits=[("s", _h([0.5, 1.0, 2.0])), ("b", _h([0.1, -0.2, 0.3]))],
+                                                       extra_inputs=["m", "v"]),
+    "LpNormalization": lambda: _case("LpNormalization", [2, 3], {"p": 2, "axis": -1}),
+    "Elu+Selu+HardSigmoid": lambda: make_model(
+        [helper.make_node("Elu", ["x"], ["e"], alpha=0.7), helper.make_node("Selu", ["e"], ["s"]),
+         helper.make_node("HardSigmoid", ["s"], ["y"], alpha=0.3, beta=0.4)],
+        [tensor_info("x", [2, 3], H)], [tensor_info("y", None, H)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_float16_graph_converts_and_matches_onnxruntime(name, roundtrip):
+    model = CASES[name]()
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for value in model.graph.input:
+        shape = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        feeds[value.name] = rng.uniform(0.2, 2.0, shape).astype(np.float16)
+    if name.startswith("BatchNormalization"):  # mean and variance are run-time inputs here
+        model.graph.input.extend([tensor_info("m", [3], H), tensor_info("v", [3], H)])
+        feeds.update(m=_h([0.1, 0.5, -0.3]), v=_h([0.5, 1.5, 0.25]))
+    [(ours, reference)] = roundtrip(model, [feeds])
+    got, expected = np.asarray(ours["y"]), reference["y"]
+    if name.startswith("ConvTranspose"):
+        # onnxruntime clamps SAME's negative padding (docs/fuzzing.md, ort-convtranspose-same-negative-pad):
+        # it runs the spec's explicit-pads rewrite instead
+        from interop_coreml.fuzz.oracle import run_onnxruntime
+        from interop_coreml.fuzz.rewrites import explicit_convtranspose_pads
+
+        expected = run_onnxruntime(explicit_convtranspose_pads(model, feeds), feeds)["y"]
+    assert expected.dtype == np.float16
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got.astype(np.float64), expected.astype(np.float64), rtol=1e-2,
+                               atol=1e-3 + 5e-3 * float(np.abs(expected.astype(np.float64)).max()))
