@@ -9,7 +9,15 @@ import numpy as np
 import onnx
 import pytest
 
-from interop_coreml.fuzz.generator import MAX_OPSET, MIN_OPSET, NOT_GENERATED, OPS, generate, usable_ops
+from interop_coreml.fuzz.generator import (
+    FLOAT32_ONLY,
+    MAX_OPSET,
+    MIN_OPSET,
+    NOT_GENERATED,
+    OPS,
+    generate,
+    usable_ops,
+)
 
 COVERAGE_TABLE = Path(__file__).resolve().parents[4] / "docs" / "coreml-op-coverage.md"
 
@@ -77,3 +85,33 @@ def test_each_generator_makes_its_op(op_type: str) -> None:
         made += any(node.op_type == op_type for node in case.model.graph.node)
         assert any(usable_ops(o, [op_type]) for o in range(MIN_OPSET, MAX_OPSET + 1))
     assert made >= 3, f"{op_type} was generated in only {made} of 6 graphs"
+
+
+def test_a_quarter_of_the_graphs_are_float16_throughout() -> None:
+    halves = 0
+    for seed in range(120):
+        case = generate(seed)
+        floats = {v.type.tensor_type.elem_type for v in case.model.graph.input} | {
+            i.data_type for i in case.model.graph.initializer if i.name not in _resize_scales(case.model)}
+        floats &= {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+        assert floats <= {onnx.TensorProto.FLOAT16 if case.half else onnx.TensorProto.FLOAT}, seed
+        halves += case.half
+        assert generate(seed, half=not case.half).half is not case.half
+    assert 15 <= halves <= 45
+
+
+def _resize_scales(model: onnx.ModelProto) -> set[str]:
+    return {node.input[2] for node in model.graph.node if node.op_type == "Resize" and len(node.input) > 2}
+
+
+@pytest.mark.parametrize("op_type", sorted(set(OPS) - set(FLOAT32_ONLY)))
+def test_each_generator_makes_its_op_in_float16_graphs(op_type: str) -> None:
+    made = sum(any(node.op_type == op_type for node in generate(seed, ops=[op_type], max_nodes=2, half=True).model.graph.node)
+               for seed in range(6))
+    assert made >= 3, f"{op_type} was generated in only {made} of 6 float16 graphs"
+
+
+@pytest.mark.parametrize("op_type", sorted(FLOAT32_ONLY))
+def test_the_float32_only_ops_are_not_valid_in_float16(op_type: str) -> None:
+    assert not any(any(node.op_type == op_type for node in generate(seed, ops=[op_type], max_nodes=2,
+                                                                     half=True).model.graph.node) for seed in range(3))

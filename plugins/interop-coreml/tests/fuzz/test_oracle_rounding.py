@@ -136,7 +136,7 @@ def test_a_sum_in_another_order_kept_by_fmod_is_a_tolerance_cascade_not_an_ulp_o
     from interop_coreml.fuzz.campaign import trial_seed
     from interop_coreml.fuzz.generator import generate
 
-    case = generate(trial_seed(20260, 17))
+    case = generate(trial_seed(20260, 17), half=False)  # the graph of the slice before float16 graphs
     assert "Mod" in {node.op_type for node in case.model.graph.node}
     outcome = oracle.evaluate(case.model, case.feeds)
     assert (outcome.status, outcome.explained) == ("mismatch", "float-tolerance-cascade"), outcome.key

@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
                              "backstop for hangs in native code; one evaluation may take 30 s of CPU time)")
     parser.add_argument("--trial", type=int, action="append", default=[], metavar="N",
                         help="run only trial N of the seed (repeatable), e.g. a long run's failures again")
+    parser.add_argument("--float16", choices=("mixed", "only", "never"), default="mixed",
+                        help="float16 graphs: a quarter of them as each trial's seed decides (mixed), every "
+                             "graph (only) or none (never)")
     parser.add_argument("--shrink-seconds", type=float, default=60.0, help="CPU seconds one shrink may take")
     parser.add_argument("--judge", type=Path, action="append", default=[], metavar="DIR",
                         help="judge saved repro folders again with the current translator and oracle instead "
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = run_campaign(args.seed, args.trials, args.jobs, args.out, ops=ops, timeout=args.timeout,
-                               shrink_seconds=args.shrink_seconds, progress=progress, only=args.trial or None)
+                               shrink_seconds=args.shrink_seconds, progress=progress, only=args.trial or None,
+                               half={"mixed": None, "only": True, "never": False}[args.float16])
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         print("hint: give --out a new folder, or one a previous campaign wrote", file=sys.stderr)

@@ -78,15 +78,19 @@ def warm_up() -> None:
     run_reference(model, feeds)
 
 
-def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_seconds: float = 60.0) -> dict[str, Any]:
-    """Generate, judge and (on failure) shrink one graph; a plain dict the parent can pickle."""
+def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_seconds: float = 60.0,
+              half: bool | None = None) -> dict[str, Any]:
+    """Generate, judge and (on failure) shrink one graph; a plain dict the parent can pickle.
+
+    ``half``: only float16 graphs (True), only float32 graphs (False), or as the seed decides (None).
+    """
     from interop_coreml.fuzz import generator, oracle, shrink
 
     s = trial_seed(seed, index)
-    case = generator.generate(s, ops=ops)
+    case = generator.generate(s, ops=ops, half=half)
     outcome = _evaluate_with_alarm(case.model, case.feeds, EVAL_TIMEOUT)
     result: dict[str, Any] = {"trial": index, "seed": s, "status": outcome.status, "kind": outcome.kind,
-                              "explained": outcome.explained}
+                              "explained": outcome.explained, "half": case.half}
     if not outcome.failed:
         if outcome.status in ("refused", "skipped"):
             result["reason"] = oracle.normalize_error(outcome.message)
@@ -111,7 +115,7 @@ def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_second
             "message": final.message, "original_message": outcome.message,
             "signature": oracle.signature(final, model),
             "opset": case.opset, "dynamic": case.dynamic, "input_style": case.input_style,
-            "nodes_original": len(case.model.graph.node), "nodes_min": len(model.graph.node),
+            "float16": case.half, "nodes_original": len(case.model.graph.node), "nodes_min": len(model.graph.node),
             "details": final.details, "min_graph": generator.describe(model),
             "reference_evaluator": final.reference_evaluator,
             "explained": final.explained, "explanation": rule.reason if rule else None,
@@ -157,7 +161,7 @@ def quiet_engines() -> None:
     logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 
-def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float) -> None:
+def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float, half: bool | None = None) -> None:
     quiet_engines()
     warm_up()
     while True:
@@ -165,7 +169,7 @@ def _worker(conn, seed: int, ops: list[str] | None, shrink_seconds: float) -> No
         if index is None:
             return
         try:
-            result = run_trial(seed, index, ops, shrink_seconds)
+            result = run_trial(seed, index, ops, shrink_seconds, half)
         except Exception as error:  # noqa: BLE001 - a generator bug must not stop the campaign
             result = {"trial": index, "seed": trial_seed(seed, index), "status": "generator-error",
                       "kind": "", "message": f"{type(error).__name__}: {error}"[:300]}
@@ -194,6 +198,7 @@ class Summary:
     folders: dict[str, str] = field(default_factory=dict)
     reasons: Counter = field(default_factory=Counter)  # why graphs were refused or skipped
     reason_trials: dict[str, list[int]] = field(default_factory=dict)  # the first trials of each reason
+    half: int = 0  # how many of the graphs were float16 graphs
 
     @property
     def crashes(self) -> int:
@@ -214,7 +219,8 @@ class Summary:
     def line(self) -> str:
         extra = ", ".join(f"{self.statuses[k]} {k}" for k in ("refused", "skipped", "generator-error")
                           if self.statuses[k])
-        return (f"{self.graphs} graphs, {self.crashes} crashes, {self.mismatches} mismatches "
+        half = f" ({self.half} float16)" if self.half else ""
+        return (f"{self.graphs} graphs{half}, {self.crashes} crashes, {self.mismatches} mismatches "
                 f"({self.explained_mismatches} explained)" + (f"; {extra}" if extra else ""))
 
 
@@ -224,6 +230,7 @@ def _slug(text: str) -> str:
 
 def _record(result: dict[str, Any], out: Path, summary: Summary) -> None:
     summary.graphs += 1
+    summary.half += bool(result.get("half"))
     status = result["status"]
     summary.statuses[status] += 1
     if status not in ("crash", "mismatch"):
@@ -254,8 +261,10 @@ def _record(result: dict[str, Any], out: Path, summary: Summary) -> None:
 
 def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | None = None,
                  timeout: float = 600.0, shrink_seconds: float = 60.0, progress=None,
-                 only: list[int] | None = None) -> Summary:
+                 only: list[int] | None = None, half: bool | None = None) -> Summary:
     """Run trials 0 … ``trials`` − 1 (or just the trial numbers ``only``) over ``jobs`` worker processes.
+
+    ``half`` as in :func:`run_trial`: float16 graphs only, float32 graphs only, or mixed (None).
 
     The repro folders go under ``out``. Trial ``i`` of a seed is the same graph whatever else
     runs, so ``only`` reruns a long campaign's failing trials (``summary.json`` lists them).
@@ -268,7 +277,7 @@ def run_campaign(seed: int, trials: int, jobs: int, out: Path, ops: list[str] | 
 
     def start() -> _Slot:
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(child, seed, ops, shrink_seconds), daemon=True)
+        process = context.Process(target=_worker, args=(child, seed, ops, shrink_seconds, half), daemon=True)
         process.start()
         child.close()
         return _Slot(process, parent)
@@ -351,7 +360,7 @@ def _prepare_out(out: Path) -> Path:
 
 def _write_summary(out: Path, seed: int, trials: int, summary: Summary) -> None:
     document = {
-        "seed": seed, "trials": trials, "done": summary.graphs, "line": summary.line(),
+        "seed": seed, "trials": trials, "done": summary.graphs, "float16_graphs": summary.half, "line": summary.line(),
         "statuses": dict(summary.statuses),
         "signatures": [{"signature": s, "count": n, "explained": summary.explained.get(s, 0),
                         "trials": sorted(summary.trials.get(s, [])),

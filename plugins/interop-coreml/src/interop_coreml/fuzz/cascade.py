@@ -43,16 +43,18 @@ MAX_ULPS = 8
 
 
 def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise distance in float32 ulps: how many float32 values lie from one to the other.
+    """Element-wise distance in ulps of ``a``'s type (float16, else float32): how many such values lie between.
 
     0 for equal values (NaN and NaN included), inf where only one is finite or NaN.
     """
-    a = np.asarray(a, dtype=np.float32)
-    b = np.asarray(b, dtype=np.float32)
+    half = np.asarray(a).dtype == np.float16
+    kind, bits_type, sign = (np.float16, np.int16, 0x7FFF) if half else (np.float32, np.int32, 0x7FFFFFFF)
+    a = np.asarray(a, dtype=kind)
+    b = np.asarray(b, dtype=kind)
 
-    def ordered(x: np.ndarray) -> np.ndarray:  # float32 bit patterns as integers in the floats' order
-        bits = x.view(np.int32).astype(np.int64)
-        return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+    def ordered(x: np.ndarray) -> np.ndarray:  # bit patterns as integers in the floats' order
+        bits = x.view(bits_type).astype(np.int64)
+        return np.where(bits < 0, -(bits & sign), bits)
 
     distance = np.abs(ordered(a) - ordered(b)).astype(np.float64)
     same = (a == b) | (np.isnan(a) & np.isnan(b))

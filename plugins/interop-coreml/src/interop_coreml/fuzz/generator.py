@@ -60,21 +60,49 @@ class FuzzCase:
     input_style: str
     dynamic: dict | None = None
     op_types: list[str] = field(default_factory=list)
+    half: bool = False  # float16 graph
 
 
 class Builder:
-    """The graph under construction: nodes, initializers, graph inputs and the tensor pool."""
+    """The graph under construction: nodes, initializers, graph inputs and the tensor pool.
 
-    def __init__(self, rng: np.random.Generator, opset: int, input_style: str):
+    The dtype tag ``"float"`` is the graph's float type, float32 or float16 (``half``): every
+    float input, initializer and float tensor of a graph has that one type, except where the
+    spec fixes float32 (Resize's scales).
+    """
+
+    def __init__(self, rng: np.random.Generator, opset: int, input_style: str, half: bool = False,
+                 extra: np.random.Generator | None = None):
         self.rng = rng
+        #: the choices added after the seed-0 campaign draw from here, so older seeds keep their graphs
+        self.extra = extra if extra is not None else np.random.default_rng(0)
         self.opset = opset
         self.input_style = input_style
+        self.half = half
+        self.float_np = np.float16 if half else np.float32
         self.nodes: list[onnx.NodeProto] = []
         self.inits: dict[str, np.ndarray] = {}
         self.inputs: dict[str, Tensor] = {}
         self.feeds: dict[str, np.ndarray] = {}
         self.pool: list[Tensor] = []
         self.counter = 0
+
+    # ------------------------------------------------------------------ dtypes
+
+    def elem(self, dtype: str) -> int:
+        """The ONNX element type of a dtype tag."""
+        return TensorProto.FLOAT16 if dtype == "float" and self.half else _ELEM[dtype]
+
+    def np_type(self, dtype: str) -> type:
+        return self.float_np if dtype == "float" else _NP[dtype]
+
+    def tag(self, elem: int) -> str | None:
+        """The dtype tag of an ONNX element type in this graph (None: a type the pool does not hold)."""
+        if elem == (TensorProto.FLOAT16 if self.half else TensorProto.FLOAT):
+            return "float"
+        if elem in (TensorProto.FLOAT, TensorProto.FLOAT16):
+            return None
+        return _FROM_ELEM.get(elem)
 
     # ------------------------------------------------------------------ names and values
 
@@ -97,14 +125,17 @@ class Builder:
             data = rng.integers(-4, 5, size=shape) / 2.0  # ties and exact halves
         else:
             data = rng.standard_normal(shape)
-        return np.asarray(data, dtype=np.float32)
+        return np.asarray(data, dtype=self.float_np)
 
-    def const(self, array: np.ndarray, prefix: str = "w") -> Tensor:
+    def const(self, array: np.ndarray, prefix: str = "w", exact: bool = False) -> Tensor:
+        """An initializer; a float32 ``array`` becomes the graph's float type unless ``exact``."""
         name = self.fresh(prefix)
         array = np.asarray(array)
+        if array.dtype == np.float32 and not exact:
+            array = array.astype(self.float_np)
         self.inits[name] = array
-        dtype = _FROM_ELEM[onnx.helper.np_dtype_to_tensor_dtype(array.dtype)]
-        return Tensor(name, dtype, tuple(array.shape), array)
+        dtype = self.tag(onnx.helper.np_dtype_to_tensor_dtype(array.dtype))
+        return Tensor(name, dtype or str(array.dtype), tuple(array.shape), array)
 
     def ints(self, values, prefix: str = "c") -> str:
         return self.const(np.asarray(values, dtype=np.int64), prefix).name
@@ -218,11 +249,11 @@ class Builder:
         return made
 
     def model(self, outputs: list[Tensor] | None = None) -> onnx.ModelProto:
-        graph_outputs = [helper.make_tensor_value_info(t.name, _ELEM[t.dtype], t.shape if t.shape is not None
+        graph_outputs = [helper.make_tensor_value_info(t.name, self.elem(t.dtype), t.shape if t.shape is not None
                                                        else t.dims) for t in outputs or []]
         graph = helper.make_graph(
             list(self.nodes), "fuzz",
-            [helper.make_tensor_value_info(t.name, _ELEM[t.dtype], t.shape) for t in self.inputs.values()],
+            [helper.make_tensor_value_info(t.name, self.elem(t.dtype), t.shape) for t in self.inputs.values()],
             graph_outputs,
             initializer=[numpy_helper.from_array(a, n) for n, a in self.inits.items()],
         )
@@ -243,7 +274,7 @@ class Builder:
                     d.HasField("dim_value") for d in dims) else None
                 named = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or f"u{i}")
                               for i, d in enumerate(dims)) if has_shape else None
-                found[value.name] = (_FROM_ELEM.get(tensor_type.elem_type), shape, named)
+                found[value.name] = (self.tag(tensor_type.elem_type), shape, named)
         for name in names:
             if same_shape_as is not None and (name not in found or found[name][2] is None):
                 found[name] = (same_shape_as.dtype, same_shape_as.shape, same_shape_as.shape)
@@ -392,20 +423,33 @@ def _reduce(op_type: str, domain: str | None = None, axes_input_since: int = 18)
     return build
 
 
+def _to_integer(b: Builder, x: Tensor) -> Tensor:
+    """The operand of a float → integer cast.
+
+    Mostly clipped to ±100: ONNX's int64 holds whole numbers past 2³¹ that Core ML's int32
+    stand-in cannot (docs/coreml.md, "Integers wider than 32 bits"), so values between 2³¹ and
+    2⁶³ are left out. One cast in ten is of the values times 1e30 instead: NaN, ±Inf and
+    numbers past int64's range, where the spec leaves the result undefined (the oracle's
+    ``undefined-float-to-int-cast`` rule; zeros stay zeros).
+    """
+    if b.extra.random() < 0.1:
+        return b.add("Mul", [x, b.const(np.float32(1e30))])[0]
+    return b.add("Clip", [x, b.const(np.float32(-100)), b.const(np.float32(100))])[0]
+
+
 def _cast(b: Builder) -> None:
     x = b.pick(("float", "int64", "int32", "bool"))
     target = str(b.rng.choice(["float", "int64", "int32", "bool"]))
     if x.dtype == "float" and target in ("int64", "int32"):
-        # Out-of-range float -> int casts are undefined in ONNX; keep values small.
-        x = b.add("Clip", [x, b.const(np.float32(-100)), b.const(np.float32(100))])[0]
-    b.add("Cast", [x], to=_ELEM[target])
+        x = _to_integer(b, x)
+    b.add("Cast", [x], to=b.elem(target))
 
 
 def _castlike(b: Builder) -> None:
     x = b.pick(("float", "int64", "bool"))
     target = str(b.rng.choice(["float", "int64", "bool"]))
     if x.dtype == "float" and target == "int64":
-        x = b.add("Clip", [x, b.const(np.float32(-100)), b.const(np.float32(100))])[0]
+        x = _to_integer(b, x)
     like = b.const(b.values((int(b.rng.integers(1, 3)),), target))
     b.add("CastLike", [x, like])
 
@@ -661,12 +705,12 @@ def _trilu(b: Builder) -> None:
 
 def _eyelike(b: Builder) -> None:
     x = b.pick("float", 2, 2)
-    b.add("EyeLike", [x], k=int(b.rng.integers(-2, 3)), dtype=_choice(None, TensorProto.FLOAT)(b.rng))
+    b.add("EyeLike", [x], k=int(b.rng.integers(-2, 3)), dtype=_choice(None, b.elem("float"))(b.rng))
 
 
 def _constant_of_shape(b: Builder) -> None:
     shape = b.random_shape(int(b.rng.integers(1, 4)))
-    value = numpy_helper.from_array(np.asarray([b.rng.uniform(-2, 2)], dtype=np.float32), "value")
+    value = numpy_helper.from_array(np.asarray([b.rng.uniform(-2, 2)], dtype=b.float_np), "value")
     b.add("ConstantOfShape", [b.ints(shape, "sh")], value=value if b.rng.random() < 0.8 else None)
 
 
@@ -675,7 +719,7 @@ def _range(b: Builder) -> None:
     start = float(b.rng.integers(-5, 5))
     delta = float(b.rng.choice([1, 2, -1, 0.5]) if dtype == "float" else b.rng.choice([1, 2, -1, 3]))
     limit = start + delta * int(b.rng.integers(1, 8))
-    np_type = _NP[dtype]
+    np_type = b.np_type(dtype)
     b.add("Range", [b.const(np.asarray(start, np_type)), b.const(np.asarray(limit, np_type)),
                     b.const(np.asarray(delta, np_type))])
 
@@ -875,7 +919,7 @@ def _resize(b: Builder) -> None:
     if rng.random() < 0.5:
         scales = [1.0] * 2 + [float(rng.choice([0.5, 1.0, 1.5, 2.0, 3.0])) for _ in x.shape[2:]]
         scales = np.asarray(scales[: x.rank], dtype=np.float32)
-        b.add("Resize", [x, "", b.const(scales)], **attrs)
+        b.add("Resize", [x, "", b.const(scales, exact=True)], **attrs)  # scales are float32 by the spec
     else:
         sizes = list(x.shape[:2]) + [int(rng.integers(1, 2 * d + 3)) for d in x.shape[2:]]
         if rng.random() < 0.1:
@@ -900,7 +944,7 @@ def _mod(b: Builder) -> None:
 
 def _nonzero_ints(b: Builder, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     values = b.rng.integers(1, 5, size=shape) * np.where(b.rng.random(shape) < 0.5, -1, 1)
-    return np.asarray(values, dtype=_NP[dtype])
+    return np.asarray(values, dtype=b.np_type(dtype))
 
 
 def _gelu(b: Builder) -> None:
@@ -1004,6 +1048,12 @@ NOT_GENERATED = {
     "Swish": "exists only from opset 24, above the fuzzed range 13-21",
 }
 
+#: Ops that float16 graphs cannot hold (strict type inference rejects them), and why.
+FLOAT32_ONLY = {
+    "Celu": "the spec allows tensor(float) only",
+    "MeanVarianceNormalization": "its function body adds a float32 epsilon, which strict inference rejects beside float16",
+}
+
 
 # ====================================================================== whole graphs
 
@@ -1026,16 +1076,27 @@ def _pick_op(b: Builder, ops: list[str]) -> str:
     return ops[int(b.rng.integers(len(ops)))]
 
 
-def generate(seed: int, ops: list[str] | None = None, max_nodes: int = 8) -> FuzzCase:
-    """The graph for ``seed`` (deterministic), over ``ops`` (default: every op in :data:`OPS`)."""
+#: The share of float16 graphs (float16 inputs, initializers and float tensors throughout).
+HALF_SHARE = 0.25
+
+
+def generate(seed: int, ops: list[str] | None = None, max_nodes: int = 8, half: bool | None = None) -> FuzzCase:
+    """The graph for ``seed`` (deterministic), over ``ops`` (default: every op in :data:`OPS`).
+
+    ``half`` makes a float16 (True) or float32 (False) graph; by default the seed decides
+    (:data:`HALF_SHARE` of them are float16). That choice and the others added since draw from
+    a second stream, so a seed's float32 graph is the one it was before float16 graphs existed.
+    """
     rng = np.random.default_rng(seed)
+    extra = np.random.default_rng([seed, 16])
+    half = bool(extra.random() < HALF_SHARE) if half is None else half
     opset = int(rng.integers(MIN_OPSET, MAX_OPSET + 1))
     style = str(rng.choice(["normal", "uniform", "wide", "grid"]))
     usable = usable_ops(opset, ops)
     if not usable:  # every requested op needs a newer opset: use the newest
         opset = MAX_OPSET
         usable = usable_ops(opset, ops)
-    b = Builder(rng, opset, style)
+    b = Builder(rng, opset, style, half, extra)
     for _ in range(int(rng.integers(1, 3))):
         b.new_input(b.random_shape(int(rng.integers(1, 5))))
     target = int(rng.integers(1, max_nodes + 1))
@@ -1066,7 +1127,7 @@ def generate(seed: int, ops: list[str] | None = None, max_nodes: int = 8) -> Fuz
     onnx.checker.check_model(model, full_check=True)
     _prune_unused(model, b.feeds)
     return FuzzCase(model, {n: b.feeds[n] for n in (i.name for i in model.graph.input)}, seed, opset, style,
-                    dynamic, main_ops)
+                    dynamic, main_ops, half)
 
 
 def _choose_outputs(b: Builder) -> list[Tensor]:

@@ -52,6 +52,22 @@ from interop_coreml.fuzz.ties import index_ties
 
 #: Allowed error of a float element: ATOL + RTOL·|r| + SCALE·max|r| over the output.
 ATOL, RTOL, SCALE = 1e-6, 1e-4, 1e-4
+#: The same for a float16 output. One float16 ulp is 2⁻¹⁰ ≈ 1e-3 relative, and every op of a
+#: float16 graph rounds its result to float16 where onnxruntime's kernels often keep float32
+#: between ops (it inserts casts around ops it has no float16 kernel for): about ten ulps
+#: relative, five ulps of the output's largest magnitude, one ulp at 1.0 absolute.
+ATOL_HALF, RTOL_HALF, SCALE_HALF = 1e-3, 1e-2, 5e-3
+
+
+def allowed_error(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """The error each element of a float output may have (float16 tolerances when either side is float16)."""
+    atol, rtol, scale = (ATOL_HALF, RTOL_HALF, SCALE_HALF) if np.float16 in (np.asarray(ref).dtype, np.asarray(
+        got).dtype) else (ATOL, RTOL, SCALE)
+    r = np.asarray(ref, dtype=np.float64)
+    c = np.asarray(got, dtype=np.float64)
+    both = np.isfinite(r) & np.isfinite(c)
+    max_ref = float(np.abs(r[both]).max()) if both.any() else 0.0
+    return atol + rtol * np.abs(np.where(both, r, 0.0)) + scale * max_ref
 
 
 @dataclass(frozen=True)
@@ -244,7 +260,9 @@ class Outcome:
 def signature(outcome: Outcome, model: onnx.ModelProto) -> str:
     """The readable failure signature: ``mismatch[shape] Greater+Where``, ``crash[convert] Trilu :: ...``."""
     ops = "+".join(sorted({n.op_type for n in model.graph.node})) or "(no nodes)"
-    text = f"{outcome.status}[{outcome.kind}] {ops}"
+    half = any(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for v in model.graph.input) or any(
+        i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    text = f"{outcome.status}[{outcome.kind}] {ops}" + (" (float16)" if half else "")
     if outcome.error_key:
         text += f" :: {outcome.error_key}"
     if outcome.explained:
@@ -376,8 +394,7 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray | None) -> tuple[
     nonfinite_bad = ~both & ~same_nonfinite
     max_ref = float(np.abs(r[both]).max()) if both.any() else 0.0
     err = np.where(both, np.abs(c - r), 0.0)
-    allowed = ATOL + RTOL * np.abs(np.where(both, r, 0.0)) + SCALE * max_ref
-    bad = both & (err > allowed)
+    bad = both & (err > allowed_error(ref, got))
     max_abs = float(err.max()) if err.size else 0.0
     numbers.update(max_abs=max_abs, max_ref=max_ref, scaled=max_abs / max_ref if max_ref else max_abs,
                    n_bad=int(bad.sum()), n_nonfinite_mismatch=int(nonfinite_bad.sum()), size=int(ref.size))
@@ -649,9 +666,7 @@ def _bad_elements(ref: np.ndarray, got: np.ndarray) -> np.ndarray | None:
     r, c = ref.astype(np.float64), got.astype(np.float64)
     both = np.isfinite(r) & np.isfinite(c)
     same_nonfinite = ~np.isfinite(r) & ~np.isfinite(c) & ((r == c) | (np.isnan(r) & np.isnan(c)))
-    max_ref = float(np.abs(r[both]).max()) if both.any() else 0.0
-    allowed = ATOL + RTOL * np.abs(np.where(both, r, 0.0)) + SCALE * max_ref
-    return (both & (np.abs(np.where(both, c - r, 0.0)) > allowed)) | (~both & ~same_nonfinite)
+    return (both & (np.abs(np.where(both, c - r, 0.0)) > allowed_error(ref, got))) | (~both & ~same_nonfinite)
 
 
 def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
