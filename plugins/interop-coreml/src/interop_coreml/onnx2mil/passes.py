@@ -9,6 +9,11 @@ pass swapped for a subclass that first checks the match is safe and otherwise
 leaves the ops alone, plus :class:`keep_pow2_sqrt`, which stops the backend's
 ``fuse_pow2_sqrt`` (not configurable from ``ct.convert``) from deleting
 ``sqrt``/``pow(2)`` pairs.
+
+The guarded fusions that fold constants into a conv/linear op's weights also release
+the constants they made dead at once (:func:`_release_orphaned_consts`) instead of
+leaving them to ``dead_code_elimination`` later in the pipeline, so a network whose
+every conv is followed by a batch norm never holds its weights twice.
 """
 
 from __future__ import annotations
@@ -67,6 +72,52 @@ def _elementwise_on(produced, consumer, *, const_side=("x", "y"), nonzero=False)
     return not (nonzero and np.any(np.asarray(const.val) == 0))
 
 
+def _const_ops(*ops) -> list:
+    """The ``const`` ops feeding ``ops``, each once."""
+    found: dict[int, object] = {}
+    for op in ops:
+        for value in op.inputs.values():
+            for var in value if isinstance(value, (list, tuple)) else (value,):
+                if var.op is not None and var.op.op_type == "const":
+                    found.setdefault(id(var.op), var.op)
+    return list(found.values())
+
+
+def _release_orphaned_consts(const_ops) -> None:
+    """Remove the consts a fusion left without consumers and drop their values now.
+
+    coremltools' fusions write the folded weights into new consts and leave the old ones to
+    ``dead_code_elimination``, which runs after all of them: until then a network whose every
+    conv is followed by a batch norm holds its weights twice (ResNet-50: twice its 98 MiB).
+    Removing the op is not enough to free the array: the removed op is still referenced by
+    the fused-away ops and by its own output Var (reference cycles, which the driver's
+    ``gc.freeze()`` keeps until the conversion ends), and the pass iterates over a list of
+    the block's ops. So the value is dropped from the removed op's output Var and from its
+    ``val`` input; nothing reads a removed op.
+    """
+    by_block: dict[int, tuple] = {}
+    for op in const_ops:
+        block = op.enclosing_block
+        if block is None or any(var.child_ops or var.consuming_blocks or var in block.outputs
+                                for var in op.outputs):
+            continue
+        by_block.setdefault(id(block), (block, []))[1].append(op)
+    for block, ops in by_block.values():
+        block.remove_ops(ops)
+        for op in ops:
+            for var in (*op.outputs, *op.internal_inputs.values()):
+                var._sym_val = None
+
+
+def _releasing(transform, *ops) -> bool:
+    """Run a fusion's ``_try_to_transform``; if it fused, release the consts it orphaned."""
+    consts = _const_ops(*ops)
+    if not transform():
+        return False
+    _release_orphaned_consts(consts)
+    return True
+
+
 def _register(cls):
     name = f"{NAMESPACE}::{cls.__name__}"
     if name not in PASS_REGISTRY:
@@ -101,7 +152,7 @@ class guarded_fuse_conv_scale(fuse_conv_scale):
             return False
         if _misplaces_grouped_deconv_channels(conv_op, _const_operand(scale_op, conv_op.outputs[0])[0].val):
             return False
-        return fuse_conv_scale._try_to_transform(conv_op, scale_op)
+        return _releasing(lambda: fuse_conv_scale._try_to_transform(conv_op, scale_op), conv_op, scale_op)
 
 
 @_register
@@ -112,7 +163,7 @@ class guarded_fuse_conv_batchnorm(fuse_conv_batchnorm):
         params = [getattr(bn_op, name).val for name in ("gamma", "beta", "mean", "variance")]
         if any(p is None for p in params) or _misplaces_grouped_deconv_channels(conv_op, *params):
             return False
-        return fuse_conv_batchnorm._try_to_transform(conv_op, bn_op)
+        return _releasing(lambda: fuse_conv_batchnorm._try_to_transform(conv_op, bn_op), conv_op, bn_op)
 
 
 @_register
@@ -122,7 +173,7 @@ class guarded_fuse_conv_bias(fuse_conv_bias):
     def _try_to_transform(self, conv_op, add_op):
         if not _fusable(conv_op, add_op, const_side=("y",) if add_op.op_type == "sub" else ("x", "y")):
             return False
-        return fuse_conv_bias._try_to_transform(conv_op, add_op)
+        return _releasing(lambda: fuse_conv_bias._try_to_transform(conv_op, add_op), conv_op, add_op)
 
     def _try_to_transform_transpose_pattern(self, conv_op, block):
         children = list(conv_op.outputs[0].child_ops)
@@ -132,7 +183,8 @@ class guarded_fuse_conv_bias(fuse_conv_bias):
         grand = list(transpose.outputs[0].child_ops)
         if len(grand) != 1 or grand[0].op_type not in ("add", "sub") or not _fusable(transpose, grand[0]):
             return False
-        return fuse_conv_bias._try_to_transform_transpose_pattern(conv_op, block)
+        return _releasing(lambda: fuse_conv_bias._try_to_transform_transpose_pattern(conv_op, block),
+                          conv_op, transpose, grand[0])
 
 
 @_register
@@ -146,7 +198,8 @@ class guarded_fuse_linear_bias(fuse_linear_bias):
         const, _ = _const_operand(add_or_sub_op, linear_op.outputs[0])
         if np.ndim(const.val) == 0 or linear_op.outputs[0].rank == 0:
             return False
-        return fuse_linear_bias._try_to_transform(linear_op, add_or_sub_op, block)
+        return _releasing(lambda: fuse_linear_bias._try_to_transform(linear_op, add_or_sub_op, block),
+                          linear_op, add_or_sub_op)
 
 
 @_register
@@ -156,7 +209,8 @@ class guarded_fuse_matmul_weight_bias(fuse_matmul_weight_bias):
     def _try_to_transform(self, matmul_op, add_op, block):
         if not _fusable(matmul_op, add_op, const_side=("y",) if add_op.op_type == "sub" else ("x", "y")):
             return False
-        return super()._try_to_transform(matmul_op, add_op, block)
+        transform = super()._try_to_transform
+        return _releasing(lambda: transform(matmul_op, add_op, block), matmul_op, add_op)
 
 
 @_register
@@ -176,7 +230,8 @@ class guarded_fuse_elementwise_to_batchnorm(fuse_elementwise_to_batchnorm):
         channels = x.shape[1] if x.rank == 4 else None
         if channels is None or np.size(gamma.val) != channels or np.size(beta.val) != channels:
             return False
-        return fuse_elementwise_to_batchnorm._try_to_transform(mul_op, add_op, block)
+        return _releasing(lambda: fuse_elementwise_to_batchnorm._try_to_transform(mul_op, add_op, block),
+                          mul_op, add_op)
 
 
 @_register
