@@ -159,3 +159,23 @@ def test_a_cascade_through_a_comparison_with_a_graph_input_is_verified() -> None
     assert cascade.rounding_tensors(model, {**feeds, **intermediate_values(model, feeds)}) == ["t"]
     outcome = oracle.evaluate(model, feeds)
     assert (outcome.status, outcome.explained) == ("mismatch", "float-rounding-cascade"), outcome.key
+
+
+def test_onnxruntime_keeping_float32_between_float16_ops_is_a_verified_cascade() -> None:
+    """Fuzz seed 0 trial 590 (float16): AveragePool then Ceil. onnxruntime averages in float32 and
+    hands Ceil −3.999 where the graph's float16 tensor is −4.0 (its own declared output too)."""
+    graph = helper.make_graph(
+        [helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[2, 1]), helper.make_node("Ceil", ["a"], ["y"])],
+        "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 1, 2, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 1, 1, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    feeds = {"x": np.array([-5.453125, -2.544921875], np.float16).reshape(1, 1, 2, 1)}
+    values = intermediate_values(model, feeds)
+    assert values["a"].item() == -4.0 and oracle.run_onnxruntime(model, feeds)["y"].item() == -3.0
+    outcome = oracle.evaluate(model, feeds)
+    assert (outcome.status, outcome.explained) == ("mismatch", "float-rounding-cascade"), outcome.key
+    got = oracle.run_coreml(model, feeds)
+    assert np.asarray(got["y"]).item() == -4.0
+    got["y"] = np.asarray(got["y"]) + 1  # the rest must still be reproduced
+    assert not cascade.verify_rounding_cascade(model, feeds, got, ["y"])

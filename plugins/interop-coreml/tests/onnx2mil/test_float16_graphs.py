@@ -85,3 +85,24 @@ def test_float16_graph_converts_and_matches_onnxruntime(name, roundtrip):
     assert got.shape == expected.shape
     np.testing.assert_allclose(got.astype(np.float64), expected.astype(np.float64), rtol=1e-2,
                                atol=1e-3 + 5e-3 * float(np.abs(expected.astype(np.float64)).max()))
+
+
+def test_float16_shrink_compares_with_the_float32_lambd_as_onnxruntime_does(roundtrip):
+    # fuzz seed 0 trial 682 (float16): 0.4622 in float16 is above lambd 0.46213853, which float16 rounds to 0.4622
+    model = _case("Shrink", [1, 4], {"lambd": 0.46213853, "bias": 0.009470098})
+    feeds = {"x": np.array([[0.4622, -0.4622, 0.4807, -0.4348]], np.float16)}
+    [(ours, reference)] = roundtrip(model, [feeds])
+    assert reference["y"][0, 0] != 0 and reference["y"][0, 1] != 0
+    np.testing.assert_allclose(np.asarray(ours["y"], np.float64), reference["y"].astype(np.float64), atol=2e-3)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_float16_lp_normalization_of_values_whose_squares_overflow_float16(p, roundtrip):
+    # fuzz seed 0 trial 462 (float16): a column [1479, 16.7, 299] normalised to 0 (1479² > 65504)
+    model = _case("LpNormalization", [3, 4], {"p": p, "axis": 0})
+    x = np.array([[3e-4, 0.27, 1479, 0.35], [1.3e-4, 16.7, 6.6e-4, 102.8], [4.5e-4, 299, 0.011, 0.13]], np.float16)
+    x[:, 0] = 0  # an all-zero slice stays zeros
+    [(ours, reference)] = roundtrip(model, [{"x": x}])
+    assert reference["y"][0, 2] > 0.9
+    np.testing.assert_allclose(np.asarray(ours["y"], np.float64), reference["y"].astype(np.float64),
+                               rtol=1e-2, atol=2e-3)

@@ -137,6 +137,17 @@ def verify_rounding_cascade(model: onnx.ModelProto, feeds: dict, got: dict, diff
             if distance.any():
                 break
         else:
+            if not fed:
+                # No such tensor differs as the graph declares it, yet the outputs do: onnxruntime
+                # runs float16 ops that lack a float16 kernel in float32 and drops the casts between
+                # them, so the next op read a value never rounded to float16. Feeding the tensors
+                # (equal in both engines) rounds them as the graph says.
+                fed = {name: np.asarray(ours[name]).reshape(np.shape(theirs[name])).astype(
+                    np.asarray(theirs[name]).dtype) for name in candidates}
+                rerun = feed_tensors(model, fed)
+                theirs = {**feeds, **intermediate_values(rerun, {**base, **{f"{k}__fed": v for k, v in fed.items()}})}
+                if not all(o.name in theirs for o in model.graph.output):
+                    return False
             break  # every discontinuous op now reads what it read in the interpreter
         worst = max(worst, float(distance.max()))
         if worst > MAX_ULPS if within == "ulps" else _bad_elements(reference, value).any():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from interop_coreml.onnx2mil.context import ConversionContext
 from interop_coreml.onnx2mil.errors import NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    as_var, attr, mb, mil_dtype_name, norm_axis, np, scalar_like, unify,
+    as_var, attr, cast_to, mb, mil_dtype_name, norm_axis, np, scalar_like, unify,
 )
 from interop_coreml.onnx2mil.op_converters import register
 
@@ -97,9 +97,13 @@ def convert_shrink(ctx, node):
     x = _x(ctx, node)
     if mil_dtype_name(x) not in ("fp32", "fp16"):
         raise NodeNotConvertible("Shrink on integer tensors is not supported")
-    lambd, bias = scalar_like(x, attr(node, "lambd", 0.5)), scalar_like(x, attr(node, "bias", 0.0))
-    below = mb.select(cond=mb.less(x=x, y=-lambd), a=mb.add(x=x, y=bias), b=scalar_like(x, 0))
-    ctx.output(node, 0, mb.select(cond=mb.greater(x=x, y=lambd), a=mb.sub(x=x, y=bias), b=below, name=ctx.out_name(node)))
+    # lambd is a float32 attribute: onnxruntime and the reference evaluator compare a float16 x with
+    # it in float32 (x = 0.4622 is above lambd = 0.46214, which float16 would round to x itself)
+    wide = cast_to(x, "fp32")
+    lambd, bias = np.float32(attr(node, "lambd", 0.5)), scalar_like(x, attr(node, "bias", 0.0))
+    below = mb.select(cond=mb.less(x=wide, y=-lambd), a=mb.add(x=x, y=bias), b=scalar_like(x, 0))
+    ctx.output(node, 0, mb.select(cond=mb.greater(x=wide, y=lambd), a=mb.sub(x=x, y=bias), b=below,
+                                  name=ctx.out_name(node)))
 
 
 @register("Clip")

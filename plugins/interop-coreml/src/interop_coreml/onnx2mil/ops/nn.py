@@ -384,12 +384,17 @@ def convert_lp_normalization(ctx, node):
     x = as_var(ctx.input(node, 0))
     axis = attr(node, "axis", -1)
     p = attr(node, "p", 2)
+    if p not in (1, 2):
+        raise NodeNotConvertible(f"LpNormalization with p={p}")
+    if mil_dtype_name(x) == "fp16":
+        # x / |x| = (x / m) / |x / m| with m = max |x|: the sum of squares of float16 values past 256
+        # overflows float16 (65504), which made whole slices 0 where onnxruntime gives x / |x|
+        largest = mb.reduce_max(x=mb.abs(x=x), axes=[axis], keep_dims=True)
+        x = mb.real_div(x=x, y=mb.maximum(x=largest, y=scalar_like(x, 6e-8)))
     if p == 2:
         norm = mb.reduce_l2_norm(x=x, axes=[axis], keep_dims=True)
-    elif p == 1:
-        norm = mb.reduce_l1_norm(x=x, axes=[axis], keep_dims=True)
     else:
-        raise NodeNotConvertible(f"LpNormalization with p={p}")
+        norm = mb.reduce_l1_norm(x=x, axes=[axis], keep_dims=True)
     # ONNX maps an all-zero slice to zeros; a tiny floor on the norm does that without NaN.
     norm = mb.maximum(x=norm, y=scalar_like(x, 1e-30 if mil_dtype_name(x) == "fp32" else 6e-8))
     ctx.output(node, 0, mb.real_div(x=x, y=norm, name=ctx.out_name(node)))
