@@ -103,3 +103,24 @@ def test_convert_check_keeps_a_diverging_output_with_an_unverified_note(
     note = json.loads((tmp_path / "out.mlpackage.unverified.json").read_text())
     assert note["verified"] is False and note["check"]["passed"] is False
     assert "NOT VERIFIED" in err
+
+
+def test_a_programs_declared_batch_bound_keeps_the_checks_runs_within_it(tmp_path: Path) -> None:
+    """torch.export refuses a batch above a Dim's max: the check feeds runs no larger than it."""
+    torch = pytest.importorskip("torch")
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 5)).eval()
+    batch = torch.export.Dim("batch", min=1, max=16)
+    program = torch.export.export(model, (torch.randn(2, 3, 6, 6),), dynamic_shapes=({0: batch},))
+    path = tmp_path / "bounded.pt2"
+    torch.export.save(program, str(path))
+    onnx_copy = tmp_path / "bounded.onnx"
+    interop.convert(path, onnx_copy)
+
+    report = interop.check(path, [onnx_copy])
+    assert report.passed
+    document = report.to_dict()
+    assert document["inputs"]["runs"] and max(document["inputs"]["runs"]) <= 16
+    assert document["inputs"]["samples"] > 16  # the default plan's 64-sample run was cut, not dropped

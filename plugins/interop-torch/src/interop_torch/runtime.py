@@ -15,6 +15,26 @@ def _dtype_name(dtype) -> str:  # type: ignore[no-untyped-def]
     return str(dtype).replace("torch.", "")
 
 
+def _max_shape(shape, ranges) -> tuple[int | None, ...] | None:  # type: ignore[no-untyped-def]
+    """The largest size each dimension accepts: a Dim's declared max (the module refuses larger)."""
+    import torch
+
+    bounds: list[int | None] = []
+    for size in shape:
+        if not isinstance(size, torch.SymInt):
+            bounds.append(int(size))
+            continue
+        upper = None
+        try:
+            value = ranges.get(size.node.expr)
+            upper = int(value.upper) if value is not None and value.upper.is_finite else None
+        except (AttributeError, TypeError, ValueError):  # a derived dim: bounded by its parts
+            upper = None
+        bounds.append(upper)
+    return tuple(bounds) if any(b is not None for b, s in zip(bounds, shape) if isinstance(s, torch.SymInt)) \
+        else None
+
+
 class TorchSession:
     def __init__(self, path: Path):
         loaded = load_program(path)  # first: an archive it refuses never costs importing torch
@@ -27,7 +47,8 @@ class TorchSession:
         for graph_name, name in zip(loaded.program.graph_signature.user_inputs, loaded.input_names):
             fake = placeholders[graph_name].meta["val"]
             shape = tuple(int(s) if not isinstance(s, torch.SymInt) else str(s) for s in fake.shape)
-            self.inputs.append(TensorSpec(name, _dtype_name(fake.dtype), shape))
+            self.inputs.append(TensorSpec(name, _dtype_name(fake.dtype), shape,
+                                          _max_shape(fake.shape, loaded.program.range_constraints)))
         outputs = [n for n in loaded.program.graph.nodes if n.op == "output"][0].args[0]
         self.outputs = []
         for node, name in zip(outputs, loaded.output_names):
