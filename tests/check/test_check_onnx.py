@@ -225,3 +225,15 @@ def test_candidate_that_breaks_at_another_batch_size_fails_the_pair(run_cli, tmp
     # a reference that crashes leaves nothing to compare: exit 4
     code, _, err = run_cli("check", only_one, ref)
     assert code == 4 and "batch_one.onnx failed on a batch of 7" in err
+
+
+def test_onnxruntime_sessions_do_not_spin_when_idle(linear_onnx) -> None:
+    """A check runs onnxruntime beside other runtimes and numpy: its idle threads must block, not spin."""
+    from interop.checker.models import open_model, parse_model_arg
+    from interop.plugin_registry import get_registry
+
+    registry = get_registry()
+    model = open_model(parse_model_arg(str(linear_onnx("ref.onnx")), registry), {}, registry)
+    options = model.session._options
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.log_severity_level == 3

@@ -19,6 +19,23 @@ _ORT_TYPES = {
 }
 
 
+def session_options():  # type: ignore[no-untyped-def]
+    """SessionOptions of every onnxruntime session this plugin opens: errors only, and no idle spinning.
+
+    onnxruntime's intra-op threads busy-wait between runs by default. A check runs onnxruntime
+    beside TensorFlow, PyTorch or the Core ML interpreter and numpy's comparisons in one process,
+    and those spinning threads took the CPU from all of them (on 2 cores the Keras reference of a
+    check ran 1.5-2x slower once an onnxruntime session existed). Threads still work in parallel
+    within a run; they block when idle.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def _spec(arg) -> TensorSpec:  # type: ignore[no-untyped-def]
     shape = tuple(d if isinstance(d, int) else (d or None) for d in arg.shape)
     return TensorSpec(arg.name, _ORT_TYPES.get(arg.type, arg.type), shape)
@@ -35,8 +52,7 @@ class OnnxRuntimeSession:
             raise ModelLoadError(f"{path}: not a valid onnx model: {reason}")
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options = session_options()
         try:
             self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -133,8 +149,7 @@ class OnnxRuntimeSession:
                 if name and name not in present:
                     present.add(name)
                     graph.output.append(onnx.ValueInfoProto(name=name))  # onnxruntime infers the type
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options = session_options()
         # External data is read from the model's folder, as for the model itself.
         options.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                          str(self._path.resolve().parent))
