@@ -43,6 +43,7 @@ widths were compared.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -105,22 +106,25 @@ def is_class_scores(reference: np.ndarray) -> bool:
     )
 
 
-def argmax_agreement(reference: np.ndarray, candidate: np.ndarray) -> float | None:
-    """Share of samples whose top class agrees; None for outputs that are not class scores."""
+def argmax_agreement(reference: np.ndarray, candidate: np.ndarray, finite: bool = False) -> float | None:
+    """Share of samples whose top class agrees; None for outputs that are not class scores.
+
+    ``finite``: the caller knows both arrays hold no NaN (they are not searched for one).
+    """
     if not is_class_scores(reference) or reference.size == 0:
         return None
-    ref_top = _argmax_last(reference)
-    cand_top = _argmax_last(candidate)
-    return float(np.mean(ref_top == cand_top))
+    ref_top = _argmax_last(reference, finite)
+    cand_top = _argmax_last(candidate, finite)
+    return float(np.count_nonzero(ref_top == cand_top) / ref_top.size)
 
 
-def _argmax_last(values: np.ndarray) -> np.ndarray:
+def _argmax_last(values: np.ndarray, finite: bool = False) -> np.ndarray:
     """argmax over the last axis, NaN counting as -inf (the first maximum wins, as numpy's).
 
     For a few classes, one comparison per class column is much faster than numpy's
     per-row argmax.
     """
-    if not np.isnan(values).any():
+    if finite or not np.isnan(values).any():
         clean = values
     else:
         clean = np.nan_to_num(values, nan=-np.inf)
@@ -128,7 +132,7 @@ def _argmax_last(values: np.ndarray) -> np.ndarray:
     if classes > 16:
         return np.argmax(clean, axis=-1)
     best = clean[..., 0].copy()
-    index = np.zeros(best.shape, dtype=np.intp)
+    index = np.zeros(best.shape, dtype=np.int8)  # at most 16 classes
     for column in range(1, classes):
         better = clean[..., column] > best
         index[better] = column
@@ -349,28 +353,33 @@ def _compare_finite_floats(
     cand = np.asarray(candidate, dtype=work)
     with np.errstate(over="ignore", invalid="ignore"):
         abs_err = cand - ref
-    if not np.isfinite(abs_err).all():  # a NaN/Inf on either side (or an overflowing difference)
-        return None
     np.abs(abs_err, out=abs_err)
+    max_abs = float(abs_err.max())
+    if not math.isfinite(max_abs):  # a NaN/Inf on either side (or an overflowing difference): max says so
+        return None
     size = ref.size
     rows = ref.reshape(ref.shape[0], -1) if sample_axis else ref.reshape(1, -1)
     row_squares = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
-    row_rms = np.sqrt(row_squares / rows.shape[1]).astype(work)
+    ref_norm2 = float(row_squares.sum()) if sample_axis else float(row_squares[0])
+    row_rms = np.sqrt(np.divide(row_squares, rows.shape[1], out=row_squares), out=row_squares).astype(work)
     scale_shape = (ref.shape[0],) + (1,) * (ref.ndim - 1) if sample_axis else (1,) * ref.ndim
     magnitude = np.abs(ref)
     max_magnitude = float(magnitude.max())
     # The relative error (floor: a thousandth of the largest magnitude), then the scaled denominator in place.
-    rel = abs_err / np.maximum(magnitude, max(REL_FLOOR * max_magnitude, TINY))
+    rel = np.maximum(magnitude, max(REL_FLOOR * max_magnitude, TINY))
+    np.divide(abs_err, rel, out=rel)
     scaled_den = np.maximum(magnitude, row_rms.reshape(scale_shape), out=magnitude)
-    max_scaled = float((abs_err / np.maximum(scaled_den, TINY)).max())
-    den = scaled_den if stat == "scaled" else np.abs(ref)
-    allowed = den * work(rtol)
+    # One more buffer serves in turn as the scaled error, the allowed error and the excess over it.
+    buffer = np.maximum(scaled_den, TINY)
+    max_scaled = float(np.divide(abs_err, buffer, out=buffer).max())
+    den = scaled_den if stat == "scaled" else np.abs(ref, out=scaled_den)
+    allowed = np.multiply(den, work(rtol), out=buffer)
     allowed += work(atol)
     within = int(np.count_nonzero(abs_err <= allowed))
     if stat in ELEMENT_STATS:
         if atol > 0 or rtol > 0:
-            np.divide(abs_err, np.maximum(allowed, TINY), out=allowed)
-            excess = allowed
+            np.maximum(allowed, TINY, out=allowed)
+            excess = np.divide(abs_err, allowed, out=allowed)
         else:
             excess = np.where(abs_err > 0, np.inf, 0.0)
         flat = int(np.argmax(excess))
@@ -380,21 +389,21 @@ def _compare_finite_floats(
         margin = 0.0
     worst_sample = int(np.unravel_index(flat, ref.shape)[0])
     worst_max_abs = float(abs_err[worst_sample].max())
-    max_abs = float(abs_err.max())
     mean_abs = float(np.mean(abs_err, dtype=np.float64))
     max_rel = float(rel.max())
     mean_rel = float(np.mean(rel, dtype=np.float64))
-    agreement = argmax_agreement(reference, candidate)
-    median_abs, p99_abs = (float(q) for q in np.percentile(abs_err, (50, 99)))
+    agreement = argmax_agreement(reference, candidate, finite=True)
+    # The quantiles last: they partition abs_err and rel in place (each array is
+    # allocated anew above, and every 1 MB temporary costs more in page faults than in arithmetic).
+    median_abs, p99_abs = (float(q) for q in np.percentile(abs_err, (50, 99), overwrite_input=True))
     median_rel = p99_rel = None
     if stat in RELATIVE_QUANTILE_STATS:  # a pass of its own: only when the verdict needs it
-        median_rel, p99_rel = (float(q) for q in np.percentile(rel, (50, 99)))
+        median_rel, p99_rel = (float(q) for q in np.percentile(rel, (50, 99), overwrite_input=True))
     if stat not in ELEMENT_STATS:
         values = {"max": (max_abs, max_rel), "mean": (mean_abs, mean_rel), "median": (median_abs, median_rel),
                   "p99": (p99_abs, p99_rel)}[stat]
         margin = min(_ratio(values[0], atol), _ratio(values[1], rtol))
     flat_ref, flat_cand = ref.reshape(-1), cand.reshape(-1)  # ref and cand are untouched
-    ref_norm2 = float(row_squares.sum()) if sample_axis else float(row_squares[0])
     cand_norm2 = float(np.einsum("i,i->", flat_cand, flat_cand, dtype=np.float64))
     if ref_norm2 == 0.0 and cand_norm2 == 0.0:
         cosine = 1.0
@@ -408,7 +417,7 @@ def _compare_finite_floats(
         argmax_agreement=agreement, within_tolerance=within / size,
         worst_sample=worst_sample, elements=int(size), candidate_nonfinite=0, reference_nonfinite=0,
         nonfinite_mismatch=0, median_abs=median_abs, mean_rel=mean_rel, median_rel=median_rel, p99_rel=p99_rel,
-        scale=float(np.sqrt((row_squares.sum()) / size)), max_scaled=max_scaled, worst_sample_max_abs=worst_max_abs,
+        scale=float(np.sqrt(ref_norm2 / size)), max_scaled=max_scaled, worst_sample_max_abs=worst_max_abs,
         stat=stat, margin=margin,
     )
 
