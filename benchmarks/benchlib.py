@@ -123,16 +123,27 @@ def machine_load() -> str:
 def interleaved_medians(callables: Sequence[Callable[[], object]], repeats: int, warmup: int = 1) -> list[float]:
     """Median wall seconds of each callable, timed in turn each round so that load from other
     processes on the machine affects all of them alike."""
+    return [wall for wall, _ in interleaved_wall_and_cpu(callables, repeats, warmup)]
+
+
+def interleaved_wall_and_cpu(
+    callables: Sequence[Callable[[], object]], repeats: int, warmup: int = 1,
+) -> list[tuple[float, float]]:
+    """(median wall seconds, median CPU seconds of this process, all threads) of each callable,
+    timed in turn each round. On a shared machine the CPU time is the steadier of the two; it
+    counts every thread, so a runtime whose idle threads spin pays for the spinning."""
     for _ in range(warmup):
         for fn in callables:
             fn()
-    times: list[list[float]] = [[] for _ in callables]
+    wall: list[list[float]] = [[] for _ in callables]
+    cpu: list[list[float]] = [[] for _ in callables]
     for _ in range(repeats):
-        for fn, bucket in zip(callables, times):
-            started = time.perf_counter()
+        for index, fn in enumerate(callables):
+            started, started_cpu = time.perf_counter(), time.process_time()
             fn()
-            bucket.append(time.perf_counter() - started)
-    return [statistics.median(bucket) for bucket in times]
+            cpu[index].append(time.process_time() - started_cpu)
+            wall[index].append(time.perf_counter() - started)
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
 
 
 @dataclass

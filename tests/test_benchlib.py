@@ -85,3 +85,20 @@ def test_run_all_prints_one_summary_table(tmp_path):
     assert summary[3].split()[:6] == [script.name, "answer", "42.00", "s", "<=", "40.00"]
     assert "NOT met" in summary[3]
     assert "ran" in result.stdout
+
+
+def test_interleaved_wall_and_cpu_times_each_callable_in_turn():
+    calls: list[str] = []
+
+    def burn() -> None:  # CPU work this process's clock counts
+        calls.append("burn")
+        sum(i * i for i in range(20_000))
+
+    results = benchlib.interleaved_wall_and_cpu([burn, lambda: calls.append("idle")], repeats=3, warmup=1)
+    assert calls == ["burn", "idle"] * 4  # one warm-up round, then three rounds, alternating
+    assert len(results) == 2
+    for wall, cpu in results:
+        assert wall >= 0 and cpu >= 0
+    assert results[0][1] > 0  # the loop used CPU time
+    walls = benchlib.interleaved_medians([burn], repeats=2, warmup=0)
+    assert len(walls) == 1 and calls.count("burn") == 6
