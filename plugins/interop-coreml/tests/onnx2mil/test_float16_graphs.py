@@ -106,3 +106,15 @@ def test_float16_lp_normalization_of_values_whose_squares_overflow_float16(p, ro
     assert reference["y"][0, 2] > 0.9
     np.testing.assert_allclose(np.asarray(ours["y"], np.float64), reference["y"].astype(np.float64),
                                rtol=1e-2, atol=2e-3)
+
+
+@pytest.mark.parametrize("op", ["Round", "Floor", "Exp", "Sqrt"])
+def test_float16_scalar_folded_by_core_ml_stays_float16(op, roundtrip):
+    # fuzz seed 0 trial 1878 (float16): EyeLike of a static input is a constant, so MIL folds
+    # Round(ReduceSum(.)) itself; its rank-0 value became a float32 const and the program was rejected
+    nodes = [helper.make_node("EyeLike", ["x"], ["e"]), helper.make_node("ReduceSum", ["e"], ["r"], keepdims=0),
+             helper.make_node(op, ["r"], ["s"]), helper.make_node("Add", ["x", "s"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", [2, 2], H)], [tensor_info("y", [2, 2], H)], opset=13)
+    feeds = {"x": np.array([[0.5, -1.0], [2.0, 0.25]], np.float16)}
+    [(ours, reference)] = roundtrip(model, [feeds])
+    np.testing.assert_allclose(np.asarray(ours["y"], np.float64), reference["y"].astype(np.float64), rtol=1e-2, atol=1e-3)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import types
+from coremltools.converters.mil.mil.passes.defs.cleanup import const_elimination
 from coremltools.converters.mil.mil.passes.defs.optimize_conv import (
     fuse_conv_batchnorm, fuse_conv_bias, fuse_conv_scale,
 )
@@ -313,7 +314,26 @@ class keep_pow2_sqrt(AbstractGraphPass):
                 block.remove_ops([op])
 
 
+@_register
+class typed_const_elimination(const_elimination):
+    """const_elimination that folds a rank-0 float16 value into a float16 const.
+
+    MIL's elementwise ops infer the value of a rank-0 input as a Python float, and the pass
+    makes a const of it, which MIL types float32: beside the float16 var it replaces, the
+    program is rejected ("doesn't have compatible subtype"), as for Round(ReduceSum(EyeLike(x)))
+    of a float16 x. The value is given its var's type first.
+    """
+
+    def _const_elimination_block(self, block):
+        for op in block.operations:
+            for output in op.outputs:
+                if output.dtype == types.fp16 and output.rank == 0 and isinstance(output.val, float):
+                    output._sym_val.val = np.float16(output.val)
+        super()._const_elimination_block(block)
+
+
 _GUARDED = {
+    "common::const_elimination": typed_const_elimination,
     "common::fuse_conv_scale": guarded_fuse_conv_scale,
     "common::fuse_conv_batchnorm": guarded_fuse_conv_batchnorm,
     "common::fuse_conv_bias": guarded_fuse_conv_bias,
