@@ -71,3 +71,26 @@ def test_an_untrained_design_keeps_every_weight_with_its_exact_value(tmp_path):
         matches = [v for v in stored if v.shape == weight.shape and np.array_equal(v, weight)]
         assert matches, f"no initializer holds the weight of shape {weight.shape} exactly"
     assert sum(1 for v in stored if v.ndim == 1 and not np.any(v)) == 2  # both biases, exact zeros
+
+
+def test_exact_gelu_converts_through_erf(tmp_path):
+    """Keras' exact GELU is TensorFlow's Erfc, which ONNX lacks: it becomes 1 - Erf, accurate in the tails too."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((6,), name="x")
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="gelu", name="y")(inputs))
+    src = tmp_path / "gelu.keras"
+    model.save(str(src))
+    dst = tmp_path / "gelu.onnx"
+    interop.convert(src, dst)
+
+    ops = {node.op_type for node in onnx.load(str(dst)).graph.node}
+    assert "Erf" in ops and "Erfc" not in ops
+    registry = get_registry()
+    copy = open_session(registry.runtimes["onnxruntime"], registry, dst)
+    x = np.linspace(-12, 12, 6 * 50, dtype=np.float32).reshape(50, 6)  # pre-activations far into both tails
+    want = np.asarray(model(x))
+    got = copy.run({"x": x})[copy.outputs[0].name]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
