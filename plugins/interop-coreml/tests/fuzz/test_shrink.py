@@ -79,3 +79,25 @@ def test_prune_drops_what_no_output_needs() -> None:
     pruned, pruned_feeds = prune(model, feeds)
     assert [n.op_type for n in pruned.graph.node] == ["Neg", "Sigmoid"]
     assert list(pruned_feeds) == ["y"] and not pruned.graph.initializer
+
+
+def test_intermediate_values_skip_a_dead_node_onnxruntime_cannot_run() -> None:
+    """Fuzz float16 seed 1 trial 1931: a float16 ScatterElements with reduction 'mul' that no output
+    needs. onnxruntime never runs it for the graph, but asking for every tensor made it fail, so no
+    rule could be verified."""
+    from interop_coreml.fuzz.shrink import intermediate_values
+
+    h = TensorProto.FLOAT16
+    graph = helper.make_graph(
+        [helper.make_node("Cosh", ["x"], ["c"]),
+         helper.make_node("ScatterElements", ["c", "i", "u"], ["dead"], axis=0, reduction="mul"),
+         helper.make_node("Neg", ["c"], ["y"])], "t",
+        [helper.make_tensor_value_info("x", h, [3]), helper.make_tensor_value_info("u", h, [1])],
+        [helper.make_tensor_value_info("y", h, [3])],
+        initializer=[numpy_helper.from_array(np.array([1], np.int64), "i")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    feeds = {"x": np.array([0.0, 1.0, -2.0], np.float16), "u": np.array([2.0], np.float16)}
+    values = intermediate_values(model, feeds)
+    assert set(values) == {"c", "y"}
+    np.testing.assert_allclose(values["c"].astype(np.float64), np.cosh([0.0, 1.0, -2.0]), rtol=1e-3)

@@ -103,6 +103,17 @@ def intermediate_values(model: onnx.ModelProto, feeds: Feeds) -> dict[str, np.nd
         return run_onnxruntime(probe, feeds, optimize=False)
     except Exception:  # noqa: BLE001
         pass
+    # A node no output needs may be one onnxruntime cannot run (a float16 ScatterElements with
+    # reduction 'mul'), which it never meets on the graph itself: the tensors the outputs need.
+    from interop_coreml.fuzz.oracle import upstream
+
+    try:
+        live, live_feeds = upstream(model, feeds, [o.name for o in model.graph.output])
+        live_probe = _declare_outputs(live, [name for node in live.graph.node for name in node.output if name])
+        if live_probe is not None and len(live.graph.node) < len(model.graph.node):
+            return run_onnxruntime(live_probe, live_feeds, optimize=False)
+    except Exception:  # noqa: BLE001
+        pass
     try:
         separable = separable_resize(probe, feeds)
         if separable is not None:
