@@ -101,6 +101,41 @@ def test_fusion_frees_the_replaced_weight_and_computes_what_coremltools_does(cas
     assert _consts(ours) == _consts(theirs)  # the same values, bit for bit
 
 
+@pytest.mark.parametrize("shape, groups, with_bias, dtype", [
+    ((8, 3, 3), 1, True, np.float32),  # conv1d
+    ((6, 3, 3, 3), 1, False, np.float32),  # no bias: coremltools starts from zeros
+    ((6, 1, 3, 3), 3, True, np.float32),  # grouped
+    ((4, 3, 1, 2, 2), 1, True, np.float32),  # conv3d
+    ((6, 3, 3, 3), 1, True, np.float16),  # not float32: coremltools' own code
+], ids=["conv1d", "no-bias", "grouped", "conv3d", "float16"])
+def test_batchnorm_folding_gives_coremltools_bits(shape, groups, with_bias, dtype):
+    def build():
+        rng = np.random.default_rng(3)
+        weight = rng.standard_normal(shape).astype(dtype)
+        channels, spatial = shape[0], (5,) * (len(shape) - 2)
+        vectors = [rng.standard_normal(channels).astype(dtype) for _ in range(4)]
+        vectors[3] = np.abs(vectors[3]) + dtype(0.1)  # variance
+
+        @mb.program(input_specs=[mb.TensorSpec(shape=(1, shape[1] * groups, *spatial))])
+        def prog(x):
+            if dtype == np.float16:
+                x = mb.cast(x=x, dtype="fp16")
+            y = mb.conv(x=x, weight=weight, groups=groups, **({"bias": vectors[0]} if with_bias else {}))
+            y = mb.batch_norm(x=y, mean=vectors[1], variance=vectors[3], gamma=vectors[2],
+                              beta=rng.standard_normal(channels).astype(dtype), epsilon=dtype(1e-3))
+            return mb.relu(x=y)
+
+        return prog
+
+    ours, theirs = build(), build()
+    PASS_REGISTRY["interop::guarded_fuse_conv_batchnorm"](ours)
+    PASS_REGISTRY["common::fuse_conv_batchnorm"](theirs)
+    PASS_REGISTRY["common::dead_code_elimination"](theirs)
+    assert "batch_norm" not in _op_types(ours)
+    assert _op_types(ours) == _op_types(theirs)
+    assert _consts(ours) == _consts(theirs)
+
+
 def test_a_weight_another_op_uses_stays():
     rng = np.random.default_rng(1)
     weight = rng.standard_normal((4, 3, 1, 1)).astype(np.float32)
