@@ -88,7 +88,7 @@ class CheckOptions:
 
 def run_session(model: OpenModel, input_set: InputSet) -> Outputs:
     """Feed every run of ``input_set`` to ``model``; outputs joined back along the sample axis."""
-    parts: dict[str, list[np.ndarray]] = {}
+    outputs: dict[str, _Joined] = {}
     label = model.info.label
     for index, feeds in enumerate(input_set.runs()):
         adapted = {spec.name: cast_to_spec(feeds[spec.name], spec, label) for spec in model.session.inputs}
@@ -103,8 +103,57 @@ def run_session(model: OpenModel, input_set: InputSet) -> Outputs:
                 hint="set INTEROP_DEBUG=1 for the traceback",
             ) from exc
         for name, value in result.items():
-            parts.setdefault(name, []).append(np.asarray(value))
-    return {name: _join(values, input_set.plan, label, name) for name, values in parts.items()}
+            outputs.setdefault(name, _Joined(input_set.plan)).add(np.asarray(value))
+    return {name: joined.result(label, name) for name, joined in outputs.items()}
+
+
+class _Joined:
+    """One output's values run after run, joined along the sample axis.
+
+    While every run's value has the run's batch size on axis 0 (and the first one's dtype
+    and other dims), each is copied into the joined array as it comes and dropped: a
+    check holds one copy of an output, not its runs and their concatenation. Any other
+    value keeps the runs apart for :func:`_join` to stack or refuse.
+    """
+
+    def __init__(self, plan: list[int]):
+        self.plan = plan
+        self.values: list[np.ndarray] = []  # the runs' values, when not joined as they come
+        self.joined: np.ndarray | None = None
+        self.filled = 0  # runs copied into ``joined``
+        self.offset = 0  # samples copied into ``joined``
+
+    def add(self, value: np.ndarray) -> None:
+        run = self.filled + len(self.values)
+        if not self.values and 1 < len(self.plan) and run < len(self.plan) and self._fits(value, run):
+            if self.joined is None:
+                self.joined = np.empty((sum(self.plan), *value.shape[1:]), dtype=value.dtype)
+            self.joined[self.offset:self.offset + value.shape[0]] = value
+            self.filled += 1
+            self.offset += value.shape[0]
+            return
+        self._separate()
+        self.values.append(value)
+
+    def _fits(self, value: np.ndarray, run: int) -> bool:
+        """The value is the run's batch, of the joined array's dtype and other dims."""
+        if value.ndim == 0 or value.shape[0] != self.plan[run]:
+            return False
+        joined = self.joined
+        return joined is None or (value.dtype == joined.dtype and value.shape[1:] == joined.shape[1:])
+
+    def _separate(self) -> None:
+        """Back to separate runs: those copied so far become views of the joined array."""
+        if self.joined is not None:
+            starts = np.cumsum([0, *self.plan[:self.filled]])
+            self.values = [self.joined[a:b] for a, b in zip(starts[:-1], starts[1:])]
+            self.joined, self.filled, self.offset = None, 0, 0
+
+    def result(self, label: str, name: str) -> np.ndarray:
+        if self.joined is not None and self.filled == len(self.plan):
+            return self.joined
+        self._separate()  # an output some runs did not return
+        return _join(self.values, self.plan, label, name)
 
 
 def _join(values: list[np.ndarray], plan: list[int], label: str, name: str) -> np.ndarray:

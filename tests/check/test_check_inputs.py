@@ -164,3 +164,61 @@ def test_a_keras_embedding_declares_its_index_range(tmp_path: Path) -> None:
     registry = get_registry()
     session = open_model(parse_model_arg(str(path), registry), {}, registry).session
     assert input_index_ranges(session) == {"ids": (0.0, 49.0)}
+
+
+def test_outputs_are_joined_along_the_sample_axis_as_the_runs_come(linear_onnx) -> None:
+    """A real onnxruntime session fed in runs of 1, 7, 64, ...: the joined outputs are those of one big run."""
+    from interop.checker.models import open_model, parse_model_arg
+    from interop.checker.runner import run_session
+    from interop.plugin_registry import get_registry
+
+    registry = get_registry()
+    model = open_model(parse_model_arg(str(linear_onnx("ref.onnx")), registry), {}, registry)
+    input_set = random_inputs(model.session.inputs, samples=300)
+    assert len(input_set.plan) > 3
+    joined = run_session(model, input_set)
+    whole = model.session.run(dict(input_set.arrays))
+    assert set(joined) == set(whole)
+    for name, value in whole.items():
+        np.testing.assert_array_equal(joined[name], value)
+        assert joined[name].dtype == value.dtype
+
+
+def test_joining_falls_back_to_separate_runs_for_values_without_a_batch_axis() -> None:
+    from interop.checker.runner import ModelRunError, _Joined
+
+    plan = [1, 2, 3]
+    batches = [np.arange(size * 2, dtype=np.float32).reshape(size, 2) + start
+               for size, start in zip(plan, (0, 10, 20))]
+    joined = _Joined(plan)
+    for value in batches:
+        joined.add(value)
+    np.testing.assert_array_equal(joined.result("m", "y"), np.concatenate(batches))
+
+    # A later run of another dtype: the runs so far are kept and numpy's concatenation decides the dtype.
+    mixed = _Joined(plan)
+    for value in batches[:2] + [batches[2].astype(np.float64)]:
+        mixed.add(value)
+    result = mixed.result("m", "y")
+    assert result.dtype == np.float64
+    np.testing.assert_array_equal(result, np.concatenate(batches))
+
+    # The same value each run (no sample axis): stacked.
+    same = _Joined(plan)
+    for _ in plan:
+        same.add(np.array([1.0, 2.0]))
+    assert same.result("m", "y").shape == (3, 2)
+
+    # A batch-sized first value, then one that is not: refused as before.
+    broken = _Joined(plan)
+    broken.add(batches[0])
+    broken.add(np.zeros((5, 2), np.float32))
+    broken.add(batches[2])
+    with pytest.raises(ModelRunError, match="changes shape from run to run"):
+        broken.result("m", "y")
+
+    # An output only the first two runs returned: not padded out with unset samples.
+    partial = _Joined(plan)
+    for value in batches[:2]:
+        partial.add(value)
+    np.testing.assert_array_equal(partial.result("m", "y"), np.concatenate(batches[:2]))
