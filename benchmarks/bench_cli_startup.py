@@ -20,7 +20,12 @@ import subprocess
 import sys
 import time
 
+import benchlib
+
 HEAVY = ("numpy", "tensorflow", "torch", "coremltools", "onnxruntime", "onnx")
+
+GOALS = ("interop --help", "interop plugins")
+GOAL = 2.0
 
 COMMANDS = {
     "python -c 'import click'": ["-c", "import click"],
@@ -83,15 +88,22 @@ def main() -> None:
             cpu[name].append(used)
     base_name = next(iter(COMMANDS))
     base_wall, base_cpu = statistics.median(wall[base_name]), statistics.median(cpu[base_name])
-    print(f"start-up of fresh processes, medians of {args.rounds} interleaved rounds "
-          "(goal: interop --help and interop plugins <= 2.00x the click import)")
-    print(f"{'command':<28} {'wall ms':>8} {'ratio':>7} {'CPU ms':>8} {'ratio':>7}  heavy modules imported")
+    table = benchlib.Table(
+        f"start-up of fresh processes, medians of {args.rounds} interleaved rounds "
+        f"(goal: {' and '.join(GOALS)} <= {GOAL:.2f}x the click import, in CPU time)",
+        ["command", "wall ms", "ratio", "CPU ms", "ratio", "goal", "heavy modules imported"],
+    )
     for name, command in COMMANDS.items():
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        print(f"{name:<28} {w * 1000:>8.1f} {w / base_wall:>6.2f}x {c * 1000:>8.1f} {c / base_cpu:>6.2f}x"
-              f"  {_heavy_modules(command)}")
-    print("(CPU time, user + system, is the measure a machine shared with other work disturbs least)")
-
+        verdict = "-"
+        if name in GOALS:
+            verdict = f"<= {GOAL:.1f}x: " + benchlib.goal(f"{name} / python -c 'import click', CPU time",
+                                                         c / base_cpu, GOAL)
+        table.add(name, w * 1000, f"{w / base_wall:.2f}x", c * 1000, f"{c / base_cpu:.2f}x", verdict,
+                  _heavy_modules(command))
+    table.note("CPU time, user + system, is the measure a machine shared with other work disturbs least")
+    table.note(benchlib.machine_load())
+    table.print()
 
 if __name__ == "__main__":
     main()
