@@ -5,6 +5,7 @@ from interop_coreml.onnx2mil.ops import (  # noqa: F401
     elementwise,
     math,
     nn,
+    recurrent,
     reduction,
     tensor,
 )

@@ -1,0 +1,195 @@
+"""ONNX LSTM / GRU / RNN nodes converted to Core ML, run in the interpreter, checked against onnxruntime.
+
+Each graph has a dynamic batch and sequence length and is run at two of each; the cases
+cover both forms the translator emits (MIL's recurrent ops, and the while_loop for what
+they cannot express) and the refusals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from interop.plugin_api import UnsupportedModelError
+
+from interop_coreml.onnx2mil import convert_model
+
+from .conftest import interpret, make_model, ort_run, save, tensor_info
+
+INPUT, HIDDEN = 3, 4
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+SHAPES = [(5, 2), (2, 3)]  # (sequence length, batch)
+
+
+def recurrent_model(op_type: str, *, direction="forward", layout=0, bias=True, initial_h=False, initial_c=False,
+                    peepholes=False, outputs=("Y", "Y_h", "Y_c"), sequence_lens=None, opset=22, seed=0,
+                    dtype=np.float32, seq="seq", **attributes) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    directions = 2 if direction == "bidirectional" else 1
+    gates = GATES[op_type]
+    elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    inits = [
+        onnx.numpy_helper.from_array(rng.uniform(-0.8, 0.8, (directions, gates * HIDDEN, INPUT)).astype(dtype), "W"),
+        onnx.numpy_helper.from_array(rng.uniform(-0.8, 0.8, (directions, gates * HIDDEN, HIDDEN)).astype(dtype), "R"),
+    ]
+    names = ["X", "W", "R", "", "", "", "", ""]
+    if bias:
+        inits.append(onnx.numpy_helper.from_array(rng.uniform(-0.5, 0.5, (directions, 2 * gates * HIDDEN)).astype(dtype), "B"))
+        names[3] = "B"
+    if sequence_lens is not None:
+        inits.append(onnx.numpy_helper.from_array(np.asarray(sequence_lens, dtype=np.int32), "sequence_lens"))
+        names[4] = "sequence_lens"
+    graph_inputs = [tensor_info("X", [seq, "batch", INPUT] if layout == 0 else ["batch", seq, INPUT], elem)]
+    state_shape = [directions, "batch", HIDDEN] if layout == 0 else ["batch", directions, HIDDEN]
+    if initial_h:
+        graph_inputs.append(tensor_info("initial_h", state_shape, elem))
+        names[5] = "initial_h"
+    if initial_c:
+        graph_inputs.append(tensor_info("initial_c", state_shape, elem))
+        names[6] = "initial_c"
+    if peepholes:
+        inits.append(onnx.numpy_helper.from_array(rng.uniform(-0.5, 0.5, (directions, 3 * HIDDEN)).astype(dtype), "P"))
+        names[7] = "P"
+    while names and names[-1] == "":
+        names.pop()
+    node_outputs = [name if name in outputs else "" for name in ("Y", "Y_h", "Y_c")[: 3 if op_type == "LSTM" else 2]]
+    while node_outputs[-1] == "":
+        node_outputs.pop()
+    node = onnx.helper.make_node(op_type, names, node_outputs, hidden_size=HIDDEN, direction=direction,
+                                 **({"layout": layout} if layout else {}), **attributes)
+    graph_outputs = [tensor_info(name, None, elem) for name in node_outputs if name]
+    return make_model([node], graph_inputs, graph_outputs, inits, opset=opset)
+
+
+def feeds_for(model: onnx.ModelProto, seq: int, batch: int, seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    layout = next((a.i for a in model.graph.node[0].attribute if a.name == "layout"), 0)
+    feeds = {}
+    for value in model.graph.input:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        if value.name == "X":
+            shape = (seq, batch, INPUT) if layout == 0 else (batch, seq, INPUT)
+        else:
+            directions = value.type.tensor_type.shape.dim[1 if layout else 0].dim_value
+            shape = (directions, batch, HIDDEN) if layout == 0 else (batch, directions, HIDDEN)
+        feeds[value.name] = rng.standard_normal(shape).astype(dtype)
+    return feeds
+
+
+def sequence_first_reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """onnxruntime's outputs of a layout-1 node, from the same node in layout 0 (onnxruntime has no layout 1)."""
+    twin = onnx.ModelProto()
+    twin.CopyFrom(model)
+    node = twin.graph.node[0]
+    kept = [a for a in node.attribute if a.name != "layout"]
+    del node.attribute[:]
+    node.attribute.extend(kept)
+    for value in twin.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        first, second = onnx.TensorShapeProto.Dimension(), onnx.TensorShapeProto.Dimension()
+        first.CopyFrom(dims[0])
+        second.CopyFrom(dims[1])
+        dims[0].CopyFrom(second)
+        dims[1].CopyFrom(first)
+    outputs = ort_run(twin, {name: np.swapaxes(value, 0, 1) for name, value in feeds.items()})
+    # Y [seq, directions, batch, H] -> [batch, seq, directions, H]; states [directions, batch, H] -> [batch, ...]
+    return {name: np.transpose(value, (2, 0, 1, 3)) if name == "Y" else np.swapaxes(value, 0, 1)
+            for name, value in outputs.items()}
+
+
+def check(tmp_path, model, rtol=1e-4, atol=1e-5, **options):
+    layout = next((a.i for a in model.graph.node[0].attribute if a.name == "layout"), 0)
+    path = save(model, tmp_path / "model.mlpackage", **options)
+    for seq, batch in SHAPES:
+        feeds = feeds_for(model, seq, batch)
+        ours = interpret(path, feeds)
+        reference = sequence_first_reference(model, feeds) if layout else ort_run(model, feeds)
+        assert set(reference) == set(ours) & set(reference)
+        for name, expected in reference.items():
+            got = np.asarray(ours[name])
+            assert got.shape == expected.shape, name
+            np.testing.assert_allclose(got.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol,
+                                       err_msg=name)
+
+
+CASES = {
+    # MIL lstm / gru / rnn
+    "lstm_forward": ("LSTM", {}),
+    "lstm_reverse_states": ("LSTM", dict(direction="reverse", initial_h=True, initial_c=True)),
+    "lstm_bidirectional": ("LSTM", dict(direction="bidirectional", initial_h=True)),
+    "lstm_bidirectional_layout1": ("LSTM", dict(direction="bidirectional", layout=1, initial_h=True, initial_c=True)),
+    "lstm_peepholes_no_bias": ("LSTM", dict(peepholes=True, bias=False, initial_c=True)),
+    "lstm_only_y_c": ("LSTM", dict(outputs=("Y_c",))),
+    "lstm_only_y": ("LSTM", dict(outputs=("Y",), direction="reverse")),
+    "lstm_activations": ("LSTM", dict(activations=["HardSigmoid", "Relu", "Sigmoid"])),
+    "lstm_opset7": ("LSTM", dict(opset=7, direction="bidirectional")),
+    "lstm_opset14_layout1": ("LSTM", dict(opset=14, layout=1)),
+    "gru_forward": ("GRU", {}),
+    "gru_bidirectional_layout1": ("GRU", dict(direction="bidirectional", layout=1, initial_h=True)),
+    "gru_reverse_no_bias": ("GRU", dict(direction="reverse", bias=False, outputs=("Y_h",))),
+    "gru_activations": ("GRU", dict(activations=["Sigmoid", "Affine", "HardSigmoid", "ScaledTanh"],
+                                    activation_alpha=[1.0, 0.2, 1.0], activation_beta=[0.0, 0.5, 1.0],
+                                    direction="bidirectional")),
+    "rnn_forward": ("RNN", dict(initial_h=True)),
+    "rnn_relu_bidirectional": ("RNN", dict(activations=["Relu", "Tanh"], direction="bidirectional")),
+    "rnn_reverse_layout1": ("RNN", dict(direction="reverse", layout=1, opset=14)),
+    "rnn_sigmoid": ("RNN", dict(activations=["Sigmoid"])),
+    # while_loop
+    "gru_linear_before_reset": ("GRU", dict(linear_before_reset=1)),
+    "gru_linear_before_reset_bidirectional_layout1": (
+        "GRU", dict(linear_before_reset=1, direction="bidirectional", layout=1, initial_h=True)),
+    "gru_linear_before_reset_opset7_reverse": ("GRU", dict(linear_before_reset=1, direction="reverse", opset=7)),
+    "lstm_clip": ("LSTM", dict(clip=0.7, peepholes=True, initial_c=True)),
+    "lstm_input_forget": ("LSTM", dict(input_forget=1, direction="bidirectional")),
+    "gru_clip": ("GRU", dict(clip=0.5, direction="reverse")),
+    "rnn_clip": ("RNN", dict(clip=0.3, initial_h=True)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_recurrent_matches_onnxruntime(name, tmp_path):
+    op_type, options = CASES[name]
+    check(tmp_path, recurrent_model(op_type, **options))
+
+
+def test_gru_linear_before_reset_ios18_uses_reset_after(tmp_path):
+    model = recurrent_model("GRU", linear_before_reset=1, direction="bidirectional", initial_h=True)
+    check(tmp_path, model, minimum_deployment_target="iOS18")
+    program = convert_model(model, minimum_deployment_target="iOS18")._mil_program
+    ops = [op.op_type for op in program.functions["main"].operations]
+    assert "gru" in ops and "while_loop" not in ops
+    below = convert_model(model)._mil_program
+    assert "while_loop" in [op.op_type for op in below.functions["main"].operations]
+
+
+def test_float16_graph_below_ios17_runs_the_loop(tmp_path):
+    model = recurrent_model("LSTM", dtype=np.float16, direction="bidirectional", initial_h=True)
+    check(tmp_path, model, rtol=1e-2, atol=1e-2)
+
+
+def test_full_length_sequence_lens_is_accepted(roundtrip):
+    model = recurrent_model("LSTM", sequence_lens=[4, 4], seq=4)
+    feeds = feeds_for(model, 4, 2)
+    (ours, reference), = roundtrip(model, [feeds])
+    np.testing.assert_allclose(ours["Y_h"], reference["Y_h"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(sequence_lens=[4, 2], seq=4), "sequence_lens"),
+    (dict(sequence_lens=[4, 4]), "sequence_lens"),  # the sequence length is only known at run time
+    (dict(activations=["Sigmoid", "Softsign", "Tanh"]), "activations: Softsign"),
+    (dict(activations=["HardSigmoid", "Tanh", "Tanh"], activation_alpha=[0.3], activation_beta=[0.5]),
+     "activation_alpha/activation_beta"),
+    (dict(activations=["Sigmoid", "Affine", "Tanh"]), "Affine needs explicit values"),
+])
+def test_refused_naming_the_attribute(options, message):
+    with pytest.raises(UnsupportedModelError, match=message):
+        convert_model(recurrent_model("LSTM", **options))
+
+
+def test_runtime_weights_are_refused():
+    model = recurrent_model("RNN")
+    weights = model.graph.initializer.pop(0)
+    model.graph.input.append(tensor_info("W", list(weights.dims)))
+    with pytest.raises(UnsupportedModelError, match="W .*constant"):
+        convert_model(model)
