@@ -193,3 +193,35 @@ def test_runtime_weights_are_refused():
     model.graph.input.append(tensor_info("W", list(weights.dims)))
     with pytest.raises(UnsupportedModelError, match="W .*constant"):
         convert_model(model)
+
+
+@pytest.mark.parametrize("layer", ["lstm", "gru", "rnn_relu"])
+def test_torch_onnx_export_with_dynamic_batch_and_sequence(layer, tmp_path):
+    """torch.onnx's TorchScript exporter keeps the sequence length dynamic (torch.export cannot)."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    module = {"lstm": lambda: nn.LSTM(5, 4, num_layers=2, bidirectional=True, batch_first=True),
+              "gru": lambda: nn.GRU(5, 4, num_layers=2, bidirectional=True, batch_first=True),
+              "rnn_relu": lambda: nn.RNN(5, 4, nonlinearity="relu", batch_first=True)}[layer]().eval()
+    path = tmp_path / "model.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(2, 6, 5),), str(path), input_names=["x"], output_names=["y", "h"],
+                          dynamic_axes={"x": {0: "batch", 1: "seq"}, "y": {0: "batch", 1: "seq"}, "h": {1: "batch"}},
+                          opset_version=17, dynamo=False)
+    model = onnx.load(str(path))
+    assert layer.split("_")[0].upper() in {node.op_type for node in model.graph.node}
+    package = save(model, tmp_path / "model.mlpackage")
+    rng = np.random.default_rng(0)
+    for batch, seq in [(1, 3), (3, 11)]:
+        x = rng.standard_normal((batch, seq, 5)).astype(np.float32)
+        ours, reference = interpret(package, {"x": x}), ort_run(model, {"x": x})
+        with torch.no_grad():
+            torch_y = module(torch.from_numpy(x))[0].numpy()
+        np.testing.assert_allclose(ours["y"], reference["y"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(ours["h"], reference["h"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(ours["y"], torch_y, rtol=1e-4, atol=1e-5)
