@@ -130,6 +130,35 @@ def test_shape_arithmetic_stays_dynamic_in_the_pt2(tmp_path):
     assert report.passed, report.format_table()
 
 
+
+@pytest.mark.parametrize("keepdims", [1, 0])
+def test_a_reduced_shape_stays_a_python_size_in_the_pt2(tmp_path, keepdims):
+    # tf2onnx's merging of dims (Keras MultiHeadAttention): Reshape(x, Concat(Shape(x)[0:1],
+    # ReduceProd(Shape(x)[1:3]), [-1])).
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s", "zero", "one"], ["b"]),
+        helper.make_node("Slice", ["s", "one", "three"], ["middle"]),
+        helper.make_node("ReduceProd", ["middle"], ["n"], keepdims=keepdims),
+        *([] if keepdims else [helper.make_node("Unsqueeze", ["n", "zero"], ["n_"])]),
+        helper.make_node("Concat", ["b", "n" if keepdims else "n_", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "fc"], ["y"]),
+    ]
+    ints = {"zero": [0], "one": [1], "three": [3], "minus_one": [-1]}
+    inits = [weight("fc", 5, 3), *(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in ints.items())]
+    model = graph(nodes, [tensor("x", "batch", "h", 2, 5)], [tensor("y", None)], inits, opset=17)
+    from interop_torch.onnx_import import import_onnx
+
+    source = import_onnx(model).source
+    assert ".tolist()" not in source and "_prod(" in source  # the product of sizes stays a Python size
+    path = save(model, tmp_path / "reduced.onnx")
+    pt2 = tmp_path / "reduced.pt2"
+    interop.convert(path, pt2)
+    report = interop.check(path, pt2, batch_sizes=(1, 7))
+    assert report.passed, report.format_table()
+
+
 def test_a_shared_weight_is_one_parameter():
     nodes = [helper.make_node("MatMul", ["x", "tied"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
              helper.make_node("MatMul", ["r", "tied"], ["y"])]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 
-from interop_torch.onnx_import.context import ImportContext, literal
+from interop_torch.onnx_import.context import ImportContext, Value, literal
 from interop_torch.onnx_import.module_table import converter
 
 #: op -> (the opset from which axes is an input, expression over {x}, {dims}, {keep})
@@ -51,6 +52,8 @@ def _reduce(ctx: ImportContext, node: onnx.NodeProto) -> None:
         axes = ctx.attr(node, "axes")
     if not axes:
         axes = list(range(ctx.require_rank(x)))
+    if x.kind == "shape" and _reduce_shape(ctx, node, x, keep):
+        return
     dims = literal(axes[0]) if len(axes) == 1 else literal(tuple(int(a) for a in axes))
     x_expr = ctx.t(x)
     if x.rank == 0:
@@ -64,6 +67,40 @@ def _reduce(ctx: ImportContext, node: onnx.NodeProto) -> None:
         ctx.emit(node.output[0], expr)
         return
     ctx.emit(node.output[0], template.format(x=x_expr, dims=dims, keep=keep))
+
+
+#: Reductions of a shape (a Python list of sizes, some symbolic), computed in Python like the shape itself.
+_ON_SHAPES = {"ReduceProd": "_prod", "ReduceSum": "sum", "ReduceMax": "max", "ReduceMin": "min"}
+_PROD = """
+def _prod(sizes):
+    product = 1
+    for size in sizes:
+        product = product * size
+    return product
+"""
+
+
+def _reduce_shape(ctx: ImportContext, node: onnx.NodeProto, x: Value, keep: bool) -> bool:
+    """``ReduceProd(Shape(x)[a:b])`` (tf2onnx's flattening of leading dims) stays a Python size.
+
+    As a tensor its value would reach a Reshape through ``.tolist()``, a data-dependent size
+    torch.export cannot trace. The only axis of a shape is 0, so the whole list is reduced.
+    """
+    function = _ON_SHAPES.get(node.op_type)
+    if function is None or x.scalar or x.elems is None or (not x.elems and function in ("max", "min")):
+        return False
+    if function == "_prod":
+        function = ctx.helper("_prod", _PROD)
+    known = None
+    if all(isinstance(e, int) for e in x.elems):
+        known = {"_prod": int(np.prod(x.elems, dtype=np.int64)), "sum": sum(x.elems),
+                 "max": max(x.elems, default=0), "min": min(x.elems, default=0)}[_ON_SHAPES[node.op_type]]
+    expr = f"{function}({x.expr})"
+    if keep:
+        ctx.emit(node.output[0], f"[{expr}]", kind="shape", elems=[known])
+    else:
+        ctx.emit(node.output[0], expr, kind="shape", scalar=True)
+    return True
 
 
 for _op, _versions in _VERSIONS.items():
