@@ -67,10 +67,12 @@ def onnx_to_coreml(src: pathlib.Path, dst: pathlib.Path, options: collections.ab
     import_coremltools()  # without TensorFlow/PyTorch, which an ONNX -> Core ML conversion never needs
     from interop_coreml.onnx2mil import save_mlpackage
 
-    model = load_onnx(pathlib.Path(src))
     try:
         with no_progress_bars():
-            save_mlpackage(model, pathlib.Path(dst), external_data_dir=pathlib.Path(src).parent, **options)
+            # A loader, not the model: the translator then holds the only reference to the ModelProto and
+            # frees it (1x the weights) after its pre-pass, before the MIL program is built.
+            save_mlpackage(lambda: load_onnx(pathlib.Path(src)), pathlib.Path(dst),
+                           external_data_dir=pathlib.Path(src).parent, **options)
     except ValueError as error:
         raise InteropError(str(error)) from None
     # Every reader of a package refuses one that reaches outside itself; never write such a package.

@@ -55,6 +55,32 @@ def test_metadata_records_source(tmp_path):
     assert meta["interop.version"]
 
 
+def test_a_loader_converts_like_the_model_and_is_called_after_the_options_are_checked():
+    calls = []
+
+    def loader() -> onnx.ModelProto:
+        calls.append(1)
+        model = _awkward_names_model()
+        model.producer_name, model.producer_version = "pytorch", "2.13.0"
+        return model
+
+    with pytest.raises(InteropError, match="precision"):
+        convert_model(loader, precision="fp8")
+    assert calls == []  # a bad option fails before the model is loaded
+    loaded = convert_model(loader)
+    assert calls == [1]
+    direct = convert_model(loader())
+    for key in ("interop.source_producer", "interop.source_opset", METADATA_IO_NAMES, METADATA_SCALAR_IO):
+        assert loaded.user_defined_metadata[key] == direct.user_defined_metadata[key], key
+    assert loaded.user_defined_metadata["interop.source_producer"] == "pytorch 2.13.0"
+    def ops(mlmodel):  # (symbol names come from counters that depend on what the process converted before)
+        blocks = mlmodel.get_spec().mlProgram.functions["main"].block_specializations.values()
+        return [op.type for block in blocks for op in block.operations]
+
+    assert ops(loaded) == ops(direct) and "relu" in ops(loaded)
+    assert loaded.get_spec().description == direct.get_spec().description
+
+
 def test_symbolic_batch_becomes_bounded_range():
     spec = convert_model(_awkward_names_model(), max_dynamic_dim=64).get_spec()
     ranges = spec.description.input[0].type.multiArrayType.shapeRange.sizeRanges

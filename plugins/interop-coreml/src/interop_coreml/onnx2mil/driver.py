@@ -16,6 +16,7 @@ import pathlib
 import tempfile
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -261,7 +262,7 @@ def _check_ranks(ctx: ConversionContext, node: onnx.NodeProto) -> None:
 
 
 def convert_model(
-    model: onnx.ModelProto,
+    model: onnx.ModelProto | Callable[[], onnx.ModelProto],
     *,
     precision: str | None = None,
     minimum_deployment_target: str | None = None,
@@ -282,6 +283,9 @@ def convert_model(
     a bad value raises InteropError (exit 2).
     A model loaded with ``load_external_data=False`` has its external initializers mapped from
     ``external_data_dir`` (the model's folder) instead of read into memory.
+    ``model`` may be a loader, called once after the options are checked: the translator then holds
+    the only reference to the ModelProto and drops it after the pre-pass, so the protobuf copy of the
+    weights is gone before the MIL program is built (``interop convert`` converts this way).
     ``compress`` (``int8``, ``palettize8``, ``palettize4``) compresses the weights afterwards
     (:mod:`~interop_coreml.onnx2mil.compress`); compressed weights need iOS16, so a lower
     ``minimum_deployment_target`` is raised to iOS16.
@@ -310,9 +314,12 @@ def convert_model(
     if compress != "none":
         target = max(target, ct.target.iOS16)
     shapes = parse_input_shape(settings["input_shape"])
+    if callable(model):
+        model = model()
     resolve_input_ranges(model.graph, shapes, max_dynamic_dim)  # a bad spec fails before any work
     opset = default_opset(model)
     prepared = prepare(model, external_data_dir)
+    del model  # the pre-pass's copy has what the rest needs; a loaded model is freed here
     missing = find_unsupported(prepared, opset)
     if missing:
         raise UnsupportedModelError(unsupported_message(missing, opset), hint=_HINT)
@@ -348,7 +355,7 @@ def convert_model(
         mlmodel = compress_weights(mlmodel, compress)
         mlmodel.user_defined_metadata[METADATA_WEIGHT_COMPRESSION] = compress
         stage("compress")
-    _record_metadata(mlmodel, model, opset, input_names, output_names, precision)
+    _record_metadata(mlmodel, prepared.model, opset, input_names, output_names, precision)
     # Variables coremltools' passes removed (fused, dead) are simply absent from the saved program.
     mlmodel.user_defined_metadata[VALUE_MAP_METADATA_KEY] = json.dumps(value_map)  # in computation order
     if scalars["inputs"] or scalars["outputs"]:
@@ -398,8 +405,9 @@ def _record_metadata(mlmodel, model, opset, input_names, output_names, precision
     meta[METADATA_PRECISION] = precision
 
 
-def save_mlpackage(model: onnx.ModelProto, path: pathlib.Path, **options: Any) -> None:
-    """Convert ``model`` and write the ``.mlpackage`` directory at ``path``."""
+def save_mlpackage(model: onnx.ModelProto | Callable[[], onnx.ModelProto], path: pathlib.Path,
+                   **options: Any) -> None:
+    """Convert ``model`` (or a loader of it, see :func:`convert_model`) and write the ``.mlpackage`` at ``path``."""
     mlmodel = convert_model(model, **options)
     path = pathlib.Path(path)
     if path.suffix == ".mlpackage":
