@@ -304,3 +304,26 @@ def test_a_nan_cast_to_int64_is_explained_as_undefined_and_the_rest_is_still_jud
     assert oracle.undefined_casts_feed(model, feeds, got, ["y"])
     defined = {"x": np.array([[0.5, -1.5, -2.5], [3e9, 7.9, 1e10]], np.float32), "z": feeds["z"]}
     assert oracle.evaluate(model, defined).status == "ok"
+
+
+def test_two_deviations_in_one_graph_are_explained_output_by_output() -> None:
+    # fuzz float16 seed 9 trial 109 had two: an undefined cast and a Resize deviation; here an
+    # undefined cast (NaN -> int64) and onnxruntime's MVN of a one-element slice (NaN)
+    model = _model([helper.make_node("Cast", ["x"], ["i"], to=TensorProto.INT64),
+                    helper.make_node("MeanVarianceNormalization", ["z"], ["m"], axes=[1])],
+                   [_f("x", [3]), _f("z", [2, 1])],
+                   [helper.make_tensor_value_info("i", TensorProto.INT64, [3]), _f("m", [2, 1])])
+    feeds = {"x": np.array([1.5, np.nan, -2.0], np.float32), "z": np.array([[0.5], [2.0]], np.float32)}
+    outcome = oracle.evaluate(model, feeds)
+    assert outcome.status == "mismatch"
+    assert outcome.explained == "ort-mvn-zero-variance+undefined-float-to-int-cast", outcome.key
+    reasons = oracle.rule_reasons(outcome.explained)
+    assert "MeanVarianceNormalization" in reasons and "from a float type to an integer type" in reasons
+    # a wrong defined element of either output is not explained by the other's rule
+    got = oracle.run_coreml(model, feeds)
+    got["i"] = np.asarray(got["i"]).copy()
+    got["i"][0] = 7
+    diffs = oracle._differences(oracle.run_onnxruntime(model, feeds), got)
+    wrong = oracle.Outcome("mismatch", diffs[0][1])
+    oracle._explain(model, feeds, got, diffs, wrong)
+    assert wrong.explained is None

@@ -105,7 +105,6 @@ def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_second
         model, feeds, final = case.model, case.feeds, outcome
     buffer = io.BytesIO()
     np.savez(buffer, **feeds)
-    rule = next((r for r in oracle.KNOWN_DEVIATIONS if r.name == final.explained), None)
     result.update(
         signature=oracle.signature(final, model),
         model=model.SerializeToString(),
@@ -118,7 +117,7 @@ def run_trial(seed: int, index: int, ops: list[str] | None = None, shrink_second
             "float16": case.half, "nodes_original": len(case.model.graph.node), "nodes_min": len(model.graph.node),
             "details": final.details, "min_graph": generator.describe(model),
             "reference_evaluator": final.reference_evaluator,
-            "explained": final.explained, "explanation": rule.reason if rule else None,
+            "explained": final.explained, "explanation": oracle.rule_reasons(final.explained),
         },
     )
     return result

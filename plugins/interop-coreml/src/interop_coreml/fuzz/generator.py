@@ -26,6 +26,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 MIN_OPSET, MAX_OPSET = 13, 21
+#: The share of float16 graphs (float16 inputs, initializers and float tensors throughout).
+HALF_SHARE = 0.25
+#: In a float16 graph, the share of float inputs and outputs that are float32, cast at the edge.
+FLOAT32_IO_SHARE = 0.25
 
 _ELEM = {"float": TensorProto.FLOAT, "int64": TensorProto.INT64, "int32": TensorProto.INT32, "bool": TensorProto.BOOL}
 _NP = {"float": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
@@ -90,7 +94,9 @@ class Builder:
     # ------------------------------------------------------------------ dtypes
 
     def elem(self, dtype: str) -> int:
-        """The ONNX element type of a dtype tag."""
+        """The ONNX element type of a dtype tag ("float32": a float32 input or output of a float16 graph)."""
+        if dtype == "float32":
+            return TensorProto.FLOAT
         return TensorProto.FLOAT16 if dtype == "float" and self.half else _ELEM[dtype]
 
     def np_type(self, dtype: str) -> type:
@@ -100,7 +106,9 @@ class Builder:
         """The dtype tag of an ONNX element type in this graph (None: a type the pool does not hold)."""
         if elem == (TensorProto.FLOAT16 if self.half else TensorProto.FLOAT):
             return "float"
-        if elem in (TensorProto.FLOAT, TensorProto.FLOAT16):
+        if elem == TensorProto.FLOAT:  # in a float16 graph: only its float32 inputs and outputs
+            return "float32"
+        if elem == TensorProto.FLOAT16:
             return None
         return _FROM_ELEM.get(elem)
 
@@ -141,6 +149,12 @@ class Builder:
         return self.const(np.asarray(values, dtype=np.int64), prefix).name
 
     def new_input(self, shape: tuple[int, ...], dtype: str = "float", prefix: str = "in") -> Tensor:
+        if dtype == "float" and self.half and self.extra.random() < FLOAT32_IO_SHARE:
+            # float32 in, float16 inside, as mixed-precision exports are
+            name = self.fresh(prefix)
+            self.inputs[name] = Tensor(name, "float32", tuple(shape))
+            self.feeds[name] = self.values(tuple(shape)).astype(np.float32)
+            return self.add("Cast", [name], to=TensorProto.FLOAT16)[0]
         name = self.fresh(prefix)
         tensor = Tensor(name, dtype, tuple(shape))
         self.inputs[name] = tensor
@@ -239,7 +253,7 @@ class Builder:
         made = []
         for name in outputs:
             dtype, shape, dims = inferred[name]
-            if dtype not in _ELEM or dims is None or any(isinstance(d, int) and d <= 0 for d in dims):
+            if dtype not in (*_ELEM, "float32") or dims is None or any(isinstance(d, int) and d <= 0 for d in dims):
                 # Unknown ranks and empty tensors help nobody; a negative dim is an inference bug
                 # (onnx aborts the process on a later Slice of it).
                 self.nodes.pop()
@@ -428,12 +442,14 @@ def _to_integer(b: Builder, x: Tensor) -> Tensor:
 
     Mostly clipped to ±100: ONNX's int64 holds whole numbers past 2³¹ that Core ML's int32
     stand-in cannot (docs/coreml.md, "Integers wider than 32 bits"), so values between 2³¹ and
-    2⁶³ are left out. One cast in ten is of the values times 1e30 instead: NaN, ±Inf and
-    numbers past int64's range, where the spec leaves the result undefined (the oracle's
-    ``undefined-float-to-int-cast`` rule; zeros stay zeros).
+    2⁶³ are left out. One cast in ten is of the values times 1e30 (float16: times infinity)
+    instead: NaN, ±Inf and numbers past int64's range, where the spec leaves the result
+    undefined (the oracle's ``undefined-float-to-int-cast`` rule; zeros stay zeros in float32).
     """
     if b.extra.random() < 0.1:
-        return b.add("Mul", [x, b.const(np.float32(1e30))])[0]
+        huge = b.add("Mul", [x, b.const(np.float32(np.inf if b.half else 1e30))])[0]
+        b.pool.remove(huge)  # for the cast alone: Inf and 1e30 elsewhere make noise (inf · 0 in a Resize)
+        return huge
     return b.add("Clip", [x, b.const(np.float32(-100)), b.const(np.float32(100))])[0]
 
 
@@ -1076,9 +1092,6 @@ def _pick_op(b: Builder, ops: list[str]) -> str:
     return ops[int(b.rng.integers(len(ops)))]
 
 
-#: The share of float16 graphs (float16 inputs, initializers and float tensors throughout).
-HALF_SHARE = 0.25
-
 
 def generate(seed: int, ops: list[str] | None = None, max_nodes: int = 8, half: bool | None = None) -> FuzzCase:
     """The graph for ``seed`` (deterministic), over ``ops`` (default: every op in :data:`OPS`).
@@ -1118,6 +1131,9 @@ def generate(seed: int, ops: list[str] | None = None, max_nodes: int = 8, half: 
         b.add("Identity", [next(iter(b.inputs.values()))])
         main_ops.append("Identity")
     outputs = _choose_outputs(b)
+    if half:
+        outputs = [_as_float32(b, t) if t.dtype == "float" and extra.random() < FLOAT32_IO_SHARE else t
+                   for t in outputs]
     model = b.model(outputs)
     dynamic = None
     if rng.random() < 0.3:
@@ -1128,6 +1144,14 @@ def generate(seed: int, ops: list[str] | None = None, max_nodes: int = 8, half: 
     _prune_unused(model, b.feeds)
     return FuzzCase(model, {n: b.feeds[n] for n in (i.name for i in model.graph.input)}, seed, opset, style,
                     dynamic, main_ops, half)
+
+
+def _as_float32(b: Builder, t: Tensor) -> Tensor:
+    """A float16 graph's output ``t`` cast to float32 (``t`` itself where inference cannot type the cast)."""
+    try:
+        return b.add("Cast", [t], to=TensorProto.FLOAT)[0]
+    except Reject:
+        return t
 
 
 def _choose_outputs(b: Builder) -> list[Tensor]:

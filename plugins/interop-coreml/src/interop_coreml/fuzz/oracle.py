@@ -27,6 +27,7 @@ Hardmax are compared through the values they select (:mod:`interop_coreml.fuzz.t
 
 from __future__ import annotations
 
+import contextvars
 import re
 import tempfile
 import warnings
@@ -59,10 +60,24 @@ ATOL, RTOL, SCALE = 1e-6, 1e-4, 1e-4
 ATOL_HALF, RTOL_HALF, SCALE_HALF = 1e-3, 1e-2, 5e-3
 
 
+#: True while :func:`evaluate` judges a graph that computes in float16 (even where its outputs
+#: are cast to float32 at the end): every comparison then uses the float16 tolerances.
+_JUDGING_HALF: contextvars.ContextVar[bool] = contextvars.ContextVar("judging_half", default=False)
+
+
+def is_half(model: onnx.ModelProto) -> bool:
+    """True for a graph with float16 inputs, initializers or computation (a float16 graph)."""
+    half = onnx.TensorProto.FLOAT16
+    return (any(v.type.tensor_type.elem_type == half for v in model.graph.input)
+            or any(i.data_type == half for i in model.graph.initializer)
+            or any(a.name == "to" and a.i == half for n in model.graph.node if n.op_type == "Cast" for a in n.attribute))
+
+
 def allowed_error(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
-    """The error each element of a float output may have (float16 tolerances when either side is float16)."""
-    atol, rtol, scale = (ATOL_HALF, RTOL_HALF, SCALE_HALF) if np.float16 in (np.asarray(ref).dtype, np.asarray(
-        got).dtype) else (ATOL, RTOL, SCALE)
+    """The error each element of a float output may have: float16 tolerances when either side is
+    float16 or the graph being judged computes in float16."""
+    half = _JUDGING_HALF.get() or np.float16 in (np.asarray(ref).dtype, np.asarray(got).dtype)
+    atol, rtol, scale = (ATOL_HALF, RTOL_HALF, SCALE_HALF) if half else (ATOL, RTOL, SCALE)
     r = np.asarray(ref, dtype=np.float64)
     c = np.asarray(got, dtype=np.float64)
     both = np.isfinite(r) & np.isfinite(c)
@@ -260,9 +275,7 @@ class Outcome:
 def signature(outcome: Outcome, model: onnx.ModelProto) -> str:
     """The readable failure signature: ``mismatch[shape] Greater+Where``, ``crash[convert] Trilu :: ...``."""
     ops = "+".join(sorted({n.op_type for n in model.graph.node})) or "(no nodes)"
-    half = any(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for v in model.graph.input) or any(
-        i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
-    text = f"{outcome.status}[{outcome.kind}] {ops}" + (" (float16)" if half else "")
+    text = f"{outcome.status}[{outcome.kind}] {ops}" + (" (float16)" if is_half(model) else "")
     if outcome.error_key:
         text += f" :: {outcome.error_key}"
     if outcome.explained:
@@ -543,6 +556,14 @@ def _expected_per_output(model: onnx.ModelProto, feeds: dict) -> tuple[dict, dic
 
 def evaluate(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> Outcome:
     """Convert, run and compare one graph; see the module docstring for the outcomes."""
+    token = _JUDGING_HALF.set(is_half(model))
+    try:
+        return _evaluate(model, feeds)
+    finally:
+        _JUDGING_HALF.reset(token)
+
+
+def _evaluate(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> Outcome:
     # The translator first: a graph it refuses (or crashes on) needs no other engine, and some
     # graphs it refuses (an empty dilated MaxPool with ceil_mode) make onnxruntime segfault.
     try:
@@ -607,6 +628,36 @@ def _ask_reference(model, feeds, got, expected, diffs, outcome: Outcome) -> None
 
 
 def _explain(model, feeds, got, diffs, outcome: Outcome) -> None:
+    """Set ``outcome.explained`` to the rule that explains every differing output, verified on this graph.
+
+    When no one rule does and several outputs differ, each differing output is judged on its
+    own upstream subgraph (outputs are computed independently): explained when every one of
+    them is, by the rules joined with "+" (two deviations in one random graph).
+    """
+    _explain_together(model, feeds, got, diffs, outcome)
+    if outcome.explained or len(diffs) < 2:
+        return
+    rules = set()
+    for diff in diffs:
+        name, kind = diff[0], diff[1]
+        part = Outcome(outcome.status, kind)
+        if name in outcome.reference_evaluator:
+            part.reference_evaluator = {name: outcome.reference_evaluator[name]}
+        sub, sub_feeds = upstream(model, feeds, [name])
+        _explain_together(sub, sub_feeds, got, [diff], part)
+        if not part.explained:
+            return
+        rules.add(part.explained)
+    outcome.explained = "+".join(sorted(rules))
+
+
+def rule_reasons(explained: str | None) -> str | None:
+    """The reasons of the rules an ``Outcome.explained`` names ("a+b" for two of them)."""
+    reasons = [r.reason for name in (explained or "").split("+") for r in KNOWN_DEVIATIONS if r.name == name]
+    return "; ".join(reasons) or None
+
+
+def _explain_together(model, feeds, got, diffs, outcome: Outcome) -> None:
     ops = {n.op_type for n in model.graph.node}
     spec_sides_with_coreml = bool(outcome.reference_evaluator) and all(
         outcome.reference_evaluator.get(n) == "reference agrees with coreml-interpreter" for n, *_ in diffs)
