@@ -105,3 +105,35 @@ def test_pytorch_gru_on_ios18_uses_mil_gru(tmp_path, run_cli):
     spec = ct.utils.load_spec(str(tmp_path / "gru_2_layers_5.mlpackage"))
     ops = [op.type for op in spec.mlProgram.functions["main"].block_specializations["CoreML8"].operations]
     assert ops.count("gru") == 2 and "while_loop" not in ops
+
+
+@pytest.mark.slow
+def test_keras_lstms_through_tf2onnx_pass_check(tmp_path, run_cli):
+    """Keras LSTM, Bidirectional(LSTM) and LSTM(go_backwards) (tf2onnx: LSTM nodes and a ReverseSequence).
+
+    tf2onnx fuses Keras 3's GRU and SimpleRNN into ONNX Loop nodes, not GRU/RNN ones, so they
+    are not covered here.
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, 5), name="x")
+    y = keras.layers.LSTM(4, return_sequences=True)(inputs)
+    y = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))(y)
+    y = keras.layers.LSTM(4, go_backwards=True)(y)
+    source, onnx_path, package = tmp_path / "lstm.keras", tmp_path / "lstm.onnx", tmp_path / "lstm.mlpackage"
+    keras.Model(inputs, keras.layers.Dense(2)(y)).save(source)
+    for command in (("convert", source, "-o", onnx_path), ("convert", onnx_path, "-o", package)):
+        code, out, err = run_cli(*command)
+        assert code == 0, err
+    import onnx
+
+    op_types = {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
+    assert {"LSTM", "ReverseSequence"} <= op_types and "Loop" not in op_types
+    for length in SEQUENCE_LENGTHS:
+        report = tmp_path / f"check{length}.json"
+        code, out, err = run_cli("check", source, package, "--batch-sizes", "1,3", "--samples", "4",
+                                 "--input-shape", f"x=3,{length},5", "--json-file", report)
+        assert code == 0, out + err
+        (pair,) = json.loads(report.read_text())["pairs"]
+        assert pair["passed"] and all(output["max_abs"] < 1e-5 for output in pair["outputs"]), pair

@@ -162,9 +162,13 @@ def test_gru_linear_before_reset_ios18_uses_reset_after(tmp_path):
     assert "while_loop" in [op.op_type for op in below.functions["main"].operations]
 
 
-def test_float16_graph_below_ios17_runs_the_loop(tmp_path):
+@pytest.mark.parametrize("target, mil_op", [("iOS16", "while_loop"), ("iOS17", "lstm")])
+def test_float16_graph(target, mil_op, tmp_path):
+    # MIL's recurrent ops take float16 from iOS17; below, the loop computes in float16.
     model = recurrent_model("LSTM", dtype=np.float16, direction="bidirectional", initial_h=True)
-    check(tmp_path, model, rtol=1e-2, atol=1e-2)
+    check(tmp_path, model, rtol=1e-2, atol=1e-2, minimum_deployment_target=target)
+    program = convert_model(model, minimum_deployment_target=target)._mil_program
+    assert mil_op in [op.op_type for op in program.functions["main"].operations]
 
 
 def test_full_length_sequence_lens_is_accepted(roundtrip):

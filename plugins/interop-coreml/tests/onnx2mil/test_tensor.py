@@ -415,3 +415,19 @@ def test_concat_of_an_int_tensor_and_an_int_constant_stays_integer(data_type, tm
     model = make_model([node], [tensor_info("x", [2], data_type)], [tensor_info("y", [5], data_type)],
                        [_init("c", [7, -8, 9], dtype)], 18)
     check_graph(model, [{"x": np.array([3, -4], dtype=dtype)}], tmp_path)
+
+
+@pytest.mark.parametrize("batch_axis, time_axis", [(1, 0), (0, 1)])
+def test_reverse_sequence_with_run_time_lengths(batch_axis, time_axis, tmp_path):
+    # tf2onnx computes the lengths from the input's shape at run time (Keras go_backwards).
+    node = helper.make_node("ReverseSequence", ["x", "lengths"], ["y"], batch_axis=batch_axis, time_axis=time_axis)
+    dims = ["t", "b", 3] if time_axis == 0 else ["b", "t", 3]
+    model = make_model([node], [tensor_info("x", dims), tensor_info("lengths", ["b"], TensorProto.INT64)],
+                       [tensor_info("y", None)], opset=17)
+    rng = np.random.default_rng(0)
+    feeds = []
+    for steps, batch in [(4, 3), (6, 2)]:
+        shape = (steps, batch, 3) if time_axis == 0 else (batch, steps, 3)
+        lengths = rng.integers(0, steps + 1, batch).astype(np.int64)
+        feeds.append({"x": rng.standard_normal(shape).astype(np.float32), "lengths": lengths})
+    check_graph(model, feeds, tmp_path)

@@ -279,6 +279,17 @@ def convert_transpose(ctx, node):
     _out(ctx, node, mb.transpose(x=x, perm=list(perm), name=ctx.out_name(node)))
 
 
+@register("ReverseSequence", since_version=10)
+def convert_reverse_sequence(ctx, node):
+    """Reverse the first sequence_lens[b] steps of each batch entry (what tf2onnx writes for Keras
+    go_backwards layers); MIL's reverse_sequence is the same operation with int32 lengths."""
+    x = as_var(ctx.input(node, 0))
+    lengths = cast_to(ctx.input(node, 1), "int32")
+    batch_axis, time_axis = int(attr(node, "batch_axis", 1)), int(attr(node, "time_axis", 0))
+    _out(ctx, node, mb.reverse_sequence(x=x, lengths=lengths, seq_axis=time_axis, batch_axis=batch_axis,
+                                        name=ctx.out_name(node)))
+
+
 @register("Concat")
 def convert_concat(ctx, node):
     values = [ctx.input(node, i) for i in range(len(node.input)) if node.input[i]]
