@@ -10,7 +10,11 @@ results, so while :func:`library_messages` is active:
   memory (:func:`hidden_lines`), so an error can say that something was hidden;
 * ``sys.stderr``, when it was the terminal's file descriptor 2, becomes a stream on a
   duplicate of the original descriptor: interop's own messages (progress, warnings,
-  errors) still reach the terminal;
+  errors) still reach the terminal. A logging handler a library creates meanwhile (torch
+  makes its own, bound to whatever ``sys.stderr`` is when it is imported) writes to that
+  stream too, so what a ``logging.Handler`` writes there goes to the log like the rest;
+  after the context the stream writes to the original ``sys.stderr``, so such a handler
+  never holds a closed file;
 * Python warnings raised outside interop and records of Python's ``logging`` go to the
   log like the rest (a warning raised by interop's own code still reaches the terminal).
 
@@ -32,7 +36,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 #: Lines of hidden chatter kept in memory (the most recent ones).
 KEPT_LINES = 200
@@ -142,15 +146,20 @@ def library_messages(log_file: str | Path | None = None, echo: bool = False) -> 
     os.dup2(write_fd, 2)
     os.close(write_fd)
     saved_stderr = sys.stderr
-    terminal: TextIO | None = None
-    if _uses_fd2(saved_stderr):
-        terminal = io.TextIOWrapper(os.fdopen(os.dup(terminal_fd), "wb", buffering=0),
-                                    encoding=getattr(saved_stderr, "encoding", None) or "utf-8",
-                                    errors="backslashreplace", line_buffering=True, write_through=True)
-        sys.stderr = terminal
     saved_showwarning, saved_last_resort = warnings.showwarning, logging.lastResort
     log_stream = io.TextIOWrapper(os.fdopen(os.dup(2), "wb", buffering=0), encoding="utf-8",
                                   errors="backslashreplace", line_buffering=True, write_through=True)
+    terminal: _TerminalStderr | None = None
+    if saved_stderr is not None:
+        terminal = _stderr_for(saved_stderr)
+        if _uses_fd2(saved_stderr):
+            terminal.begin(io.TextIOWrapper(os.fdopen(os.dup(terminal_fd), "wb", buffering=0),
+                                            encoding=getattr(saved_stderr, "encoding", None) or "utf-8",
+                                            errors="backslashreplace", line_buffering=True, write_through=True),
+                           log_stream, owns_terminal=True)
+        else:  # a notebook's or a test runner's stream: interop's messages stay on it
+            terminal.begin(saved_stderr, log_stream, owns_terminal=False)
+        sys.stderr = terminal
     handler = logging.StreamHandler(log_stream)
     handler.setLevel(logging.WARNING)
 
@@ -172,18 +181,114 @@ def library_messages(log_file: str | Path | None = None, echo: bool = False) -> 
             sys.stderr.flush()
         except (AttributeError, ValueError):
             pass
-        if terminal is not None and sys.stderr is terminal:
-            sys.stderr = saved_stderr
+        if terminal is not None:
+            terminal.end()
+            if sys.stderr is terminal:
+                sys.stderr = saved_stderr
         log_stream.close()
         os.dup2(terminal_fd, 2)  # closes the pipe's last write end held by this process
         copier.join(timeout=5)  # a child process still holding the pipe must not hang interop
         os.close(terminal_fd)
-        if terminal is not None:
-            terminal.close()
         if not copier.is_alive():
             os.close(read_fd)
         if log is not None:
             log.close()
+
+
+#: The standard library's folder (a logging handler's frames are there; ``print`` has none).
+_STDLIB = os.path.dirname(os.path.dirname(os.path.realpath(logging.__file__))) + os.sep
+
+
+def _written_by_interop(frame: Any) -> bool:
+    """Whether the write that ``frame`` makes comes from interop's code (else: a library's chatter).
+
+    Code that writes on somebody else's behalf is passed over: the standard library (logging,
+    warnings, traceback) and click, which interop prints with. The first other frame decides.
+    """
+    click = sys.modules.get("click")
+    click_folder = os.path.dirname(os.path.realpath(click.__file__)) + os.sep if click else None
+    while frame is not None:
+        filename = os.path.realpath(frame.f_code.co_filename)
+        installed = "site-packages" in filename or "dist-packages" in filename
+        by_proxy = (filename.startswith(_STDLIB) and not installed) or \
+            (click_folder is not None and filename.startswith(click_folder))
+        if not by_proxy:
+            return filename.startswith(_interop_folders())
+        frame = frame.f_back
+    return True
+
+
+class _TerminalStderr(io.TextIOBase):
+    """``sys.stderr`` inside the context: the terminal for interop's messages, the log for the rest.
+
+    Libraries that print to ``sys.stderr`` (torch prints a partial graph when export fails) or
+    keep a logging handler bound to it (torch makes its own when imported) reach the log; once
+    the context has ended the stream writes to the ``sys.stderr`` it replaced.
+    """
+
+    def __init__(self, after: Any):
+        super().__init__()
+        self._after = after
+        self._terminal: Any = after
+        self._log: Any = after
+        self._owns_terminal = False
+        self._active = False
+
+    def begin(self, terminal: Any, log: io.TextIOWrapper, *, owns_terminal: bool) -> None:
+        self._terminal, self._log, self._owns_terminal = terminal, log, owns_terminal
+        self._active = True
+
+    def _target(self) -> Any:
+        if not self._active:
+            return self._after
+        return self._terminal if _written_by_interop(sys._getframe(2)) else self._log
+
+    def write(self, text: str) -> int:  # type: ignore[override]
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        stream = self._terminal if self._active else self._after
+        stream.flush()
+
+    def fileno(self) -> int:
+        return (self._terminal if self._active else self._after).fileno()
+
+    def isatty(self) -> bool:
+        return (self._terminal if self._active else self._after).isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str((self._terminal if self._active else self._after).encoding or "utf-8")
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._terminal if self._active else self._after, "errors", None)
+
+    def writable(self) -> bool:
+        return True
+
+    def end(self) -> None:
+        """From now on write to the stream this one replaced; the terminal duplicate is closed."""
+        try:
+            self._terminal.flush()
+        except (ValueError, OSError):
+            pass
+        self._active = False
+        if self._owns_terminal:
+            self._terminal.close()
+
+    def close(self) -> None:  # a library closing sys.stderr must not close the real one
+        pass
+
+
+def _stderr_for(saved: Any) -> _TerminalStderr:
+    """One stream per replaced ``sys.stderr``, kept across contexts: a handler bound to it in one
+    context (a library imported by the first API call) sends its records to the log in the next."""
+    stream = _state.get("stderr")
+    if stream is None or stream._after is not saved:
+        stream = _TerminalStderr(saved)
+        _state["stderr"] = stream
+    return stream
 
 
 def _uses_fd2(stream: Any) -> bool:

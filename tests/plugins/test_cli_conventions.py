@@ -23,13 +23,25 @@ def load(path):
     os.write(2, b"NOISY C++ LINE from the library\\n")
     return Session("noisy (numpy)")
 
+def _own_handler_logger():
+    # Like torch: a library imported while the command runs makes its own handler on sys.stderr.
+    logger = logging.getLogger("noisylib.own")
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler())
+        logger.propagate = False
+    return logger
+
 def convert(src, dst, options):
     os.write(2, b"NOISY C++ LINE from the library\\n")
     warnings.warn("NOISY python warning from the library")
     logging.getLogger("noisylib").warning("NOISY logging record from the library")
+    _own_handler_logger().warning("NOISY own-handler record from the library")
+    import sys
+    print("NOISY print to sys.stderr from the library", file=sys.stderr)  # torch prints partial graphs so
     write_identity_onnx(dst)
 '''
-NOISE = ("NOISY C++ LINE", "NOISY python warning", "NOISY logging record")
+NOISE = ("NOISY C++ LINE", "NOISY python warning", "NOISY logging record", "NOISY own-handler record",
+         "NOISY print to sys.stderr")
 
 
 @pytest.fixture
@@ -156,7 +168,12 @@ def test_the_python_api_keeps_chatter_off_the_terminal(
     interop.convert(model, tmp_path / "api2.onnx", registry=registry)
     # (pytest records Python warnings and logging itself; the C++ line is what reaches the file.)
     assert _noise("".join(capfd.readouterr())) == [] and "NOISY C++ LINE" in log.read_text()
+    assert "NOISY own-handler record" in log.read_text()  # its handler was made in the first call
     distributions.forget()
+    import logging
+
+    logging.getLogger("noisylib.own").warning("after the API call")  # the handler's stream is not closed
+    assert "--- Logging error ---" not in "".join(capfd.readouterr())
 
 
 def test_train_follows_the_same_conventions(tmp_path: Path, run_cli: Any) -> None:
