@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from interop_coreml.fuzz import oracle
@@ -40,6 +41,14 @@ def test_the_reference_evaluators_known_bugs_are_listed_and_the_correct_cases_ar
     assert bugs(helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2], auto_pad="VALID", ceil_mode=1),
                 [1, 1, 5])
     assert not bugs(helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], pads=[1, 0]), [1, 1, 5])
+    # RNN/GRU/LSTM: the reference evaluator ignores clip and sequence_lens
+    lstm = dict(inputs=[_f("x", [2, 1, 3]), _f("w", [1, 4, 3]), _f("r", [1, 4, 1])], outputs=[_f("y")])
+    assert oracle.reference_bugs(_model([helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=1, clip=1.0)],
+                                        **lstm), {})
+    assert oracle.reference_bugs(_model([helper.make_node("LSTM", ["x", "w", "r", "", "n"], ["y"], hidden_size=1)],
+                                        lstm["inputs"] + [helper.make_tensor_value_info("n", TensorProto.INT32, [1])],
+                                        lstm["outputs"]), {})
+    assert not oracle.reference_bugs(_model([helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=1)], **lstm), {})
 
 
 def _slice(starts: list[int], steps: list[int]) -> onnx.ModelProto:
@@ -327,3 +336,32 @@ def test_two_deviations_in_one_graph_are_explained_output_by_output() -> None:
     wrong = oracle.Outcome("mismatch", diffs[0][1])
     oracle._explain(model, feeds, got, diffs, wrong)
     assert wrong.explained is None
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_a_batch_major_recurrent_op_is_judged_by_onnxruntime_on_its_time_major_rewrite(op, direction) -> None:
+    """onnxruntime's CPU kernels refuse layout=1; the rewrite (Transposes around a layout-0 node)
+    must give what the reference evaluator, which implements layout 1 (no clip), computes."""
+    from interop_coreml.fuzz.rewrites import time_major_recurrent
+
+    rng = np.random.default_rng(3)
+    gates, dirs, hidden, batch, seq, size = {"RNN": 1, "GRU": 3, "LSTM": 4}[op], 1 + (direction != "forward"), 3, 2, 4, 5
+    inits = {"w": rng.standard_normal((dirs, gates * hidden, size)), "r": rng.standard_normal((dirs, gates * hidden, hidden)),
+             "b": rng.standard_normal((dirs, 2 * gates * hidden)), "h0": rng.standard_normal((batch, dirs, hidden))}
+    names = ["x", "w", "r", "b", "", "h0"] + (["h0"] if op == "LSTM" else [])
+    outputs = ["y", "yh"] + (["yc"] if op == "LSTM" else [])
+    graph = helper.make_graph(
+        [helper.make_node(op, names, outputs, hidden_size=hidden, direction=direction, layout=1)], "t", [_f("x", [batch, seq, size])],
+        [_f(name) for name in outputs],
+        initializer=[onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    feeds = {"x": rng.standard_normal((batch, seq, size)).astype(np.float32)}
+    with pytest.raises(Exception):  # noqa: B017 - onnxruntime refuses layout 1
+        oracle.run_onnxruntime(model, feeds)
+    got = oracle.run_onnxruntime(time_major_recurrent(model, feeds), feeds)
+    expected = oracle.run_reference(model, feeds)
+    for name in outputs:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    assert oracle.evaluate(model, feeds).status == "ok"

@@ -136,7 +136,10 @@ def test_a_sum_in_another_order_kept_by_fmod_is_a_tolerance_cascade_not_an_ulp_o
     from interop_coreml.fuzz.campaign import trial_seed
     from interop_coreml.fuzz.generator import generate
 
-    case = generate(trial_seed(20260, 17), half=False)  # the graph of the slice before float16 graphs
+    # the slice's graph before float16 graphs and recurrent ops (ops are picked by index)
+    from interop_coreml.fuzz.generator import OPS
+
+    case = generate(trial_seed(20260, 17), ops=sorted(set(OPS) - {"GRU", "LSTM", "RNN"}), half=False)
     assert "Mod" in {node.op_type for node in case.model.graph.node}
     outcome = oracle.evaluate(case.model, case.feeds)
     assert (outcome.status, outcome.explained) == ("mismatch", "float-tolerance-cascade"), outcome.key

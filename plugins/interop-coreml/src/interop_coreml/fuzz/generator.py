@@ -958,6 +958,46 @@ def _mod(b: Builder) -> None:
     b.add("Mod", [x, divisor], fmod=int(b.rng.integers(2)))
 
 
+_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def _recurrent(op_type: str) -> Callable[[Builder], None]:
+    """RNN/GRU/LSTM over a rank-3 tensor: random hidden size, direction, layout (opset >= 14),
+    optional bias, initial states, peepholes, clip, GRU's linear_before_reset, RNN's Relu."""
+    def build(b: Builder) -> None:
+        rng = b.rng
+        x = b.pick("float", 3, 3)
+        layout = int(b.opset >= 14 and rng.random() < 0.3)
+        seq, batch, size = (x.shape[1], x.shape[0], x.shape[2]) if layout else x.shape
+        hidden = int(rng.integers(1, 5))
+        direction = str(rng.choice(["forward", "reverse", "bidirectional"]))
+        dirs = 2 if direction == "bidirectional" else 1
+        gates = _GATES[op_type]
+
+        def weights(*shape: int) -> Tensor:
+            return b.const((rng.standard_normal(shape) * 0.5).astype(np.float32))
+
+        state = (batch, dirs, hidden) if layout else (dirs, batch, hidden)
+        inputs: list = [x, weights(dirs, gates * hidden, size), weights(dirs, gates * hidden, hidden),
+                        weights(dirs, 2 * gates * hidden) if rng.random() < 0.7 else None,
+                        b.const(np.full(batch, seq, np.int32), "len") if rng.random() < 0.2 else None,
+                        b.operand(state) if rng.random() < 0.5 else None]
+        attrs: dict = {"hidden_size": hidden, "direction": direction}
+        if layout:
+            attrs["layout"] = 1
+        if rng.random() < 0.2:
+            attrs["clip"] = float(np.float32(rng.uniform(0.5, 3)))
+        if op_type == "LSTM":
+            inputs += [b.operand(state) if rng.random() < 0.5 else None,
+                       weights(dirs, 3 * hidden) if rng.random() < 0.3 else None]
+        elif op_type == "GRU":
+            attrs["linear_before_reset"] = int(rng.integers(2))
+        elif rng.random() < 0.3:
+            attrs["activations"] = ["Relu"] * dirs
+        b.add(op_type, inputs, n_out=3 if op_type == "LSTM" else 2, **attrs)
+    return build
+
+
 def _nonzero_ints(b: Builder, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     values = b.rng.integers(1, 5, size=shape) * np.where(b.rng.random(shape) < 0.5, -1, 1)
     return np.asarray(values, dtype=b.np_type(dtype))
@@ -1057,6 +1097,8 @@ _register("MeanVarianceNormalization", _mvn)
 _register("Gemm", _gemm)
 _register("MatMul", _matmul)
 _register("Resize", _resize)
+for _op in _GATES:
+    _register(_op, _recurrent(_op))
 
 #: Ops the coverage table verifies that the generator does not make, and why.
 NOT_GENERATED = {

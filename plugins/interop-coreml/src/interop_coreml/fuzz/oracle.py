@@ -41,6 +41,7 @@ import onnx
 
 from interop_coreml.fuzz.cascade import DISCONTINUOUS, verify_rounding_cascade
 from interop_coreml.fuzz.rewrites import (
+    ONNXRUNTIME_COMPATIBLE,
     attr,
     expand_mvn,
     explicit_convtranspose_pads,
@@ -512,6 +513,9 @@ def reference_bugs(model: onnx.ModelProto, feeds: dict) -> list[str]:
             found.append(f"{op} with auto_pad SAME_* and dilations (windows misplaced)")
         elif op in _POOLS and attr(node, "auto_pad", "NOTSET") != "NOTSET" and attr(node, "ceil_mode", 0):
             found.append(f"{op} with auto_pad and ceil_mode (asserts)")
+        elif op in ("RNN", "GRU", "LSTM") and (attr(node, "clip") is not None
+                                                or (len(node.input) > 4 and node.input[4])):
+            found.append(f"{op} with clip or sequence_lens (it ignores both)")
     return found
 
 
@@ -531,14 +535,11 @@ def _expected_per_output(model: onnx.ModelProto, feeds: dict) -> tuple[dict, dic
             continue
         except Exception:  # noqa: BLE001
             pass
-        try:  # onnxruntime runs cubic Resize only on 2-D (or 4-D inner) axes: one axis at a time
-            separable = separable_resize(sub, sub_feeds)
-            if separable is not None:
-                expected[output.name] = run_onnxruntime(separable, sub_feeds)[output.name]
-                judged[output.name] = "onnxruntime (on the output's own subgraph, each Resize one axis at a time)"
-                continue
-        except Exception:  # noqa: BLE001
-            pass
+        # onnxruntime runs cubic Resize only on 2-D (or 4-D inner) axes, recurrent ops in layout 0 only
+        rewritten = _onnxruntime_compatible(sub, sub_feeds, output.name)
+        if rewritten is not None:
+            expected[output.name], judged[output.name] = rewritten
+            continue
         bugs = reference_bugs(sub, sub_feeds)
         if bugs:
             judged[output.name] = ("not compared: onnxruntime failed and the reference evaluator is "
@@ -552,6 +553,23 @@ def _expected_per_output(model: onnx.ModelProto, feeds: dict) -> tuple[dict, dic
             except Exception:  # noqa: BLE001
                 continue
     return expected, judged
+
+
+_REWRITTEN = {"separable_resize": "each Resize one axis at a time",
+              "time_major_recurrent": "each recurrent op of layout 1 run as layout 0 between Transposes"}
+
+
+def _onnxruntime_compatible(sub: onnx.ModelProto, feeds: dict, name: str) -> tuple[np.ndarray, str] | None:
+    """``name`` as onnxruntime computes it on a spec-equivalent rewrite of ``sub``, and how it was judged."""
+    for rewrite in ONNXRUNTIME_COMPATIBLE:
+        try:
+            rewritten = rewrite(sub, feeds)
+            if rewritten is not None:
+                value = run_onnxruntime(rewritten, feeds)[name]
+                return value, f"onnxruntime (on the output's own subgraph, {_REWRITTEN[rewrite.__name__]})"
+        except Exception:  # noqa: BLE001
+            continue
+    return None
 
 
 def evaluate(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> Outcome:

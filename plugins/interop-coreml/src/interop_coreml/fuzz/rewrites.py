@@ -342,3 +342,44 @@ def separable_resize(model: onnx.ModelProto, feeds: dict) -> onnx.ModelProto | N
         return nodes
 
     return _replace_nodes(model, lambda node: node.op_type == "Resize", replace)
+
+
+def _batch_major_recurrent(node: onnx.NodeProto) -> bool:
+    return node.op_type in ("RNN", "GRU", "LSTM") and attr(node, "layout", 0) == 1
+
+
+def time_major_recurrent(model: onnx.ModelProto, feeds: dict) -> onnx.ModelProto | None:  # noqa: ARG001
+    """``model`` with each RNN/GRU/LSTM of ``layout=1`` run as ``layout=0`` between Transposes.
+
+    onnxruntime's CPU kernels take layout 0 only. The spec's layout 1 is layout 0 with X and
+    the initial states batch-major ([batch, seq, input], [batch, dirs, hidden]) and Y
+    [batch, seq, dirs, hidden], Y_h and Y_c [batch, dirs, hidden]; each is transposed to or
+    from layout 0 around the node. None when there is no such node.
+    """
+    from onnx import helper
+
+    if not any(_batch_major_recurrent(node) for node in model.graph.node):
+        return None
+
+    def replace(index: int, node: onnx.NodeProto, graph: _Graph) -> list:
+        p = f"_tm{index}_"
+        inputs, nodes = list(node.input), []
+        for i in (0, 5, 6):  # X, initial_h, initial_c
+            if i < len(inputs) and inputs[i]:
+                nodes.append(helper.make_node("Transpose", [inputs[i]], [f"{p}in{i}"], perm=[1, 0, 2]))
+                inputs[i] = f"{p}in{i}"
+        outputs = [f"{p}out{i}" if name else "" for i, name in enumerate(node.output)]
+        core = helper.make_node(node.op_type, inputs, outputs, name=p + "core")
+        core.attribute.extend(a for a in node.attribute if a.name != "layout")
+        nodes.append(core)
+        for i, name in enumerate(node.output):
+            if name:
+                nodes.append(helper.make_node("Transpose", [outputs[i]], [name], perm=[2, 0, 1, 3] if i == 0 else [1, 0, 2]))
+        return nodes
+
+    return _replace_nodes(model, _batch_major_recurrent, replace)
+
+
+#: Rewrites into a graph the spec says computes the same, for the ops onnxruntime cannot run as written.
+ONNXRUNTIME_COMPATIBLE: tuple[Callable[[onnx.ModelProto, dict], onnx.ModelProto | None], ...] = (
+    separable_resize, time_major_recurrent)

@@ -88,12 +88,12 @@ def _valid(model: onnx.ModelProto) -> bool:
 def intermediate_values(model: onnx.ModelProto, feeds: Feeds) -> dict[str, np.ndarray]:
     """Every tensor's value for ``feeds`` (onnxruntime without graph optimisations).
 
-    Where onnxruntime cannot run a Resize (cubic over other than the inner two axes), the
-    graph runs with each Resize done one axis at a time (the spec's same function, see
-    :func:`interop_coreml.fuzz.rewrites.separable_resize`; every original tensor keeps its name).
+    Where onnxruntime cannot run a Resize (cubic over other than the inner two axes) or a
+    recurrent op of layout 1, the graph runs rewritten into the spec's same function
+    (:data:`interop_coreml.fuzz.rewrites.ONNXRUNTIME_COMPATIBLE`; every original tensor keeps its name).
     """
     from interop_coreml.fuzz.oracle import run_onnxruntime
-    from interop_coreml.fuzz.rewrites import separable_resize
+    from interop_coreml.fuzz.rewrites import ONNXRUNTIME_COMPATIBLE
 
     names = [name for node in model.graph.node for name in node.output if name]
     probe = _declare_outputs(model, names)
@@ -114,12 +114,13 @@ def intermediate_values(model: onnx.ModelProto, feeds: Feeds) -> dict[str, np.nd
             return run_onnxruntime(live_probe, live_feeds, optimize=False)
     except Exception:  # noqa: BLE001
         pass
-    try:
-        separable = separable_resize(probe, feeds)
-        if separable is not None:
-            return run_onnxruntime(separable, feeds, optimize=False)
-    except Exception:  # noqa: BLE001
-        pass
+    for rewrite in ONNXRUNTIME_COMPATIBLE:
+        try:
+            rewritten = rewrite(probe, feeds)
+            if rewritten is not None:
+                return run_onnxruntime(rewritten, feeds, optimize=False)
+        except Exception:  # noqa: BLE001
+            continue
     return {}  # then only output-level reductions are possible
 
 
