@@ -958,6 +958,14 @@ def _mod(b: Builder) -> None:
     b.add("Mod", [x, divisor], fmod=int(b.rng.integers(2)))
 
 
+def _reverse_sequence(b: Builder) -> None:
+    x = b.pick("float", 2, 5)
+    time_axis = int(b.rng.integers(2))
+    batch_axis = 1 - time_axis
+    lengths = b.rng.integers(1, x.shape[time_axis] + 1, size=x.shape[batch_axis])
+    b.add("ReverseSequence", [x, b.ints(lengths, "len")], batch_axis=batch_axis, time_axis=time_axis)
+
+
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 
 
@@ -1099,6 +1107,7 @@ _register("MatMul", _matmul)
 _register("Resize", _resize)
 for _op in _GATES:
     _register(_op, _recurrent(_op))
+_register("ReverseSequence", _reverse_sequence)
 
 #: Ops the coverage table verifies that the generator does not make, and why.
 NOT_GENERATED = {
