@@ -2,7 +2,7 @@
 
 Each graph has a dynamic batch and sequence length and is run at two of each; the cases
 cover both forms the translator emits (MIL's recurrent ops, and the while_loop for what
-they cannot express) and the refusals.
+they cannot express, sequence_lens included) and the refusals.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def recurrent_model(op_type: str, *, direction="forward", layout=0, bias=True, i
                     peepholes=False, outputs=("Y", "Y_h", "Y_c"), sequence_lens=None, opset=22, seed=0,
                     dtype=np.float32, seq="seq", **attributes) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
+    graph_inputs_extra = []
     directions = 2 if direction == "bidirectional" else 1
     gates = GATES[op_type]
     elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -36,10 +37,14 @@ def recurrent_model(op_type: str, *, direction="forward", layout=0, bias=True, i
     if bias:
         inits.append(onnx.numpy_helper.from_array(rng.uniform(-0.5, 0.5, (directions, 2 * gates * HIDDEN)).astype(dtype), "B"))
         names[3] = "B"
-    if sequence_lens is not None:
+    if isinstance(sequence_lens, str):  # a graph input, fed per run (tf2onnx computes it from a Keras mask)
+        graph_inputs_extra = [tensor_info("sequence_lens", ["batch"], onnx.TensorProto.INT32)]
+        names[4] = "sequence_lens"
+    elif sequence_lens is not None:
         inits.append(onnx.numpy_helper.from_array(np.asarray(sequence_lens, dtype=np.int32), "sequence_lens"))
         names[4] = "sequence_lens"
-    graph_inputs = [tensor_info("X", [seq, "batch", INPUT] if layout == 0 else ["batch", seq, INPUT], elem)]
+    graph_inputs = [tensor_info("X", [seq, "batch", INPUT] if layout == 0 else ["batch", seq, INPUT], elem),
+                    *graph_inputs_extra]
     state_shape = [directions, "batch", HIDDEN] if layout == 0 else ["batch", directions, HIDDEN]
     if initial_h:
         graph_inputs.append(tensor_info("initial_h", state_shape, elem))
@@ -67,6 +72,9 @@ def feeds_for(model: onnx.ModelProto, seq: int, batch: int, seed: int = 1) -> di
     feeds = {}
     for value in model.graph.input:
         dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        if value.name == "sequence_lens":
+            feeds[value.name] = rng.integers(1, seq + 1, batch).astype(np.int32)
+            continue
         if value.name == "X":
             shape = (seq, batch, INPUT) if layout == 0 else (batch, seq, INPUT)
         else:
@@ -85,13 +93,16 @@ def sequence_first_reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray
     del node.attribute[:]
     node.attribute.extend(kept)
     for value in twin.graph.input:
+        if len(value.type.tensor_type.shape.dim) < 2:
+            continue  # sequence_lens
         dims = value.type.tensor_type.shape.dim
         first, second = onnx.TensorShapeProto.Dimension(), onnx.TensorShapeProto.Dimension()
         first.CopyFrom(dims[0])
         second.CopyFrom(dims[1])
         dims[0].CopyFrom(second)
         dims[1].CopyFrom(first)
-    outputs = ort_run(twin, {name: np.swapaxes(value, 0, 1) for name, value in feeds.items()})
+    outputs = ort_run(twin, {name: np.swapaxes(value, 0, 1) if value.ndim > 1 else value
+                             for name, value in feeds.items()})
     # Y [seq, directions, batch, H] -> [batch, seq, directions, H]; states [directions, batch, H] -> [batch, ...]
     return {name: np.transpose(value, (2, 0, 1, 3)) if name == "Y" else np.swapaxes(value, 0, 1)
             for name, value in outputs.items()}
@@ -143,6 +154,12 @@ CASES = {
     "lstm_input_forget": ("LSTM", dict(input_forget=1, direction="bidirectional")),
     "gru_clip": ("GRU", dict(clip=0.5, direction="reverse")),
     "rnn_clip": ("RNN", dict(clip=0.3, initial_h=True)),
+    "lstm_sequence_lens_bidirectional": ("LSTM", dict(sequence_lens="input", direction="bidirectional",
+                                                      initial_h=True, initial_c=True, peepholes=True)),
+    "lstm_sequence_lens_reverse_layout1": ("LSTM", dict(sequence_lens="input", direction="reverse", layout=1)),
+    "gru_sequence_lens_linear_before_reset": ("GRU", dict(sequence_lens="input", linear_before_reset=1,
+                                                          direction="bidirectional", initial_h=True)),
+    "rnn_sequence_lens_reverse": ("RNN", dict(sequence_lens="input", direction="reverse")),
 }
 
 
@@ -171,16 +188,24 @@ def test_float16_graph(target, mil_op, tmp_path):
     assert mil_op in [op.op_type for op in program.functions["main"].operations]
 
 
-def test_full_length_sequence_lens_is_accepted(roundtrip):
+def test_full_length_sequence_lens_keeps_the_mil_op(roundtrip):
     model = recurrent_model("LSTM", sequence_lens=[4, 4], seq=4)
-    feeds = feeds_for(model, 4, 2)
-    (ours, reference), = roundtrip(model, [feeds])
+    (ours, reference), = roundtrip(model, [feeds_for(model, 4, 2)])
     np.testing.assert_allclose(ours["Y_h"], reference["Y_h"], rtol=1e-4, atol=1e-5)
+    assert "lstm" in [op.op_type for op in convert_model(model)._mil_program.functions["main"].operations]
+
+
+@pytest.mark.parametrize("op_type", sorted(GATES))
+def test_constant_sequence_lens_with_an_empty_sequence(op_type, roundtrip):
+    """Shorter and empty sequences: states stop at each entry's length, later outputs are zero."""
+    model = recurrent_model(op_type, sequence_lens=[4, 2, 0, 1], seq=4, direction="bidirectional", initial_h=True)
+    (ours, reference), = roundtrip(model, [feeds_for(model, 4, 4)])
+    for name, expected in reference.items():
+        np.testing.assert_allclose(ours[name], expected, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert np.all(reference["Y"][2:, :, 1] == 0) and np.all(reference["Y"][:, :, 2] == 0)
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(sequence_lens=[4, 2], seq=4), "sequence_lens"),
-    (dict(sequence_lens=[4, 4]), "sequence_lens"),  # the sequence length is only known at run time
     (dict(activations=["Sigmoid", "Softsign", "Tanh"]), "activations: Softsign"),
     (dict(activations=["HardSigmoid", "Tanh", "Tanh"], activation_alpha=[0.3], activation_beta=[0.5]),
      "activation_alpha/activation_beta"),

@@ -9,13 +9,14 @@ What a MIL op cannot express runs as a ``while_loop`` over the time steps that c
 ONNX's equations literally (the input projection of every step is one ``linear`` before
 the loop): GRU ``linear_before_reset=1`` (what PyTorch writes) below iOS18, where MIL's gru
 has no ``reset_after``; ``clip``, which ONNX applies to every gate's pre-activation and MIL
-only to the cell; LSTM ``input_forget``; and float16 graphs below iOS17 (MIL's recurrent
-ops take float16 from iOS17). Both forms keep the batch and the sequence length dynamic.
+only to the cell; LSTM ``input_forget``; ``sequence_lens`` (constant or computed at run time;
+a batch entry's states stop at its length and its later outputs are zero, and a reverse
+direction starts at its own last step, through ``reverse_sequence``); and float16 graphs
+below iOS17 (MIL's recurrent ops take float16 from iOS17). Both forms keep the batch and
+the sequence length dynamic.
 
 Refused, naming the attribute: activations other than Sigmoid, Tanh, Relu, HardSigmoid
-(alpha 0.2, beta 0.5), Affine (1, 0) and ScaledTanh (1, 1); and ``sequence_lens`` unless
-it is a constant equal to the sequence length for every batch entry (Core ML's ops run
-every step of every sequence, so shorter sequences would get wrong states).
+(alpha 0.2, beta 0.5), and Affine (1, 0) and ScaledTanh (1, 1) given explicitly.
 """
 
 from __future__ import annotations
@@ -80,17 +81,15 @@ def _activations(node, op_type: str, directions: int) -> list[str]:
     return result
 
 
-def _check_sequence_lens(ctx: ConversionContext, node, x) -> None:
+def _sequence_lengths(ctx: ConversionContext, node, x):
+    """sequence_lens as int32 [batch], or None when absent or equal to a static sequence length throughout."""
     if len(node.input) <= 4 or not node.input[4]:
-        return
+        return None
     lengths = ctx.const(node, 4)
     steps = x.shape[0]
     if lengths is not None and isinstance(steps, (int, np.integer)) and np.all(np.asarray(lengths) == int(steps)):
-        return  # every sequence is full length: the same as no sequence_lens
-    raise NodeNotConvertible(
-        "sequence_lens: sequences shorter than the input's sequence length are not supported (Core ML's recurrent "
-        "ops run every time step of every batch entry); only a constant sequence_lens equal to the sequence "
-        "length converts")
+        return None  # every sequence is full length: the same as no sequence_lens
+    return cast_to(ctx.input(node, 4), "int32")
 
 
 def _zeros_state(x, hidden: int, dtype: str):
@@ -178,8 +177,12 @@ def _apply(name: str, value):
 
 
 def _loop(op_type: str, params: _Direction, x, h0, c0, acts: list[str], hidden: int, clip,
-          linear_before_reset: bool, input_forget: bool):
-    """One forward direction as a while_loop computing ONNX's equations; returns (Y, Y_h, Y_c or None)."""
+          linear_before_reset: bool, input_forget: bool, lengths=None):
+    """One forward direction as a while_loop computing ONNX's equations; returns (Y, Y_h, Y_c or None).
+
+    With ``lengths``, batch entry b stops at step lengths[b]: its states keep their value and its
+    later rows of Y are zero, as onnxruntime computes sequence_lens.
+    """
     gates = _GATES[op_type]
     dtype = mil_dtype_name(x)
     cast = (lambda a: a.astype(np.float16)) if dtype == "fp16" else (lambda a: a.astype(np.float32))
@@ -235,8 +238,16 @@ def _loop(op_type: str, params: _Direction, x, h0, c0, acts: list[str], hidden: 
         else:
             (out,) = rest
             h_new = _apply(acts[0], clipped(mb.add(x=x_t, y=mb.linear(x=h, weight=r_weight))))
+        if lengths is not None:
+            running = mb.expand_dims(x=mb.less(x=step, y=lengths), axes=[1])  # [batch, 1]
+            h_new = mb.select(cond=running, a=h_new, b=h)
+            if op_type == "LSTM":
+                c_new = mb.select(cond=running, a=c_new, b=c)
+            step_output = mb.select(cond=running, a=h_new, b=scalar_like(h_new, 0))
+        else:
+            step_output = h_new
         index = mb.expand_dims(x=step, axes=[0])
-        out = mb.scatter(data=out, indices=index, updates=mb.expand_dims(x=h_new, axes=[0]), axis=0, mode="update")
+        out = mb.scatter(data=out, indices=index, updates=mb.expand_dims(x=step_output, axes=[0]), axis=0, mode="update")
         following = mb.add(x=step, y=np.int32(1))
         if op_type == "LSTM":
             return following, h_new, c_new, out
@@ -244,11 +255,14 @@ def _loop(op_type: str, params: _Direction, x, h0, c0, acts: list[str], hidden: 
 
     loop_vars = [np.int32(0), h0] + ([c0] if op_type == "LSTM" else []) + [sequence]
     results = mb.while_loop(_cond=cond, _body=body, loop_vars=tuple(as_var(v) for v in loop_vars))
-    if op_type == "LSTM":
-        _, h, c, y = results
-        return y, h, c
-    _, h, y = results
-    return y, h, None
+    h, y = results[1], results[-1]
+    c = results[2] if op_type == "LSTM" else None
+    if lengths is not None:
+        # An empty sequence's final states are zero in onnxruntime, not the initial ones (the spec is silent).
+        nonempty = mb.expand_dims(x=mb.greater(x=lengths, y=np.int32(0)), axes=[1])
+        h = mb.select(cond=nonempty, a=h, b=scalar_like(h, 0))
+        c = None if c is None else mb.select(cond=nonempty, a=c, b=scalar_like(c, 0))
+    return y, h, c
 
 
 def _convert(ctx: ConversionContext, node, op_type: str) -> None:
@@ -274,7 +288,7 @@ def _convert(ctx: ConversionContext, node, op_type: str) -> None:
     hidden = int(attr(node, "hidden_size", r.shape[-1]))
     if w.shape[1] != gates * hidden or r.shape[-1] != hidden:
         raise NodeNotConvertible(f"hidden_size {hidden} does not match W {list(w.shape)} and R {list(r.shape)}")
-    _check_sequence_lens(ctx, node, x)
+    lengths = _sequence_lengths(ctx, node, x)
     acts = _activations(node, op_type, directions)
     per_direction = len(acts) // directions
     clip = attr(node, "clip")
@@ -288,7 +302,8 @@ def _convert(ctx: ConversionContext, node, op_type: str) -> None:
     initial_h = _state(ctx, node, 5, x, hidden, directions, layout, dtype)
     initial_c = _state(ctx, node, 6, x, hidden, directions, layout, dtype) if op_type == "LSTM" else [None] * directions
 
-    native = clip is None and not input_forget and not (dtype == "fp16" and ctx.target < ct.target.iOS17)
+    native = clip is None and not input_forget and lengths is None and not (
+        dtype == "fp16" and ctx.target < ct.target.iOS17)
     if linear_before_reset and ctx.target < ct.target.iOS18:
         native = False
     to_dtype = (lambda a: a.astype(np.float16)) if dtype == "fp16" else (lambda a: np.asarray(a, dtype=np.float32))
@@ -297,14 +312,20 @@ def _convert(ctx: ConversionContext, node, op_type: str) -> None:
         params = _Direction(to_dtype(w[d]), to_dtype(r[d]), None if b is None else to_dtype(b[d]),
                             None if peepholes is None else to_dtype(peepholes[d]), hidden, gates)
         reverse = direction == "reverse" or d == 1
-        steps = mb.reverse(x=x, axes=[0]) if reverse else x
+        def backwards(value):
+            # With sequence_lens, a reverse direction starts at each sequence's own last step.
+            if lengths is None:
+                return mb.reverse(x=value, axes=[0])
+            return mb.reverse_sequence(x=value, lengths=lengths, seq_axis=0, batch_axis=1)
+
+        steps = backwards(x) if reverse else x
         d_acts = acts[d * per_direction:(d + 1) * per_direction]
         if native:
             y, h, c = _native(op_type, params, steps, initial_h[d], initial_c[d], d_acts, hidden, linear_before_reset)
         else:
             y, h, c = _loop(op_type, params, steps, initial_h[d], initial_c[d], d_acts, hidden, clip,
-                            linear_before_reset, input_forget)
-        ys.append(mb.reverse(x=y, axes=[0]) if reverse else y)
+                            linear_before_reset, input_forget, lengths)
+        ys.append(backwards(y) if reverse else y)
         hs.append(h)
         cs.append(c)
 
