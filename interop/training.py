@@ -164,10 +164,18 @@ def check_design_fits(model: Path, data: TrainData) -> None:
         dims = value.type.tensor_type.shape.dim
         return int(dims[-1].dim_value) if dims and dims[-1].HasField("dim_value") else None
 
+    dims = inputs[0].type.tensor_type.shape.dim
+    if inputs[0].type.tensor_type.HasField("shape") and len(dims) != 2:
+        shape = ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+        raise InteropError(f"{model.name}: the design's input {inputs[0].name!r} has shape ({shape}), not "
+                           "(samples, features): interop train trains on tabular data, one feature vector "
+                           "per sample", hint="train this design in its own framework; interop convert "
+                           "brings it there")
     takes, gives = last_dim(inputs[0]), last_dim(graph.output[0])
     if takes is not None and takes != n_features:
         raise InteropError(f"the design takes {takes} feature(s) per sample, the data has {n_features} "
-                           f"({', '.join(data.feature_names)})")
+                           f"({', '.join(data.feature_names)})",
+                           hint="choose the data's columns with --features a,b,...")
     if gives is not None and gives != n_classes:
         raise InteropError(f"the design has {gives} output(s), the data has {n_classes} label(s) "
                            f"({', '.join(data.class_names)})",

@@ -132,6 +132,21 @@ def test_a_label_count_that_does_not_match_the_design_is_refused(tmp_path, cli):
     assert not (tmp_path / "m.pt2").exists()
 
 
+def test_a_design_whose_input_is_not_a_feature_vector_is_refused_by_its_shape(tmp_path, cli):
+    """An image model cannot train on tabular data: the error names the input's shape, not '1 feature'."""
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("Conv", ["image", "w"], ["c"], kernel_shape=[3, 3]),
+             helper.make_node("GlobalAveragePool", ["c"], ["p"]), helper.make_node("Flatten", ["p"], ["logits"])]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+                              [numpy_helper.from_array(rng.standard_normal((3, 1, 3, 3)).astype(np.float32), "w")])
+    design = tmp_path / "cnn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(design))
+    result = cli("train", "--framework", "torch", "--init", str(design), "-o", str(tmp_path / "m.pt2"))
+    assert_refused(result, "'image' has shape (N, 1, 8, 8), not (samples, features)")
+    assert not (tmp_path / "m.pt2").exists()
+
+
 def test_reinit_needs_init_and_a_trainer_that_starts_from_a_model(tmp_path, cli):
     assert_refused(cli("train", "--framework", "torch", "--reinit", "-o", str(tmp_path / "m.pt2")),
                    "--reinit needs --init MODEL")
