@@ -154,3 +154,16 @@ def test_crash_keys_are_stable_across_names_and_numbers() -> None:
                         "'numpy.int64' object has no attribute 'rank'")
     assert a == b == "AttributeError: '_' object has no attribute '_'"
     assert normalize_error("ValueError: shapes (3, 4) and [5] differ at 2") == "ValueError: shapes [_] and [_] differ at N"
+
+
+def test_onnxruntimes_mvn_nan_counted_by_nonzero_is_explained_as_a_shape() -> None:
+    """Mixed seed 3, trial 5842: NonZero(Round(MVN(one element))): onnxruntime's NaN is non-zero."""
+    graph = helper.make_graph(
+        [helper.make_node("MeanVarianceNormalization", ["x"], ["m"], axes=[1, 2]), helper.make_node("Round", ["m"], ["r"]),
+         helper.make_node("NonZero", ["r"], ["y"])], "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [4, None])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    outcome = evaluate(model, {"x": np.full((1, 1, 1, 1), 0.7, np.float32)})
+    assert (outcome.status, outcome.kind, outcome.explained) == ("mismatch", "shape", "ort-mvn-zero-variance")

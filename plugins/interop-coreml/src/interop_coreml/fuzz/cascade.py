@@ -38,6 +38,13 @@ DISCONTINUOUS = frozenset({
     "Shrink", "ThresholdedRelu", "Pow",
 })
 
+#: Ops that divide by a statistic of their input (a standard deviation, a norm): where it is
+#: small they multiply a difference within tolerance in their input by as much as 1/std.
+AMPLIFYING = frozenset({
+    "LayerNormalization", "InstanceNormalization", "GroupNormalization", "LpNormalization",
+    "MeanVarianceNormalization",
+})
+
 #: The largest difference, in float32 ulps of the larger magnitude, still called rounding.
 MAX_ULPS = 8
 
@@ -61,7 +68,8 @@ def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(same, 0.0, np.where(np.isfinite(a) & np.isfinite(b), distance, np.inf))
 
 
-def rounding_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> list[str]:
+def rounding_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray],
+                     ops: frozenset[str] = DISCONTINUOUS) -> list[str]:
     """The float tensors (not constants, not graph inputs) that discontinuous ops read, in graph order.
 
     ``values`` (every tensor, as onnxruntime computed it) tells the dtypes: a Cast or CastLike is
@@ -70,7 +78,7 @@ def rounding_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> l
     constants = {init.name for init in model.graph.initializer} | {i.name for i in model.graph.input}  # the same in both
     found: list[str] = []
     for node in model.graph.node:
-        if node.op_type not in DISCONTINUOUS:
+        if node.op_type not in ops:
             continue
         if node.op_type in ("Cast", "CastLike") and np.asarray(values.get(node.output[0], 0.0)).dtype.kind == "f":
             continue
@@ -98,7 +106,8 @@ def feed_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.
 
 
 def verify_rounding_cascade(model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str],
-                            notes: list[str] | None = None, within: str = "ulps") -> bool:
+                            notes: list[str] | None = None, within: str = "ulps",
+                            ops: frozenset[str] = DISCONTINUOUS) -> bool:
     """True when the outputs ``differing`` are a rounding cascade (module docstring), verified on this graph.
 
     Tensors are fed one at a time in graph order: the first discontinuous-op input on which
@@ -113,7 +122,7 @@ def verify_rounding_cascade(model: onnx.ModelProto, feeds: dict, got: dict, diff
     graph_inputs = {i.name for i in model.graph.input}
     base = {k: v for k, v in feeds.items() if k in graph_inputs}
     theirs = {**feeds, **intermediate_values(model, feeds)}
-    candidates = rounding_tensors(model, theirs)
+    candidates = rounding_tensors(model, theirs, ops)
     if not candidates:
         return False
     probe = _declare_outputs(model, [*(o.name for o in model.graph.output), *candidates])
