@@ -159,6 +159,39 @@ def test_a_reduced_shape_stays_a_python_size_in_the_pt2(tmp_path, keepdims):
     assert report.passed, report.format_table()
 
 
+def test_a_size_reshaped_to_one_element_stays_a_python_size(tmp_path):
+    # torch.onnx's multi-head attention (nn.TransformerEncoder with a padding mask): the batch size
+    # as a rank-0 value, times the heads, Reshape'd to [1] and concatenated into a target shape;
+    # and the reverse, a one-element size Reshape'd to a scalar. Both stay Python sizes.
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s", "zero", "one"], ["b1"]),
+        helper.make_node("Squeeze", ["b1"], ["b"]),
+        helper.make_node("Mul", ["b", "two"], ["b2"]),
+        helper.make_node("Reshape", ["b2", "one"], ["b2_1"]),
+        helper.make_node("Reshape", ["b1", "empty"], ["b_scalar"]),
+        helper.make_node("Reshape", ["b_scalar", "one"], ["b_again"]),
+        helper.make_node("Concat", ["b2_1", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["halves"]),
+        helper.make_node("Concat", ["b_again", "minus_one"], ["back"], axis=0),
+        helper.make_node("Reshape", ["halves", "back"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "fc"], ["y"]),
+    ]
+    ints = {"zero": [0], "one": [1], "minus_one": [-1], "two": 2, "empty": np.zeros(0, np.int64)}
+    inits = [weight("fc", 12, 3), *(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in ints.items())]
+    model = graph(nodes, [tensor("x", "batch", 4, 3)], [tensor("y", None)], inits, opset=17)
+    from interop_torch.onnx_import import import_onnx
+
+    source = import_onnx(model).source
+    assert ".tolist()" not in source and "torch.tensor(" not in source, source  # no size becomes a tensor
+    assert_matches_onnxruntime(model, {"x": (4, 3)})
+    path = save(model, tmp_path / "sizes.onnx")
+    interop.convert(path, tmp_path / "sizes.pt2")
+    interop.convert(path, tmp_path / "sizes_src", to="torch-source")
+    report = interop.check(path, [tmp_path / "sizes.pt2", tmp_path / "sizes_src"], batch_sizes=(1, 5))
+    assert report.passed, report.format_table()
+
+
 def test_a_shared_weight_is_one_parameter():
     nodes = [helper.make_node("MatMul", ["x", "tied"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
              helper.make_node("MatMul", ["r", "tied"], ["y"])]

@@ -119,9 +119,22 @@ def reshape(ctx: ImportContext, node: onnx.NodeProto) -> None:
     else:
         target = ctx.input(node, 1)
         expr, known = shape_list(ctx, target, "shape")
-    if x.kind == "shape" and known is not None and len(known) == 1 and known[0] in (-1, len(x.elems or [0])):
-        ctx.alias(node.output[0], x)
-        return
+    if x.kind == "shape" and known is not None:
+        # A Python size reshaped stays in Python: a scalar to [1] becomes a one-element list
+        # (torch.onnx writes Reshape(sym_size * 4, [1]) before a Concat of sizes), a one-element
+        # list to [] becomes a scalar, and a reshape that keeps the rank keeps the value.
+        if x.scalar and known in ([1], [-1]):
+            ctx.emit(node.output[0], f"[{x.expr}]", kind="shape", elems=[None])
+            return
+        if x.scalar and known == []:
+            ctx.alias(node.output[0], x)
+            return
+        if not x.scalar and x.elems is not None and len(x.elems) == 1 and known == []:
+            ctx.emit(node.output[0], f"{x.expr}[0]", kind="shape", scalar=True)
+            return
+        if not x.scalar and x.elems is not None and len(known) == 1 and known[0] in (-1, len(x.elems)):
+            ctx.alias(node.output[0], x)
+            return
     x_expr = ctx.t(x)
     static = ctx.static_shape(x)
     if known is not None:
