@@ -94,7 +94,41 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "Min": ops.minimum,
     "Mod": ops.mod,
     "MatMul": ops.matmul,
+    # comparisons (a boolean result) and logic on booleans
+    "Less": ops.less,
+    "LessOrEqual": ops.less_equal,
+    "Greater": ops.greater,
+    "GreaterOrEqual": ops.greater_equal,
+    "Equal": ops.equal,
+    "And": ops.logical_and,
+    "Or": ops.logical_or,
+    "Xor": ops.logical_xor,
 }
+
+#: Dtypes a fixed constant is stored in: floats as float32, integers as themselves, booleans as int32
+#: (cast to the other operand's dtype when used).
+_CONSTANT_DTYPES = {name: name for name in ("float32", "int32", "int64")}
+
+
+def _scalar(value: Any, dtype: str) -> int | float | None:
+    """A one-element constant of the config: an integer for integer and boolean constants, else a float."""
+    if value is None:
+        return None
+    if dtype == "float32":
+        return _number("scalar", value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"scalar must be an integer for a {dtype} constant, got {value!r}")
+    return int(value)
+
+
+def _fixed_scalar(value: int | float, like: Any) -> Any:
+    """``value`` as an operand of tensor ``like``: exact for integer and boolean tensors."""
+    dtype = keras.backend.standardize_dtype(like.dtype)
+    if "float" in dtype:
+        return value
+    if dtype == "bool":
+        return ops.not_equal(ops.convert_to_tensor(int(value), dtype="int32"), 0)
+    return ops.convert_to_tensor(int(value), dtype=dtype)
 
 
 @_register
@@ -104,15 +138,18 @@ class ConstantOperand(keras.layers.Layer):
     ``c`` is a variable of ``constant_shape`` named after the ONNX initializer it
     came from (trainable when the importer classified it as a weight, such as a
     per-channel scale or a bias) or, for a one-element value, the number ``scalar``.
+    ``constant_dtype`` is how an integer or boolean constant is stored (it is never
+    trainable); it is cast to ``x``'s dtype, as ONNX gives both operands one type.
     """
 
     def __init__(self, op: str, constant_shape: Sequence[int] | None = None, scalar: float | None = None,
                  constant_first: bool = False, weight_name: str = "constant", trainable_constant: bool = True,
-                 **kwargs: Any):
+                 constant_dtype: str = "float32", **kwargs: Any):
         super().__init__(**kwargs)
         self._fn = _choice("op", op, _BINARY)
         self.op = op
-        self.scalar = _number("scalar", scalar, optional=True)
+        self.constant_dtype = _choice("constant_dtype", constant_dtype, _CONSTANT_DTYPES)
+        self.scalar = _scalar(scalar, self.constant_dtype)
         if (constant_shape is None) == (self.scalar is None):
             raise ValueError("ConstantOperand takes either constant_shape or scalar")
         self.constant_shape = None if constant_shape is None else _ints("constant_shape", constant_shape)
@@ -120,24 +157,24 @@ class ConstantOperand(keras.layers.Layer):
         if not isinstance(weight_name, str) or "/" in weight_name:
             raise ValueError(f"weight_name must be a name without '/', got {weight_name!r}")
         self.weight_name = weight_name
-        self.trainable_constant = bool(trainable_constant)
+        self.trainable_constant = bool(trainable_constant) and self.constant_dtype == "float32"
         self.constant = None
 
     def build(self, input_shape: Any) -> None:
         if self.constant_shape is not None:
             self.constant = self.add_weight(
                 name=self.weight_name, shape=tuple(self.constant_shape), initializer="zeros",
-                trainable=self.trainable_constant,
+                trainable=self.trainable_constant, dtype=self.constant_dtype,
             )
 
     def call(self, x: Any) -> Any:
-        c = self.scalar if self.constant is None else ops.cast(self.constant, x.dtype)
+        c = _fixed_scalar(self.scalar, x) if self.constant is None else ops.cast(self.constant, x.dtype)
         return self._fn(c, x) if self.constant_first else self._fn(x, c)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "op": self.op, "constant_shape": self.constant_shape, "scalar": self.scalar,
                 "constant_first": self.constant_first, "weight_name": self.weight_name,
-                "trainable_constant": self.trainable_constant}
+                "trainable_constant": self.trainable_constant, "constant_dtype": self.constant_dtype}
 
 
 @_register
@@ -155,6 +192,81 @@ class Elementwise(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "op": self.op}
+
+
+_WHERE_OPERANDS = ("condition", "x", "y")
+
+
+@_register
+class Where(keras.layers.Layer):
+    """ONNX Where: ``x`` where ``condition`` holds, else ``y``, with numpy broadcasting.
+
+    Any operand may be fixed: ``scalars[i]`` a number, or ``constant_shapes[i]`` a
+    non-trainable variable (named ``weight_names[i]``, stored as ``constant_dtypes[i]``);
+    the computed operands are the layer's inputs, in order. A fixed condition is
+    stored as int32 (nonzero is true); fixed ``x``/``y`` are cast to the computed
+    branch's dtype, as ONNX gives both branches one type.
+    """
+
+    def __init__(self, scalars: Sequence[Any] = (None, None, None),
+                 constant_shapes: Sequence[Sequence[int] | None] = (None, None, None),
+                 constant_dtypes: Sequence[str] = ("int32", "float32", "float32"),
+                 weight_names: Sequence[str | None] = (None, None, None), **kwargs: Any):
+        super().__init__(**kwargs)
+        if not all(isinstance(v, (list, tuple)) and len(v) == 3
+                   for v in (scalars, constant_shapes, constant_dtypes, weight_names)):
+            raise ValueError("Where takes three entries per operand list (condition, x, y)")
+        self.constant_dtypes = [_choice("constant_dtypes", d, _CONSTANT_DTYPES) for d in constant_dtypes]
+        self.scalars = [_scalar(v, d) for v, d in zip(scalars, self.constant_dtypes)]
+        self.constant_shapes = [None if s is None else _ints("constant_shapes", s) for s in constant_shapes]
+        for name in weight_names:
+            if name is not None and (not isinstance(name, str) or "/" in name):
+                raise ValueError(f"weight_names must be names without '/', got {name!r}")
+        self.weight_names = list(weight_names)
+        if all(s is not None or c is not None for s, c in zip(self.scalars, self.constant_shapes)):
+            raise ValueError("Where needs at least one computed operand")
+        if any(s is not None and c is not None for s, c in zip(self.scalars, self.constant_shapes)):
+            raise ValueError("an operand of Where is either a scalar or a constant of a shape")
+        self.constants: list[Any] = [None, None, None]
+
+    def build(self, input_shape: Any) -> None:
+        for i, shape in enumerate(self.constant_shapes):
+            if shape is not None:
+                self.constants[i] = self.add_weight(
+                    name=self.weight_names[i] or f"{_WHERE_OPERANDS[i]}_constant", shape=tuple(shape),
+                    initializer="zeros", trainable=False, dtype=self.constant_dtypes[i],
+                )
+
+    def call(self, inputs: Any) -> Any:
+        computed = iter(inputs if isinstance(inputs, (list, tuple)) else [inputs])
+        operands: list[Any] = []
+        for i in range(3):
+            if self.scalars[i] is None and self.constants[i] is None:
+                operands.append(next(computed))
+            else:
+                operands.append(None)
+        branch = operands[1] if operands[1] is not None else operands[2]
+        for i in range(3):
+            if operands[i] is not None:
+                continue
+            if i == 0:
+                fixed = self.scalars[0] if self.constants[0] is None else self.constants[0]
+                operands[0] = ops.not_equal(ops.convert_to_tensor(fixed, dtype="int32"), 0)
+            elif branch is None:  # both branches fixed: they keep their stored dtype
+                fixed = self.scalars[i] if self.constants[i] is None else self.constants[i]
+                operands[i] = ops.convert_to_tensor(fixed, dtype=self.constant_dtypes[i])
+            elif self.constants[i] is not None:
+                operands[i] = ops.cast(self.constants[i], branch.dtype)
+            else:
+                operands[i] = _fixed_scalar(self.scalars[i], branch)
+        condition = operands[0]
+        if keras.backend.standardize_dtype(condition.dtype) != "bool":
+            condition = ops.not_equal(condition, 0)
+        return ops.where(condition, operands[1], operands[2])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scalars": self.scalars, "constant_shapes": self.constant_shapes,
+                "constant_dtypes": self.constant_dtypes, "weight_names": self.weight_names}
 
 
 def _hard_sigmoid(x: Any, alpha: float, beta: float) -> Any:
@@ -207,6 +319,8 @@ _UNARY: dict[str, Callable[..., Any]] = {
     "Shrink": _shrink,
     "Softplus": lambda x, a, b: ops.softplus(x),
     "Square": lambda x, a, b: ops.square(x),
+    "Not": lambda x, a, b: ops.logical_not(x),
+    "IsNaN": lambda x, a, b: ops.isnan(x),
 }
 #: Unary ops whose ``alpha``/``beta`` must be numbers (Clip takes None for "no bound").
 _UNARY_PARAMETERS = {"HardSigmoid": (True, True), "Celu": (True, False), "Shrink": (True, True)}

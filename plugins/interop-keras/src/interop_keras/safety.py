@@ -54,7 +54,7 @@ _FILE_VOCABULARY_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization"}
 #: tests/plugins keep this list equal to what interop_keras.layers registers.
 INTEROP_LAYERS = frozenset({
     "Cast", "ConstantOperand", "Elementwise", "Gather", "LocalResponseNormalization", "LogSoftmax", "MatMul",
-    "Pad", "Pooling", "Reduce", "Reshape", "Slice", "Transpose", "Unary",
+    "Pad", "Pooling", "Reduce", "Reshape", "Slice", "Transpose", "Unary", "Where",
 })
 INTEROP_LAYERS_MODULE = "interop_keras.layers"
 INTEROP_PACKAGE = "interop_keras"

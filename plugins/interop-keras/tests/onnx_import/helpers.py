@@ -75,8 +75,13 @@ def random_feeds(model: onnx.ModelProto, batch: int, seed: int = 0,
         else:
             dims = value.type.tensor_type.shape.dim
             shape = [d.dim_value if d.HasField("dim_value") else batch for d in dims]
-        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+        elem = value.type.tensor_type.elem_type
+        if elem == TensorProto.FLOAT:
             feeds[value.name] = rng.standard_normal(shape).astype(np.float32)
+        elif elem == TensorProto.BOOL:
+            feeds[value.name] = rng.random(shape) < 0.5
+        elif elem == TensorProto.INT32:
+            feeds[value.name] = rng.integers(0, 5, shape).astype(np.int32)
         else:
             feeds[value.name] = rng.integers(0, 5, shape).astype(np.int64)
     return feeds

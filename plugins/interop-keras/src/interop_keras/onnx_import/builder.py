@@ -29,6 +29,7 @@ _INPUT_DTYPES = {
     onnx.TensorProto.FLOAT: "float32",
     onnx.TensorProto.INT64: "int64",
     onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.BOOL: "bool",
 }
 
 
@@ -245,7 +246,7 @@ class Importer:
             dtype = _INPUT_DTYPES.get(tensor_type.elem_type)
             if not value_info.type.HasField("tensor_type") or dtype is None:
                 kind = onnx.TensorProto.DataType.Name(tensor_type.elem_type) if tensor_type.elem_type else "non-tensor"
-                problems.append(f"input {value_info.name!r} is {kind}; the importer takes float32 and integer tensors")
+                problems.append(f"input {value_info.name!r} is {kind}; the importer takes float32, integer and boolean tensors")
                 continue
             if not tensor_type.HasField("shape") or len(tensor_type.shape.dim) == 0:
                 problems.append(f"input {value_info.name!r} has no rank (Keras needs a batch axis)")

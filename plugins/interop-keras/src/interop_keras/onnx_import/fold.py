@@ -18,16 +18,42 @@ from onnx import numpy_helper
 
 
 class Dim:
-    """A dimension known only at run time; ``BATCH`` is the batch axis of the graph's tensors."""
+    """A dimension known only at run time; ``BATCH`` is the batch axis of the graph's tensors.
 
-    def __init__(self, label: str):
+    ``base * factor`` when the dimension is a multiple of another (an einsum's batch
+    times its heads, ``ReduceProd`` of ``[batch, 4]``); two dimensions are the same when
+    their bases and factors are.
+    """
+
+    def __init__(self, label: str, base: Dim | None = None, factor: int = 1):
         self.label = label
+        self.base = base
+        self.factor = factor
+
+    def root(self) -> tuple[Dim, int]:
+        """The dimension this is a multiple of, and the multiple."""
+        return (self, 1) if self.base is None else (self.base, self.factor)
+
+    def times(self, factor: int) -> Dim:
+        base, multiple = self.root()
+        if factor * multiple == 1:
+            return base
+        return Dim(f"{base.label}*{factor * multiple}", base, factor * multiple)
 
     def __repr__(self) -> str:
         return self.label
 
 
 BATCH = Dim("batch")
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two entries of a shape vector (ints or :class:`Dim`) are equal for certain."""
+    if isinstance(a, Dim) and isinstance(b, Dim):
+        return a.root() == b.root()
+    if isinstance(a, Dim) or isinstance(b, Dim):
+        return False
+    return int(a) == int(b)
 
 
 def is_symbolic(array: np.ndarray) -> bool:
@@ -123,7 +149,55 @@ def _symbolic_values(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> l
         for axis, start, end, step in zip(axes, starts, ends, steps):
             index[axis] = slice(start, end, step)
         return [x[tuple(index)]]
+    if op in ("Max", "Min") and all(v is not None for v in inputs):
+        extreme = _extreme(op, [np.asarray(v, dtype=object) for v in inputs])
+        return None if extreme is None else [extreme]
+    if op == "ReduceProd" and x.ndim == 1 and (len(inputs) < 2 or inputs[1] is None) \
+            and attrs.get("axes") in (None, [0], [-1]) and not attrs.get("noop_with_empty_axes", 0):
+        product = _product(list(x))
+        if product is None:
+            return None
+        return [np.asarray([product] if attrs.get("keepdims", 1) else product, dtype=object)]
+    if op == "Mul" and len(inputs) == 2 and inputs[1] is not None:
+        a, b = np.broadcast_arrays(np.asarray(x, dtype=object), np.asarray(inputs[1], dtype=object))
+        products = [_product([p, q]) for p, q in zip(a.reshape(-1), b.reshape(-1))]
+        if any(p is None for p in products):
+            return None
+        out = np.empty(a.shape, dtype=object)
+        out.reshape(-1)[:] = products
+        return [out]
     return None
+
+
+def _product(entries: list[Any]) -> Any:
+    """The product of shape entries with at most one :class:`Dim` (None with more)."""
+    dims = [e for e in entries if isinstance(e, Dim)]
+    number = int(np.prod([int(e) for e in entries if not isinstance(e, Dim)], dtype=np.int64))
+    if not dims:
+        return number
+    if len(dims) > 1 or number == 0:
+        return None
+    return dims[0].times(number)
+
+
+def _extreme(op: str, arrays: list[np.ndarray]) -> np.ndarray | None:
+    """Max/Min of shape vectors: equal entries, integers, or a dimension against 1 (sizes are >= 1)."""
+    broadcast = np.broadcast_arrays(*arrays)
+    out = np.empty(broadcast[0].shape, dtype=object)
+    flat = out.reshape(-1)
+    for i, entries in enumerate(zip(*(b.reshape(-1) for b in broadcast))):
+        result = entries[0]
+        for entry in entries[1:]:
+            if same(result, entry):
+                continue
+            if not isinstance(result, Dim) and not isinstance(entry, Dim):
+                result = max(int(result), int(entry)) if op == "Max" else min(int(result), int(entry))
+            elif (entry if isinstance(result, Dim) else result) == 1:  # a broadcast 1 against a size
+                result = (result if isinstance(result, Dim) else entry) if op == "Max" else 1
+            else:
+                return None
+        flat[i] = result
+    return out
 
 
 def tensor_value(tensor: onnx.TensorProto) -> np.ndarray:

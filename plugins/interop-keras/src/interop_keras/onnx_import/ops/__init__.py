@@ -9,6 +9,7 @@ from interop_keras.onnx_import.ops import (  # noqa: F401
     conv,
     elementwise,
     linear,
+    logic,
     normalization,
     pooling,
     reduction,

@@ -21,7 +21,45 @@ from interop_keras.onnx_import.weights import CONSTANT, WEIGHT
 
 #: The op (interop_keras.layers' names) each ONNX op type applies between two operands.
 _OPS = {"Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "Pow": "Pow", "Max": "Max", "Min": "Min",
-        "Sum": "Add", "Mean": "Add", "Mod": "Mod"}
+        "Sum": "Add", "Mean": "Add", "Mod": "Mod",
+        # comparisons and logic (registered in .logic) take the same path: layouts, constants, broadcasting
+        **{op: op for op in ("Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal", "And", "Or", "Xor")}}
+
+
+def fixed_array(constant: Constant) -> tuple[np.ndarray, str]:
+    """A constant operand's value and the dtype interop_keras.layers stores it as.
+
+    Floats become float32 (the importer's compute type); integers keep 64 bits when they
+    had them; booleans are stored as int32 and cast back to the other operand's dtype.
+    """
+    value = np.asarray(constant.value)
+    if value.dtype.kind == "f":
+        return float_array(constant), "float32"
+    if value.dtype.kind == "b" or value.dtype.kind in "iu" and value.dtype.itemsize < 8:
+        return value.astype(np.int32), "int32"
+    if value.dtype.kind in "iu":
+        return value.astype(np.int64), "int64"
+    raise NotConvertible(f"a constant operand of type {value.dtype}")
+
+
+def in_layout(value: np.ndarray, perm: Perm) -> tuple[np.ndarray, Any]:
+    """``value`` broadcast to rank ``len(perm)``, stored in layout ``perm`` without its leading 1s,
+    and the function that maps such an array back to ``value``'s shape."""
+    rank = len(perm)
+    if value.ndim > rank:
+        raise NotConvertible(f"a constant of rank {value.ndim} broadcast against a tensor of rank {rank}")
+    aligned = value.reshape((1,) * (rank - value.ndim) + value.shape)
+    stored = np.transpose(aligned, perm)
+    drop = 0
+    while drop < stored.ndim and stored.shape[drop] == 1:
+        drop += 1
+    original = value.shape
+
+    def back(array: np.ndarray) -> np.ndarray:
+        full = array.reshape((1,) * drop + array.shape)
+        return np.transpose(full, np.argsort(perm)).reshape(original)
+
+    return stored.reshape(stored.shape[drop:]), back
 
 
 def constant_operand(ctx: NodeContext, op: str, tensor: Any, perm: Perm, constant: Constant, *,
@@ -30,47 +68,43 @@ def constant_operand(ctx: NodeContext, op: str, tensor: Any, perm: Perm, constan
     """``tensor OP constant`` as a ConstantOperand layer; ``perm`` is ``tensor``'s layout."""
     from interop_keras import layers as interop_layers
 
-    value = float_array(constant) * np.float32(scale)
-    rank = len(perm)
+    value, dtype = fixed_array(constant)
+    if dtype == "float32":
+        value = value * np.float32(scale)
+    elif scale != 1.0:
+        raise NotConvertible(f"a scaled {value.dtype} constant")
+
+    def unscale(array: np.ndarray) -> np.ndarray:
+        return array / scale if scale not in (0.0, 1.0) else array
+
     if broadcast:
-        if value.ndim > rank:
-            raise NotConvertible(f"a constant of rank {value.ndim} broadcast against a tensor of rank {rank}")
-        aligned = value.reshape((1,) * (rank - value.ndim) + value.shape)
-        stored = np.transpose(aligned, perm)
-        drop = 0
-        while drop < stored.ndim and stored.shape[drop] == 1:
-            drop += 1
-        stored = stored.reshape(stored.shape[drop:])
-        original = value.shape
+        stored, to_value = in_layout(value, perm)
 
         def back(array: np.ndarray) -> np.ndarray:
-            full = array.reshape((1,) * drop + array.shape)
-            result = np.transpose(full, np.argsort(perm)).reshape(original)
-            return result / scale if scale not in (0.0, 1.0) else result
+            return unscale(to_value(array))
     else:
-        stored = value
-
-        def back(array: np.ndarray) -> np.ndarray:
-            return array / scale if scale not in (0.0, 1.0) else array
+        stored, back = value, unscale
     role = constant.role
     name = ctx.name(suffix, weights=[constant.source] if role == WEIGHT and constant.source else ())
     # Rescaling declares its output shape to be its input's: only for constants that do not grow it.
     keeps_shape = stored.ndim <= len(tensor.shape) and all(
         c == 1 or c == t for c, t in zip(reversed(stored.shape), reversed(tuple(tensor.shape))))
-    rescaling = _as_rescaling(op, stored, constant_first) if role == CONSTANT and broadcast and keeps_shape else None
+    rescaling = _as_rescaling(op, stored, constant_first) \
+        if role == CONSTANT and broadcast and keeps_shape and dtype == "float32" else None
     if rescaling is not None:
         import keras
 
-        scale, offset = rescaling
-        return keras.layers.Rescaling(scale=scale, offset=offset, name=name)(tensor)
+        factor, offset = rescaling
+        return keras.layers.Rescaling(scale=factor, offset=offset, name=name)(tensor)
     if role == CONSTANT and stored.size == 1 and broadcast:
-        layer = interop_layers.ConstantOperand(op, scalar=float(stored.reshape(-1)[0]), constant_first=constant_first,
-                                               name=name)
+        number = stored.reshape(-1)[0]
+        layer = interop_layers.ConstantOperand(op, scalar=float(number) if dtype == "float32" else int(number),
+                                               constant_first=constant_first, constant_dtype=dtype, name=name)
         return layer(tensor)
     weight_name = sanitize(constant.source or f"{name}.constant")
     layer = interop_layers.ConstantOperand(
         op, constant_shape=list(stored.shape), constant_first=constant_first, weight_name=weight_name,
-        trainable_constant=role == WEIGHT, name=name,
+        trainable_constant=role == WEIGHT, constant_dtype=dtype, name=name,
     )
     out = layer(tensor)
     set_weight(ctx, layer.constant, constant, stored, back)

@@ -177,18 +177,28 @@ def _spec(ctx: NodeContext, index: int) -> list[int]:
     constant = ctx.importer.constants.get(ctx.node.input[index])
     if constant is None:
         raise NotConvertible("the target shape is computed at run time")
-    value = constant.value.reshape(-1)
+    value = list(constant.value.reshape(-1))
     x = ctx.value(0)
-    spec = []
-    for i, d in enumerate(value):
-        if isinstance(d, fold.Dim):
-            if d is fold.BATCH and i == 0 and x.rank and _is_batch(x, 0):
-                spec.append(0)
-            else:
-                raise NotConvertible("the target shape holds a size known only at run time")
-        else:
-            spec.append(int(d))
-    return spec
+    symbolic = [i for i, d in enumerate(value) if isinstance(d, fold.Dim)]
+    if not symbolic:
+        return [int(d) for d in value]
+    if len(symbolic) == 1 and -1 not in value:
+        # The one size known at run time is what -1 infers from the element count (whether or not
+        # the input's first axis is the batch itself or a multiple of it).
+        return [-1 if i in symbolic else int(d) for i, d in enumerate(value)]
+    if symbolic == [0] and value[0] is fold.BATCH and x.rank and _is_batch(x, 0):
+        return [0] + [int(d) for d in value[1:]]
+    if len(symbolic) == 1 and x.rank and _is_batch(x, 0) and None not in x.shape[1:]:
+        # A multiple of the batch (an einsum's batch times heads) and a -1: the batch is the only
+        # size known at run time, so the -1 is what the fixed sizes leave of the input's.
+        base, multiple = value[symbolic[0]].root()
+        fixed = [int(d) for i, d in enumerate(value) if i not in symbolic and d != -1]
+        left = int(np.prod(x.shape[1:], dtype=np.int64))
+        divisor = multiple * int(np.prod(fixed, dtype=np.int64))
+        if base is fold.BATCH and divisor and left % divisor == 0:
+            inferred = left // divisor
+            return [-1 if i in symbolic else inferred if d == -1 else int(d) for i, d in enumerate(value)]
+    raise NotConvertible("the target shape holds sizes known only at run time")
 
 
 @converter("Reshape", versions=(5, 13, 14, 19, 21))
