@@ -295,6 +295,11 @@ MODEL_PATTERNS = [
     "| shifted-window mask | ConstantOfShape, ScatterND, Sub, Equal | Swin-style window attention |",
     "| window partitioning at rank 6 | Reshape, Transpose | Swin-style window attention; "
     "`tests/onnx2mil/test_high_rank.py` |",
+    "| recurrent layers (PyTorch `nn.LSTM`, `nn.GRU`, `nn.RNN`) | LSTM, GRU with linear_before_reset=1, RNN "
+    "(tanh, relu) | `tests/test_recurrent_models.py`: 2-layer bidirectional LSTM, 2-layer GRU, RNNs, a "
+    "Conv1d + bidirectional GRU text classifier (`.pt2` at two sequence lengths); "
+    "`tests/onnx2mil/test_recurrent.py` |",
+    "| Keras LSTM through tf2onnx | LSTM, ReverseSequence (go_backwards) | `tests/test_recurrent_models.py` |",
     "",
 ]
 
