@@ -154,6 +154,7 @@ CASES = {
     "lstm_input_forget": ("LSTM", dict(input_forget=1, direction="bidirectional")),
     "gru_clip": ("GRU", dict(clip=0.5, direction="reverse")),
     "rnn_clip": ("RNN", dict(clip=0.3, initial_h=True)),
+    "rnn_hard_sigmoid": ("RNN", dict(activations=["HardSigmoid", "Tanh"], direction="bidirectional")),
     "lstm_sequence_lens_bidirectional": ("LSTM", dict(sequence_lens="input", direction="bidirectional",
                                                       initial_h=True, initial_c=True, peepholes=True)),
     "lstm_sequence_lens_reverse_layout1": ("LSTM", dict(sequence_lens="input", direction="reverse", layout=1)),

@@ -9,7 +9,7 @@ What a MIL op cannot express runs as a ``while_loop`` over the time steps that c
 ONNX's equations literally (the input projection of every step is one ``linear`` before
 the loop): GRU ``linear_before_reset=1`` (what PyTorch writes) below iOS18, where MIL's gru
 has no ``reset_after``; ``clip``, which ONNX applies to every gate's pre-activation and MIL
-only to the cell; LSTM ``input_forget``; ``sequence_lens`` (constant or computed at run time;
+only to the cell; LSTM ``input_forget``; HardSigmoid in a GRU or RNN; ``sequence_lens`` (constant or computed at run time;
 a batch entry's states stop at its length and its later outputs are zero, and a reverse
 direction starts at its own last step, through ``reverse_sequence``); and float16 graphs
 below iOS17 (MIL's recurrent ops take float16 from iOS17). Both forms keep the batch and
@@ -305,6 +305,10 @@ def _convert(ctx: ConversionContext, node, op_type: str) -> None:
     native = clip is None and not input_forget and lengths is None and not (
         dtype == "fp16" and ctx.target < ct.target.iOS17)
     if linear_before_reset and ctx.target < ct.target.iOS18:
+        native = False
+    if op_type != "LSTM" and "hard_sigmoid" in acts:
+        # coremltools validates "hard_sigmoid" for lstm only, and its rnn docs spell it "sigmoid_hard":
+        # which name Core ML's gru/rnn accept is not documented, so compute it in the loop.
         native = False
     to_dtype = (lambda a: a.astype(np.float16)) if dtype == "fp16" else (lambda a: np.asarray(a, dtype=np.float32))
     ys, hs, cs = [], [], []
