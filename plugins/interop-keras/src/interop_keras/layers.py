@@ -110,6 +110,47 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
 _CONSTANT_DTYPES = {name: name for name in ("float32", "int32", "int64")}
 
 
+@_register
+class Expand(keras.layers.Layer):
+    """ONNX Expand: numpy broadcasting against a shape.
+
+    Either the input broadcast against ``shape`` (fixed sizes; 1 where the input keeps its
+    own size, such as the batch), or a fixed value (``scalar``, or a variable of
+    ``constant_shape`` stored as ``constant_dtype``) broadcast against the input's shape
+    and returned as ``to`` (``Expand(c, Shape(t))``: Keras' ``ones_like``).
+    """
+
+    def __init__(self, shape: Sequence[int] | None = None, scalar: Any = None,
+                 constant_shape: Sequence[int] | None = None, constant_dtype: str = "float32", to: str = "float32",
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.constant_dtype = _choice("constant_dtype", constant_dtype, _CONSTANT_DTYPES)
+        self.to = _choice("to", to, _DTYPES)
+        self.shape = None if shape is None else _ints("shape", shape)
+        self.scalar = _scalar(scalar, self.constant_dtype)
+        self.constant_shape = None if constant_shape is None else _ints("constant_shape", constant_shape)
+        if sum(v is not None for v in (self.shape, self.scalar, self.constant_shape)) != 1:
+            raise ValueError("Expand takes one of shape, scalar and constant_shape")
+        self.constant = None
+
+    def build(self, input_shape: Any) -> None:
+        if self.constant_shape is not None:
+            self.constant = self.add_weight(name="constant", shape=tuple(self.constant_shape), initializer="zeros",
+                                            trainable=False, dtype=self.constant_dtype)
+
+    def call(self, x: Any) -> Any:
+        if self.shape is not None:
+            return ops.where(ops.ones(self.shape, dtype="bool"), x, x)
+        fixed = ops.convert_to_tensor(self.scalar, dtype=self.constant_dtype) if self.constant is None \
+            else self.constant
+        fixed = ops.cast(fixed, self.to)
+        return ops.where(ops.ones_like(x, dtype="bool"), fixed, fixed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "shape": self.shape, "scalar": self.scalar,
+                "constant_shape": self.constant_shape, "constant_dtype": self.constant_dtype, "to": self.to}
+
+
 def _scalar(value: Any, dtype: str) -> int | float | None:
     """A one-element constant of the config: an integer for integer and boolean constants, else a float."""
     if value is None:

@@ -53,7 +53,7 @@ _FILE_VOCABULARY_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization"}
 #: has no layer for). Listed here, not imported, so checking a file imports no Keras;
 #: tests/plugins keep this list equal to what interop_keras.layers registers.
 INTEROP_LAYERS = frozenset({
-    "Cast", "ConstantOperand", "Elementwise", "Gather", "LocalResponseNormalization", "LogSoftmax", "MatMul",
+    "Cast", "ConstantOperand", "Elementwise", "Expand", "Gather", "LocalResponseNormalization", "LogSoftmax", "MatMul",
     "Pad", "Pooling", "Reduce", "Reshape", "Slice", "Transpose", "Unary", "Where",
 })
 INTEROP_LAYERS_MODULE = "interop_keras.layers"

@@ -133,8 +133,37 @@ def test_einsum_batch_times_heads_reshape_from_shape_arithmetic():
              helper.make_node("Concat", ["nk", "minus", "dq"], ["shape_k"], axis=0),
              helper.make_node("Reshape", ["q", "shape_q"], ["q3"]), helper.make_node("Reshape", ["k", "shape_k"], ["k3"]),
              helper.make_node("Transpose", ["k3"], ["k3t"], perm=[0, 2, 1]),
-             helper.make_node("MatMul", ["q3", "k3t"], ["s3"]), helper.make_node("Max", ["bq", "bk"], ["b"]),
+             helper.make_node("MatMul", ["q3", "k3t"], ["s3"]),
+             helper.make_node("Max", ["bq", "bk"], ["b"]),
              helper.make_node("Concat", ["b", "lq", "lk", "one"], ["shape_s"], axis=0),
              helper.make_node("Reshape", ["s3", "shape_s"], ["y"])]
     model = make_model(nodes, {"q": ["N", 4, 6, 8], "k": ["N", 4, 5, 8]}, ["y"], inits)
     assert_matches_onnxruntime(model, batches=(1, 3))
+
+
+def test_ones_like_as_expand_of_a_constant_to_a_computed_shape():
+    """Keras' ones_like(scores) exports as Expand(True, Shape(scores)), then And with a fixed causal mask."""
+    inits = {"true": np.array(True), "mask": np.tril(np.ones((4, 4), bool)), "zero": np.float32(0.0),
+             "fill": np.float32(-1e9), "row": np.array([1.0, 2.0, 3.0, 4.0], np.float32)}
+    nodes = [helper.make_node("Shape", ["s"], ["shape"]), helper.make_node("Cast", ["shape"], ["shape32"], to=6),
+             helper.make_node("Cast", ["shape32"], ["shape64"], to=7),
+             helper.make_node("Expand", ["true", "shape64"], ["ones"]),
+             helper.make_node("Expand", ["row", "shape"], ["rows"]),
+             helper.make_node("And", ["ones", "mask"], ["keep"]), helper.make_node("Where", ["keep", "s", "fill"], ["m"]),
+             helper.make_node("Add", ["m", "rows"], ["y"])]
+    assert_matches_onnxruntime(make_model(nodes, {"s": ["N", 2, 4, 4]}, ["y"], inits), batches=(1, 3))
+
+
+@pytest.mark.parametrize("shape", [[1, 3, 4], [2, 1, 3, 4], [3, 1]])
+def test_expand_a_computed_tensor_to_fixed_sizes(shape):
+    nodes = [helper.make_node("Expand", ["x", "shape"], ["y"])]
+    model = make_model(nodes, {"x": ["N", 3, 1] if len(shape) == 2 else [1, 3, 1]}, ["y"],
+                       {"shape": np.array(shape, np.int64)})
+    assert_matches_onnxruntime(model, batches=(1,) if len(shape) != 2 else (1, 3))
+
+
+def test_expand_keeps_the_batch_from_the_shape_of_the_input_itself():
+    """Expand(x, Shape(y)) where the batch entry is the input's own: it broadcasts only the fixed axes."""
+    nodes = [helper.make_node("Shape", ["y0"], ["shape"]), helper.make_node("Expand", ["x", "shape"], ["e"]),
+             helper.make_node("Add", ["e", "y0"], ["y"])]
+    assert_matches_onnxruntime(make_model(nodes, {"x": ["N", 1, 5], "y0": ["N", 3, 5]}, ["y"]), batches=(1, 4))

@@ -297,9 +297,11 @@ class Importer:
         for constant in inputs:
             if constant is not None and constant.role != CONSTANT and constant.source is not None:
                 self._note_folded_weight(constant.source, node)
+        shape_of = first.shape_of if first is not None and node.op_type in ("Cast", "Identity") else None
         for name, result in zip(node.output, results):
             if name:
-                self.constants[name] = Constant(np.asarray(result) if not fold.is_symbolic(result) else result)
+                value = np.asarray(result) if not fold.is_symbolic(result) else result
+                self.constants[name] = Constant(value, shape_of=shape_of)
         return True
 
     def _note_folded_weight(self, source: str, node: onnx.NodeProto) -> None:

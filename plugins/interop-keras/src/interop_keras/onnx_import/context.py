@@ -39,13 +39,16 @@ class Constant:
 
     ``source`` names the initializer this is a view of (through Reshape/Transpose
     ...), with the view ``steps`` taken from it, so a weight keeps its identity
-    and can be mapped back to the ONNX tensor.
+    and can be mapped back to the ONNX tensor. ``shape_of`` names the computed tensor
+    whose whole shape this is (a Shape node's output, through Cast and Identity), so an
+    Expand to it can broadcast against that tensor at run time.
     """
 
     value: np.ndarray
     source: str | None = None
     role: str = CONSTANT
     steps: tuple[tuple[str, Any], ...] = ()
+    shape_of: str | None = None
 
     def to_source(self, array: np.ndarray) -> np.ndarray:
         """Undo the view steps: ``array`` shaped like ``value`` back to the source's shape."""

@@ -463,6 +463,65 @@ def shape_op(ctx: NodeContext) -> None:
     start = int(ctx.attr("start", 0))
     end = ctx.attr("end")
     dims = dims[start:] if end is None else dims[start:int(end)]
+    whole = start == 0 and len(dims) == x.rank
     symbolic = any(isinstance(d, fold.Dim) for d in dims)
     value = np.array(dims, dtype=object) if symbolic else np.array(dims, dtype=np.int64)
-    ctx.output_constant(Constant(value))
+    ctx.output_constant(Constant(value, shape_of=ctx.node.input[0] if whole else None))
+
+
+@converter("Expand", versions=(8, 13))
+def expand(ctx: NodeContext) -> None:
+    """Broadcast against a shape: a computed tensor against fixed sizes (the batch's stays its own), or a
+    constant against the shape of a computed tensor (``Expand(c, Shape(t))``, Keras' ``ones_like``)."""
+    from interop_keras import layers as interop_layers
+    from interop_keras.onnx_import.ops._common import set_weight
+    from interop_keras.onnx_import.ops.elementwise import fixed_array, in_layout
+
+    shape = ctx.importer.constants.get(ctx.node.input[1])
+    if shape is None:
+        raise NotConvertible("the target shape is computed at run time")
+    entries = list(shape.value.reshape(-1))
+    if ctx.is_constant(0):
+        like = ctx.importer.values.get(shape.shape_of) if shape.shape_of else None
+        if like is None:
+            if any(isinstance(d, fold.Dim) for d in entries):
+                raise NotConvertible("a constant expanded to a shape known only at run time")
+            raise NotConvertible("a constant expanded to a fixed shape (nothing computed to broadcast)")
+        value, dtype = fixed_array(ctx.constant(0))
+        if value.ndim > like.rank:
+            raise NotConvertible("a constant of higher rank than the shape it is expanded to")
+        stored, back = in_layout(value, like.perm)
+        to = _CAST.get(int(onnx_type(ctx.constant(0).value)), "float32")
+        if stored.size == 1:
+            number = stored.reshape(-1)[0]
+            layer = interop_layers.Expand(scalar=float(number) if dtype == "float32" else int(number),
+                                          constant_dtype=dtype, to=to, name=ctx.name())
+            ctx.output(layer(like.tensor), like.perm)
+            return
+        layer = interop_layers.Expand(constant_shape=list(stored.shape), constant_dtype=dtype, to=to,
+                                      name=ctx.name())
+        out = layer(like.tensor)
+        set_weight(ctx, layer.constant, ctx.constant(0), stored, back)
+        ctx.output(out, like.perm)
+        return
+    x = ctx.value(0)
+    rank = max(x.rank, len(entries))
+    target: list[int] = []
+    for i, d in enumerate(entries):
+        axis = i - (len(entries) - x.rank)
+        if isinstance(d, fold.Dim):
+            # A size known only at run time expands nothing when it is the input's own (the batch).
+            if axis < 0 or not (d is fold.BATCH and _is_batch(x, axis)):
+                raise NotConvertible("the target shape holds a size known only at run time")
+            target.append(1)
+        else:
+            target.append(int(d))
+    tensor = ctx.to_layout(x, identity(x.rank))
+    ctx.output(interop_layers.Expand(shape=target, name=ctx.name())(tensor), identity(rank))
+
+
+def onnx_type(value: np.ndarray) -> int:
+    """The ONNX element type of a numpy array."""
+    from onnx import helper
+
+    return helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype)

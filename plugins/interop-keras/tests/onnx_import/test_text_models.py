@@ -1,0 +1,98 @@
+"""Keras text models (Embedding, attention, masks) through keras -> onnx (tf2onnx) -> keras.
+
+tf2onnx writes Embedding's negative-index handling, ``mask_zero`` masks, causal masks
+(``ones_like`` as Expand of a constant to a computed shape) and ``keras.ops.where``
+with comparisons, logic and casts to and from bool, and MultiHeadAttention's einsums
+with shape arithmetic that merges batch and heads. Each model goes the user's way
+(``interop.convert`` twice), passes ``interop.check`` against the original Keras
+model and onnxruntime, loads through interop's safety check and Keras' safe mode, and
+trains as many weights as the original.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import interop
+
+pytestmark = pytest.mark.slow
+
+
+def _transformer_classifier():
+    """The model of the bug report: Embedding, MultiHeadAttention, residual LayerNorms, pooling."""
+    import keras
+    from keras import layers
+
+    tok = keras.Input((16,), dtype="int32", name="tokens")
+    x = layers.Embedding(50, 32)(tok)
+    a = layers.MultiHeadAttention(num_heads=4, key_dim=8)(x, x)
+    x = layers.LayerNormalization()(x + a)
+    f = layers.Dense(64, activation="relu")(x)
+    x = layers.LayerNormalization()(x + layers.Dense(32)(f))
+    x = layers.GlobalAveragePooling1D()(x)
+    return keras.Model(tok, layers.Dense(3, name="logits")(x))
+
+
+def _masked_average():
+    """Embedding(mask_zero=True): GlobalAveragePooling1D averages over the nonzero tokens only."""
+    import keras
+    from keras import layers
+
+    tok = keras.Input((12,), dtype="int32", name="tokens")
+    x = layers.GlobalAveragePooling1D()(layers.Embedding(30, 16, mask_zero=True)(tok))
+    return keras.Model(tok, layers.Dense(4, name="logits")(x))
+
+
+def _causal_attention_with_padding_mask():
+    """Causal self-attention whose padding mask comes from Embedding(mask_zero=True)."""
+    import keras
+    from keras import layers
+
+    tok = keras.Input((8,), dtype="int32", name="tokens")
+    x = layers.Embedding(40, 16, mask_zero=True)(tok)
+    a = layers.MultiHeadAttention(num_heads=2, key_dim=8)(x, x, use_causal_mask=True)
+    x = layers.GlobalMaxPooling1D()(layers.LayerNormalization()(x + a))
+    return keras.Model(tok, layers.Dense(2, name="logits")(x))
+
+
+def _ops_where():
+    """keras.ops.where over comparisons and logical_and in a functional model."""
+    import keras
+    from keras import layers, ops
+
+    inp = keras.Input((10,), name="x")
+    h = layers.Dense(10)(inp)
+    inside = ops.logical_and(ops.greater(h, -0.5), ops.less(h, 0.5))
+    w = ops.where(inside, ops.multiply(h, 2.0), ops.where(ops.equal(h, 0.0), 1.0, ops.negative(h)))
+    return keras.Model(inp, layers.Dense(3, name="logits")(w))
+
+
+MODELS = {"transformer_classifier": _transformer_classifier, "masked_average": _masked_average,
+          "causal_attention_with_padding_mask": _causal_attention_with_padding_mask, "ops_where": _ops_where}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_keras_text_model_round_trips_through_onnx(name, tmp_path):
+    import keras
+
+    from interop_keras.loading import load_keras_model
+
+    keras.utils.set_random_seed(0)
+    original = MODELS[name]()
+    source = tmp_path / "model.keras"
+    original.save(source)
+    exported = tmp_path / "model.onnx"
+    interop.convert(source, exported)
+    imported = tmp_path / "imported.keras"
+    interop.convert(exported, imported)
+    report = interop.check(source, [imported, exported], batch_sizes=(1, 5))
+    assert report.passed, report.to_dict()
+    loaded = load_keras_model(imported)  # interop's safety check, then keras.saving.load_model(safe_mode=True)
+    count = int(sum(int(np.prod(w.shape)) for w in loaded.trainable_weights))
+    assert count == int(sum(int(np.prod(w.shape)) for w in original.trainable_weights))
+    if name != "ops_where":  # integer token ids, zeros (padding) and a negative id among them
+        tokens = np.array([[3, 0, 7, -1] + [0] * (original.input.shape[1] - 4)], np.int32)
+        tokens = np.concatenate([tokens, np.arange(1, tokens.shape[1] + 1, dtype=np.int32)[None] % 9])
+        got = np.asarray(loaded(tokens if not isinstance(loaded.input, dict) else {"tokens": tokens}))
+        np.testing.assert_allclose(got, np.asarray(original(tokens)), rtol=1e-4, atol=1e-5)
