@@ -5,8 +5,8 @@ tf2onnx writes Embedding's negative-index handling, ``mask_zero`` masks, causal 
 with comparisons, logic and casts to and from bool, and MultiHeadAttention's einsums
 with shape arithmetic that merges batch and heads. Each model goes the user's way
 (``interop.convert`` twice), passes ``interop.check`` against the original Keras
-model and onnxruntime, loads through interop's safety check and Keras' safe mode, and
-trains as many weights as the original.
+model and onnxruntime, loads through interop's safety check and Keras' safe mode, has as
+many trainable weights as the original, each with a gradient, and one SGD step lowers a loss.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import interop
+
+from .test_models import one_step_lowers_the_loss
 
 pytestmark = pytest.mark.slow
 
@@ -91,8 +93,11 @@ def test_keras_text_model_round_trips_through_onnx(name, tmp_path):
     loaded = load_keras_model(imported)  # interop's safety check, then keras.saving.load_model(safe_mode=True)
     count = int(sum(int(np.prod(w.shape)) for w in loaded.trainable_weights))
     assert count == int(sum(int(np.prod(w.shape)) for w in original.trainable_weights))
-    if name != "ops_where":  # integer token ids, zeros (padding) and a negative id among them
-        tokens = np.array([[3, 0, 7, -1] + [0] * (original.input.shape[1] - 4)], np.int32)
-        tokens = np.concatenate([tokens, np.arange(1, tokens.shape[1] + 1, dtype=np.int32)[None] % 9])
-        got = np.asarray(loaded(tokens if not isinstance(loaded.input, dict) else {"tokens": tokens}))
-        np.testing.assert_allclose(got, np.asarray(original(tokens)), rtol=1e-4, atol=1e-5)
+    if name == "ops_where":
+        x = np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32)
+    else:  # integer token ids, zeros (padding) and a negative id among them
+        x = np.array([[3, 0, 7, -1] + [0] * (original.input.shape[1] - 4)], np.int32)
+        x = np.concatenate([x, np.arange(1, x.shape[1] + 1, dtype=np.int32)[None] % 9])
+        got = np.asarray(loaded(x if not isinstance(loaded.input, dict) else {"tokens": x}))
+        np.testing.assert_allclose(got, np.asarray(original(x)), rtol=1e-4, atol=1e-5)
+    one_step_lowers_the_loss(loaded, x, training=True)  # every trainable weight gets a gradient
