@@ -89,10 +89,12 @@ def _keras_step(model: onnx.ModelProto, x: np.ndarray, target: np.ndarray, lr: f
     return imported.onnx_weights(role="weight")
 
 
-def _torch_step(model: onnx.ModelProto, x: np.ndarray, target: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
+def _torch_step(model: onnx.ModelProto, x: np.ndarray, target: np.ndarray, lr: float | None = None,
+                float64: bool = False) -> tuple[dict[str, np.ndarray], float]:
     """The torch import's weights after one SGD step, by ONNX name, and the step size it took.
 
-    The step size is a tenth of the one that would zero the loss to first order (loss / |grad|^2).
+    The step size is a tenth of the one that would zero the loss to first order (loss / |grad|^2),
+    unless ``lr`` gives it. ``float64`` takes the step in double precision (the oracle).
     """
     import torch
 
@@ -100,16 +102,20 @@ def _torch_step(model: onnx.ModelProto, x: np.ndarray, target: np.ndarray) -> tu
 
     imported = import_onnx(model)
     module = imported.module.train()
+    cast = (lambda a: torch.from_numpy(a).double()) if float64 else torch.from_numpy
+    if float64:
+        module = module.double()
     params = [p for p in module.parameters() if p.requires_grad]
-    loss = ((module(torch.from_numpy(x)) - torch.from_numpy(target)) ** 2).mean()
+    loss = ((module(cast(x)) - cast(target)) ** 2).mean()
     loss.backward()
-    lr = 0.1 * loss.item() / sum(float((p.grad * p.grad).sum()) for p in params)
+    if lr is None:
+        lr = 0.1 * loss.item() / sum(float((p.grad * p.grad).sum()) for p in params)
     torch.optim.SGD(params, lr=lr).step()
     state = dict(module.named_parameters())
     updated = {}
     for key, source in imported.parameter_sources.items():
         if source["kind"] == "parameter" and not source.get("transform"):
-            updated[source["onnx"]] = state[key].detach().numpy()
+            updated[source["onnx"]] = state[key].detach().numpy().astype(np.float64)
     return updated, lr
 
 
@@ -138,14 +144,21 @@ def test_one_sgd_step_updates_the_same_weights_in_keras_and_torch(design, tmp_pa
         np.testing.assert_allclose(value, torch_weights[name], rtol=1e-5, atol=atol, err_msg=name)
     # The steps themselves agree, tensor by tensor, wherever a step is more than float32 rounding of its
     # weight (in ShuffleNet the classifier's gradient sets the step size and most BatchNorm steps are a few
-    # ulps; a bias ahead of a training-mode BatchNorm has a zero gradient).
+    # ulps; a bias ahead of a training-mode BatchNorm has a zero gradient). How close two float32 gradients
+    # of a deep network come depends on each library's summation order (threads, kernels chosen), so the
+    # Keras step is judged against the float64 step: within 1e-3 of the step, or no further from it than
+    # ten times the float32 torch step is.
+    exact, _ = _torch_step(model, x, target, lr=lr, float64=True)
     compared = 0
     for name in sorted(keras_weights):
         torch_step, keras_step = torch_weights[name] - initial[name], keras_weights[name] - initial[name]
+        exact_step = exact[name] - initial[name]
         size = np.linalg.norm(torch_step)
         if size > 1e-5 * np.linalg.norm(initial[name]):
             compared += 1
-            assert np.linalg.norm(keras_step - torch_step) <= 1e-3 * size, name
+            keras_error = np.linalg.norm(keras_step - exact_step)
+            torch_error = np.linalg.norm(torch_step - exact_step)
+            assert keras_error <= max(1e-3 * size, 10 * torch_error), (name, keras_error, torch_error, size)
     # All but the CNN's conv bias (ahead of its BatchNorm); ShuffleNet: 51 of 150 on the machines tried.
     expected = {"cnn": len(keras_weights) - 1, "shufflenet": 40, "mlp": len(keras_weights)}[design]
     assert compared >= expected, (compared, len(keras_weights))
