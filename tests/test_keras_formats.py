@@ -94,3 +94,27 @@ def test_exact_gelu_converts_through_erf(tmp_path):
     want = np.asarray(model(x))
     got = copy.run({"x": x})[copy.outputs[0].name]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_with_dict_inputs_keeps_its_captured_constants_out_of_the_inputs(tmp_path):
+    """Dict inputs go through tf2onnx's function path, which listed captured constants as inputs."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(7)
+    numbers, image = keras.Input((8,), name="num"), keras.Input((4, 4, 3), name="img")
+    normalized = keras.layers.Normalization(mean=np.arange(8.0), variance=np.arange(1.0, 9.0))(numbers)
+    features = keras.layers.Flatten()(keras.layers.Conv2D(4, 2)(keras.layers.Rescaling(1 / 255.0)(image)))
+    hidden = keras.layers.Dense(16, activation="tanh")(keras.layers.Concatenate()([normalized, features]))
+    model = keras.Model({"num": numbers, "img": image},
+                        {"flag": keras.layers.Dense(2, activation="sigmoid")(hidden), "value": keras.layers.Dense(1)(hidden)})
+    src = tmp_path / "multi.keras"
+    model.save(str(src))
+    dst = tmp_path / "multi.onnx"
+    interop.convert(src, dst)
+
+    graph = onnx.load(str(dst)).graph
+    initializers = {t.name for t in graph.initializer}
+    assert sorted(i.name for i in graph.input if i.name not in initializers) == ["img", "num"]
+    report = interop.check(src, [dst])
+    assert report.passed, report.format_table()

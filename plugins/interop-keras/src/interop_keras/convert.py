@@ -105,9 +105,7 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
             # Inputs/outputs keyed by names Keras cannot give its layers (an ONNX import's
             # 'gpu_0/data_0', 'input:0'): convert the function that is fed and read by those keys.
             inference = load_inference_function(src)
-            model_proto, _ = tf2onnx.convert.from_function(
-                inference.function, input_signature=inference.input_signature, opset=opset,
-                custom_op_handlers=CUSTOM_OP_HANDLERS)
+            model_proto = _function_to_onnx(inference.function, inference.input_signature, opset)
         else:
             signature = tuple(
                 tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name.split(":")[0])
@@ -120,6 +118,31 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
                 _restore_zero_biases(model_proto)
     onnx.checker.check_model(model_proto)
     onnx.save(model_proto, str(dst))
+
+
+def _function_to_onnx(function: Any, input_signature: tuple[Any, ...], opset: int) -> Any:
+    """``tf2onnx.convert.from_function``, with the tensors the function captures frozen as constants.
+
+    tf2onnx's ``from_function`` lists every non-resource input of the concrete function as a
+    graph input, so a constant the model captures (a Normalization layer's mean and variance)
+    became an extra ONNX input; ``from_keras`` leaves captures out, and so does this.
+    """
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+    from tf2onnx.convert import _convert_common, tensor_names_from_structed
+
+    concrete = function.get_concrete_function(*input_signature)
+    captured = {id(internal) for _, internal in concrete.graph.captures}
+    input_names = [t.name for t in concrete.inputs if id(t) not in captured and t.dtype != tf.dtypes.resource]
+    output_names = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    renames = tensor_names_from_structed(concrete, input_names, output_names)
+    with tf.device("/cpu:0"):
+        frozen = tf_loader.from_function(concrete, input_names, output_names)
+        model_proto, _ = _convert_common(
+            frozen, name=concrete.name, continue_on_error=True, opset=opset, input_names=input_names,
+            output_names=output_names, tensors_to_rename=renames, custom_op_handlers=CUSTOM_OP_HANDLERS,
+        )
+    return model_proto
 
 
 def _saved_model_to_onnx(src: Path, opset: int) -> Any:
