@@ -78,7 +78,7 @@ def feeds_for(model: onnx.ModelProto, seq: int, batch: int, seed: int = 1) -> di
         if value.name == "X":
             shape = (seq, batch, INPUT) if layout == 0 else (batch, seq, INPUT)
         else:
-            directions = value.type.tensor_type.shape.dim[1 if layout else 0].dim_value
+            directions = value.type.tensor_type.shape.dim[1 if layout else 0].dim_value or 1  # symbolic: 1
             shape = (directions, batch, HIDDEN) if layout == 0 else (batch, directions, HIDDEN)
         feeds[value.name] = rng.standard_normal(shape).astype(dtype)
     return feeds
@@ -255,3 +255,24 @@ def test_torch_onnx_export_with_dynamic_batch_and_sequence(layer, tmp_path):
         np.testing.assert_allclose(ours["y"], reference["y"], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(ours["h"], reference["h"], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(ours["y"], torch_y, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op_type, layout", [("LSTM", 0), ("GRU", 1), ("RNN", 0)])
+def test_states_declared_with_symbolic_direction_and_batch_dims(op_type, layout, tmp_path):
+    """States declared [d, b, H] beside an X of static batch (found by the fuzzer: a squeeze of the
+    symbolic direction axis kept it, and the loop's state then had the wrong rank)."""
+    model = recurrent_model(op_type, layout=layout, initial_h=True, initial_c=op_type == "LSTM", clip=1.5)
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name == "X":
+            dims[1 - layout].ClearField("dim_param")
+            dims[1 - layout].dim_value = 2
+        else:
+            dims[layout].ClearField("dim_value")
+            dims[layout].dim_param = "directions"
+    path = save(model, tmp_path / "model.mlpackage")
+    feeds = feeds_for(model, 3, 2)
+    ours = interpret(path, feeds)
+    reference = sequence_first_reference(model, feeds) if layout else ort_run(model, feeds)
+    for name, expected in reference.items():
+        np.testing.assert_allclose(ours[name], expected, rtol=1e-4, atol=1e-5, err_msg=name)

@@ -113,8 +113,19 @@ def _state(ctx: ConversionContext, node, index: int, x, hidden: int, directions:
     axis = 1 if layout else 0  # layout 0: [directions, batch, H]; layout 1: [batch, directions, H]
     if isinstance(value, np.ndarray):
         return [np.take(value, d, axis=axis) for d in range(directions)]
-    parts = mb.split(x=value, num_splits=directions, axis=axis) if directions > 1 else [value]
-    return [mb.squeeze(x=part, axes=[axis]) for part in parts]
+    states = []
+    for d in range(directions):
+        # A slice that drops the direction axis, which may be a symbolic dim (squeeze would keep it).
+        begin, end = [0, 0, 0], [0, 0, 0]
+        begin[axis], end[axis] = d, d + 1
+        end_mask = [i != axis for i in range(3)]
+        squeeze_mask = [i == axis for i in range(3)]
+        state = mb.slice_by_index(x=value, begin=begin, end=end, end_mask=end_mask, squeeze_mask=squeeze_mask)
+        batch = x.shape[1]
+        if isinstance(batch, (int, np.integer)) and state.shape[0] != batch:
+            state = mb.reshape(x=state, shape=np.array([int(batch), hidden], dtype=np.int32))  # a batch dim declared symbolic
+        states.append(state)
+    return states
 
 
 def _gate_blocks(array: np.ndarray, gates: int) -> list[np.ndarray]:
