@@ -8,13 +8,12 @@ results, so while :func:`library_messages` is active:
 * file descriptor 2 is a pipe; a thread copies what arrives to the log file (when one is
   given), to the terminal (when ``echo`` is set: ``-v``), and keeps the last lines in
   memory (:func:`hidden_lines`), so an error can say that something was hidden;
-* ``sys.stderr``, when it was the terminal's file descriptor 2, becomes a stream on a
-  duplicate of the original descriptor: interop's own messages (progress, warnings,
-  errors) still reach the terminal. A logging handler a library creates meanwhile (torch
-  makes its own, bound to whatever ``sys.stderr`` is when it is imported) writes to that
-  stream too, so what a ``logging.Handler`` writes there goes to the log like the rest;
-  after the context the stream writes to the original ``sys.stderr``, so such a handler
-  never holds a closed file;
+* ``sys.stderr`` becomes a stream that sends what interop's own code writes (progress,
+  warnings, errors) to the terminal (a duplicate of the original descriptor 2, or the
+  original stream when that was not descriptor 2) and what anybody else writes to the log:
+  libraries that print there, and logging handlers they create meanwhile (some make their
+  own, bound to whatever ``sys.stderr`` is when they are imported). After the context the
+  stream writes to the original ``sys.stderr``, so such a handler never holds a closed file;
 * Python warnings raised outside interop and records of Python's ``logging`` go to the
   log like the rest (a warning raised by interop's own code still reaches the terminal).
 
@@ -221,8 +220,8 @@ def _written_by_interop(frame: Any) -> bool:
 class _TerminalStderr(io.TextIOBase):
     """``sys.stderr`` inside the context: the terminal for interop's messages, the log for the rest.
 
-    Libraries that print to ``sys.stderr`` (torch prints a partial graph when export fails) or
-    keep a logging handler bound to it (torch makes its own when imported) reach the log; once
+    Libraries that print to ``sys.stderr`` (a partial graph when an export fails) or keep a
+    logging handler bound to it (made when they are imported mid-command) reach the log; once
     the context has ended the stream writes to the ``sys.stderr`` it replaced.
     """
 
