@@ -205,3 +205,37 @@ def test_epochs_zero_saves_the_model_untrained(tmp_path):
     result = interop.train("torch", tmp_path / "m.pt2", epochs=0)
     assert result.history == [] and (tmp_path / "m.pt2").exists()
     assert result.train_accuracy < 0.9  # random weights
+
+
+def test_an_untrained_torch_design_keeps_every_weight_and_trains(tmp_path):
+    # A fresh LayerNorm and BatchNorm1d hold equal tensors (weights all ones; biases and running means
+    # all zeros; running variances all ones). torch.onnx's optimizer would merge them into one
+    # initializer, which the importer must read as one parameter, and training crashed (a running
+    # statistic that requires grad). Every weight stays its own initializer and trains on its own.
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.manual_seed(0)
+    # (The BatchNorm follows a ReLU: right after a Linear, torch.onnx's optimizer folds it into the Gemm.)
+    design = nn.Sequential(nn.Linear(2, 16), nn.LayerNorm(16), nn.GELU(), nn.Linear(16, 16), nn.ReLU(),
+                           nn.BatchNorm1d(16), nn.Linear(16, 3)).eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(design, (torch.randn(4, 2),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(tmp_path / "design.pt2"))
+    interop.convert(tmp_path / "design.pt2", tmp_path / "design.onnx")
+    graph = onnx.load(str(tmp_path / "design.onnx")).graph
+    assert set(design.state_dict()) - {"5.num_batches_tracked"} <= {t.name for t in graph.initializer}
+    norm_inputs = {n.op_type: list(n.input[1:]) for n in graph.node if n.op_type.endswith("Normalization")}
+    assert norm_inputs == {"LayerNormalization": ["1.weight", "1.bias"],
+                           "BatchNormalization": ["5.weight", "5.bias", "5.running_mean", "5.running_var"]}
+
+    result = interop.train("torch", tmp_path / "trained.pt2", init=tmp_path / "design.pt2", epochs=2)
+    assert len(result.history) == 2 and result.train_accuracy > 0.5
+    trained = torch.export.load(str(tmp_path / "trained.pt2"))
+    state = {k: v.detach().numpy() for k, v in trained.state_dict.items()}  # layers named after op and index
+    ln, bn = "layernormalization_1", "batchnormalization_5"
+    assert set(state) == {f"{layer}.{name}" for layer in ("gemm_0", ln, "gemm_3", bn, "gemm_6")
+                          for name in ("weight", "bias")} | {f"{bn}.{name}" for name in
+                                                            ("running_mean", "running_var", "num_batches_tracked")}
+    assert not np.array_equal(state[f"{ln}.weight"], state[f"{bn}.weight"])  # the two norms' scales trained apart
+    assert not np.allclose(state[f"{bn}.running_mean"], 0) and int(state[f"{bn}.num_batches_tracked"]) > 0

@@ -30,6 +30,39 @@ def torch_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
             input_names=loaded.input_names,
             output_names=loaded.output_names,
             verbose=False,
+            optimize=False,  # optimized below, keeping every weight its own initializer
         )
+        weights = set(loaded.program.state_dict) | set(loaded.program.constants)
+        optimize_keeping_weights(onnx_program, weights)
     onnx_program.save(str(dst))
     onnx.checker.check_model(str(dst))
+
+
+def optimize_keeping_weights(onnx_program: Any, weights: set[str]) -> None:
+    """torch.onnx's optimization, except that no two weights of the module become one initializer.
+
+    The optimizer merges initializers of equal content (onnx_ir's DeduplicateInitializersPass, up to
+    1024 elements). Between a module's weights that is a change of model, not a saving: an untrained
+    design's LayerNorm and BatchNorm weights (all ones) and biases and running means (all zeros)
+    would come out as one tensor, which an importer must read as one parameter trained for every
+    layer (and a BatchNorm's running statistics would be that parameter). Each weight the
+    optimizer dropped as a duplicate gets its own initializer back at the uses it had.
+    """
+    graph = onnx_program.model.graph
+    kept = {name: (value, [(use.node, use.idx) for use in value.uses()])
+            for name, value in graph.initializers.items() if name in weights}
+    onnx_program.optimize()
+    graph = onnx_program.model.graph
+    live = set(graph)  # the nodes left after optimizing
+    for name, (value, uses) in kept.items():
+        if name in graph.initializers:
+            continue
+        restored = False
+        for node, index in uses:
+            current = node.inputs[index] if node in live and index < len(node.inputs) else None
+            if current is None or not current.is_initializer() or current.name not in weights:
+                continue  # folded into something else, or no longer read from a weight
+            if not restored:
+                graph.register_initializer(value)
+                restored = True
+            node.replace_input_with(index, value)
