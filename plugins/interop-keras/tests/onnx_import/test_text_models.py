@@ -101,3 +101,37 @@ def test_keras_text_model_round_trips_through_onnx(name, tmp_path):
         got = np.asarray(loaded(x if not isinstance(loaded.input, dict) else {"tokens": x}))
         np.testing.assert_allclose(got, np.asarray(original(x)), rtol=1e-4, atol=1e-5)
     one_step_lowers_the_loss(loaded, x, training=True)  # every trainable weight gets a gradient
+
+
+def test_torch_transformer_encoder_layer_is_routed_through_onnx_into_keras(tmp_path):
+    """torch.onnx writes attention's batch * heads as Shape * heads (symbolic arithmetic the import resolves)."""
+    torch = pytest.importorskip("torch")
+
+    class Classifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(30, 16)
+            self.encoder = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+            self.head = torch.nn.Linear(16, 3)
+
+        def forward(self, tokens):
+            return self.head(self.encoder(self.embedding(tokens)).mean(1))
+
+    torch.manual_seed(0)
+    model = Classifier().eval()
+    with torch.no_grad():  # as if trained: torch.onnx shares initializers that are equal (fresh LayerNorms, zero biases)
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    tokens = torch.randint(0, 30, (2, 7))
+    program = torch.export.export(model, (tokens,), dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},))
+    source = tmp_path / "model.pt2"
+    torch.export.save(program, source)
+    result = interop.convert(source, tmp_path / "model.keras")
+    assert result.route == ["torch", "onnx", "keras"]
+    report = interop.check(source, [tmp_path / "model.keras"], batch_sizes=(1, 5))
+    assert report.passed, report.to_dict()
+    from interop_keras.loading import load_keras_model
+
+    loaded = load_keras_model(tmp_path / "model.keras")
+    count = int(sum(int(np.prod(w.shape)) for w in loaded.trainable_weights))
+    assert count == sum(p.numel() for p in model.parameters())
