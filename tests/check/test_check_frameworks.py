@@ -124,3 +124,37 @@ def test_a_programs_declared_batch_bound_keeps_the_checks_runs_within_it(tmp_pat
     document = report.to_dict()
     assert document["inputs"]["runs"] and max(document["inputs"]["runs"]) <= 16
     assert document["inputs"]["samples"] > 16  # the default plan's 64-sample run was cut, not dropped
+
+
+def test_a_program_returning_a_dict_and_nested_tuples_runs_and_names_its_outputs(tmp_path: Path) -> None:
+    """A module returning a dict is checked output by output, named by its keys in every copy."""
+    torch = pytest.importorskip("torch")
+    import onnx
+
+    class Heads(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 3)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            y = self.linear(x)
+            return {"logits": y, "probs": y.softmax(-1), "label": y.argmax(-1)}
+
+    class Nested(torch.nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return x + 1, (x * 2, [x.sum(-1)])
+
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.manual_seed(0)
+    for name, module, names in (("heads", Heads(), ["logits", "probs", "label"]),
+                                ("nested", Nested(), ["output_0", "output_1", "output_2"])):
+        program = torch.export.export(module.eval(), (torch.randn(2, 4),), dynamic_shapes=({0: batch},))
+        path = tmp_path / f"{name}.pt2"
+        torch.export.save(program, str(path))
+        onnx_copy = tmp_path / f"{name}.onnx"
+        interop.convert(path, onnx_copy)
+        assert [o.name for o in onnx.load(str(onnx_copy)).graph.output] == names
+        report = interop.check(path, [onnx_copy], batch_sizes=(1, 5))
+        assert report.passed, report.format_table()
+        (pair,) = report.to_dict()["pairs"]
+        assert [output["name"] for output in pair["outputs"]] == names

@@ -211,8 +211,22 @@ def load_program(path: Path) -> LoadedProgram:
     n_out = len(program.graph_signature.user_outputs)
     names = _names(archive, len(user_inputs), n_out)
     inputs = names.get("inputs") or [str(n) for n in user_inputs]
-    outputs = names.get("outputs") or [f"output_{i}" if n_out > 1 else "output" for i in range(n_out)]
+    outputs = (names.get("outputs") or _dict_output_names(program, n_out)
+               or [f"output_{i}" if n_out > 1 else "output" for i in range(n_out)])
     return LoadedProgram(program, inputs, outputs)
+
+
+def _dict_output_names(program: Any, n_out: int) -> list[str] | None:
+    """The keys of the flat dict a module returns (``{"logits": ..., "probs": ...}``), in output order."""
+    spec = getattr(getattr(program, "call_spec", None), "out_spec", None)
+    if spec is None or spec.type is not dict:
+        return None
+    keys = list(spec.context)
+    if len(keys) != n_out or len(set(keys)) != n_out or not all(isinstance(k, str) and k for k in keys):
+        return None
+    if not all(child.is_leaf() for child in spec.children()):
+        return None
+    return keys
 
 
 def save_program(program: Any, dst: Path, input_names: list[str], output_names: list[str],

@@ -151,9 +151,10 @@ def run_module(module, inputs: list[TensorSpec], outputs: list[TensorSpec],  # t
     args = [torch.from_numpy(np.asarray(feeds[s.name], order="C")) for s in inputs]
     with torch.no_grad():
         result = module(*args)
-    if isinstance(result, torch.Tensor):
-        result = (result,)
-    return {s.name: r.detach().numpy() for s, r in zip(outputs, result)}
+    # The outputs in the exported graph's order: a tuple, a list, a dict (by its keys' order) or nested
+    # containers of tensors, flattened as torch.export flattens them.
+    leaves = torch.utils._pytree.tree_leaves(result)
+    return {s.name: r.detach().numpy() for s, r in zip(outputs, leaves)}
 
 
 def load(path: Path) -> TorchSession:
