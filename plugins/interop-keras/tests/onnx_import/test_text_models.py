@@ -2,7 +2,7 @@
 
 tf2onnx writes Embedding's negative-index handling, ``mask_zero`` masks, causal masks
 (``ones_like`` as Expand of a constant to a computed shape) and ``keras.ops.where``
-with comparisons, logic and casts to and from bool, and MultiHeadAttention's einsums
+and ``Masking`` with comparisons, logic and casts to and from bool, and MultiHeadAttention's einsums
 with shape arithmetic that merges batch and heads. Each model goes the user's way
 (``interop.convert`` twice), passes ``interop.check`` against the original Keras
 model and onnxruntime, loads through interop's safety check and Keras' safe mode, has as
@@ -70,8 +70,19 @@ def _ops_where():
     return keras.Model(inp, layers.Dense(3, name="logits")(w))
 
 
+def _masking():
+    """keras.layers.Masking: time steps equal to the mask value drop out of the average."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((6, 4), name="x")
+    x = layers.GlobalAveragePooling1D()(layers.Dense(8, activation="relu")(layers.Masking(mask_value=0.0)(inp)))
+    return keras.Model(inp, layers.Dense(2, name="logits")(x))
+
+
 MODELS = {"transformer_classifier": _transformer_classifier, "masked_average": _masked_average,
-          "causal_attention_with_padding_mask": _causal_attention_with_padding_mask, "ops_where": _ops_where}
+          "causal_attention_with_padding_mask": _causal_attention_with_padding_mask, "ops_where": _ops_where,
+          "masking": _masking}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -93,13 +104,15 @@ def test_keras_text_model_round_trips_through_onnx(name, tmp_path):
     loaded = load_keras_model(imported)  # interop's safety check, then keras.saving.load_model(safe_mode=True)
     count = int(sum(int(np.prod(w.shape)) for w in loaded.trainable_weights))
     assert count == int(sum(int(np.prod(w.shape)) for w in original.trainable_weights))
-    if name == "ops_where":
-        x = np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32)
+    if name in ("ops_where", "masking"):
+        x = np.random.default_rng(0).standard_normal((4, *original.input.shape[1:])).astype(np.float32)
+        if name == "masking":
+            x[:, 2:4] = 0.0  # masked time steps, which random inputs never have
     else:  # integer token ids, zeros (padding) and a negative id among them
         x = np.array([[3, 0, 7, -1] + [0] * (original.input.shape[1] - 4)], np.int32)
         x = np.concatenate([x, np.arange(1, x.shape[1] + 1, dtype=np.int32)[None] % 9])
-        got = np.asarray(loaded(x if not isinstance(loaded.input, dict) else {"tokens": x}))
-        np.testing.assert_allclose(got, np.asarray(original(x)), rtol=1e-4, atol=1e-5)
+    got = np.asarray(loaded(x if not isinstance(loaded.input, dict) else {original.input.name: x}))
+    np.testing.assert_allclose(got, np.asarray(original(x)), rtol=1e-4, atol=1e-5)
     one_step_lowers_the_loss(loaded, x, training=True)  # every trainable weight gets a gradient
 
 
