@@ -192,6 +192,27 @@ def test_a_size_reshaped_to_one_element_stays_a_python_size(tmp_path):
     assert report.passed, report.format_table()
 
 
+@pytest.mark.parametrize("mode, coordinate", [("cubic", "half_pixel"), ("linear", "align_corners")])
+def test_resize_to_sizes_under_a_dynamic_batch(tmp_path, mode, coordinate):
+    # F.interpolate(x, size=(7, 9)) as torch.onnx writes it: sizes = Concat(Shape(x)[0:2], [7, 9]), whose
+    # batch entry is known only at run time.
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], start=0, end=2),
+        helper.make_node("Concat", ["s", "hw"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode=mode, coordinate_transformation_mode=coordinate),
+    ]
+    model = graph(nodes, [tensor("x", "batch", 3, 5, 6)], [tensor("y", None)],
+                  [numpy_helper.from_array(np.array([7, 9], np.int64), "hw")], opset=18)
+    from interop_torch.onnx_import import import_onnx
+
+    assert "size=_spatial_sizes(x, sizes)" in import_onnx(model).source
+    assert_matches_onnxruntime(model, {"x": (3, 5, 6)})
+    path = save(model, tmp_path / "resize.onnx")
+    interop.convert(path, tmp_path / "resize.pt2")
+    report = interop.check(path, tmp_path / "resize.pt2", batch_sizes=(1, 5))
+    assert report.passed, report.format_table()
+
+
 def test_a_shared_weight_is_one_parameter():
     nodes = [helper.make_node("MatMul", ["x", "tied"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
              helper.make_node("MatMul", ["r", "tied"], ["y"])]

@@ -81,12 +81,27 @@ def _scales_or_sizes(ctx: ImportContext, node: onnx.NodeProto, scales_value, siz
         if known is not None:
             if len(known) != rank:
                 raise NodeNotConvertible("sizes must name every dim")
-            static = ctx.static_shape(ctx.input(node, 0))  # type: ignore[arg-type]
-            if static is None or static[:2] != tuple(known[:2]) or not all(isinstance(d, int) for d in static[:2]):
+            x = ctx.input(node, 0)
+            static = ctx.static_shape(x)  # type: ignore[arg-type]
+            static = tuple(static) if static is not None else (None,) * rank
+            if static[:2] == tuple(known[:2]) and all(isinstance(d, int) for d in static[:2]):
+                sizes = literal(tuple(known[2:]))
+            elif all(k is None or k == d for k, d in zip(known[:2], static[:2])):
+                # A batch or channel size known only at run time (Concat(Shape(x)[0:2], [h, w]) under a
+                # dynamic batch): the generated code checks it is x's own before resizing the rest.
+                helper = ctx.helper("_spatial_sizes", '''
+def _spatial_sizes(x, sizes):
+    """ONNX Resize sizes as F.interpolate's size: the batch and channel sizes must stay x's own."""
+    if list(sizes[:2]) != list(x.shape[:2]):
+        raise ValueError(f"Resize to {list(sizes)} would resize the batch or channel dims of {list(x.shape)}")
+    return sizes[2:]
+''')
+                sizes = f"{helper}({ctx.t(x)}, {expr})"  # type: ignore[arg-type]
+            else:
                 raise NodeNotConvertible("resizing the batch or channel dims")
-            sizes = literal(tuple(known[2:]))
             spatial = static[2:]
-            integer_upsampling = all(isinstance(s, int) and k % s == 0 for s, k in zip(spatial, known[2:]))
+            integer_upsampling = all(isinstance(s, int) and isinstance(k, int) and k % s == 0
+                                     for s, k in zip(spatial, known[2:]))
         else:
             sizes = f"{expr}[2:]"
         return None, sizes, integer_upsampling
