@@ -383,3 +383,19 @@ def test_int64_and_bool_io_are_narrowed_and_restored(tmp_path):
     assert out["big"].dtype == np.bool_ and out["big"].tolist() == (ids > 2.5).tolist()
     with pytest.raises(InteropError, match="int32"):
         session.run({"ids": ids + 2**31})
+
+
+def test_a_node_that_needs_static_dims_says_how_to_fix_them(tmp_path):
+    # nn.AvgPool1d(3, 2, ceil_mode=True) on a dynamic length: the error's hint is the input_shape
+    # option with the ranges used now, and fixing the length as it says converts the model.
+    from interop_coreml.onnx2mil.errors import UnsupportedModelError
+
+    node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3], strides=[2], ceil_mode=1)
+    model = make_model([node], [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, "S"])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [], 17)
+    with pytest.raises(UnsupportedModelError, match="ceil_mode and strides > 1 needs static spatial dims") as error:
+        save(model, tmp_path / "refused.mlpackage")
+    assert error.value.hint.startswith("fix the dims it needs with -O input_shape")
+    assert "-O input_shape='x=1..1024,4,1..1024'" in error.value.hint
+    assert not (tmp_path / "refused.mlpackage").exists()
+    _check(model, tmp_path, sizes=[(1, 20), (3, 20)], input_shape="x=1..1024,4,20")

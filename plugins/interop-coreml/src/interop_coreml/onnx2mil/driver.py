@@ -36,7 +36,7 @@ from interop.plugin_api import (
 
 from interop_coreml.onnx2mil import op_converters, symbolic
 from interop_coreml.onnx2mil.context import ConversionContext
-from interop_coreml.onnx2mil.errors import ConversionError, NodeNotConvertible, UnsupportedModelError
+from interop_coreml.onnx2mil.errors import ConversionError, NeedsStaticDims, NodeNotConvertible, UnsupportedModelError
 from interop_coreml.onnx2mil.high_rank import HighRank
 from interop_coreml.onnx2mil.inputs import (
     NARROWED_IO_KEY, InputShapes, narrowed_types, parse_input_shape, resolve_input_ranges,
@@ -102,6 +102,18 @@ _HINT = (
     "see docs/coreml-op-coverage.md for the supported ops; re-export with a different opset, "
     "or replace these ops in the source model"
 )
+
+
+def _static_dims_hint(graph: onnx.GraphProto, ranges: dict) -> str:
+    """How to fix the dynamic dims with the converter's input_shape option, the inputs' dims filled in."""
+    shapes = []
+    for value in graph.input:
+        dims = [str(low) if low == high else f"{low}..{high}" for low, high in ranges.get(value.name, [])]
+        if any(".." in d for d in dims):
+            shapes.append(f"{value.name}={','.join(dims)}")
+    example = ";".join(shapes) or "NAME=1,3,224,224"
+    return (f"fix the dims it needs with -O input_shape (these are the ranges used now: -O input_shape='{example}'; "
+            "give the size the model runs at in place of a range)")
 
 
 def _dims(value: onnx.ValueInfoProto) -> list:
@@ -181,6 +193,9 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
                 if values is not None:
                     ctx.dims.values.update(zip(node.output, values))
                 _check_ranks(ctx, node)
+            except NeedsStaticDims as error:
+                raise UnsupportedModelError(f"{label} cannot be converted: {error.reason}",
+                                            hint=_static_dims_hint(graph, ranges)) from None
             except NodeNotConvertible as error:
                 raise UnsupportedModelError(f"{label} cannot be converted: {error.reason}", hint=_HINT) from None
             except (UnsupportedModelError, ConversionError):

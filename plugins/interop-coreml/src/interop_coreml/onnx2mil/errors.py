@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from interop.plugin_api import ConversionError, ModelLoadError, UnsupportedModelError
 
-__all__ = ["ConversionError", "ModelLoadError", "NodeNotConvertible", "UnsupportedModelError"]
+__all__ = ["ConversionError", "ModelLoadError", "NeedsStaticDims", "NodeNotConvertible", "UnsupportedModelError"]
 
 
 class NodeNotConvertible(Exception):
@@ -20,3 +20,7 @@ class NodeNotConvertible(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class NeedsStaticDims(NodeNotConvertible):
+    """The node converts once the dims it needs are fixed (the converter's ``input_shape`` option does that)."""

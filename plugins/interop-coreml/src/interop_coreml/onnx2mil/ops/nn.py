@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from interop_coreml.onnx2mil.errors import NodeNotConvertible
+from interop_coreml.onnx2mil.errors import NeedsStaticDims, NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     ConversionContext, as_var, attr, channel_shaped, mb, mil_dtype_name, np,
     scalar_like, shape_vector, unify,
@@ -27,7 +27,7 @@ def _explicit_pads(node, x, kernel, strides, dilations) -> tuple[str, list[int] 
         if not all(isinstance(d, (int, np.integer)) for d in spatial):
             if auto_pad == "SAME_UPPER":
                 return "same", None
-            raise NodeNotConvertible("auto_pad SAME_LOWER needs static spatial dims")
+            raise NeedsStaticDims("auto_pad SAME_LOWER needs static spatial dims")
         pads = []
         for size, k, s, d in zip(spatial, kernel, strides, dilations):
             out = -(-int(size) // s)
@@ -77,7 +77,7 @@ def convert_conv_transpose(ctx: ConversionContext, node) -> None:
     auto_pad = attr(node, "auto_pad", "NOTSET")
     if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         if not all(isinstance(d, (int, np.integer)) for d in spatial):
-            raise NodeNotConvertible("ConvTranspose with output_shape/auto_pad needs static spatial dims")
+            raise NeedsStaticDims("ConvTranspose with output_shape/auto_pad needs static spatial dims")
         wanted = list(output_shape)[-n:] if output_shape is not None else [int(s) * st for s, st in zip(spatial, strides)]
         begins, ends = [], []
         for size, k, s, d, op, out in zip(spatial, kernel, strides, dilations, output_padding, wanted):
@@ -194,14 +194,14 @@ def _pool(ctx: ConversionContext, node, kind: str) -> None:
             _check_output_size(i, pool_geometry(int(size), kernel[i], strides[i], dilations[i], pads[i], pads[i + n],
                                                 auto_pad, ceil_mode)[0], int(size), kernel, strides, dilations)
     if any(d != 1 for d in dilations):
-        raise NodeNotConvertible("dilated pooling needs static spatial dims")
+        raise NeedsStaticDims("dilated pooling needs static spatial dims")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER") and any(k < s for k, s in zip(kernel, strides)):
         # ONNX's SAME padding goes negative for some sizes when the kernel is smaller than the
         # stride (the windows shift); MIL's "same" clamps it at 0.
-        raise NodeNotConvertible("pooling with auto_pad SAME and a kernel smaller than the stride needs static "
+        raise NeedsStaticDims("pooling with auto_pad SAME and a kernel smaller than the stride needs static "
                                  "spatial dims")
     if ceil_mode and auto_pad in ("NOTSET", "VALID") and any(s != 1 for s in strides):
-        raise NodeNotConvertible("pooling with ceil_mode and strides > 1 needs static spatial dims")
+        raise NeedsStaticDims("pooling with ceil_mode and strides > 1 needs static spatial dims")
     pad_type, pad = _explicit_pads(node, x, kernel, strides, dilations)
     kwargs = dict(x=x, kernel_sizes=kernel, strides=strides, pad_type=pad_type)
     if pad is not None:

@@ -7,7 +7,7 @@ import sympy
 from onnx import numpy_helper
 
 from interop_coreml.onnx2mil import high_rank, symbolic
-from interop_coreml.onnx2mil.errors import NodeNotConvertible
+from interop_coreml.onnx2mil.errors import NeedsStaticDims, NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
     ONNX_TO_MIL_DTYPE, Var, as_array, as_var, attr, cast_to, common_dtype, const_axes, const_input, int_list, mb, mil_dtype_name,
     norm_axis, np, scalar_like, shape_vector, static_shape, unify,
@@ -778,7 +778,7 @@ def _resize_scales(ctx, node, x, scales, sizes):
     if sizes is not None:
         sizes = int_list(sizes)
         if not all(isinstance(d, (int, np.integer)) for d in spatial):
-            raise NodeNotConvertible("Resize by sizes needs static spatial dims")
+            raise NeedsStaticDims("Resize by sizes needs static spatial dims")
         return [s / int(d) for s, d in zip(sizes[2:], spatial)], sizes[2:]
     scales = [float(s) for s in np.asarray(scales).reshape(-1)]
     if scales[:2] != [1.0, 1.0]:
@@ -917,7 +917,7 @@ def _resize_by_taps(ctx, node, x, by_sizes: bool, factors: list, lengths: list, 
             result = _resize_dynamic_axis(node, result, axis, int(length), mode)
             continue
         if not _is_int(dim) or not _is_int(length):
-            raise NodeNotConvertible(f"Resize of dynamic axis {axis} (its length must be known to size the output)")
+            raise NeedsStaticDims(f"Resize of dynamic axis {axis} (its length must be known to size the output)")
         weights = _resize_weights(node, int(dim), int(length), factors[axis], by_sizes)
         result = _apply_taps(result, axis, weights, dtype)
     _out(ctx, node, mb.identity(x=as_var(result), name=name))
