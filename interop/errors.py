@@ -31,6 +31,7 @@ pybind11 module's init code (onnx's, and many frameworks') aborts the interprete
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -177,6 +178,25 @@ def debug_enabled() -> bool:
     return os.environ.get("INTEROP_DEBUG", "").strip() not in {"", "0", "false", "no"}
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def exception_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, for an exception a library raised.
+
+    Libraries put text before the message that says nothing on one line: a header and
+    traceback-like frames ("in user code:", 'File "...", line 81, in fn'), colour codes. When
+    a line of the message repeats the exception's type (``Type: what happened``), that line
+    is the message; otherwise the first non-empty line is.
+    """
+    name = type(exc).__name__
+    text = exc.message if isinstance(exc, InteropError) else str(exc)
+    lines = [line.strip() for line in _ANSI_ESCAPE.sub("", text).splitlines() if line.strip()]
+    own = [line[len(name) + 2:].strip() for line in lines if line.startswith(f"{name}: ")]
+    message = own[0] if own else (lines[0] if lines else "")
+    return f"{name}: {message}" if message else name
+
+
 def print_error(exc: BaseException) -> int:
     """Print ``exc`` as one line (plus a hint line) and return its exit code."""
     if isinstance(exc, KeyboardInterrupt):
@@ -192,8 +212,7 @@ def print_error(exc: BaseException) -> int:
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    print(f"error: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
+    print(f"error: internal error: {exception_line(exc)}", file=sys.stderr)
     if not debug_enabled():
         print("hint: set INTEROP_DEBUG=1 for the traceback", file=sys.stderr)
     return FAILURE

@@ -336,3 +336,25 @@ def test_opset_the_installed_onnx_knows_is_accepted(tmp_path, cli):
     model = _onnx_model(tmp_path / "current.onnx", opsets=(("", onnx.defs.onnx_opset_version()),))
     result = cli("check", str(model), str(model), "-q")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_library_error_becomes_one_line_with_its_own_message(capsys):
+    # The shape of TensorFlow's error when a layer cannot be traced: a header, traceback-like frames,
+    # colour codes, then the exception's type and message, then more text.
+    from interop.errors import exception_line, print_error
+
+    class OperatorNotAllowedInGraphError(Exception):
+        pass
+
+    text = ("in user code:\n\n    File \"/x/loading.py\", line 81, in keras_fn  *\n        result = model(args)\n\n"
+            "    OperatorNotAllowedInGraphError: Exception encountered when calling UpSampling2D.call().\n    \n"
+            "    \x1b[1mUsing a symbolic `tf.Tensor` as a Python `bool` is not allowed.\x1b[0m\n")
+    error = OperatorNotAllowedInGraphError(text)
+    assert exception_line(error) == ("OperatorNotAllowedInGraphError: "
+                                     "Exception encountered when calling UpSampling2D.call().")
+    assert exception_line(ValueError("\x1b[31mbad\x1b[0m value\nmore")) == "ValueError: bad value"
+    assert exception_line(AssertionError()) == "AssertionError"
+    assert print_error(error) == 4
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == ("error: internal error: OperatorNotAllowedInGraphError: "
+                        "Exception encountered when calling UpSampling2D.call().") and len(lines) == 2

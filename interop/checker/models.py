@@ -18,6 +18,7 @@ import numpy as np
 
 from interop.checker.report import ModelInfo
 from interop.checker.tolerances import PRECISION_DEFAULTS
+from interop.errors import exception_line
 from interop.formats import check_content, detect_format
 from interop.implementations import open_session
 from interop.plugin_api import (
@@ -120,7 +121,7 @@ def open_model(request: ModelRequest, overrides: Mapping[str, str], registry: Re
         raise
     except Exception as exc:
         raise ModelRunError(
-            f"runtime {provided.item.name} failed to load {request.path}: {type(exc).__name__}: {exc}",
+            f"runtime {provided.item.name} failed to load {request.path}: {exception_line(exc)}",
             hint="set INTEROP_DEBUG=1 for the traceback",
         ) from exc
     precision, precision_source = model_precision(session)

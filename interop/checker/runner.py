@@ -44,6 +44,7 @@ from interop.checker.models import (
 )
 from interop.checker.report import ModelInfo, OutputResult, PairResult, Report
 from interop.checker.tolerances import Tolerance, ToleranceSettings, build_settings, lower_precision
+from interop.errors import exception_line
 from interop.plugin_api import InteropError, TensorSpec, UnsupportedModelError, input_index_ranges
 from interop.plugin_registry import Registry, get_registry
 
@@ -95,11 +96,9 @@ def run_session(model: OpenModel, input_set: InputSet) -> Outputs:
         try:
             result = model.session.run(adapted)
         except Exception as exc:
-            text = exc.message if isinstance(exc, InteropError) else str(exc).strip()
-            first = text.splitlines()[0] if text else ""
             batch = f" on a batch of {input_set.plan[index]}" if input_set.plan else ""
             raise ModelRunError(
-                f"{label} failed{batch} on {model.info.engine}: {type(exc).__name__}: {first}",
+                f"{label} failed{batch} on {model.info.engine}: {exception_line(exc)}",
                 hint="set INTEROP_DEBUG=1 for the traceback",
             ) from exc
         for name, value in result.items():
