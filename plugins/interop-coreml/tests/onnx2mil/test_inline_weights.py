@@ -134,6 +134,18 @@ def test_a_linked_model_file_is_parsed_whole(tmp_path):
     assert _external_names(load_onnx(target, stream_inline_above=0))
 
 
+def test_a_model_with_external_data_of_its_own_is_loaded_the_normal_way(tmp_path):
+    """Its own external tensors are checked by path, where onnx resolves them against the folder."""
+    path = tmp_path / "mixed.onnx"
+    model = _mixed_model(path, convertible=True)
+    onnx.save(model, str(path), save_as_external_data=True, location="w.bin",
+              size_threshold=8500)  # table (8,800 bytes) goes to w.bin, the rest stays inline
+    assert stripped_model(path)[1] == 2  # w1 and w3 could be referenced ...
+    loaded = load_onnx(path, stream_inline_above=0)
+    locations = {t.name: {e.key: e.value for e in t.external_data}.get("location") for t in loaded.graph.initializer}
+    assert locations == {"w1": None, "w2": None, "w3": None, "b3": None, "table": "w.bin", "zero": None}  # ... not
+
+
 def _wrong_payload_size(path: pathlib.Path) -> None:
     tensor = numpy_helper.from_array(np.ones((40, 40), np.float32), "w")
     tensor.raw_data = tensor.raw_data[:-4]
