@@ -113,3 +113,19 @@ def test_importing_the_runtime_module_imports_no_framework():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             env=dict(os.environ))
     assert result.stdout.strip() == "[]"
+
+
+def test_nan_and_inf_are_computed_without_numpy_warnings():
+    # A fully masked attention row (every score -inf) through softmax is NaN, as on Core ML; numpy's
+    # "invalid value encountered" warnings would reach the user's terminal during interop check.
+    import warnings
+
+    from .interp_helpers import interpret_on_input
+
+    x = np.array([[-np.inf, -np.inf, -np.inf], [0.0, 1.0, 2.0]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (soft,) = interpret_on_input(lambda v: mb.softmax(x=v, axis=-1), x)
+        (ratio,) = interpret_on_input(lambda v: mb.real_div(x=v, y=mb.sub(x=v, y=v)), x)
+    assert np.isnan(soft[0]).all() and np.allclose(soft[1].sum(), 1.0)
+    assert np.isnan(ratio[0]).all() and np.isnan(ratio[1, 0]) and np.isinf(ratio[1, 1:]).all()  # inf - inf, 0 / 0, 1 / 0

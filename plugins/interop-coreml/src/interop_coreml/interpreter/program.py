@@ -446,7 +446,9 @@ class Program:
         # A capture of a value that fusion leaves out runs the program op by op.
         block = self._block if self._absorbed.intersection(capture) else self._fused_block
         # Dead values are dropped as usual; the captured ones are kept intact until returned.
-        with single_threaded_blas():  # kernels split their work over threads themselves
+        # NaN and Inf are values like any other (Core ML computes them; check reports them): numpy's
+        # warnings about producing them would be chatter on the user's terminal.
+        with single_threaded_blas(), np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             self._run_block(block, env, release=True, keep=frozenset(capture), timings=timings)
         results: dict[str, np.ndarray] = {}
         # Kernels may leave results as strided views (a conv's output is a transposed buffer);
