@@ -365,3 +365,40 @@ def test_a_batch_major_recurrent_op_is_judged_by_onnxruntime_on_its_time_major_r
     for name in outputs:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5)
     assert oracle.evaluate(model, feeds).status == "ok"
+
+
+def _half(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT16, shape)
+
+
+def test_onnxruntime_keeping_a_float16_product_in_float32_is_explained_by_running_it_node_by_node() -> None:
+    """Fuzz seed 4 repro 24: ReduceProd of twenty 2.0s in float16 is +Inf (2²⁰ > 65504); onnxruntime
+    multiplies in float32 and, the Cast after it reading float32, drops the rounding and returns 1048576."""
+    model = _model([helper.make_node("ReduceProd", ["x"], ["p"], keepdims=1),
+                    helper.make_node("Cast", ["p"], ["y"], to=TensorProto.FLOAT)],
+                   [_half("x", [1, 4, 5])], [_f("y", [1, 1, 1])])
+    feeds = {"x": np.full((1, 4, 5), 2.0, np.float16)}
+    assert oracle.run_onnxruntime(model, feeds)["y"].item() == 2.0**20
+    assert oracle.run_onnxruntime_node_by_node(model, feeds)["y"].item() == np.inf
+    outcome = oracle.evaluate(model, feeds)
+    assert (outcome.status, outcome.kind, outcome.explained) == ("mismatch", "nonfinite", "ort-float16-unrounded")
+
+
+def test_a_float16_tensor_onnxruntime_compares_unrounded_with_its_rounded_self_is_explained() -> None:
+    """Fuzz seed 4 repro 41: Greater(h, Transpose(h)) is false everywhere; onnxruntime compares
+    HardSigmoid's float32 result with the float16 copy Transpose gives the graph output t and says true."""
+    model = _model([helper.make_node("HardSigmoid", ["x"], ["h"], alpha=0.4220086336135864, beta=0.3311510980129242),
+                    helper.make_node("Transpose", ["h"], ["t"], perm=[0]),
+                    helper.make_node("Greater", ["h", "t"], ["y"])],
+                   [_half("x", [4])], [helper.make_tensor_value_info("y", TensorProto.BOOL, [4]), _half("t", [4])])
+    feeds = {"x": np.array([0.9462890625, -0.95068359375, 0.9736328125, -0.5771484375], np.float16)}
+    assert oracle.run_onnxruntime(model, feeds)["y"].any()
+    assert not oracle.run_onnxruntime_node_by_node(model, feeds)["y"].any()
+    outcome = oracle.evaluate(model, feeds)
+    assert (outcome.status, outcome.explained) == ("mismatch", "ort-float16-unrounded"), outcome.key
+    # the rule is verified, not assumed: a wrong answer of the interpreter stays unexplained
+    got = oracle.run_coreml(model, feeds)
+    got["y"] = np.ones(4, np.int32)
+    part = oracle.Outcome("mismatch", "value")
+    oracle._explain_together(model, feeds, got, [("y", "value", "", {})], part)
+    assert part.explained is None
