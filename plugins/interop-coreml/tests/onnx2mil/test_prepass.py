@@ -86,6 +86,13 @@ def test_cast_of_a_partly_static_shape_folds_to_the_cast_type():
     assert prepared.constants["f"].dtype == np.float32 and list(prepared.constants["f"]) == [2.0, 3.0]
 
 
+def _recurrent_weights(rng, gates, hidden, size, lengths=None):
+    init = onnx.numpy_helper.from_array
+    weights = [init(2 * rng.standard_normal(shape).astype(np.float32), name) for name, shape in
+               (("w", (1, gates * hidden, size)), ("r", (1, gates * hidden, hidden)), ("b", (1, 2 * gates * hidden)))]
+    return weights + ([] if lengths is None else [init(np.array(lengths, dtype=np.int32), "len")])
+
+
 def _constant_input_case(name, rng):
     """An op whose only data input is a constant, followed by an Add of a graph input (so the graph runs)."""
     init = onnx.numpy_helper.from_array
@@ -97,12 +104,20 @@ def _constant_input_case(name, rng):
                                 (1, 2, 7, 5), []),
         "conv_transpose_grouped": (make("ConvTranspose", ["c", "w"], ["t"], group=2, strides=[2, 1], auto_pad="SAME_UPPER"),
                                    (1, 4, 3, 5), [init(rng.standard_normal((4, 1, 2, 2)).astype(np.float32), "w")]),
+        # Recurrent ops: the evaluator ignores clip and sequence_lens.
+        "rnn_clip": (make("RNN", ["c", "w", "r", "b", "len"], ["", "t"], hidden_size=4, clip=0.5),
+                     (3, 2, 3), _recurrent_weights(rng, 1, 4, 3, lengths=[3, 3])),
+        "gru_clip_reverse": (make("GRU", ["c", "w", "r", "b"], ["", "t"], hidden_size=3, clip=0.4, direction="reverse"),
+                             (4, 2, 5), _recurrent_weights(rng, 3, 3, 5)),
+        "lstm_sequence_lens": (make("LSTM", ["c", "w", "r", "b", "len"], ["t"], hidden_size=2),
+                               (4, 3, 2), _recurrent_weights(rng, 4, 2, 2, lengths=[4, 1, 2])),
     }
     node, shape, extra = cases[name]
     return node, [init(rng.standard_normal(shape).astype(np.float32), "c"), *extra]
 
 
-@pytest.mark.parametrize("name", ["lpnorm_p1", "global_max_pool_3d", "max_pool_same_lower", "conv_transpose_grouped"])
+@pytest.mark.parametrize("name", ["lpnorm_p1", "global_max_pool_3d", "max_pool_same_lower", "conv_transpose_grouped",
+                                  "rnn_clip", "gru_clip_reverse", "lstm_sequence_lens"])
 def test_ops_the_reference_evaluator_gets_wrong_are_not_folded(name, tmp_path):
     rng = np.random.default_rng(0)
     node, inits = _constant_input_case(name, rng)

@@ -39,11 +39,12 @@ _NOT_FOLDABLE = {
 # Ops onnx's reference evaluator gets wrong for some attributes (onnx 1.23: LpNormalization
 # p=1, Resize pytorch_half_pixel on length-1 axes, LRN size=1, GlobalMaxPool of 3-D input,
 # MeanVarianceNormalization off 4-D, pools with SAME_LOWER/auto_pad+ceil_mode, ConvTranspose
-# with groups or a cropping output_shape; docs/fuzzing.md). Folding them would bake the bug into
+# with groups or a cropping output_shape, RNN/GRU/LSTM with clip or sequence_lens, which it
+# ignores; docs/fuzzing.md). Folding them would bake the bug into
 # the model, so constant inputs of these go to the converters like any other value.
 _REFERENCE_UNRELIABLE = {
     "LpNormalization", "Resize", "LRN", "GlobalMaxPool", "GlobalAveragePool", "MeanVarianceNormalization",
-    "MaxPool", "AveragePool", "LpPool", "ConvTranspose", "Conv",
+    "MaxPool", "AveragePool", "LpPool", "ConvTranspose", "Conv", "RNN", "GRU", "LSTM",
 }
 # Ops that pass symbolic shape entries through element-wise.
 _SYMBOLIC_PASSTHROUGH = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Identity"}
