@@ -6,6 +6,8 @@ Every case starts from one real 1-ulp difference between the engines: numpy's fl
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -133,8 +135,6 @@ def test_a_sum_in_another_order_kept_by_fmod_is_a_tolerance_cascade_not_an_ulp_o
     The engines sum 144 terms in different orders: the sums agree within tolerance but more
     than MAX_ULPS apart, and fmod keeps that absolute error on a result a hundred times smaller.
     """
-    from pathlib import Path
-
     # the graph as generated then (new ops and float16 graphs changed what the seed makes since)
     data = Path(__file__).parent / "data"
     model = onnx.load(str(data / "slice-20260-17.onnx"))
@@ -187,8 +187,6 @@ def test_a_layer_norm_amplifying_a_float16_ulp_is_verified_as_such() -> None:
     """Mixed seed 3, trial 5991 (float16): LogSoftmax's last ulp, through a LayerNormalization whose
     slices have variance ~6e-4 (1/std ~ 12), is 0.012 at its output and 0.02 after Tan. Fed the
     interpreter's LayerNorm input, onnxruntime reproduces the outputs."""
-    from pathlib import Path
-
     data = Path(__file__).parent / "data"
     model = onnx.load(str(data / "half-3-5991.onnx"))
     feeds = dict(np.load(data / "half-3-5991.npz"))
@@ -199,3 +197,22 @@ def test_a_layer_norm_amplifying_a_float16_ulp_is_verified_as_such() -> None:
     assert not cascade.verify_rounding_cascade(model, feeds, got, differing, within="tolerance")  # no discontinuity
     got[differing[0]] = np.asarray(got[differing[0]]) + np.float32(0.5)  # a real difference after the norm is not
     assert not cascade.verify_rounding_cascade(model, feeds, got, differing, within="tolerance", ops=cascade.AMPLIFYING)
+
+
+def test_a_sum_of_cancelling_terms_added_in_another_order_is_within_the_summation_bound() -> None:
+    """Fuzz seed 4 trial 17112: ReduceSum of sixty float32 terms up to 1.41 whose exact sum is 7.5e-7;
+    onnxruntime gives -6.7e-7, numpy 1.95e-6: both within 60 ulps of Σ|x| = 54.5, not within 1e-6."""
+    data = Path(__file__).parent / "data"
+    model = onnx.load(str(data / "sum-4-17112.onnx"))
+    feeds = dict(np.load(data / "sum-4-17112.npz"))
+    ort_sum = oracle.run_onnxruntime(model, feeds)["red8"]
+    got = oracle.run_coreml(model, feeds)
+    assert oracle.compare_output("red8", ort_sum, got["red8"]) is not None  # they really differ
+    values = {**feeds, **intermediate_values(model, feeds)}
+    assert cascade.summation_tensors(model, values) == ["red8"]
+    assert cascade.within_summation_bound(model, values, "red8", [ort_sum, got["red8"]])
+    assert not cascade.within_summation_bound(model, values, "red8", [ort_sum + 1e-3])  # bound: 2e-4
+    outcome = oracle.evaluate(model, feeds)
+    assert (outcome.status, outcome.explained) == ("mismatch", "float-summation-cancellation"), outcome.key
+    got["red8"] = np.asarray(got["red8"]) + 1e-3  # a wrong sum is not explained
+    assert not cascade.verify_rounding_cascade(model, feeds, got, ["red8"], within="summation")

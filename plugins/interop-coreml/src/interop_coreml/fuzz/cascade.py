@@ -48,6 +48,11 @@ AMPLIFYING = frozenset({
 #: The largest difference, in float32 ulps of the larger magnitude, still called rounding.
 MAX_ULPS = 8
 
+#: Ops that add many terms: where the terms cancel, the sum's rounding error (bounded by the
+#: number of terms times an ulp of the sum of their magnitudes) may exceed any tolerance relative
+#: to the small result, and two correct engines that add in another order differ by more.
+SUMMING = frozenset({"ReduceSum", "ReduceMean"})
+
 
 def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise distance in ulps of ``a``'s type (float16, else float32): how many such values lie between.
@@ -87,6 +92,50 @@ def rounding_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray],
     return found
 
 
+def summation_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> list[str]:
+    """The float outputs of the summing ops (:data:`SUMMING`), in graph order."""
+    return [node.output[0] for node in model.graph.node if node.op_type in SUMMING
+            and np.asarray(values.get(node.output[0], 0)).dtype.kind == "f"]
+
+
+def within_summation_bound(model: onnx.ModelProto, values: dict[str, np.ndarray], name: str,
+                           candidates: list[np.ndarray]) -> bool:
+    """True when every value in ``candidates`` is a correct float summation of the op that makes ``name``.
+
+    The op runs again in float64 (onnxruntime, one node) on its input from ``values`` and on the
+    input's magnitudes: a recursive or pairwise sum of n terms in precision u is within
+    n·u·Σ|x| of the exact sum, plus the rounding of the result itself (u·|sum|); a mean divides both by n.
+    """
+    from interop_coreml.fuzz.oracle import run_onnxruntime
+
+    node = next(n for n in model.graph.node if n.output[0] == name)
+    x = np.asarray(values[node.input[0]])
+    u = 2.0**-11 if x.dtype == np.float16 else 2.0**-24
+    constants = {i.name: i for i in model.graph.initializer}
+    extra = [n for n in node.input[1:] if n]
+    if any(n not in values and n not in constants for n in extra):
+        return False
+    one = helper.make_node(node.op_type, ["x", *extra], ["y"], **{
+        a.name: helper.get_attribute_value(a) for a in node.attribute})
+    graph = helper.make_graph(
+        [one], "sum", [helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, None)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.DOUBLE, None)],
+        [constants[n] if n in constants else onnx.numpy_helper.from_array(np.asarray(values[n]), n) for n in extra])
+    single = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    try:
+        exact = run_onnxruntime(single, {"x": x.astype(np.float64)})["y"]
+        magnitude = run_onnxruntime(single, {"x": np.abs(x.astype(np.float64))})["y"]
+    except Exception:  # noqa: BLE001
+        return False
+    terms = x.size / max(np.size(exact), 1)
+    bound = terms * u * magnitude + u * np.abs(exact)
+    for value in candidates:
+        value = np.asarray(value, dtype=np.float64)
+        if value.size != exact.size or not np.all(np.abs(value.reshape(exact.shape) - exact) <= bound):
+            return False
+    return True
+
+
 def feed_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
     """``model`` in which the consumers of each tensor in ``values`` read a new graph input instead."""
     fed = onnx.ModelProto()
@@ -113,7 +162,9 @@ def verify_rounding_cascade(model: onnx.ModelProto, feeds: dict, got: dict, diff
     Tensors are fed one at a time in graph order: the first discontinuous-op input on which
     onnxruntime (already fed the interpreter's earlier values) and the interpreter differ must
     differ by at most MAX_ULPS (``within="ulps"``) or agree within the float tolerance
-    (``within="tolerance"``), and is fed next; a later one is compared only once everything
+    (``within="tolerance"``), and is fed next; with ``within="summation"`` the tensors are the
+    outputs of the summing ops, and both engines' values must be within the summation error
+    bound of the exact sum (:func:`within_summation_bound`); a later one is compared only once everything
     before it is fed, since before that it legitimately carries the cascade's result.
     """
     from interop_coreml.fuzz.oracle import _bad_elements, compare_output, run_coreml
@@ -122,7 +173,7 @@ def verify_rounding_cascade(model: onnx.ModelProto, feeds: dict, got: dict, diff
     graph_inputs = {i.name for i in model.graph.input}
     base = {k: v for k, v in feeds.items() if k in graph_inputs}
     theirs = {**feeds, **intermediate_values(model, feeds)}
-    candidates = rounding_tensors(model, theirs, ops)
+    candidates = summation_tensors(model, theirs) if within == "summation" else rounding_tensors(model, theirs, ops)
     if not candidates:
         return False
     probe = _declare_outputs(model, [*(o.name for o in model.graph.output), *candidates])
@@ -159,14 +210,18 @@ def verify_rounding_cascade(model: onnx.ModelProto, feeds: dict, got: dict, diff
                     return False
             break  # every discontinuous op now reads what it read in the interpreter
         worst = max(worst, float(distance.max()))
-        if worst > MAX_ULPS if within == "ulps" else _bad_elements(reference, value).any():
+        if within == "summation":
+            if not within_summation_bound(model, {**theirs, **fed}, name, [reference, value]):
+                return False
+        elif worst > MAX_ULPS if within == "ulps" else _bad_elements(reference, value).any():
             return False
         fed[name] = value
         rerun = feed_tensors(model, fed)
         theirs = {**feeds, **intermediate_values(rerun, {**base, **{f"{k}__fed": v for k, v in fed.items()}})}
         if not all(o.name in theirs for o in model.graph.output):
             return False
-    if not fed or not all(compare_output(n, theirs[n], got.get(n)) is None for n in differing):
+    # an output that is itself a fed tensor is the interpreter's value, just checked
+    if not fed or not all(compare_output(n, fed.get(n, theirs[n]), got.get(n)) is None for n in differing):
         return False
     if notes is not None:
         notes.append(f"rounding cascade through {', '.join(fed)} (at most {worst:g} ulps apart)")
