@@ -402,3 +402,25 @@ def test_a_float16_tensor_onnxruntime_compares_unrounded_with_its_rounded_self_i
     part = oracle.Outcome("mismatch", "value")
     oracle._explain_together(model, feeds, got, [("y", "value", "", {})], part)
     assert part.explained is None
+
+
+def test_a_rewrite_rule_is_verified_on_a_graph_onnxruntime_runs_only_rewritten() -> None:
+    """Fuzz seed 4 trial 19856: a cubic Resize of a 3-D tensor (onnxruntime runs cubic only over 2-D
+    or the inner axes of 4-D, so the graph is judged with the Resize done one axis at a time), then
+    MeanVarianceNormalization over single elements (onnxruntime's NaN); the MVN rule's expanded
+    graph must be run the same way to be verified."""
+    scales = helper.make_tensor("s", TensorProto.FLOAT, [3], [1.0, 1.0, 2.0])
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "s"], ["r"], mode="cubic", coordinate_transformation_mode="align_corners"),
+         helper.make_node("MeanVarianceNormalization", ["r"], ["m"], axes=[0]),
+         helper.make_node("Transpose", ["m"], ["y"], perm=[2, 1, 0])],
+        "t", [_f("x", [1, 1, 1])], [_f("y", [2, 1, 1])], [scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    feeds = {"x": np.array([[[-2.834902]]], np.float32)}
+    with pytest.raises(Exception, match="Cubic"):
+        oracle.run_onnxruntime(model, feeds)
+    outcome = oracle.evaluate(model, feeds)
+    assert (outcome.status, outcome.kind, outcome.explained) == ("mismatch", "nonfinite", "ort-mvn-zero-variance")
+    assert np.asarray(oracle.run_coreml(model, feeds)["y"]).tolist() == [[[0.0]], [[0.0]]]
