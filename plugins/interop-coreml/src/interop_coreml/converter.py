@@ -3,15 +3,18 @@
 Loads the ONNX file without running anything from it, translates it with
 :mod:`interop_coreml.onnx2mil` and writes the ``.mlpackage`` directory at
 exactly ``dst`` (the core hands us a temporary path and renames it), then checks
-that the package passes the same confinement every reader applies.
+that the package passes the same confinement every reader applies and that its
+program reads back the way interop's runtimes read it; a package that fails either
+is removed and the conversion fails.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import pathlib
+import shutil
 
-from interop.plugin_api import ConversionError, InteropError, ModelLoadError
+from interop.plugin_api import ConversionError, InteropError, ModelLoadError, UnsupportedModelError
 
 
 # Above this file size an inline model's large weights are referenced in the file, not parsed
@@ -173,4 +176,27 @@ def onnx_to_coreml(src: pathlib.Path, dst: pathlib.Path, options: collections.ab
     try:
         validate_package(pathlib.Path(dst))
     except PackageError as error:
+        _remove(pathlib.Path(dst))
         raise ConversionError(f"the package written at {dst} would be refused when read: {error}") from None
+    read_back(pathlib.Path(dst))
+
+
+def read_back(package: pathlib.Path) -> None:
+    """Parse the written program as interop's runtimes do; on failure remove ``package`` and raise (exit 3)."""
+    from interop_coreml.interpreter.errors import ModelFormatError
+    from interop_coreml.interpreter.loading import load_saved_model
+
+    try:
+        load_saved_model(package)
+    except ModelFormatError as error:
+        _remove(package)
+        # Exit 3 like the translator's other "Core ML rejected the translated program" failures.
+        raise UnsupportedModelError(f"the converted program cannot be read back, so no package was written: {error}",
+                              hint="set INTEROP_DEBUG=1 for the full trace; please report this model") from None
+
+
+def _remove(path: pathlib.Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

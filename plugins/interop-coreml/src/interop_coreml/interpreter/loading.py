@@ -8,6 +8,13 @@ the weight-blob directory, to coremltools' loader of saved programs
 object from a conversion is ever used.  Before anything is parsed, the package
 is confined to its own folder (:mod:`interop_coreml.package`): no symlinks, no
 manifest or weight path leading outside it.
+
+A saved program does not name its flexible dims, so coremltools' loader gives
+each one a fresh symbol; a program whose ops need two inputs' dims to be equal
+(``scatter_along_axis`` of ``x`` by ``idx`` with one batch) then fails the loader's
+type inference.  When the model's metadata records which input dims are one
+symbol (:data:`SHARED_DIMS_KEY`, written by interop's translator), the program's
+inputs are declared with those symbols shared before its ops are read.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ from typing import Any
 
 from ..package import PackageError, check_weight_references, confined_path, validate_package
 from .errors import LegacyModelError, ModelFormatError
+
+# {input name: [symbol name or null per axis]}: flexible input dims that are one dim.
+SHARED_DIMS_KEY = "interop.shared_dims"
 
 
 @dataclass
@@ -109,20 +119,89 @@ def load_saved_model(path: str | pathlib.Path) -> SavedModel:
             "with Apple's Core ML runtime on macOS."
         )
 
-    from coremltools.converters.mil.frontend.milproto.load import load as load_milproto
-
     try:
-        program = load_milproto(
-            spec,
-            specification_version=spec.specificationVersion,
-            file_weights_dir=str(weights_dir) if weights_dir is not None else "",
-        )
-    except AttributeError as exc:
-        # The loader rebuilds each op through the MIL builder; an op type that
-        # this coremltools does not define surfaces as a missing builder attribute.
-        raise ModelFormatError(
-            f"coremltools could not read the ML Program in {path}: {exc}"
-        ) from exc
+        program = _load_program(spec, weights_dir, _shared_dims(spec))
     except Exception as exc:
-        raise ModelFormatError(f"coremltools could not read the ML Program in {path}: {exc}") from exc
+        # The loader rebuilds each op through the MIL builder: an op type this coremltools does not
+        # define surfaces as a missing builder attribute, a failed type inference as a bare assert.
+        raise ModelFormatError(f"coremltools could not read the ML Program in {path}: {_load_failure(exc)}") from exc
     return SavedModel(path=path, spec=spec, program=program, weights_dir=weights_dir)
+
+
+def _shared_dims(spec: Any) -> dict[str, list[str | None]]:
+    """The recorded shared input dims, or {} (absent or malformed metadata: every dim its own symbol)."""
+    import json
+
+    text = spec.description.metadata.userDefined.get(SHARED_DIMS_KEY)
+    try:
+        recorded = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {name: dims for name, dims in recorded.items()
+            if isinstance(name, str) and isinstance(dims, list) and all(d is None or isinstance(d, str) for d in dims)}
+
+
+def _load_program(spec: Any, weights_dir: pathlib.Path | None, shared: dict[str, list[str | None]]) -> Any:
+    """coremltools' reader of a saved program, with the recorded shared dims declared as one symbol each."""
+    from coremltools.converters.mil.frontend.milproto import load as milproto
+
+    weights = str(weights_dir) if weights_dir is not None else ""
+    if not shared:
+        return milproto.load(spec, specification_version=spec.specificationVersion, file_weights_dir=weights)
+    # milproto.load's own steps (load_mil_proto, _load_function), except that the function inputs'
+    # unknown dims take the symbol recorded for them instead of a fresh one each.
+    from coremltools.converters.mil.mil import Function, Placeholder, Program, get_new_symbol, types
+
+    program_spec = spec.mlProgram
+    if program_spec.version != 1 or program_spec.docString:
+        raise ValueError("not a version 1 ML Program")
+    context = milproto.TranscriptionContext(weights)
+    program = Program()
+    symbols: dict[str, Any] = {}
+    for func_name, func_spec in program_spec.functions.items():
+        if func_spec.attributes:
+            raise ValueError("attributes on functions are not supported")
+        inputs = {}
+        for named in func_spec.inputs:
+            value_type = milproto.proto_to_types(named.type)
+            if not types.is_tensor(value_type):
+                raise ValueError(f"function input {named.name!r} of type {value_type} is not supported")
+            shape = list(value_type.get_shape())
+            for axis, symbol in enumerate(shared.get(named.name, [])):
+                if symbol is not None and axis < len(shape) and not isinstance(shape[axis], int):
+                    shape[axis] = symbols.setdefault(symbol, get_new_symbol())
+            inputs[named.name] = Placeholder(sym_shape=shape, dtype=value_type.get_primitive(), name=named.name)
+            context.register_var_with_name(named.name, inputs[named.name].outputs[0])
+        if func_spec.opset not in func_spec.block_specializations:
+            raise ValueError(f"missing block specialization for opset {func_spec.opset}")
+        with Function(inputs, opset_version=milproto._target(spec.specificationVersion)) as function:
+            milproto._load_block(context, func_spec.block_specializations[func_spec.opset])
+        program.add_function(func_name, function)
+    milproto._load_program_spec_attributes(context, program_spec, program)
+    return program
+
+
+def _load_failure(exc: BaseException) -> str:
+    """What failed in coremltools' loader, in one line, also for an exception without a message.
+
+    A bare ``assert`` in an op's type inference has no text: the op being read (from the loader's
+    frame) and the failed source line say what went wrong.
+    """
+    import traceback
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    op = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_load_operation":
+            op_spec = tb.tb_frame.f_locals.get("op_spec")
+            if op_spec is not None:
+                outputs = [out.name for out in getattr(op_spec, "outputs", [])]
+                op = f"op {op_spec.type}" + (f" (output {outputs[0]!r})" if outputs else "")
+        tb = tb.tb_next
+    frames = traceback.extract_tb(exc.__traceback__)
+    line = frames[-1].line.strip() if frames and frames[-1].line else ""
+    detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__ + (f" ({line})" if line else "")
+    return f"{op} failed: {detail}" if op else detail

@@ -39,7 +39,7 @@ from interop_coreml.onnx2mil.context import ConversionContext
 from interop_coreml.onnx2mil.errors import ConversionError, NeedsStaticDims, NodeNotConvertible, UnsupportedModelError
 from interop_coreml.onnx2mil.high_rank import HighRank
 from interop_coreml.onnx2mil.inputs import (
-    NARROWED_IO_KEY, InputShapes, narrowed_types, parse_input_shape, resolve_input_ranges,
+    NARROWED_IO_KEY, SHARED_DIMS_KEY, InputShapes, narrowed_types, shared_dims, parse_input_shape, resolve_input_ranges,
 )
 from interop_coreml.onnx2mil.ops._common import ONNX_TO_MIL_DTYPE
 from interop_coreml.onnx2mil.prepass import PreparedGraph, default_opset, prepare
@@ -375,6 +375,10 @@ def convert_model(
     mlmodel.user_defined_metadata[VALUE_MAP_METADATA_KEY] = json.dumps(value_map)  # in computation order
     if scalars["inputs"] or scalars["outputs"]:
         mlmodel.user_defined_metadata[METADATA_SCALAR_IO] = json.dumps(scalars, sort_keys=True)
+    shared = shared_dims(prepared.model.graph, resolve_input_ranges(prepared.model.graph, shapes, max_dynamic_dim),
+                         {onnx_name: mil for mil, onnx_name in input_names.items()})
+    if shared:
+        mlmodel.user_defined_metadata[SHARED_DIMS_KEY] = json.dumps(shared, sort_keys=True)
     narrowed = narrowed_types(prepared.model.graph)
     if narrowed["inputs"] or narrowed["outputs"]:
         mlmodel.user_defined_metadata[NARROWED_IO_KEY] = json.dumps(narrowed, sort_keys=True)

@@ -11,6 +11,13 @@ The translator emits ranges, never ``EnumeratedShapes``: every op it emits runs
 on any size within the range on Core ML's CPU and GPU, and a range is what
 ``interop check`` can exercise at any size.
 
+A saved ML Program has no names for its flexible dims: coremltools' reader gives
+every unknown dim its own symbol, and an op that asserts two inputs' dims equal
+(``scatter_along_axis`` of ``x`` by ``idx``, both batch ``B``) fails to load.
+So the dims that share a symbol are recorded in the model's metadata under
+:data:`SHARED_DIMS_KEY` (``{input: [symbol or null per axis]}``), from which
+interop's reader gives them one symbol again.
+
 Core ML inputs and outputs hold fp32, fp16 or int32: int64 ``input_ids`` become
 int32 inputs (bool and the narrower integer types too). The narrowing is
 recorded in the model's metadata under :data:`NARROWED_IO_KEY` so that
@@ -27,6 +34,7 @@ from typing import Any
 import onnx
 
 NARROWED_IO_KEY = "interop.narrowed_io"
+SHARED_DIMS_KEY = "interop.shared_dims"
 
 # One dim: an int, or lo..hi.
 _DIM = re.compile(r"\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?\Z")
@@ -138,3 +146,25 @@ def narrowed_types(graph: onnx.GraphProto) -> dict[str, dict[str, str]]:
             if elem in _ONNX_NAMES:
                 record[key][value.name] = _ONNX_NAMES[elem]
     return record
+
+
+def shared_dims(graph: onnx.GraphProto, ranges: InputShapes, mil_names: collections.abc.Mapping[str, str]
+                ) -> dict[str, list[str | None]]:
+    """Flexible dims that share an ONNX ``dim_param`` with another flexible dim: {MIL input: [symbol|None]}.
+
+    Empty when no two flexible dims share one (each then gets its own symbol on reading anyway).
+    """
+    uses: dict[str, int] = {}
+    flexible: dict[str, list[str | None]] = {}
+    for value in graph.input:
+        dims = []
+        for axis, dim in enumerate(_onnx_dims(value)):
+            low, high = ranges[value.name][axis]
+            symbol = dim if isinstance(dim, str) and low != high else None
+            if symbol is not None:
+                uses[symbol] = uses.get(symbol, 0) + 1
+            dims.append(symbol)
+        flexible[value.name] = dims
+    shared = {symbol for symbol, count in uses.items() if count > 1}
+    return {mil_names[name]: [d if d in shared else None for d in dims]
+            for name, dims in flexible.items() if any(d in shared for d in dims)}
