@@ -424,3 +424,24 @@ def test_a_rewrite_rule_is_verified_on_a_graph_onnxruntime_runs_only_rewritten()
     outcome = oracle.evaluate(model, feeds)
     assert (outcome.status, outcome.kind, outcome.explained) == ("mismatch", "nonfinite", "ort-mvn-zero-variance")
     assert np.asarray(oracle.run_coreml(model, feeds)["y"]).tolist() == [[[0.0]], [[0.0]]]
+
+
+def test_a_rule_is_named_only_when_its_op_computes_a_differing_output() -> None:
+    """Fuzz seed 4 folder 25: the differing output came from an align_corners Resize with a fractional
+    length, but an InstanceNormalization elsewhere in the graph (its output agreeing) made the
+    reference-verified ort-instancenorm-cancellation, listed first, the explanation."""
+    inits = [helper.make_tensor("s", TensorProto.FLOAT, [4], [1.0, 1.0, 1.5, 3.0]),
+             helper.make_tensor("g", TensorProto.FLOAT, [1], [1.0]), helper.make_tensor("b", TensorProto.FLOAT, [1], [0.5])]
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "s"], ["r"], mode="nearest", nearest_mode="floor",
+                          coordinate_transformation_mode="align_corners"),
+         helper.make_node("InstanceNormalization", ["z", "g", "b"], ["n"])],
+        "t", [_f("x", [1, 1, 5, 1]), _f("z", [1, 1, 3])], [_f("r", [1, 1, 7, 3]), _f("n", [1, 1, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    feeds = {"x": np.array([-5.157e-03, 6.451e-02, 1.755e-04, 4.888e-06, 6.504e-01], np.float32).reshape(1, 1, 5, 1),
+             "z": np.array([[[0.5, -1.0, 2.0]]], np.float32)}
+    outcome = oracle.evaluate(model, feeds)
+    assert [d for d in outcome.details[0]] == ["r"]
+    assert (outcome.status, outcome.explained) == ("mismatch", "ort-resize-align-corners-fractional"), outcome.key

@@ -762,10 +762,15 @@ def rule_reasons(explained: str | None) -> str | None:
 
 
 def _explain_together(model, feeds, got, diffs, outcome: Outcome) -> None:
-    ops = {n.op_type for n in model.graph.node}
     spec_sides_with_coreml = bool(outcome.reference_evaluator) and all(
         outcome.reference_evaluator.get(n) == "reference agrees with coreml-interpreter" for n, *_ in diffs)
     differing = [n for n, *_ in diffs]
+    # a rule's op must compute one of the differing outputs, not only another output: a rule
+    # verified by the reference evaluator alone would otherwise name the wrong cause
+    try:
+        ops = {n.op_type for n in upstream(model, feeds, differing)[0].graph.node}
+    except Exception:  # noqa: BLE001
+        ops = {n.op_type for n in model.graph.node}
     for rule in KNOWN_DEVIATIONS:
         if outcome.kind not in rule.kinds or (rule.ops and not rule.ops & ops):
             continue
