@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, TypeProto, helper, numpy_helper
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from interop_coreml.onnx2mil.errors import UnsupportedModelError
 
-from .conftest import LambdaModule, make_model, save, tensor_info
+from .conftest import LambdaModule, make_model, ort_run, save, tensor_info
 from .spec_check import check_graph
 
 CASES = {
@@ -431,3 +431,51 @@ def test_reverse_sequence_with_run_time_lengths(batch_axis, time_axis, tmp_path)
         lengths = rng.integers(0, steps + 1, batch).astype(np.int64)
         feeds.append({"x": rng.standard_normal(shape).astype(np.float32), "lengths": lengths})
     check_graph(model, feeds, tmp_path)
+
+
+_OUT_OF_RANGE = {  # op, attributes, data shape, constant indices, updates shape (scatters)
+    "gather": ("Gather", dict(axis=1), [2, 3], [[0, 3]], None),
+    "gather_negative": ("Gather", dict(axis=0), [2, 3], [-3], None),
+    "gather_elements": ("GatherElements", dict(axis=1), [2, 3], [[0, 1, 2], [1, -4, 0]], None),
+    "gather_nd": ("GatherND", {}, [2, 3], [[1, 0], [0, 3]], None),
+    "scatter_elements": ("ScatterElements", dict(axis=0), [2, 3], [[0, 2, 1]], [1, 3]),
+    "scatter_elements_wide": ("ScatterElements", dict(axis=0), [2, 2], [[0, 1, 1]], [1, 3]),
+    "scatter_nd": ("ScatterND", {}, [2, 3], [[0, 1], [1, 3]], [2]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_OUT_OF_RANGE))
+def test_constant_indices_out_of_range_are_refused(case, tmp_path):
+    # onnxruntime fails on these at run time; the translator says so at conversion (exit 3)
+    # instead of leaving the interpreter an IndexError.
+    op, attributes, shape, indices, updates = _OUT_OF_RANGE[case]
+    inputs = [tensor_info("x", shape)] + ([tensor_info("u", updates)] if updates else [])
+    node = helper.make_node(op, ["x", "i"] + (["u"] if updates else []), ["y"], **attributes)
+    model = make_model([node], inputs, [helper.make_value_info("y", TypeProto())],
+                       [numpy_helper.from_array(np.array(indices, dtype=np.int64), "i")])
+    feeds = {"x": np.ones(shape, np.float32)} | ({"u": np.ones(updates, np.float32)} if updates else {})
+    with pytest.raises(Exception):  # noqa: B017, PT011 - onnxruntime's own error types
+        ort_run(model, feeds)
+    with pytest.raises(UnsupportedModelError, match="out of range|entries on axis") as info:
+        save(model, tmp_path / "m.mlpackage")
+    assert info.value.exit_code == 3 and op in info.value.message
+
+
+@pytest.mark.parametrize("row", [0, 1], ids=["in_range", "past_dropped_window"])
+def test_scatter_nd_after_a_ceil_mode_pool_that_drops_its_last_window(row, tmp_path):
+    # Height 2, stride 2, ceil_mode: the spec (and onnxruntime) drop the second window, which would
+    # start past the input; onnx's shape inference keeps it, so row 1 looks valid but is not.
+    pool = helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[1, 1], strides=[2, 2], ceil_mode=1)
+    scatter = helper.make_node("ScatterND", ["p", "i", "u"], ["y"])
+    model = make_model([pool, scatter], [tensor_info("x", [6, 4, 2, 5]), tensor_info("u", [3, 3])],
+                       [helper.make_value_info("y", TypeProto())],
+                       [numpy_helper.from_array(np.array([[3, 2, row], [5, 3, 0], [0, 0, row]], dtype=np.int64), "i")])
+    rng = np.random.default_rng(3)
+    feeds = {"x": rng.standard_normal((6, 4, 2, 5)).astype(np.float32), "u": rng.standard_normal((3, 3)).astype(np.float32)}
+    if row == 0:
+        check_graph(model, [feeds], tmp_path)
+        return
+    with pytest.raises(Exception):  # noqa: B017, PT011
+        ort_run(model, feeds)
+    with pytest.raises(UnsupportedModelError, match="ScatterND index 1 is out of range for a dim of size 1"):
+        save(model, tmp_path / "m.mlpackage")

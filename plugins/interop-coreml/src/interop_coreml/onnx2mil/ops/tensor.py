@@ -475,11 +475,27 @@ def _normalized_indices(indices, dim):
     return indices
 
 
+def _check_index_range(op_type: str, indices, sizes) -> None:
+    """Constant ``indices`` whose last axis holds one coordinate per entry of ``sizes`` (the data dims
+    they index) must lie in [-size, size): onnxruntime fails on any other at run time, and the
+    interpreter would too, so the model is refused instead."""
+    if not isinstance(indices, np.ndarray) or indices.size == 0:
+        return
+    for column, size in zip(range(indices.shape[-1]), sizes):
+        if not _is_int(size):
+            continue
+        values = indices[..., column]
+        bad = values[(values < -int(size)) | (values >= int(size))]
+        if bad.size:
+            raise NodeNotConvertible(f"{op_type} index {int(bad.flat[0])} is out of range for a dim of size {int(size)}")
+
+
 @register("Gather")
 def convert_gather(ctx, node):
     x = ctx.input(node, 0)
     x = as_var(x)
     axis = norm_axis(attr(node, "axis", 0), x.rank)
+    _check_index_range("Gather", _index_column(ctx.input(node, 1)), [x.shape[axis]])
     indices = _normalized_indices(ctx.input(node, 1), x.shape[axis])
     _out(ctx, node, mb.gather(x=x, indices=indices, axis=axis, name=ctx.out_name(node)))
 
@@ -489,11 +505,17 @@ def convert_gather_elements(ctx, node):
     x = as_var(ctx.input(node, 0))
     axis = norm_axis(attr(node, "axis", 0), x.rank)
     indices = as_array(ctx.input(node, 1))
+    _check_index_range("GatherElements", _index_column(indices), [x.shape[axis]])
     # ONNX lets indices be shorter than data on the other axes (only those leading
     # elements are read); MIL wants them equal, so cut data down to the indices.
     x = _crop_to(x, indices, skip_axis=axis)
     indices = _normalized_indices(indices, x.shape[axis])
     _out(ctx, node, mb.gather_along_axis(x=x, indices=indices, axis=axis, name=ctx.out_name(node)))
+
+
+def _index_column(indices):
+    """Constant indices with a trailing axis of one coordinate (what ``_check_index_range`` reads)."""
+    return indices[..., None] if isinstance(indices, np.ndarray) else indices
 
 
 def _crop_to(x, like, skip_axis: int):
@@ -517,6 +539,7 @@ def convert_gather_nd(ctx, node):
     if attr(node, "batch_dims", 0):
         raise NodeNotConvertible("GatherND with batch_dims > 0")
     x = as_var(ctx.input(node, 0))
+    _check_index_range("GatherND", ctx.input(node, 1), x.shape)
     if mil_dtype_name(x) == "bool":
         # MIL gathers numbers only: gather the mask as int32 and compare back.
         picked = mb.gather_nd(x=mb.cast(x=x, dtype="int32"), indices=ctx.input(node, 1))
@@ -1267,6 +1290,10 @@ def convert_scatter_elements(ctx, node):
     indices = as_array(ctx.input(node, 1))
     mode = _SCATTER_MODES[attr(node, "reduction", "none")]
     index_shape = tuple(np.shape(indices)) if isinstance(indices, np.ndarray) else tuple(indices.shape)
+    for i, (count, size) in enumerate(zip(index_shape, data.shape)):
+        if i != axis and _is_int(count) and _is_int(size) and int(count) > int(size):
+            raise NodeNotConvertible(f"ScatterElements indices have {int(count)} entries on axis {i}, data only {int(size)}")
+    _check_index_range("ScatterElements", _index_column(indices), [data.shape[axis]])
     known = [const_input(ctx, node, i) for i in range(3)]
     if all(value is not None for value in known):
         # coremltools folds a constant scatter_along_axis as a plain update whatever the
@@ -1324,6 +1351,7 @@ def convert_scatter_nd(ctx, node):
     data, updates = unify(ctx.input(node, 0), ctx.input(node, 2))
     data = as_var(data)
     mode = _SCATTER_MODES[attr(node, "reduction", "none")]
+    _check_index_range("ScatterND", ctx.input(node, 1), data.shape)
     _out(ctx, node, mb.scatter_nd(data=data, indices=ctx.input(node, 1), updates=updates, mode=mode, name=ctx.out_name(node)))
 
 
