@@ -89,7 +89,7 @@ def rounding_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray],
             continue
         found += [name for name in node.input if name and name not in constants and name not in found
                   and name in values and np.asarray(values[name]).dtype.kind == "f"]
-    return found
+    return list(dict.fromkeys(found))  # once each: Greater(t, t) reads t twice
 
 
 def summation_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> list[str]:
