@@ -26,6 +26,7 @@ around their work, with ``INTEROP_LOG_FILE`` and ``INTEROP_VERBOSE=1`` as the se
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import logging
 import os
@@ -204,17 +205,28 @@ def _written_by_interop(frame: Any) -> bool:
     Code that writes on somebody else's behalf is passed over: the standard library (logging,
     warnings, traceback) and click, which interop prints with. The first other frame decides.
     """
-    click = sys.modules.get("click")
-    click_folder = os.path.dirname(os.path.realpath(click.__file__)) + os.sep if click else None
     while frame is not None:
-        filename = os.path.realpath(frame.f_code.co_filename)
-        installed = "site-packages" in filename or "dist-packages" in filename
-        by_proxy = (filename.startswith(_STDLIB) and not installed) or \
-            (click_folder is not None and filename.startswith(click_folder))
-        if not by_proxy:
-            return filename.startswith(_interop_folders())
+        writer = _writer(frame.f_code.co_filename)
+        if writer is not None:
+            return writer
         frame = frame.f_back
     return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _writer(filename: str) -> bool | None:
+    """None for code that writes on somebody else's behalf, else whether ``filename`` is interop's.
+
+    Cached per file: a file's code runs only once its module is imported, so the interop
+    folders it could belong to are known by the time it is first asked about.
+    """
+    path = os.path.realpath(filename)
+    installed = "site-packages" in path or "dist-packages" in path
+    click = sys.modules.get("click")
+    if (path.startswith(_STDLIB) and not installed) or \
+            (click is not None and path.startswith(os.path.dirname(os.path.realpath(click.__file__)) + os.sep)):
+        return None
+    return _is_interop_code(filename)
 
 
 class _TerminalStderr(io.TextIOBase):
@@ -242,26 +254,30 @@ class _TerminalStderr(io.TextIOBase):
             return self._after
         return self._terminal if _written_by_interop(sys._getframe(2)) else self._log
 
+    @property
+    def _current(self) -> Any:
+        """The stream whose properties this one has: the terminal in the context, the original after."""
+        return self._terminal if self._active else self._after
+
     def write(self, text: str) -> int:  # type: ignore[override]
         return self._target().write(text)
 
     def flush(self) -> None:
-        stream = self._terminal if self._active else self._after
-        stream.flush()
+        self._current.flush()
 
     def fileno(self) -> int:
-        return (self._terminal if self._active else self._after).fileno()
+        return self._current.fileno()
 
     def isatty(self) -> bool:
-        return (self._terminal if self._active else self._after).isatty()
+        return self._current.isatty()
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
-        return str((self._terminal if self._active else self._after).encoding or "utf-8")
+        return str(self._current.encoding or "utf-8")
 
     @property
     def errors(self) -> str | None:  # type: ignore[override]
-        return getattr(self._terminal if self._active else self._after, "errors", None)
+        return getattr(self._current, "errors", None)
 
     def writable(self) -> bool:
         return True

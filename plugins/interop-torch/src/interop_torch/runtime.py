@@ -20,19 +20,19 @@ def _max_shape(shape, ranges) -> tuple[int | None, ...] | None:  # type: ignore[
     import torch
 
     bounds: list[int | None] = []
+    bounded = False
     for size in shape:
         if not isinstance(size, torch.SymInt):
             bounds.append(int(size))
             continue
-        upper = None
+        value = ranges.get(size.node.expr)  # a derived dim (4 * h) has no entry: bounded by its parts
         try:
-            value = ranges.get(size.node.expr)
-            upper = int(value.upper) if value is not None and value.upper.is_finite else None
-        except (AttributeError, TypeError, ValueError):  # a derived dim: bounded by its parts
+            upper = int(value.upper) if value is not None else None
+        except (TypeError, ValueError, OverflowError, AttributeError):  # torch's int_oo: unbounded
             upper = None
+        bounded = bounded or upper is not None
         bounds.append(upper)
-    return tuple(bounds) if any(b is not None for b, s in zip(bounds, shape) if isinstance(s, torch.SymInt)) \
-        else None
+    return tuple(bounds) if bounded else None
 
 
 class TorchSession:
