@@ -96,6 +96,15 @@ def test_float16_shrink_compares_with_the_float32_lambd_as_onnxruntime_does(roun
     np.testing.assert_allclose(np.asarray(ours["y"], np.float64), reference["y"].astype(np.float64), atol=2e-3)
 
 
+def test_float16_thresholded_relu_compares_with_the_float32_alpha_as_onnxruntime_does(roundtrip):
+    # fuzz seed 9 trial 5089 (float16): 1.0 is above alpha 0.99977708, which float16 rounds to 1.0
+    model = _case("ThresholdedRelu", [1, 4], {"alpha": 0.99977707862854})
+    feeds = {"x": np.array([[1.0, 0.9995, -1.0, 2.0]], np.float16)}
+    [(ours, reference)] = roundtrip(model, [feeds])
+    assert reference["y"].tolist() == [[1.0, 0.0, 0.0, 2.0]]
+    np.testing.assert_array_equal(np.asarray(ours["y"], np.float64), reference["y"].astype(np.float64))
+
+
 @pytest.mark.parametrize("p", [1, 2])
 def test_float16_lp_normalization_of_values_whose_squares_overflow_float16(p, roundtrip):
     # fuzz seed 0 trial 462 (float16): a column [1479, 16.7, 299] normalised to 0 (1479² > 65504)

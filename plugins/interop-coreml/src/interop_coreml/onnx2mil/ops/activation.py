@@ -88,7 +88,9 @@ def convert_mish(ctx, node):
 @register("ThresholdedRelu", since_version=10)
 def convert_thresholded_relu(ctx, node):
     x = _x(ctx, node)
-    keep = mb.greater(x=x, y=scalar_like(x, attr(node, "alpha", 1.0)))
+    # alpha is a float32 attribute, compared with a float16 x in float32 as Shrink's lambd is
+    # (x = 1.0 is above alpha = 0.99978, which float16 would round to 1.0)
+    keep = mb.greater(x=cast_to(x, "fp32"), y=np.float32(attr(node, "alpha", 1.0)))
     ctx.output(node, 0, mb.select(cond=keep, a=x, b=scalar_like(x, 0), name=ctx.out_name(node)))
 
 
