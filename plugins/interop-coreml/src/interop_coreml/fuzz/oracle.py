@@ -562,9 +562,12 @@ def reference_bugs(model: onnx.ModelProto, feeds: dict) -> list[str]:
     shapes = _shapes(model, feeds)
     ranks = {name: len(shape) for name, shape in shapes.items()}
     found = []
+    half = is_half(model)
     for node in model.graph.node:
         op = node.op_type
-        if op == "Resize" and attr(node, "coordinate_transformation_mode") == "pytorch_half_pixel" \
+        if op == "Gelu" and half:
+            found.append("Gelu in float16 (computed in float16: 1 + tanh/erf cancels, x < -3.5 gives -0)")
+        elif op == "Resize" and attr(node, "coordinate_transformation_mode") == "pytorch_half_pixel" \
                 and _resized_to_one(shapes.get(node.input[0]), shapes.get(node.output[0])):
             found.append("Resize pytorch_half_pixel to a length of 1 (samples -0.5, the spec 0)")
         elif op == "Slice" and len(node.input) > 4 and node.input[4]:
