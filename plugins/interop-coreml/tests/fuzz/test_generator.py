@@ -124,3 +124,111 @@ def test_each_generator_makes_its_op_in_float16_graphs(op_type: str) -> None:
 def test_the_float32_only_ops_are_not_valid_in_float16(op_type: str) -> None:
     assert not any(any(node.op_type == op_type for node in generate(seed, ops=[op_type], max_nodes=2,
                                                                      half=True).model.graph.node) for seed in range(3))
+
+
+def _pool_model(op_type: str, size: int, attrs: dict) -> onnx.ModelProto:
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node(op_type, ["x"], ["y"], **attrs)], "pool",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, size])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 19)])
+
+
+def test_pool_output_size_is_the_length_onnxruntime_returns_where_shape_inference_keeps_a_window() -> None:
+    import itertools
+
+    from interop_coreml.fuzz.generator import pool_output_size
+    from interop_coreml.fuzz.oracle import run_onnxruntime
+
+    compared = inference_off = 0
+    for op_type, size, k, s, d, auto_pad, ceil_mode, begin, end in itertools.product(
+            ("MaxPool", "AveragePool"), range(1, 7), range(1, 4), range(1, 4), (1, 2),
+            ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"), (0, 1), range(3), range(3)):
+        if (op_type == "AveragePool" and d > 1) or (auto_pad != "NOTSET" and (begin or end)) or max(begin, end) >= k:
+            continue
+        if auto_pad.startswith("SAME") and (d > 1 or (-(-size // s) - 1) * s + k < size):
+            continue  # onnxruntime's ort-pool-same-dilations deviation; a negative SAME padding it refuses
+        attrs = {"kernel_shape": [k], "strides": [s], "ceil_mode": ceil_mode, "dilations": [d]}
+        attrs.update({"pads": [begin, end]} if auto_pad == "NOTSET" else {"auto_pad": auto_pad})
+        expected = pool_output_size(size, k, s, d, attrs.get("pads"), 0, auto_pad, ceil_mode)
+        if expected <= 0:  # an empty pool: the generator rejects it (onnxruntime may crash on it)
+            continue
+        model = _pool_model(op_type, size, attrs)
+        got = run_onnxruntime(model, {"x": np.ones((1, 1, size), np.float32)})["y"].shape[2]
+        inferred = onnx.shape_inference.infer_shapes(model).graph.output[0].type.tensor_type.shape.dim[2].dim_value
+        assert got == expected, (op_type, size, attrs)
+        compared += 1
+        inference_off += inferred != got
+    assert compared > 1000 and inference_off > 100  # ONNX shape inference keeps ceil_mode's dropped window
+
+
+def _downstream(case, names: set[str]) -> list[onnx.NodeProto]:
+    names, found = set(names), []
+    for node in case.model.graph.node:
+        if names & set(node.input):
+            names |= set(node.output)
+            found.append(node)
+    return found
+
+
+def test_ceil_mode_pools_are_sized_as_the_spec_so_later_index_ops_fit_and_run() -> None:
+    # ONNX shape inference keeps a ceil_mode window that starts past the input; the generator used
+    # its length, so later Gather/Scatter indices ran out of range (fuzz seed 4, refused graphs)
+    from interop_coreml.fuzz.oracle import evaluate, run_onnxruntime
+
+    ops = ["MaxPool", "AveragePool", "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND",
+           "Add", "Relu", "Reshape", "Concat", "Size", "Expand", "Tile"]
+    index_ops = {"Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND"}
+    spec_shaped = with_index_op = 0
+    for seed in range(700):
+        case = generate(seed, ops=ops, half=False)  # float16 Scatter reductions onnxruntime cannot run
+        if not case.spec_shapes:
+            continue
+        spec_shaped += 1
+        later = _downstream(case, set(case.spec_shapes))
+        onnx.checker.check_model(case.model, full_check=True)
+        try:
+            got = run_onnxruntime(case.model, case.feeds)
+        except Exception as error:  # noqa: BLE001 - a SAME pool needing a negative padding (refused)
+            assert "padding values must be non-negative" in str(error), seed
+            continue
+        for value in case.model.graph.output:  # a declared length is the real one; inference's is left out
+            dims = value.type.tensor_type.shape.dim
+            assert [d.dim_value for d in dims if d.HasField("dim_value")] == \
+                [n for d, n in zip(dims, got[value.name].shape) if d.HasField("dim_value")], (seed, value.name)
+        if index_ops & {node.op_type for node in later}:
+            outcome = evaluate(case.model, case.feeds)
+            if outcome.status == "refused":  # only the pools' own known refusals (a dynamic spatial dim)
+                assert "Pool node" in outcome.message, (seed, outcome.message)
+                continue
+            assert outcome.status == "ok" or outcome.explained, (seed, outcome.status, outcome.message)
+            with_index_op += 1
+    assert spec_shaped >= 10 and with_index_op >= 2
+
+
+def test_recurrent_ops_get_sequence_lens_shorter_than_the_sequence_which_onnxruntime_zero_fills() -> None:
+    from interop_coreml.fuzz.oracle import evaluate, run_onnxruntime
+
+    short = 0
+    for seed in range(120):
+        case = generate(seed, ops=["LSTM", "GRU", "RNN"], max_nodes=1)
+        [node] = [n for n in case.model.graph.node if n.op_type in ("LSTM", "GRU", "RNN")] or [None]
+        inits = {i.name: onnx.numpy_helper.to_array(i) for i in case.model.graph.initializer}
+        if node is None or len(node.input) < 5 or node.input[4] not in inits:
+            continue
+        lengths = inits[node.input[4]]
+        x = case.feeds.get(node.input[0])
+        layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+        if x is None or layout or lengths.min() == x.shape[0]:
+            continue
+        short += 1
+        model = onnx.ModelProto()
+        model.CopyFrom(case.model)
+        del model.graph.output[:]
+        model.graph.output.append(onnx.helper.make_tensor_value_info(
+            node.output[0], onnx.helper.np_dtype_to_tensor_dtype(x.dtype), None))
+        y = run_onnxruntime(model, case.feeds)[node.output[0]]  # [seq, dirs, batch, hidden]
+        for b, n in enumerate(lengths):  # the spec: zeros past each batch entry's length
+            assert not y[n:, :, b].any(), (seed, lengths.tolist())
+        assert evaluate(case.model, case.feeds).status == "ok", seed
+    assert short >= 5

@@ -65,6 +65,8 @@ class FuzzCase:
     dynamic: dict | None = None
     op_types: list[str] = field(default_factory=list)
     half: bool = False  # float16 graph
+    #: tensors whose length ONNX shape inference gets wrong, {name: {axis: the spec's length}} (Builder.spec_shapes)
+    spec_shapes: dict = field(default_factory=dict)
 
 
 class Builder:
@@ -90,6 +92,9 @@ class Builder:
         self.feeds: dict[str, np.ndarray] = {}
         self.pool: list[Tensor] = []
         self.counter = 0
+        #: tensors whose length on some axes ONNX shape inference gets wrong, with the spec's {axis: length}:
+        #: the output of a ceil_mode pool whose last window starts past the input (see ``pool_output_size``)
+        self.spec_shapes: dict[str, dict[int, int]] = {}
 
     # ------------------------------------------------------------------ dtypes
 
@@ -276,8 +281,41 @@ class Builder:
         model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
         return model
 
+    def spec_shaped(self, model: onnx.ModelProto) -> onnx.ModelProto:
+        """``model`` with each tensor of :attr:`spec_shapes` cropped to its spec lengths, for shape inference only.
+
+        The producer's output is renamed and a Slice to the spec lengths takes its name, so ONNX
+        shape inference gives every later tensor the shape the spec (and onnxruntime) gives it.
+        """
+        if not self.spec_shapes:
+            return model
+        shaped = onnx.ModelProto()
+        shaped.CopyFrom(model)
+        nodes = []
+        for node in shaped.graph.node:
+            nodes.append(node)
+            for i, name in enumerate(node.output):
+                if name in self.spec_shapes:
+                    lengths = self.spec_shapes[name]
+                    node.output[i] = f"{name}__inferred"
+                    bounds = [f"{name}__{part}" for part in ("starts", "ends", "axes")]
+                    shaped.graph.initializer.extend(
+                        numpy_helper.from_array(np.asarray(values, np.int64), bound) for bound, values in
+                        zip(bounds, ([0] * len(lengths), list(lengths.values()), list(lengths))))
+                    nodes.append(helper.make_node("Slice", [node.output[i], *bounds], [name]))
+        del shaped.graph.node[:]
+        shaped.graph.node.extend(nodes)
+        return shaped
+
     def _infer(self, names: list[str], same_shape_as: Tensor | None = None) -> dict[str, tuple]:
-        inferred = onnx.shape_inference.infer_shapes(self.model(), check_type=True, strict_mode=True, data_prop=True)
+        # The graph as written must pass strict inference (onnx's checker and onnxruntime's loader
+        # run it); where inference gets a pool's size wrong, the shapes come from the spec-shaped copy,
+        # which must pass too (a later node must fit the real shape).
+        model = self.model()
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        if self.spec_shapes:
+            inferred = onnx.shape_inference.infer_shapes(self.spec_shaped(model), check_type=True,
+                                                         strict_mode=True, data_prop=True)
         found = {}
         for value in inferred.graph.value_info:
             if value.name in names:
@@ -828,11 +866,41 @@ def _pool(op_type: str) -> Callable[[Builder], None]:
         elif rng.random() < 0.2:
             attrs["dilations"] = [int(s) for s in rng.integers(1, 3, size=len(spatial))]
         out = b.add(op_type, [x], **attrs)[0]
-        if out.shape is None or 0 in out.shape:
+        spec = None
+        if out.shape is not None:
+            spec = (*x.shape[:2], *(pool_output_size(size, kernel[i], (strides or [1] * len(spatial))[i],
+                                                     (attrs.get("dilations") or [1] * len(spatial))[i],
+                                                     attrs.get("pads"), i, attrs.get("auto_pad", "NOTSET"),
+                                                     attrs["ceil_mode"])
+                                    for i, size in enumerate(spatial)))
+        if spec is None or min(spec) <= 0:
             b.pool.remove(out)
             b.nodes.pop()
             raise Reject("empty pool output")
+        if spec != out.shape:  # ONNX shape inference keeps a ceil_mode window the spec drops
+            b.spec_shapes[out.name] = {axis: n for axis, (n, m) in enumerate(zip(spec, out.shape)) if n != m}
+            out.shape = out.dims = spec
     return build
+
+
+def pool_output_size(size: int, k: int, s: int, d: int, pads: list[int] | None, axis: int, auto_pad: str,
+                     ceil_mode: int) -> int:
+    """A pooled axis's length per the spec, which onnxruntime follows.
+
+    SAME: ceil(size / stride). Explicit pads (VALID: none): floor, or in ceil_mode ceil, of
+    (size + pads - dilated kernel) / stride, plus 1; in ceil_mode a last window that would start
+    in the end padding (or past the input) is dropped. ONNX shape inference keeps that window.
+    """
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        return -(-size // s)
+    begin, end = (pads[axis], pads[axis + len(pads) // 2]) if pads and auto_pad == "NOTSET" else (0, 0)
+    span = size + begin + end - ((k - 1) * d + 1)
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // s + 1
+    out = -(-span // s) + 1
+    return out - 1 if (out - 1) * s >= size + begin else out
 
 
 def _global_pool(op_type: str) -> Callable[[Builder], None]:
@@ -969,6 +1037,18 @@ def _reverse_sequence(b: Builder) -> None:
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 
 
+def _sequence_lens(b: Builder, batch: int, seq: int) -> Tensor:
+    """A recurrent op's constant sequence_lens: the full length, or (half of them) 1..seq per batch entry.
+
+    Past its length a batch entry's Y is zeros and Y_h/Y_c are the states at its last step (the first
+    step of the reversed direction is at length - 1). Drawn from ``extra``: older seeds keep their graphs.
+    """
+    lengths = np.full(batch, seq, np.int32)
+    if b.extra.random() < 0.5:
+        lengths = b.extra.integers(1, seq + 1, size=batch).astype(np.int32)
+    return b.const(lengths, "len")
+
+
 def _recurrent(op_type: str) -> Callable[[Builder], None]:
     """RNN/GRU/LSTM over a rank-3 tensor: random hidden size, direction, layout (opset >= 14),
     optional bias, initial states, peepholes, clip, GRU's linear_before_reset, RNN's Relu."""
@@ -988,7 +1068,7 @@ def _recurrent(op_type: str) -> Callable[[Builder], None]:
         state = (batch, dirs, hidden) if layout else (dirs, batch, hidden)
         inputs: list = [x, weights(dirs, gates * hidden, size), weights(dirs, gates * hidden, hidden),
                         weights(dirs, 2 * gates * hidden) if rng.random() < 0.7 else None,
-                        b.const(np.full(batch, seq, np.int32), "len") if rng.random() < 0.2 else None,
+                        _sequence_lens(b, batch, seq) if rng.random() < 0.2 else None,
                         b.operand(state) if rng.random() < 0.5 else None]
         attrs: dict = {"hidden_size": hidden, "direction": direction}
         if layout:
@@ -1190,11 +1270,11 @@ def generate(seed: int, ops: list[str] | None = None, max_nodes: int = 8, half: 
     if rng.random() < 0.3:
         model, dynamic = _make_dynamic(model, b, rng)
     if dynamic is None:
-        model = _with_inferred_outputs(model)
+        model = _with_inferred_outputs(model, b)
     onnx.checker.check_model(model, full_check=True)
     _prune_unused(model, b.feeds)
     return FuzzCase(model, {n: b.feeds[n] for n in (i.name for i in model.graph.input)}, seed, opset, style,
-                    dynamic, main_ops, half)
+                    dynamic, main_ops, half, b.spec_shapes)
 
 
 def _as_float32(b: Builder, t: Tensor) -> Tensor:
@@ -1239,7 +1319,7 @@ def _make_dynamic(model: onnx.ModelProto, b: Builder, rng: np.random.Generator):
     for value in candidate.graph.output:
         value.type.tensor_type.ClearField("shape")
     try:
-        candidate = _with_inferred_outputs(candidate)
+        candidate = _with_inferred_outputs(candidate, b)
     except Exception:  # noqa: BLE001 - this graph needs its static shapes
         return model, None
     if not all(v.type.tensor_type.HasField("shape") for v in candidate.graph.output):
@@ -1247,14 +1327,28 @@ def _make_dynamic(model: onnx.ModelProto, b: Builder, rng: np.random.Generator):
     return candidate, {"inputs": [v.name for v in chosen], "extra_axis": axis is None}
 
 
-def _with_inferred_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Declare outputs with the shapes strict inference gives (symbolic where inputs are)."""
-    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-    known = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]
-             if v.type.tensor_type.HasField("shape")}
+def _with_inferred_outputs(model: onnx.ModelProto, b: Builder) -> onnx.ModelProto:
+    """Declare outputs with the shapes strict inference gives (symbolic where inputs are).
+
+    A dim that inference gets wrong (downstream of a ceil_mode pool of ``b.spec_shapes``) is declared
+    unknown: the declared shape then neither contradicts inference nor the real output.
+    """
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    for value in bare.graph.output:  # a declared spec shape would contradict inference
+        value.type.tensor_type.ClearField("shape")
+    known = {}
+    for shaped in (bare, b.spec_shaped(bare)) if b.spec_shapes else (bare,):
+        inferred = onnx.shape_inference.infer_shapes(shaped, check_type=True, strict_mode=True, data_prop=True)
+        known[shaped is bare] = {v.name: v.type.tensor_type for v in [*inferred.graph.value_info, *inferred.graph.output]
+                                 if v.type.tensor_type.HasField("shape")}
     for value in model.graph.output:
-        if value.name in known:
-            value.type.CopyFrom(known[value.name].type)
+        if value.name in known[True]:
+            value.type.tensor_type.CopyFrom(known[True][value.name])
+            spec = known.get(False, known[True]).get(value.name)
+            for i, dim in enumerate(value.type.tensor_type.shape.dim):
+                if spec is None or spec.shape.dim[i] != dim:
+                    dim.Clear()
     return model
 
 
