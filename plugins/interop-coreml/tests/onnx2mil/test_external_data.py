@@ -71,20 +71,35 @@ def test_external_data_model_converts_and_matches_onnxruntime(tmp_path):
         np.testing.assert_allclose(interpret(package, feeds)["y"], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_external_initializers_are_views_of_a_memory_map(tmp_path):
+def _mapping_of(array: np.ndarray):
+    base = array
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    return base.obj if isinstance(base, memoryview) else base  # np.frombuffer keeps a memoryview
+
+
+@pytest.mark.parametrize("map_at_least", [0, 1024])
+def test_large_external_initializers_are_views_of_a_mapping_each(tmp_path, map_at_least):
+    """Each large initializer maps its own bytes (so its pages leave with it); a small one is read."""
     source = _model(tmp_path)
     model = onnx.load(str(source), load_external_data=False)
-    reader = WeightReader(tmp_path)
+    reader = WeightReader(tmp_path, map_at_least=map_at_least)
     arrays = {t.name: reader.array(t) for t in model.graph.initializer}
     full = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(source)).graph.initializer}
+    mappings = []
     for name, array in arrays.items():
         np.testing.assert_array_equal(array, full[name])
-        base = array
-        while isinstance(base, np.ndarray) and base.base is not None:
-            base = base.base
-        base = base.obj if isinstance(base, memoryview) else base  # np.frombuffer keeps a memoryview
-        # External data is a view of the file's mapping; inline data ("scale") is decoded as usual.
-        assert isinstance(base, mmap.mmap) == (name != "scale"), (name, type(base))
+        base = _mapping_of(array)
+        # External data: w1 and w2 (4096 and 2048 bytes) are large at 1024, b1 (256 bytes) is not;
+        # inline data ("scale") is decoded as usual.
+        large = name != "scale" and array.nbytes >= map_at_least
+        assert isinstance(base, mmap.mmap) == large, (name, type(base))
+        if large:
+            assert len(base) < (tmp_path / "weights.bin").stat().st_size  # its own bytes, not the whole file
+            mappings.append(base)
+        elif name != "scale":
+            assert isinstance(base, bytearray)
+    assert len({id(m) for m in mappings}) == len(mappings) == (3 if map_at_least == 0 else 2)
 
 
 def test_external_data_that_does_not_hold_the_tensor_is_refused(tmp_path):

@@ -4,7 +4,8 @@ The file is read the way an app receives it: the ``.mlpackage`` directory's
 Manifest.json names the root model spec (``model.mlmodel``) and the weights
 folder; the spec is parsed from its protobuf bytes and handed, together with
 the weight-blob directory, to coremltools' loader of saved programs
-(``coremltools.converters.mil.frontend.milproto.load``).  No in-memory builder
+(``coremltools.converters.mil.frontend.milproto.load``), whose weights are read by
+interop's own blob reader (:mod:`.blobs`: one copy of each weight).  No in-memory builder
 object from a conversion is ever used.  Before anything is parsed, the package
 is confined to its own folder (:mod:`interop_coreml.package`): no symlinks, no
 manifest or weight path leading outside it.
@@ -144,23 +145,31 @@ def _shared_dims(spec: Any) -> dict[str, list[str | None]]:
 
 
 def _load_program(spec: Any, weights_dir: pathlib.Path | None, shared: dict[str, list[str | None]]) -> Any:
-    """coremltools' reader of a saved program, with the recorded shared dims declared as one symbol each."""
-    from coremltools.converters.mil.frontend.milproto import load as milproto
+    """coremltools' reader of a saved program (``milproto.load``), with two changes.
 
-    weights = str(weights_dir) if weights_dir is not None else ""
-    if not shared:
-        return milproto.load(spec, specification_version=spec.specificationVersion, file_weights_dir=weights)
-    # milproto.load's own steps (load_mil_proto, _load_function), except that the function inputs'
-    # unknown dims take the symbol recorded for them instead of a fresh one each.
+    The weights are read by :class:`~interop_coreml.interpreter.blobs.BlobFile`, which puts each
+    weight's bytes straight into its array (coremltools' blob reader maps the whole file, keeps
+    it resident while the program loads and copies every weight out of it). And the function
+    inputs' flexible dims recorded as shared take one symbol each instead of a fresh one.
+    """
+    from coremltools.converters.mil.frontend.milproto import load as milproto
     from coremltools.converters.mil.mil import Function, Placeholder, Program, get_new_symbol, types
 
+    from .blobs import BlobFiles
+
+    # milproto.load's own steps (load_mil_proto, _load_function), with the context's table of
+    # weight readers replaced and, where dims are shared, the function's inputs declared here.
     program_spec = spec.mlProgram
     if program_spec.version != 1 or program_spec.docString:
         raise ValueError("not a version 1 ML Program")
-    context = milproto.TranscriptionContext(weights)
+    context = milproto.TranscriptionContext(str(weights_dir) if weights_dir is not None else "")
+    context.blob_reader_from_filename = BlobFiles()
     program = Program()
     symbols: dict[str, Any] = {}
     for func_name, func_spec in program_spec.functions.items():
+        if not shared:
+            program.add_function(func_name, milproto._load_function(context, func_spec, spec.specificationVersion))
+            continue
         if func_spec.attributes:
             raise ValueError("attributes on functions are not supported")
         inputs = {}

@@ -8,6 +8,7 @@ raise one error → build the MIL program node by node → ``ct.convert`` it wit
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import importlib.metadata
 import json
@@ -350,9 +351,8 @@ def convert_model(
     # ct.convert ends with a full gc.collect(), which costs seconds in a process
     # holding torch/TensorFlow heaps; freezing the existing objects keeps that
     # collection to what this conversion allocated.
-    gc.freeze()
     try:
-        with lean_pass_manager(pass_seconds):
+        with frozen_heap(), lean_pass_manager(pass_seconds):
             mlmodel = _ct_convert(ct, prog, input_types, compute, target)
     except Exception as error:  # noqa: BLE001 - coremltools' passes and backend refuse with assorted types
         failing = _failing_pass(error)
@@ -361,8 +361,6 @@ def convert_model(
             f"Core ML rejected the translated program{where}: {type(error).__name__}: {_first_line(error)}",
             hint="set INTEROP_DEBUG=1 for the full trace; please report this model",
         ) from error
-    finally:
-        gc.unfreeze()
     stage("convert")
     if compress != "none":
         from interop_coreml.onnx2mil.compress import compress_weights
@@ -424,16 +422,55 @@ def _record_metadata(mlmodel, model, opset, input_names, output_names, precision
     meta[METADATA_PRECISION] = precision
 
 
+_frozen_depth = 0
+
+
+@contextlib.contextmanager
+def frozen_heap():
+    """Keep the objects that exist now out of the garbage collector's passes (``gc.freeze``), reentrant."""
+    global _frozen_depth
+    if _frozen_depth == 0:
+        gc.freeze()
+    _frozen_depth += 1
+    try:
+        yield
+    finally:
+        _frozen_depth -= 1
+        if _frozen_depth == 0:
+            gc.unfreeze()
+
+
 def save_mlpackage(model: onnx.ModelProto | Callable[[], onnx.ModelProto], path: pathlib.Path,
                    **options: Any) -> None:
-    """Convert ``model`` (or a loader of it, see :func:`convert_model`) and write the ``.mlpackage`` at ``path``."""
-    mlmodel = convert_model(model, **options)
-    path = pathlib.Path(path)
-    if path.suffix == ".mlpackage":
-        mlmodel.save(str(path))
-        return
-    # coremltools appends ".mlpackage" to other names; the caller wants exactly ``path``.
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx2mil-") as tmp:
-        staged = pathlib.Path(tmp) / "model.mlpackage"
-        mlmodel.save(str(staged))
-        os.replace(staged, path)
+    """Convert ``model`` (or a loader of it, see :func:`convert_model`) and write the ``.mlpackage`` at ``path``.
+
+    Returns the conversion's memory before it returns (:func:`_return_freed_memory`).
+    """
+    with frozen_heap():
+        mlmodel = convert_model(model, **options)
+        path = pathlib.Path(path)
+        if path.suffix == ".mlpackage":
+            mlmodel.save(str(path))
+        else:
+            # coremltools appends ".mlpackage" to other names; the caller wants exactly ``path``.
+            with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx2mil-") as tmp:
+                staged = pathlib.Path(tmp) / "model.mlpackage"
+                mlmodel.save(str(staged))
+                os.replace(staged, path)
+        del mlmodel
+        _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Free the finished conversion and give its memory back to the system.
+
+    The MIL program (the weights as consts) is a graph of reference cycles, so it goes only
+    with a collection; the heap from before the conversion is frozen (:func:`frozen_heap`),
+    so this one sees only the conversion's objects. Then the freed heap is returned
+    (:mod:`interop_coreml.memory`), so that reading the package back does not add its copy of
+    the weights on top of it.
+    """
+    from interop_coreml.memory import return_freed_memory
+
+    gc.collect()
+    return_freed_memory()
