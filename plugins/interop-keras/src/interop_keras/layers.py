@@ -23,6 +23,7 @@ package's registered names; a test keeps that list and this module in step.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -512,11 +513,11 @@ class Pooling(keras.layers.Layer):
 
 @_register
 class Pad(keras.layers.Layer):
-    """ONNX Pad with fixed pads on any axes: constant (any value), reflect; negative pads crop."""
+    """ONNX Pad with fixed pads on any axes: constant (any value), reflect, edge, wrap; negative pads crop."""
 
     def __init__(self, pads: Sequence[Sequence[int]], mode: str = "constant", value: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
-        _choice("mode", mode, {"constant": None, "reflect": None})
+        _choice("mode", mode, {"constant": None, "reflect": None, "edge": None, "wrap": None})
         self.mode = mode
         self.pads = _pairs("pads", pads)
         self.value = _number("value", value)
@@ -527,7 +528,27 @@ class Pad(keras.layers.Layer):
         widths = [[max(b, 0), max(a, 0)] for b, a in self.pads]
         if self.mode == "constant":
             return ops.pad(x, widths, constant_values=self.value)
-        return ops.pad(x, widths, mode=self.mode)
+        if self.mode == "reflect":
+            return ops.pad(x, widths, mode=self.mode)
+        # TensorFlow pads with constants and mirrors only: edge and wrap are slices put together.
+        for axis, (before, after) in enumerate(widths):
+            if not before and not after:
+                continue
+            index: list[slice] = [slice(None)] * len(x.shape)
+
+            def part(start: int | None, end: int | None, _axis: int = axis, _index: list = index) -> Any:
+                cut = list(_index)
+                cut[_axis] = slice(start, end)
+                return x[tuple(cut)]
+
+            if self.mode == "edge":
+                head = [ops.repeat(part(0, 1), before, axis=axis)] if before else []
+                tail = [ops.repeat(part(-1, None), after, axis=axis)] if after else []
+            else:  # wrap: the other end of the axis comes round
+                head = [part(-before, None)] if before else []
+                tail = [part(0, after)] if after else []
+            x = ops.concatenate([*head, x, *tail], axis=axis)
+        return x
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pads": self.pads, "mode": self.mode, "value": self.value}
@@ -670,3 +691,368 @@ class Cast(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "to": self.to}
+
+
+@_register
+class SizeOneAxes(keras.layers.Layer):
+    """Drop the size-1 axes ``remove`` and append ``append`` size-1 axes (Squeeze/Unsqueeze in any layout)."""
+
+    def __init__(self, remove: Sequence[int], append: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.remove = _ints("remove", remove)
+        (self.append,) = _ints("append", [append])
+        if self.append < 0:
+            raise ValueError(f"append must not be negative, got {append!r}")
+
+    def call(self, x: Any) -> Any:
+        if self.remove:
+            x = ops.squeeze(x, axis=tuple(self.remove))
+        for _ in range(self.append):
+            x = ops.expand_dims(x, -1)
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "remove": self.remove, "append": self.append}
+
+
+# --------------------------------------------------------------------------- ordering, indexing, rearranging
+
+
+class _FixedOperands(keras.layers.Layer):
+    """A layer whose operands may be fixed arrays: ``fixed_shapes[i]`` (with ``fixed_dtypes[i]``) makes
+    operand ``i`` a non-trainable variable; the other operands are the layer's inputs, in order."""
+
+    operand_names: tuple[str, ...] = ()
+
+    def __init__(self, fixed_shapes: Sequence[Sequence[int] | None] | None = None,
+                 fixed_dtypes: Sequence[str] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        count = len(self.operand_names)
+        shapes = list(fixed_shapes) if fixed_shapes is not None else [None] * count
+        dtypes = list(fixed_dtypes) if fixed_dtypes is not None else ["float32"] * count
+        if len(shapes) != count or len(dtypes) != count:
+            raise ValueError(f"{type(self).__name__} takes {count} entries per operand list")
+        self.fixed_shapes = [None if shape is None else _ints("fixed_shapes", shape) for shape in shapes]
+        self.fixed_dtypes = [_choice("fixed_dtypes", d, _CONSTANT_DTYPES) for d in dtypes]
+        if all(shape is not None for shape in self.fixed_shapes):
+            raise ValueError(f"{type(self).__name__} needs at least one computed operand")
+        self.fixed: list[Any] = [None] * count
+
+    def build(self, input_shape: Any) -> None:
+        for i, shape in enumerate(self.fixed_shapes):
+            if shape is not None:
+                self.fixed[i] = self.add_weight(name=f"{self.operand_names[i]}_constant", shape=tuple(shape),
+                                                initializer="zeros", trainable=False, dtype=self.fixed_dtypes[i])
+
+    def operands(self, inputs: Any) -> list[Any]:
+        computed = iter(inputs if isinstance(inputs, (list, tuple)) else [inputs])
+        return [next(computed) if variable is None else ops.convert_to_tensor(variable) for variable in self.fixed]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "fixed_shapes": self.fixed_shapes, "fixed_dtypes": self.fixed_dtypes}
+
+
+def _positive(indices: Any, size: Any) -> Any:
+    """ONNX indices may count from the end: -1 is the last element."""
+    indices = ops.cast(indices, "int32")
+    return ops.where(indices < 0, indices + ops.cast(size, "int32"), indices)
+
+
+@_register
+class TopK(keras.layers.Layer):
+    """ONNX TopK: the ``k`` largest (or smallest) along ``axis``, sorted, equal values in index order;
+    returns the values and their int64 indices."""
+
+    def __init__(self, k: int, axis: int = -1, largest: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        (self.k,) = _ints("k", [k])
+        (self.axis,) = _ints("axis", [axis])
+        self.largest = bool(largest)
+
+    def call(self, x: Any) -> Any:
+        rank = len(x.shape)
+        axis = self.axis % rank
+        order = [a for a in range(rank) if a != axis] + [axis]
+        moved = ops.transpose(x, order) if axis != rank - 1 else x
+        # top_k keeps the lower index first among equal values; negating finds the smallest.
+        values, indices = ops.top_k(moved if self.largest else -moved, self.k, sorted=True)
+        if not self.largest:
+            values = -values
+        back = [order.index(a) for a in range(rank)]
+        if axis != rank - 1:
+            values, indices = ops.transpose(values, back), ops.transpose(indices, back)
+        return values, ops.cast(indices, "int64")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "k": self.k, "axis": self.axis, "largest": self.largest}
+
+
+@_register
+class CumSum(keras.layers.Layer):
+    """ONNX CumSum along ``axis``: ``exclusive`` leaves each element out of its own sum, ``reverse``
+    sums from the end."""
+
+    def __init__(self, axis: int, exclusive: bool = False, reverse: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        (self.axis,) = _ints("axis", [axis])
+        self.exclusive = bool(exclusive)
+        self.reverse = bool(reverse)
+
+    def call(self, x: Any) -> Any:
+        axis = self.axis % len(x.shape)
+        if self.reverse:
+            x = ops.flip(x, axis=axis)
+        if self.exclusive:  # shift by one: the sums of the elements before each one, exactly
+            widths = [[0, 0]] * len(x.shape)
+            widths[axis] = [1, 0]
+            index: list[slice] = [slice(None)] * len(x.shape)
+            index[axis] = slice(0, -1)
+            x = ops.pad(x, widths)[tuple(index)]
+        out = ops.cumsum(x, axis=axis)
+        return ops.flip(out, axis=axis) if self.reverse else out
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis, "exclusive": self.exclusive, "reverse": self.reverse}
+
+
+@_register
+class Trilu(keras.layers.Layer):
+    """ONNX Trilu: keep the upper (or lower) triangle of the matrices on ``row_axis`` x ``col_axis``,
+    from diagonal ``k`` on; the rest is zero."""
+
+    def __init__(self, upper: bool = True, k: int = 0, row_axis: int = -2, col_axis: int = -1, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.upper = bool(upper)
+        (self.k, self.row_axis, self.col_axis) = _ints("k, row_axis, col_axis", [k, row_axis, col_axis])
+
+    def call(self, x: Any) -> Any:
+        rank = len(x.shape)
+        shape = ops.shape(x)
+        row_axis, col_axis = self.row_axis % rank, self.col_axis % rank
+        rows = ops.arange(shape[row_axis], dtype="int32")
+        cols = ops.arange(shape[col_axis], dtype="int32")
+        rows = ops.reshape(rows, [-1 if a == row_axis else 1 for a in range(rank)])
+        cols = ops.reshape(cols, [-1 if a == col_axis else 1 for a in range(rank)])
+        keep = cols - rows >= self.k if self.upper else cols - rows <= self.k
+        return ops.where(keep, x, ops.zeros_like(x))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "upper": self.upper, "k": self.k, "row_axis": self.row_axis,
+                "col_axis": self.col_axis}
+
+
+_DEPTH_MODES = {"DCR": None, "CRD": None}
+
+
+@_register
+class DepthToSpace(keras.layers.Layer):
+    """ONNX DepthToSpace on a channels-last image: channel blocks become ``block`` x ``block`` pixels.
+
+    ``DCR`` (depth, column, row: TensorFlow's order) or ``CRD`` (PyTorch's ``pixel_shuffle``).
+    """
+
+    def __init__(self, block: int, mode: str = "DCR", **kwargs: Any):
+        super().__init__(**kwargs)
+        (self.block,) = _ints("block", [block])
+        _choice("mode", mode, _DEPTH_MODES)
+        self.mode = mode
+
+    def call(self, x: Any) -> Any:
+        b = self.block
+        shape = ops.shape(x)
+        height, width, channels = shape[1], shape[2], x.shape[3] // (b * b)
+        if self.mode == "DCR":
+            x = ops.reshape(x, [-1, height, width, b, b, channels])
+            x = ops.transpose(x, [0, 1, 3, 2, 4, 5])
+        else:
+            x = ops.reshape(x, [-1, height, width, channels, b, b])
+            x = ops.transpose(x, [0, 1, 4, 2, 5, 3])
+        return ops.reshape(x, [-1, height * b, width * b, channels])
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        n, h, w, c = input_shape
+        b = self.block
+        return (n, None if h is None else h * b, None if w is None else w * b, c // (b * b))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "block": self.block, "mode": self.mode}
+
+
+@_register
+class SpaceToDepth(keras.layers.Layer):
+    """ONNX SpaceToDepth on a channels-last image: ``block`` x ``block`` pixels become channels."""
+
+    def __init__(self, block: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        (self.block,) = _ints("block", [block])
+
+    def call(self, x: Any) -> Any:
+        b = self.block
+        shape = ops.shape(x)
+        height, width, channels = shape[1] // b, shape[2] // b, x.shape[3]
+        x = ops.reshape(x, [-1, height, b, width, b, channels])
+        x = ops.transpose(x, [0, 1, 3, 2, 4, 5])
+        return ops.reshape(x, [-1, height, width, b * b * channels])
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        n, h, w, c = input_shape
+        b = self.block
+        return (n, None if h is None else h // b, None if w is None else w // b, c * b * b)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "block": self.block}
+
+
+@_register
+class GatherElements(_FixedOperands):
+    """ONNX GatherElements: ``out[i][j][k] = data[index[i][j][k]][j][k]`` along ``axis``."""
+
+    operand_names = ("data", "indices")
+
+    def __init__(self, axis: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        (self.axis,) = _ints("axis", [axis])
+
+    def call(self, inputs: Any) -> Any:
+        data, indices = self.operands(inputs)
+        rank = len(data.shape)
+        axis = self.axis % rank
+        data_shape, index_shape = ops.shape(data), ops.shape(indices)
+        indices = _positive(indices, data_shape[axis])
+        # The output has the indices' shape: on the other axes they may be shorter than the data
+        # (ONNX does not broadcast them), so the data is cut to them.
+        data = ops.slice(data, [0] * rank, [data_shape[a] if a == axis else index_shape[a] for a in range(rank)])
+        return ops.take_along_axis(data, indices, axis=axis)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis}
+
+
+def _flat_indices(indices: Any, sizes: Sequence[Any]) -> Any:
+    """Row-major positions of the index tuples on the last axis of ``indices`` in axes of ``sizes``."""
+    flat = None
+    for j, size in enumerate(sizes):
+        entry = _positive(indices[..., j], size)
+        flat = entry if flat is None else flat * ops.cast(size, "int32") + entry
+    return flat
+
+
+@_register
+class GatherND(_FixedOperands):
+    """ONNX GatherND: index tuples (the last axis of ``indices``) pick elements or slices of ``data``;
+    the first ``batch_dims`` axes are shared by both."""
+
+    operand_names = ("data", "indices")
+
+    def __init__(self, batch_dims: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        (self.batch_dims,) = _ints("batch_dims", [batch_dims])
+
+    def call(self, inputs: Any) -> Any:
+        data, indices = self.operands(inputs)
+        b, m = self.batch_dims, int(indices.shape[-1])
+        data_shape, index_shape = ops.shape(data), ops.shape(indices)
+        batch = [data_shape[i] for i in range(b)]
+        indexed = [data_shape[b + j] for j in range(m)]
+        rest = [data_shape[i] for i in range(b + m, len(data.shape))]
+        flat_data = ops.reshape(data, [-1, _prod(indexed), *rest])  # batch axes merged, indexed axes merged
+        flat = ops.reshape(_flat_indices(indices, indexed), [ops.shape(flat_data)[0], -1])
+        picked = ops.take_along_axis(flat_data, ops.reshape(flat, [*ops.shape(flat), *([1] * len(rest))]), axis=1)
+        return ops.reshape(picked, [*batch, *[index_shape[i] for i in range(b, len(indices.shape) - 1)], *rest])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "batch_dims": self.batch_dims}
+
+
+def _prod(sizes: Sequence[Any]) -> Any:
+    out: Any = 1
+    for size in sizes:
+        out = out * size
+    return out
+
+
+_SCATTER_REDUCTIONS = {"none": None, "add": "add", "mul": "mul", "max": "max", "min": "min"}
+
+
+@_register
+class ScatterND(_FixedOperands):
+    """ONNX ScatterND: a copy of ``data`` with the elements or slices the index tuples name replaced
+    by ``updates`` (or combined with them: ``reduction`` add, mul, max, min)."""
+
+    operand_names = ("data", "indices", "updates")
+
+    def __init__(self, reduction: str = "none", **kwargs: Any):
+        super().__init__(**kwargs)
+        _choice("reduction", reduction, _SCATTER_REDUCTIONS)
+        self.reduction = reduction
+
+    def call(self, inputs: Any) -> Any:
+        data, indices, updates = self.operands(inputs)
+        m = int(indices.shape[-1])
+        data_shape = ops.shape(data)
+        columns = [_positive(indices[..., j], data_shape[j]) for j in range(m)]
+        tuples = ops.reshape(ops.stack(columns, axis=-1), [-1, m])
+        rest = [data_shape[i] for i in range(m, len(data.shape))]
+        flat_updates = ops.reshape(ops.cast(updates, data.dtype), [-1, *rest])
+        return ops.scatter_update(data, tuples, flat_updates, reduction=_SCATTER_REDUCTIONS[self.reduction])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "reduction": self.reduction}
+
+
+@_register
+class ScatterElements(_FixedOperands):
+    """ONNX ScatterElements: ``out[index[i][j]][j] = updates[i][j]`` along ``axis`` (or combined:
+    ``reduction`` add, mul, max, min)."""
+
+    operand_names = ("data", "indices", "updates")
+
+    def __init__(self, axis: int = 0, reduction: str = "none", **kwargs: Any):
+        super().__init__(**kwargs)
+        (self.axis,) = _ints("axis", [axis])
+        _choice("reduction", reduction, _SCATTER_REDUCTIONS)
+        self.reduction = reduction
+
+    def call(self, inputs: Any) -> Any:
+        data, indices, updates = self.operands(inputs)
+        rank = len(data.shape)
+        axis = self.axis % rank
+        index_shape = ops.shape(indices)
+        indices = _positive(indices, ops.shape(data)[axis])
+        # Every element of indices names one element of data: its own position, with the axis replaced.
+        columns = []
+        for a in range(rank):
+            if a == axis:
+                columns.append(indices)
+            else:
+                position = ops.reshape(ops.arange(index_shape[a], dtype="int32"),
+                                       [-1 if i == a else 1 for i in range(rank)])
+                columns.append(ops.broadcast_to(position, index_shape))
+        tuples = ops.reshape(ops.stack(columns, axis=-1), [-1, rank])
+        flat_updates = ops.reshape(ops.cast(updates, data.dtype), [-1])
+        return ops.scatter_update(data, tuples, flat_updates, reduction=_SCATTER_REDUCTIONS[self.reduction])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis, "reduction": self.reduction}
+
+
+_EQUATION = re.compile(r"^[A-Za-z.]*(,[A-Za-z.]*)*(->[A-Za-z.]*)?$")
+
+
+@_register
+class Einsum(_FixedOperands):
+    """ONNX Einsum: ``keras.ops.einsum`` of the equation (letters, ``...``, commas and ``->`` only)."""
+
+    def __init__(self, equation: str, **kwargs: Any):
+        if not isinstance(equation, str) or not _EQUATION.match(equation.replace("...", ".")) \
+                or "." in equation.replace("...", ""):
+            raise ValueError(f"equation must be an einsum equation, got {equation!r}")
+        self.equation = equation
+        self.operand_names = tuple(f"operand{i}" for i in range(equation.split("->")[0].count(",") + 1))
+        super().__init__(**kwargs)
+
+    def call(self, inputs: Any) -> Any:
+        return ops.einsum(self.equation, *self.operands(inputs))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "equation": self.equation}

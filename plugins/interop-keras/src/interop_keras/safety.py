@@ -53,8 +53,10 @@ _FILE_VOCABULARY_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization"}
 #: has no layer for). Listed here, not imported, so checking a file imports no Keras;
 #: tests/plugins keep this list equal to what interop_keras.layers registers.
 INTEROP_LAYERS = frozenset({
-    "Cast", "ConstantOperand", "Elementwise", "Expand", "Gather", "LocalResponseNormalization", "LogSoftmax", "MatMul",
-    "Pad", "Pooling", "Reduce", "Reshape", "Slice", "Transpose", "Unary", "Where",
+    "Cast", "ConstantOperand", "CumSum", "DepthToSpace", "Einsum", "Elementwise", "Expand", "Gather", "GatherElements",
+    "GatherND", "LocalResponseNormalization", "LogSoftmax", "MatMul", "Pad", "Pooling", "Reduce", "Reshape",
+    "ScatterElements", "ScatterND", "SizeOneAxes", "Slice", "SpaceToDepth", "TopK", "Transpose", "Trilu", "Unary",
+    "Where",
 })
 INTEROP_LAYERS_MODULE = "interop_keras.layers"
 INTEROP_PACKAGE = "interop_keras"

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
+from interop.plugin_api import UnsupportedModelError
+
 from .helpers import assert_matches_onnxruntime, make_model
 
 
@@ -167,3 +169,75 @@ def test_reductions_to_a_scalar_and_back():
              helper.make_node("Unsqueeze", ["s", "zero"], ["u"]), helper.make_node("Squeeze", ["u", "zero"], ["y"])]
     inits = {"all": np.array([0, 1], np.int64), "zero": np.array([0], np.int64)}
     assert_matches_onnxruntime(make_model(nodes, {"x": [2, 3]}, ["u", "y"], inits), batches=(2,))
+
+
+def _size_nodes(tensor: str, axes: list[int], prefix: str) -> list:
+    """Shape(tensor)[axis] as torch.onnx (TorchScript) writes x.shape[axis]: Shape, a scalar index, Gather."""
+    nodes = [helper.make_node("Shape", [tensor], [f"{prefix}.shape"])]
+    for axis in axes:
+        nodes.append(helper.make_node("Constant", [], [f"{prefix}.i{axis}"],
+                                      value=helper.make_tensor("", TensorProto.INT64, [], [axis])))
+        nodes.append(helper.make_node("Gather", [f"{prefix}.shape", f"{prefix}.i{axis}"], [f"{prefix}.d{axis}"], axis=0))
+    return nodes
+
+
+def _compare_at_sizes(model, sizes: dict[str, list[int]]) -> None:
+    """Keras against onnxruntime with inputs of the given shapes (sequence and batch sizes that differ)."""
+    from interop_keras.onnx_import import import_onnx
+
+    from .helpers import keras_run, ort_run
+
+    result = import_onnx(model)
+    for seed, shape in enumerate(zip(*sizes.values())):
+        rng = np.random.default_rng(seed)
+        feeds = {name: rng.standard_normal(s).astype(np.float32) for name, s in zip(sizes, shape)}
+        expected, actual = ort_run(model, feeds), keras_run(result.model, model, feeds)
+        for name, ref in expected.items():
+            np.testing.assert_allclose(actual[name], ref, rtol=1e-5, atol=1e-5, err_msg=f"{name} at {shape}")
+
+
+def test_reshape_to_the_product_of_two_run_time_sizes():
+    """x.reshape(x.shape[0] * x.shape[1], -1): the Mul of two sizes known at run time (was an IndexError, exit 4)."""
+    rng = np.random.default_rng(0)
+    inits = {"w": rng.standard_normal((3, 4)).astype(np.float32), "b": rng.standard_normal(3).astype(np.float32),
+             "minus_one": np.array([-1], np.int64), "zero": np.array([0], np.int64)}
+    nodes = _size_nodes("x", [0, 1], "x") + [
+        helper.make_node("Mul", ["x.d0", "x.d1"], ["rows"]), helper.make_node("Unsqueeze", ["rows", "zero"], ["rows1"]),
+        helper.make_node("Concat", ["rows1", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w", "b"], ["y"], transB=1)]
+    model = make_model(nodes, {"x": ["batch", "seq", 4]}, ["y"], inits)
+    _compare_at_sizes(model, {"x": [[2, 5, 4], [3, 1, 4], [1, 7, 4]]})
+
+
+def test_a_sequence_first_model_splits_and_merges_heads():
+    """[seq, batch, 8] -> [seq, batch * 2, 4] -> back, the sizes from Shape: seq is Keras' batch axis here, and
+    ``batch`` is a size of its own, not the batch."""
+    inits = {"two": np.array(2, np.int64), "four": np.array([4], np.int64), "eight": np.array([8], np.int64),
+             "zero": np.array([0], np.int64)}
+    nodes = _size_nodes("x", [0, 1], "x") + [
+        helper.make_node("Mul", ["x.d1", "two"], ["heads"]),
+        helper.make_node("Unsqueeze", ["x.d0", "zero"], ["s"]), helper.make_node("Unsqueeze", ["heads", "zero"], ["bh"]),
+        helper.make_node("Unsqueeze", ["x.d1", "zero"], ["b"]),
+        helper.make_node("Concat", ["s", "bh", "four"], ["split"], axis=0),
+        helper.make_node("Reshape", ["x", "split"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Concat", ["s", "b", "eight"], ["merge"], axis=0),
+        helper.make_node("Reshape", ["r", "merge"], ["y"])]
+    model = make_model(nodes, {"x": ["seq", "batch", 8]}, ["y"], inits)
+    _compare_at_sizes(model, {"x": [[5, 2, 8], [1, 3, 8], [4, 1, 8]]})
+
+
+def test_a_size_of_another_input_is_not_this_inputs_batch():
+    """Reshape(a, [Shape(b)[0], -1]) where a and b have different first axes: Keras cannot express it and the
+    import says so (it used to call both first axes "the batch" and keep a's)."""
+    from interop_keras.onnx_import import import_onnx
+
+    inits = {"minus_one": np.array([-1], np.int64), "zero": np.array([0], np.int64)}
+    nodes = _size_nodes("b", [0], "b") + [
+        helper.make_node("Unsqueeze", ["b.d0", "zero"], ["n"]),
+        helper.make_node("Concat", ["n", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["a", "target"], ["y"])]
+    model = make_model(nodes, {"a": ["rows", 6], "b": ["groups", 2]}, {"y": ["groups", None]}, inits)
+    with pytest.raises(UnsupportedModelError, match="Reshape x1 .*sizes known only at run time") as error:
+        import_onnx(model)
+    assert error.value.exit_code == 3

@@ -98,6 +98,13 @@ class Importer:
                     self.consumers[name].append(node)
         self.graph_outputs = {out.name for out in self.graph.output}
         self.absorbed: set[int] = set()
+        self.inferred = _inferred_dims(model)
+        initializers = {init.name for init in self.graph.initializer}
+        first_input = next((i.name for i in self.graph.input if i.name not in initializers), None)
+        first_dims = self.inferred.get(first_input or "", [])
+        #: The symbol ONNX gives the first axis of the first input: Keras' batch axis.
+        self.batch_param = first_dims[0] if first_dims and isinstance(first_dims[0], str) else None
+        self._symbols: dict[str, fold.Dim] = {}
 
     # ---- names and layout
     def unique_name(self, base: str) -> str:
@@ -137,6 +144,39 @@ class Importer:
                 self.transposes += 1
             self._layout_cache[key] = layer(value.tensor)
         return self._layout_cache[key]
+
+    def symbol(self, label: str) -> fold.Dim:
+        """The one :class:`~.fold.Dim` of a symbolic size (the batch for the first input's first axis)."""
+        if label == self.batch_param:
+            return fold.BATCH
+        return self._symbols.setdefault(label, fold.Dim(label))
+
+    def dims(self, name: str, value: Value) -> list[Any]:
+        """The ONNX sizes of tensor ``name`` (computed as ``value``): ints, or a Dim per size known at run time.
+
+        A size Keras does not know is named by ONNX shape inference when it can
+        (``batch``, ``seq``, torch.onnx's ``s0``): equal names are one Dim, the first
+        input's first axis is the batch. A size shape inference leaves unnamed is the
+        batch when it is the Keras tensor's first axis and the graph's batch is unnamed
+        too, and otherwise a Dim of its own that equals nothing else.
+        """
+        inferred = self.inferred.get(name)
+        if inferred is not None and len(inferred) != value.rank:
+            inferred = None
+        out: list[Any] = []
+        for axis, size in enumerate(value.shape):
+            known = inferred[axis] if inferred is not None else None
+            if size is not None:
+                out.append(int(size))
+            elif isinstance(known, int):
+                out.append(known)
+            elif isinstance(known, str):
+                out.append(self.symbol(known))
+            elif value.perm[0] == axis and value.keras_shape[0] is None:
+                out.append(fold.BATCH)
+            else:
+                out.append(self.symbol(f"{name}[{axis}]"))
+        return out
 
     def is_used(self, name: str) -> bool:
         """Whether a tensor is read by a node or is a graph output."""
@@ -350,6 +390,32 @@ class Importer:
                 "the ONNX graph has no Dropout (exporters drop it from inference graphs); the Keras model "
                 "trains without Dropout unless you add it"
             )
+
+
+def _inferred_dims(model: onnx.ModelProto) -> dict[str, list[Any]]:
+    """Every tensor's dims from ONNX shape inference: an int, a symbol's name, or None (unknown).
+
+    Shape inference names the sizes it cannot follow ``unk__N``; such a name says nothing
+    unless the model's inputs or outputs declare it (tf2onnx writes ``unk__N`` for
+    TensorFlow's unknown sizes), so it becomes None.
+    """
+    def shapes(graph: onnx.GraphProto) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        for info in [*graph.input, *graph.value_info, *graph.output]:
+            tensor_type = info.type.tensor_type
+            if info.type.HasField("tensor_type") and tensor_type.HasField("shape"):
+                found[info.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                    for d in tensor_type.shape.dim]
+        return found
+
+    interface = {info.name for info in [*model.graph.input, *model.graph.output]}
+    declared = {d for name, dims in shapes(model.graph).items() if name in interface for d in dims if isinstance(d, str)}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # noqa: BLE001 - no inference: sizes Keras does not know stay anonymous
+        inferred = model
+    return {name: [None if isinstance(d, str) and d.startswith("unk__") and d not in declared else d for d in dims]
+            for name, dims in shapes(inferred.graph).items()}
 
 
 def _perm_of(node: onnx.NodeProto, value: np.ndarray) -> tuple[int, ...]:

@@ -18,30 +18,59 @@ from onnx import numpy_helper
 
 
 class Dim:
-    """A dimension known only at run time; ``BATCH`` is the batch axis of the graph's tensors.
+    """A dimension known only at run time; ``BATCH`` is the batch axis of the graph's inputs.
 
-    ``base * factor`` when the dimension is a multiple of another (an einsum's batch
-    times its heads, ``ReduceProd`` of ``[batch, 4]``); two dimensions are the same when
-    their bases and factors are.
+    A product of such dimensions and a whole number is a Dim too (an einsum's batch
+    times its heads, ``batch * seq`` of a reshape that merges both): ``terms`` are the
+    atomic dimensions it multiplies, with repeats, ``factor`` the number. Two
+    dimensions are the same when their terms and factors are. Atomic dimensions are
+    told apart by identity, so the importer makes one per symbol (see
+    ``Importer.symbol``).
     """
 
-    def __init__(self, label: str, base: Dim | None = None, factor: int = 1):
+    def __init__(self, label: str, terms: tuple[Dim, ...] | None = None, factor: int = 1):
         self.label = label
-        self.base = base
+        self.terms: tuple[Dim, ...] = (self,) if terms is None else terms
         self.factor = factor
 
-    def root(self) -> tuple[Dim, int]:
-        """The dimension this is a multiple of, and the multiple."""
-        return (self, 1) if self.base is None else (self.base, self.factor)
+    def key(self) -> tuple[tuple[int, ...], int]:
+        return tuple(sorted(id(t) for t in self.terms)), self.factor
 
-    def times(self, factor: int) -> Dim:
-        base, multiple = self.root()
-        if factor * multiple == 1:
-            return base
-        return Dim(f"{base.label}*{factor * multiple}", base, factor * multiple)
+    def times(self, other: Any) -> Any:
+        """This dimension times a whole number or another Dim (an int when nothing symbolic is left)."""
+        terms = self.terms + (other.terms if isinstance(other, Dim) else ())
+        factor = self.factor * (other.factor if isinstance(other, Dim) else int(other))
+        return product_of(terms, factor)
 
     def __repr__(self) -> str:
         return self.label
+
+
+def product_of(terms: tuple[Dim, ...], factor: int) -> Any:
+    """The Dim ``factor * prod(terms)`` (``factor`` itself without terms; 0 when it is 0)."""
+    if not terms or factor == 0:
+        return factor
+    terms = tuple(sorted(terms, key=id))
+    if len(terms) == 1 and factor == 1:
+        return terms[0]
+    label = "*".join([t.label for t in terms] + ([str(factor)] if factor != 1 else []))
+    return Dim(label, terms, factor)
+
+
+def quotient(numerator: Any, denominator: Any) -> Any:
+    """``numerator / denominator`` for ints and Dims when it is exact (an int or a Dim), else None."""
+    def parts(value: Any) -> tuple[list[Dim], int]:
+        return (list(value.terms), value.factor) if isinstance(value, Dim) else ([], int(value))
+
+    top, top_factor = parts(numerator)
+    bottom, bottom_factor = parts(denominator)
+    for term in bottom:
+        if term not in top:
+            return None
+        top.remove(term)
+    if bottom_factor == 0 or top_factor % bottom_factor:
+        return None
+    return product_of(tuple(top), top_factor // bottom_factor)
 
 
 BATCH = Dim("batch")
@@ -50,7 +79,7 @@ BATCH = Dim("batch")
 def same(a: Any, b: Any) -> bool:
     """Whether two entries of a shape vector (ints or :class:`Dim`) are equal for certain."""
     if isinstance(a, Dim) and isinstance(b, Dim):
-        return a.root() == b.root()
+        return a.key() == b.key()
     if isinstance(a, Dim) or isinstance(b, Dim):
         return False
     return int(a) == int(b)
@@ -127,6 +156,11 @@ def _symbolic_values(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> l
     if op == "Concat":
         parts = [np.asarray(v, dtype=object) for v in inputs if v is not None]
         return [np.concatenate(parts, axis=attrs.get("axis", 0))]
+    if op == "Reshape" and len(inputs) > 1 and inputs[1] is not None and not is_symbolic(np.asarray(inputs[1])):
+        target = _int_list(inputs[1])
+        if not attrs.get("allowzero", 0):
+            target = [x.shape[i] if d == 0 and i < x.ndim else d for i, d in enumerate(target)]
+        return [np.reshape(x, target)]
     if op == "Unsqueeze":
         axes = _int_list(inputs[1]) if len(inputs) > 1 else attrs.get("axes")
         out = x
@@ -170,14 +204,10 @@ def _symbolic_values(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> l
 
 
 def _product(entries: list[Any]) -> Any:
-    """The product of shape entries with at most one :class:`Dim` (None with more)."""
-    dims = [e for e in entries if isinstance(e, Dim)]
-    number = int(np.prod([int(e) for e in entries if not isinstance(e, Dim)], dtype=np.int64))
-    if not dims:
-        return number
-    if len(dims) > 1 or number == 0:
-        return None
-    return dims[0].times(number)
+    """The product of shape entries (ints and :class:`Dim`)."""
+    terms = tuple(t for e in entries if isinstance(e, Dim) for t in e.terms)
+    number = int(np.prod([e.factor if isinstance(e, Dim) else int(e) for e in entries], dtype=np.int64))
+    return product_of(terms, number)
 
 
 def _extreme(op: str, arrays: list[np.ndarray]) -> np.ndarray | None:

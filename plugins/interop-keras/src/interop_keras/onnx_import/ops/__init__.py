@@ -8,6 +8,7 @@ from interop_keras.onnx_import.ops import (  # noqa: F401
     activation,
     conv,
     elementwise,
+    indexing,
     linear,
     logic,
     normalization,

@@ -188,6 +188,9 @@ def binary(ctx: NodeContext) -> None:
     names = [name for name in ctx.node.input if name]
     constants = [i for i in range(len(names)) if ctx.is_constant(i)]
     values = [ctx.value(i) for i in range(len(names)) if i not in constants]
+    if not values:
+        # Folding gave up (sizes known only at run time combined in a way it cannot follow).
+        raise NotConvertible("arithmetic on sizes known only at run time that the importer cannot evaluate")
     if len(names) == 1:
         ctx.output(values[0].tensor, values[0].perm)
         return

@@ -1,4 +1,5 @@
-"""Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat, Split, Slice, Pad, Gather, Cast, Shape.
+"""Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat, Split, Slice, Pad, Gather, Cast, Shape, Expand,
+DepthToSpace, SpaceToDepth.
 
 Transpose only changes a tensor's layout. A reshape that merely adds or drops
 axes of size 1 (Flatten after global pooling, the Squeeze/Unsqueeze around
@@ -178,33 +179,46 @@ def _spec(ctx: NodeContext, index: int) -> list[int]:
     if constant is None:
         raise NotConvertible("the target shape is computed at run time")
     value = list(constant.value.reshape(-1))
-    x = ctx.value(0)
-    symbolic = [i for i, d in enumerate(value) if isinstance(d, fold.Dim)]
-    if not symbolic:
+    if not any(isinstance(d, fold.Dim) for d in value):
         return [int(d) for d in value]
-    if len(symbolic) == 1 and -1 not in value:
-        # The one size known at run time is what -1 infers from the element count (whether or not
-        # the input's first axis is the batch itself or a multiple of it).
-        return [-1 if i in symbolic else int(d) for i, d in enumerate(value)]
-    if symbolic == [0] and value[0] is fold.BATCH and x.rank and _is_batch(x, 0):
-        return [0] + [int(d) for d in value[1:]]
-    if len(symbolic) == 1 and x.rank and _is_batch(x, 0) and None not in x.shape[1:]:
-        # A multiple of the batch (an einsum's batch times heads) and a -1: the batch is the only
-        # size known at run time, so the -1 is what the fixed sizes leave of the input's.
-        base, multiple = value[symbolic[0]].root()
-        fixed = [int(d) for i, d in enumerate(value) if i not in symbolic and d != -1]
-        left = int(np.prod(x.shape[1:], dtype=np.int64))
-        divisor = multiple * int(np.prod(fixed, dtype=np.int64))
-        if base is fold.BATCH and divisor and left % divisor == 0:
-            inferred = left // divisor
-            return [-1 if i in symbolic else inferred if d == -1 else int(d) for i, d in enumerate(value)]
-    raise NotConvertible("the target shape holds sizes known only at run time")
+    x = ctx.value(0)
+    own = ctx.importer.dims(ctx.node.input[0], x)
+    spec: list[Any] = list(value)
+    symbolic = [i for i, d in enumerate(spec) if isinstance(d, fold.Dim)]
+    if len(symbolic) > 1 and x.rank and _is_batch(x, 0) and fold.same(spec[0], own[0]):
+        spec[0] = 0  # the input's first axis, copied (a sequence-first model's sequence and batch)
+        symbolic = symbolic[1:]
+    if len(symbolic) == 1:
+        if -1 in spec:
+            # What the -1 stands for is the input's element count over the other sizes, symbols
+            # included: [batch * seq, -1] of a [batch, seq, 4] tensor leaves 4.
+            j = spec.index(-1)
+            others = [own[i] if d == 0 else d for i, d in enumerate(spec) if i != j]
+            inferred = fold.quotient(fold.product_of(*_split(own)), fold.product_of(*_split(others)))
+            if inferred is None or isinstance(inferred, fold.Dim):
+                raise NotConvertible("the target shape holds sizes known only at run time")
+            spec[j] = int(inferred)
+        # The one size known at run time is what -1 infers from the element count.
+        spec[symbolic[0]] = -1
+        return [int(d) for d in spec]
+    if not symbolic:
+        return [int(d) for d in spec]
+    raise NotConvertible("the target shape holds several sizes known only at run time")
+
+
+def _split(entries: list[Any]) -> tuple[tuple[fold.Dim, ...], int]:
+    """The atomic symbols and the whole-number factor of a product of shape entries."""
+    terms = tuple(t for e in entries if isinstance(e, fold.Dim) for t in e.terms)
+    factor = int(np.prod([e.factor if isinstance(e, fold.Dim) else int(e) for e in entries], dtype=np.int64))
+    return terms, factor
 
 
 @converter("Reshape", versions=(5, 13, 14, 19, 21))
 def reshape_op(ctx: NodeContext) -> None:
+    raw = ctx.importer.constants.get(ctx.node.input[1]) if ctx.has_input(1) else None
     spec = _spec(ctx, 1)
-    if ctx.attr("allowzero", 0) and 0 in spec:
+    if ctx.attr("allowzero", 0) and raw is not None and any(not isinstance(d, fold.Dim) and d == 0
+                                                             for d in raw.value.reshape(-1)):
         raise NotConvertible("allowzero=1 with a 0 in the shape (an empty tensor)")
     reshape(ctx, ctx.value(0), spec)
 
@@ -276,7 +290,20 @@ def _resize_axes(ctx: NodeContext, x: Value, sizes: list[int | None], sources: l
             spec.append(0)
         else:
             spec.append(-1)
-    reshape(ctx, x, spec)
+    if sum(1 for d in spec if d == -1) <= 1:
+        reshape(ctx, x, spec)
+        return
+    # Several sizes known only at run time (a sequence-first model's sequence and batch): the
+    # size-1 axes are removed from or appended to the Keras tensor as it is, whatever its layout.
+    from interop_keras import layers as interop_layers
+
+    kept = [a for a in sources if a is not None]
+    remove = [k for k, a in enumerate(x.perm) if a not in kept]
+    new_index = {a: b for b, a in enumerate(sources) if a is not None}
+    added = [b for b, a in enumerate(sources) if a is None]
+    perm = tuple(new_index[a] for a in x.perm if a in kept) + tuple(added)
+    layer = interop_layers.SizeOneAxes(remove, len(added), name=ctx.name())
+    ctx.output(layer(x.tensor), perm)
 
 
 @converter("Transpose", versions=(1, 13, 21))
@@ -358,6 +385,29 @@ def slice_op(ctx: NodeContext) -> None:
     ctx.output(layer(x.tensor), x.perm)
 
 
+@converter("DepthToSpace", versions=(1, 11, 13, 28))
+@converter("SpaceToDepth", versions=(1, 13, 28))
+def depth_to_space(ctx: NodeContext) -> None:
+    """Pixel (un)shuffles of NCHW images, done on the channels-last tensor convolutions also use."""
+    from interop_keras import layers as interop_layers
+
+    x = ctx.value(0)
+    if x.rank != 4:
+        raise NotConvertible(f"a tensor of rank {x.rank} (ONNX defines it for NCHW images)")
+    block = int(ctx.attr("blocksize"))
+    channels = x.shape[1]
+    if channels is None:
+        raise NotConvertible("a channel count known only at run time")
+    tensor = ctx.to_layout(x, channels_last(4))
+    if ctx.op_type == "DepthToSpace":
+        if channels % (block * block):
+            raise NotConvertible(f"{channels} channels are not a multiple of blocksize {block} squared")
+        layer = interop_layers.DepthToSpace(block, mode=ctx.attr("mode", "DCR"), name=ctx.name())
+    else:
+        layer = interop_layers.SpaceToDepth(block, name=ctx.name())
+    ctx.output(layer(tensor), channels_last(4))
+
+
 @converter("Pad", versions=(2, 11, 13, 18, 19, 21))
 def pad(ctx: NodeContext) -> None:
     import keras
@@ -374,13 +424,20 @@ def pad(ctx: NodeContext) -> None:
         value = float(ctx.constant(2, "constant_value").value.reshape(-1)[0]) if ctx.has_input(2) else 0.0
         axes = [int(a) % x.rank for a in ctx.ints(3, "axes", range(x.rank))]  # type: ignore[union-attr]
     mode = ctx.attr("mode", "constant")
-    if mode not in ("constant", "reflect"):
-        raise NotConvertible(f"mode {mode!r} (TensorFlow pads with constant or reflect)")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise NotConvertible(f"mode {mode!r}")
     n = len(axes)
     per_axis = {a: (raw[i], raw[i + n]) for i, a in enumerate(axes)}
     pads = [per_axis.get(a, (0, 0)) for a in range(x.rank)]
+    for a, (before, after) in enumerate(pads):
+        size = x.shape[a]
+        if mode == "wrap" and max(before, after) > 0 and (size is None or max(before, after) > size):
+            # Wrapping round more than once, or round an axis whose size the import cannot check.
+            raise NotConvertible("wrap padding of an axis by more than its size, or of a size known only at run time")
+        if mode == "edge" and max(before, after) > 0 and size == 0:
+            raise NotConvertible("edge padding of an empty axis")
     cl = channels_last(x.rank)
-    spatial_only = all(pads[a] == (0, 0) for a in (0, 1)) and all(b >= 0 and e >= 0 for b, e in pads)
+    spatial_only = x.rank >= 3 and all(pads[a] == (0, 0) for a in (0, 1)) and all(b >= 0 and e >= 0 for b, e in pads)
     if mode == "constant" and value == 0.0 and spatial_only and 3 <= x.rank <= 5 and x.perm == cl:
         cls = {3: keras.layers.ZeroPadding1D, 4: keras.layers.ZeroPadding2D, 5: keras.layers.ZeroPadding3D}[x.rank]
         spatial = [pads[a] for a in range(2, x.rank)]
@@ -452,14 +509,7 @@ def cast(ctx: NodeContext) -> None:
 @converter("Shape", versions=(1, 13, 15, 19, 21))
 def shape_op(ctx: NodeContext) -> None:
     x = ctx.value(0)
-    dims: list[Any] = []
-    for axis, size in enumerate(x.shape):
-        if size is not None:
-            dims.append(int(size))
-        elif _is_batch(x, axis):
-            dims.append(fold.BATCH)
-        else:
-            dims.append(fold.Dim(f"{ctx.node.input[0]}[{axis}]"))
+    dims = ctx.importer.dims(ctx.node.input[0], x)
     start = int(ctx.attr("start", 0))
     end = ctx.attr("end")
     dims = dims[start:] if end is None else dims[start:int(end)]
@@ -505,13 +555,14 @@ def expand(ctx: NodeContext) -> None:
         ctx.output(out, like.perm)
         return
     x = ctx.value(0)
+    own = ctx.importer.dims(ctx.node.input[0], x)
     rank = max(x.rank, len(entries))
     target: list[int] = []
     for i, d in enumerate(entries):
         axis = i - (len(entries) - x.rank)
         if isinstance(d, fold.Dim):
             # A size known only at run time expands nothing when it is the input's own (the batch).
-            if axis < 0 or not (d is fold.BATCH and _is_batch(x, axis)):
+            if axis < 0 or not fold.same(d, own[axis]):
                 raise NotConvertible("the target shape holds a size known only at run time")
             target.append(1)
         else:
