@@ -65,6 +65,27 @@ def test_inputs_sharing_a_batch_convert_and_match_onnxruntime(tmp_path):
             np.testing.assert_allclose(ours[name], expected, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
+def test_feeds_that_disagree_on_a_shared_dim_are_refused_by_name(tmp_path):
+    """x with batch 2 and idx with batch 3 (onnxruntime refuses them too): the error names both inputs."""
+    import onnxruntime as ort
+
+    from interop_coreml.interpreter.errors import InputError
+    from interop_coreml.runtime import load_interpreter
+
+    model = _scatter_model(tmp_path / "m.onnx")
+    onnx_to_coreml(tmp_path / "m.onnx", tmp_path / "m.mlpackage", {})
+    feeds = {"x": _feeds(2, 0)["x"], "idx": _feeds(3, 1)["idx"]}
+    reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception):  # noqa: B017 - onnxruntime's own error types
+        reference.run(None, feeds)
+    with pytest.raises(InputError) as info:
+        load_interpreter(tmp_path / "m.mlpackage").run(feeds)
+    message = str(info.value)
+    assert "'idx' has size 3 on axis 0" in message and "axis 0 of input 'x', which has size 2" in message
+    # The same batch for both runs.
+    assert load_interpreter(tmp_path / "m.mlpackage").run(_feeds(4, 2))["scattered"].shape == (4, 4)
+
+
 def test_a_dim_of_one_input_alone_is_not_recorded(tmp_path):
     graph = helper.make_graph(
         [helper.make_node("Add", ["a", "b"], ["y"])], "g",

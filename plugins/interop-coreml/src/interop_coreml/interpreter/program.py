@@ -158,6 +158,13 @@ class Program:
         self._input_dtypes = {
             name: numpy_dtype_of(var.dtype) for name, var in function.inputs.items()
         }
+        # Flexible input dims that are one symbol (recorded as shared by the translator): each
+        # symbol's (input, axis) places, so feeds that disagree on it are refused by name.
+        self._symbol_places: dict[str, list[tuple[str, int]]] = {}
+        for name, var in function.inputs.items():
+            for axis, dim in enumerate(var.shape or ()):
+                if static_shape((dim,)) == (None,):
+                    self._symbol_places.setdefault(str(dim), []).append((name, axis))
         self._fold_constants(self._block)
         # The fused copy runs unless a capture asks for a value fusion leaves out.
         self._fused_block, self._absorbed = self._fuse(self._block)
@@ -430,6 +437,14 @@ class Program:
             ):
                 raise InputError(f"input {spec.name!r} has shape {array.shape}, the program expects {spec.shape}")
             checked[spec.name] = _coerce(array, self._input_dtypes[spec.name])
+        for places in self._symbol_places.values():
+            (first, first_axis), *others = places
+            size = checked[first].shape[first_axis]
+            for name, axis in others:
+                if checked[name].shape[axis] != size:
+                    raise InputError(
+                        f"input {name!r} has size {checked[name].shape[axis]} on axis {axis}, but that dim is the "
+                        f"same as axis {first_axis} of input {first!r}, which has size {size}: feed both the same size")
         return checked
 
     def run(
