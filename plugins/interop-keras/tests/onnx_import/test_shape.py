@@ -241,3 +241,33 @@ def test_a_size_of_another_input_is_not_this_inputs_batch():
     with pytest.raises(UnsupportedModelError, match="Reshape x1 .*sizes known only at run time") as error:
         import_onnx(model)
     assert error.value.exit_code == 3
+
+
+def test_sizes_divided_by_a_head_count_and_named_products():
+    """x.view(b, s, 2, x.shape[2] // 2) with the sizes from Shape, and a graph input whose size is a product
+    (torch.onnx declares a merged batch and sequence as ``s0*s1``)."""
+    inits = {"two": np.array(2, np.int64), "zero": np.array([0], np.int64), "heads": np.array([2], np.int64)}
+    nodes = _size_nodes("x", [0, 1, 2], "x") + [
+        helper.make_node("Div", ["x.d2", "two"], ["width"]),
+        *[helper.make_node("Unsqueeze", [f"x.d{i}", "zero"], [f"u{i}"]) for i in (0, 1)],
+        helper.make_node("Unsqueeze", ["width", "zero"], ["uw"]),
+        helper.make_node("Concat", ["u0", "u1", "heads", "uw"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["h"]), helper.make_node("Relu", ["h"], ["y"]),
+        # Expand(flat, [b * s, 8]): b * s computed by Mul is the size the input declares as "b*s"
+        helper.make_node("Mul", ["x.d0", "x.d1"], ["rows"]), helper.make_node("Unsqueeze", ["rows", "zero"], ["ur"]),
+        helper.make_node("Concat", ["ur", "eight"], ["wide"], axis=0),
+        helper.make_node("Expand", ["flat", "wide"], ["z"])]
+    inits["eight"] = np.array([8], np.int64)
+    model = make_model(nodes, {"x": ["b", "s", 8], "flat": ["b*s", 1]}, ["y", "z"], inits)
+    from interop_keras.onnx_import import import_onnx
+
+    from .helpers import keras_run, ort_run
+
+    result = import_onnx(model)
+    for b, s in [(2, 3), (1, 5)]:
+        rng = np.random.default_rng(b)
+        feeds = {"x": rng.standard_normal((b, s, 8)).astype(np.float32),
+                 "flat": rng.standard_normal((b * s, 1)).astype(np.float32)}
+        expected, actual = ort_run(model, feeds), keras_run(result.model, model, feeds)
+        for name, ref in expected.items():
+            np.testing.assert_allclose(actual[name], ref, rtol=1e-6, atol=1e-6, err_msg=name)

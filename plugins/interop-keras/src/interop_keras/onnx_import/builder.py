@@ -151,6 +151,14 @@ class Importer:
             return fold.BATCH
         return self._symbols.setdefault(label, fold.Dim(label))
 
+    def size_named(self, param: str) -> Any:
+        """The size a dim_param names: one symbol, or a product such as torch.onnx's ``s0*s1`` or ``2*s1``."""
+        factors = [f.strip() for f in param.split("*")]
+        if len(factors) > 1 and all(f.isdigit() or f.isidentifier() for f in factors):
+            symbols = tuple(self.symbol(f) for f in factors if not f.isdigit())
+            return fold.product_of(symbols, int(np.prod([int(f) for f in factors if f.isdigit()], dtype=np.int64)))
+        return self.symbol(param)
+
     def dims(self, name: str, value: Value) -> list[Any]:
         """The ONNX sizes of tensor ``name`` (computed as ``value``): ints, or a Dim per size known at run time.
 
@@ -171,7 +179,7 @@ class Importer:
             elif isinstance(known, int):
                 out.append(known)
             elif isinstance(known, str):
-                out.append(self.symbol(known))
+                out.append(self.size_named(known))
             elif value.perm[0] == axis and value.keras_shape[0] is None:
                 out.append(fold.BATCH)
             else:

@@ -183,6 +183,9 @@ def _symbolic_values(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> l
         for axis, start, end, step in zip(axes, starts, ends, steps):
             index[axis] = slice(start, end, step)
         return [x[tuple(index)]]
+    if op == "Div" and len(inputs) == 2 and inputs[1] is not None:
+        # x.shape[-1] // heads: exact quotients only (ONNX divides integers towards zero).
+        return _pairwise(quotient, x, inputs[1])
     if op in ("Max", "Min") and all(v is not None for v in inputs):
         extreme = _extreme(op, [np.asarray(v, dtype=object) for v in inputs])
         return None if extreme is None else [extreme]
@@ -193,14 +196,19 @@ def _symbolic_values(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> l
             return None
         return [np.asarray([product] if attrs.get("keepdims", 1) else product, dtype=object)]
     if op == "Mul" and len(inputs) == 2 and inputs[1] is not None:
-        a, b = np.broadcast_arrays(np.asarray(x, dtype=object), np.asarray(inputs[1], dtype=object))
-        products = [_product([p, q]) for p, q in zip(a.reshape(-1), b.reshape(-1))]
-        if any(p is None for p in products):
-            return None
-        out = np.empty(a.shape, dtype=object)
-        out.reshape(-1)[:] = products
-        return [out]
+        return _pairwise(lambda p, q: _product([p, q]), x, inputs[1])
     return None
+
+
+def _pairwise(fn: Any, x: np.ndarray, y: np.ndarray) -> list[np.ndarray] | None:
+    """``fn`` of the broadcast entries of two shape arrays, or None when it gives up on one."""
+    a, b = np.broadcast_arrays(np.asarray(x, dtype=object), np.asarray(y, dtype=object))
+    results = [fn(p, q) for p, q in zip(a.reshape(-1), b.reshape(-1))]
+    if any(r is None for r in results):
+        return None
+    out = np.empty(a.shape, dtype=object)
+    out.reshape(-1)[:] = results
+    return [out]
 
 
 def _product(entries: list[Any]) -> Any:
