@@ -1,4 +1,4 @@
-"""Matrix products: MatMul, Gemm, Einsum."""
+"""Matrix products: MatMul, Gemm (Einsum: einsum.py)."""
 
 from __future__ import annotations
 
@@ -84,14 +84,3 @@ def convert_gemm(ctx: ConversionContext, node) -> None:
             c = mb.mul(x=c, y=np_dtype(beta))
         y = mb.add(x=y, y=c)
     ctx.output(node, 0, mb.identity(x=y, name=ctx.out_name(node)))
-
-
-@register("Einsum", since_version=12)
-def convert_einsum(ctx: ConversionContext, node) -> None:
-    equation = attr(node, "equation").replace(" ", "")
-    values = [as_var(ctx.input(node, i)) for i in range(len(node.input))]
-    try:
-        y = mb.einsum(values=values, equation=equation, name=ctx.out_name(node))
-    except Exception as error:  # noqa: BLE001 - MIL supports only some equations
-        raise NodeNotConvertible(f"einsum equation {equation!r} is not supported by Core ML: {error}") from None
-    ctx.output(node, 0, y)
