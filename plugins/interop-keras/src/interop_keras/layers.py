@@ -576,21 +576,42 @@ class Transpose(keras.layers.Layer):
 
 @_register
 class Reshape(keras.layers.Layer):
-    """Reshape to a full shape, batch axis included, with ONNX's 0 (copy) and -1 (infer) entries."""
+    """Reshape to a full shape, batch axis included, with ONNX's 0 (copy) and -1 (infer) entries.
 
-    def __init__(self, shape: Sequence[int], **kwargs: Any):
+    ``sizes`` gives entries known only at run time: ``[index, factor, [[ref, axis], ...]]`` makes
+    ``shape[index]`` the factor times the product of those axes' sizes of the reference tensors
+    (the layer's inputs after the first): a sequence-first model's batch, read from its input.
+    """
+
+    def __init__(self, shape: Sequence[int], sizes: Sequence[Any] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.shape = _ints("shape", shape)
         if sum(1 for d in self.shape if d == -1) > 1 or any(d < -1 for d in self.shape):
             raise ValueError(f"shape may hold one -1 and no other negative entry, got {shape!r}")
+        self.sizes = None if sizes is None else [_run_time_size(entry, len(self.shape)) for entry in sizes]
 
-    def call(self, x: Any) -> Any:
+    def call(self, inputs: Any) -> Any:
+        x, refs = (inputs[0], inputs[1:]) if self.sizes is not None else (inputs, [])
         source = ops.shape(x)
         target = [source[i] if d == 0 else d for i, d in enumerate(self.shape)]
+        for index, factor, axes in self.sizes or []:
+            size: Any = factor
+            for ref, axis in axes:
+                size = size * ops.shape(refs[ref])[axis]
+            target[index] = size
         return ops.reshape(x, target)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "shape": self.shape}
+        return {**super().get_config(), "shape": self.shape, "sizes": self.sizes}
+
+
+def _run_time_size(entry: Any, rank: int) -> list[Any]:
+    if not isinstance(entry, (list, tuple)) or len(entry) != 3 or not isinstance(entry[2], (list, tuple)):
+        raise ValueError(f"sizes entries must be [index, factor, [[ref, axis], ...]], got {entry!r}")
+    index, factor = _ints("sizes", entry[:2])
+    if not 0 <= index < rank:
+        raise ValueError(f"sizes index {index} is outside the shape")
+    return [index, factor, [_ints("sizes", pair, 2) for pair in entry[2]]]
 
 
 @_register

@@ -1,4 +1,5 @@
-"""PyTorch models whose exports use TopK, CumSum, GatherElements, Einsum, Trilu and DepthToSpace, the user's way.
+"""PyTorch models whose exports use TopK, CumSum, GatherElements, Einsum, Trilu and DepthToSpace, the user's way,
+and a sequence-first encoder (several sizes known only at run time).
 
 Each is saved as a ``.pt2`` with a dynamic batch, converted by ``interop.convert`` into
 ``.keras`` (the route torch -> onnx -> keras), checked by ``interop.check`` against the
@@ -100,3 +101,50 @@ def test_torch_model_goes_through_onnx_into_keras(name, tmp_path):
     for g, e in zip(got, expected):
         np.testing.assert_allclose(np.asarray(g), e.numpy(), rtol=1e-4, atol=1e-5)
     one_step_lowers_the_loss(loaded, x, training=True)
+
+
+class SequenceFirstEncoder(torch.nn.Module):
+    """nn.TransformerEncoderLayer as PyTorch defaults it: [seq, batch, features] (batch_first=False)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
+
+    def forward(self, x):
+        return self.encoder(x)
+
+
+def test_a_sequence_first_encoder_imports_with_the_sequence_as_keras_batch_axis(tmp_path):
+    """Both the sequence and the batch are known only at run time; the heads split batch * 2 and merge it
+    again with sizes read from the input. Compared with onnxruntime at sequence and batch sizes that differ."""
+    import onnx
+
+    from interop_keras.loading import load_keras_model
+
+    from .helpers import keras_run, ort_run
+
+    torch.manual_seed(0)
+    model = SequenceFirstEncoder().eval()
+    with torch.no_grad():  # as if trained: torch.onnx shares initializers that are equal
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    dims = {0: torch.export.Dim("seq", max=512), 1: torch.export.Dim("batch", max=512)}
+    program = torch.export.export(model, (torch.randn(5, 2, 8),), dynamic_shapes=(dims,))
+    source = tmp_path / "model.pt2"
+    torch.export.save(program, source)
+    exported, imported = tmp_path / "model.onnx", tmp_path / "model.keras"
+    interop.convert(source, exported)
+    interop.convert(exported, imported)
+    loaded = load_keras_model(imported)
+    graph = onnx.load(exported)
+    for seq, batch in [(5, 2), (1, 3), (4, 1), (3, 6)]:
+        x = np.random.default_rng(seq).standard_normal((seq, batch, 8)).astype(np.float32)
+        expected = ort_run(graph, {graph.graph.input[0].name: x})
+        actual = keras_run(loaded, graph, {graph.graph.input[0].name: x})
+        for name, ref in expected.items():
+            np.testing.assert_allclose(actual[name], ref, rtol=1e-4, atol=1e-5, err_msg=f"{name} at {seq}x{batch}")
+        with torch.no_grad():
+            np.testing.assert_allclose(next(iter(actual.values())), model(torch.from_numpy(x)).numpy(),
+                                       rtol=1e-4, atol=1e-5)
+    count = int(sum(int(np.prod(w.shape)) for w in loaded.trainable_weights))
+    assert count == sum(p.numel() for p in model.parameters())

@@ -105,6 +105,8 @@ class Importer:
         #: The symbol ONNX gives the first axis of the first input: Keras' batch axis.
         self.batch_param = first_dims[0] if first_dims and isinstance(first_dims[0], str) else None
         self._symbols: dict[str, fold.Dim] = {}
+        #: A tensor and Keras axis that has each symbol's size (id of the Dim -> (Keras tensor, axis)).
+        self.size_sources: dict[int, tuple[Any, int]] = {}
 
     # ---- names and layout
     def unique_name(self, base: str) -> str:
@@ -176,14 +178,19 @@ class Importer:
             known = inferred[axis] if inferred is not None else None
             if size is not None:
                 out.append(int(size))
-            elif isinstance(known, int):
+                continue
+            if isinstance(known, int):
                 out.append(known)
-            elif isinstance(known, str):
-                out.append(self.size_named(known))
+                continue
+            if isinstance(known, str):
+                dim = self.size_named(known)
             elif value.perm[0] == axis and value.keras_shape[0] is None:
-                out.append(fold.BATCH)
+                dim = fold.BATCH
             else:
-                out.append(self.symbol(f"{name}[{axis}]"))
+                dim = self.symbol(f"{name}[{axis}]")
+            if isinstance(dim, fold.Dim) and len(dim.terms) == 1 and dim.factor == 1:
+                self.size_sources.setdefault(id(dim), (value.tensor, value.keras_axis(axis)))
+            out.append(dim)
         return out
 
     def is_used(self, name: str) -> bool:

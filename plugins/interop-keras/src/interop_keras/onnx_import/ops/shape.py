@@ -172,7 +172,7 @@ def _regrouped(x: Value, groups: list[tuple[list[int], list[int]]]) -> Perm:
     return tuple(perm)
 
 
-def _spec(ctx: NodeContext, index: int) -> list[int]:
+def _spec(ctx: NodeContext, index: int) -> list[Any]:
     if not ctx.has_input(index):
         raise NotConvertible("no target shape")
     constant = ctx.importer.constants.get(ctx.node.input[index])
@@ -195,15 +195,17 @@ def _spec(ctx: NodeContext, index: int) -> list[int]:
             j = spec.index(-1)
             others = [own[i] if d == 0 else d for i, d in enumerate(spec) if i != j]
             inferred = fold.quotient(fold.product_of(*_split(own)), fold.product_of(*_split(others)))
-            if inferred is None or isinstance(inferred, fold.Dim):
+            if inferred is None:
                 raise NotConvertible("the target shape holds sizes known only at run time")
+            if isinstance(inferred, fold.Dim):
+                return spec  # the -1 stands for a size known at run time too: read the other one then
             spec[j] = int(inferred)
         # The one size known at run time is what -1 infers from the element count.
         spec[symbolic[0]] = -1
         return [int(d) for d in spec]
     if not symbolic:
         return [int(d) for d in spec]
-    raise NotConvertible("the target shape holds several sizes known only at run time")
+    return spec  # several sizes known only at run time: read from tensors that have them
 
 
 def _split(entries: list[Any]) -> tuple[tuple[fold.Dim, ...], int]:
@@ -220,7 +222,37 @@ def reshape_op(ctx: NodeContext) -> None:
     if ctx.attr("allowzero", 0) and raw is not None and any(not isinstance(d, fold.Dim) and d == 0
                                                              for d in raw.value.reshape(-1)):
         raise NotConvertible("allowzero=1 with a 0 in the shape (an empty tensor)")
+    if any(isinstance(d, fold.Dim) for d in spec):
+        _reshape_to_run_time_sizes(ctx, ctx.value(0), spec)
+        return
     reshape(ctx, ctx.value(0), spec)
+
+
+def _reshape_to_run_time_sizes(ctx: NodeContext, x: Value, spec: list[Any]) -> None:
+    """Reshape to a target with several sizes known only at run time (a sequence-first model's
+    ``[seq, batch * heads, width]``): one of them is the -1, the others are read at run time from
+    tensors that have them (the graph's inputs, the tensors a Shape node read)."""
+    from interop_keras import layers as interop_layers
+
+    symbolic = [i for i, d in enumerate(spec) if isinstance(d, fold.Dim)]
+    if -1 not in spec:
+        spec[symbolic.pop(0)] = -1
+    refs: list[Any] = []
+    sizes: list[list[Any]] = []
+    for index in symbolic:
+        axes = []
+        for term in spec[index].terms:
+            source = ctx.importer.size_sources.get(id(term))
+            if source is None:
+                raise NotConvertible(f"the target shape holds a size ({term}) no tensor of the graph has")
+            tensor, axis = source
+            if not any(ref is tensor for ref in refs):
+                refs.append(tensor)
+            axes.append([next(i for i, ref in enumerate(refs) if ref is tensor), axis])
+        sizes.append([index, spec[index].factor, axes])
+        spec[index] = 1
+    layer = interop_layers.Reshape([int(d) for d in spec], sizes=sizes, name=ctx.name())
+    ctx.output(layer([ctx.to_layout(x, identity(x.rank)), *refs]), identity(len(spec)))
 
 
 @converter("Flatten", versions=(1, 9, 11, 13, 21))
