@@ -210,3 +210,37 @@ def test_what_cannot_be_expressed_is_refused_by_name():
                         inits), r"TopK.*k=9 on an axis of 4 elements")
     _refused(make_model([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2)], {"x": ["N", 6, 2, 2]},
                         ["y"], inits), r"DepthToSpace.*6 channels are not a multiple")
+
+
+def test_the_layers_save_and_load_in_safe_mode_with_their_fixed_operands(tmp_path):
+    """Every new layer in one model, fixed indices and updates included: saved as .keras, loaded through
+    interop's safety check and Keras' safe mode, it still computes what onnxruntime does."""
+    from interop_keras.loading import load_keras_model
+    from interop_keras.onnx_import import import_onnx
+
+    from .helpers import keras_run, ort_run, random_feeds
+
+    rng = np.random.default_rng(8)
+    inits = {"k": np.array([2], np.int64), "axis": np.array(1, np.int64), "one": np.array(1, np.int64),
+             "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "gi": np.array([[[0, 1]], [[1, 0]]], np.int64),
+             "si": np.array([[0, 2], [1, 0]], np.int64), "su": rng.standard_normal((2, 4, 4)).astype(np.float32),
+             "ei": rng.integers(0, 4, (2, 3, 4, 4)).astype(np.int64), "w": rng.standard_normal((4, 3)).astype(np.float32)}
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["edge"], mode="edge"),
+             helper.make_node("Pad", ["x", "pads"], ["wrap"], mode="wrap"), helper.make_node("Add", ["edge", "wrap"], ["p"]),
+             helper.make_node("SpaceToDepth", ["p"], ["s"], blocksize=2),
+             helper.make_node("DepthToSpace", ["s"], ["d"], blocksize=2, mode="CRD"),
+             helper.make_node("CumSum", ["d", "axis"], ["c"]), helper.make_node("Trilu", ["c", "one"], ["t"]),
+             helper.make_node("TopK", ["t", "k"], ["v", "i"], axis=-1),
+             helper.make_node("GatherElements", ["t", "i"], ["ge"], axis=3),
+             helper.make_node("ScatterND", ["x", "si", "su"], ["sn"]),
+             helper.make_node("ScatterElements", ["sn", "ei", "x"], ["se"], axis=2, reduction="add"),
+             helper.make_node("GatherND", ["se", "gi"], ["gn"], batch_dims=1),
+             helper.make_node("Einsum", ["gn", "w"], ["y"], equation="bcw,wh->bch")]
+    model = make_model(nodes, {"x": [2, 3, 4, 4]}, ["v", "ge", "y"], inits, opset=18)
+    path = tmp_path / "model.keras"
+    import_onnx(model).model.save(path)
+    loaded = load_keras_model(path)
+    feeds = random_feeds(model, 2)
+    expected, actual = ort_run(model, feeds), keras_run(loaded, model, feeds)
+    for name, ref in expected.items():
+        np.testing.assert_allclose(actual[name], ref, rtol=1e-5, atol=1e-5, err_msg=name)
