@@ -118,3 +118,21 @@ def test_a_model_with_dict_inputs_keeps_its_captured_constants_out_of_the_inputs
     assert sorted(i.name for i in graph.input if i.name not in initializers) == ["img", "num"]
     report = interop.check(src, [dst])
     assert report.passed, report.format_table()
+
+
+def test_a_sequential_model_loaded_from_its_file_converts_and_checks(tmp_path):
+    """Keras 3 leaves a loaded Sequential uncalled: ``.input``/``.output`` raise (the converter, the runtime
+    and the trainer read them) and tf2onnx's from_keras looks its outputs up by a call's names."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    src = tmp_path / "sequential.keras"
+    model.save(str(src))
+    dst = tmp_path / "sequential.onnx"
+    interop.convert(src, dst)
+    graph = onnx.load(str(dst)).graph
+    assert len(graph.input) == 1 and len(graph.output) == 1
+    report = interop.check(src, [dst])
+    assert report.passed, report.format_table()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from interop.plugin_api import ModelLoadError
-from interop_keras.loading import load_inference_function, load_keras_model
+from interop_keras.loading import load_inference_function, load_keras_model, model_structure
 from interop_keras.safety import check_keras_file, check_saved_model
 
 
@@ -101,9 +101,14 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
         model_proto = _saved_model_to_onnx(src, opset)
     else:
         model = load_keras_model(src)
-        if isinstance(model.input, dict) or isinstance(model.output, dict):
+        import keras
+
+        if isinstance(model, keras.Sequential) or isinstance(model_structure(model, "input"), dict) or isinstance(
+                model_structure(model, "output"), dict):
             # Inputs/outputs keyed by names Keras cannot give its layers (an ONNX import's
             # 'gpu_0/data_0', 'input:0'): convert the function that is fed and read by those keys.
+            # A Sequential loaded from a file too: tf2onnx's from_keras looks its outputs up by the
+            # names of a call it never made (KeyError 'keras_tensor_2').
             inference = load_inference_function(src)
             model_proto = _function_to_onnx(inference.function, inference.input_signature, opset)
         else:

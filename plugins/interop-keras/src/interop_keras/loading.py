@@ -62,14 +62,15 @@ def load_inference_function(path: Path) -> InferenceFunction:
     model = load_keras_model(path)
     # A model built with dict inputs/outputs (the ONNX importer does so when an ONNX name is
     # not a valid Keras layer name) is fed and read by those keys.
-    input_keys = list(model.input) if isinstance(model.input, dict) else None
-    input_tensors = [model.input[k] for k in input_keys] if input_keys else list(model.inputs)
+    structured_input = model_structure(model, "input")
+    input_keys = list(structured_input) if isinstance(structured_input, dict) else None
+    input_tensors = [structured_input[k] for k in input_keys] if input_keys else list(model.inputs)
     input_signature = tuple(
         tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=key if input_keys else _clean(t.name))
         for key, t in zip(input_keys or [None] * len(input_tensors), input_tensors)
     )
-    if isinstance(model.output, dict):
-        output_names = list(model.output)
+    if isinstance(model_structure(model, "output"), dict):
+        output_names = list(model_structure(model, "output"))
     else:
         output_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
 
@@ -107,6 +108,19 @@ def load_keras_model(path: Path) -> Any:
             return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:
         raise ModelLoadError(f"{path}: Keras cannot load this model: {_first(exc)}") from exc
+
+
+def model_structure(model: Any, which: str) -> Any:
+    """``model.input`` or ``model.output`` (``which``): a tensor, a list, or a dict for a model fed by keys.
+
+    Keras 3 defines these from the model's first call, and a Sequential loaded from a file was never
+    called: it raises there while ``.inputs``/``.outputs`` are set. A Sequential has one input and one output.
+    """
+    try:
+        return getattr(model, which)
+    except (AttributeError, ValueError):
+        tensors = list(getattr(model, which + "s"))
+        return tensors[0] if len(tensors) == 1 else tensors
 
 
 def _clean(name: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from interop.plugin_api import IntermediateSpec, TensorSpec
-from interop_keras.loading import load_inference_function
+from interop_keras.loading import load_inference_function, model_structure
 from interop_keras.safety import check_keras_file
 
 
@@ -62,7 +62,8 @@ class KerasSession:
         model = getattr(self._fn.function, "_interop_keep", None)
         if model is None or not hasattr(model, "layers"):
             return {}
-        tensors = list(model.input.values()) if isinstance(model.input, dict) else list(model.inputs)
+        structured = model_structure(model, "input")
+        tensors = list(structured.values()) if isinstance(structured, dict) else list(model.inputs)
         # The session's inputs follow the model's input tensors in order (loading.py).
         by_input_layer = {getattr(t, "_keras_history", [None])[0]: s.name for t, s in zip(tensors, self.inputs)}
         ranges: dict[str, tuple[int, int]] = {}

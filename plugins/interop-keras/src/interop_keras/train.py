@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from interop.plugin_api import EpochCallback, TrainConfig, TrainData, TrainResult
-from interop_keras.loading import quiet_tensorflow
+from interop_keras.loading import model_structure, quiet_tensorflow
 
 
 def build_model(data: TrainData, hidden: int):  # type: ignore[no-untyped-def]
@@ -112,7 +112,8 @@ def _train_here(dst: Path, data: TrainData, config: TrainConfig, on_epoch: Epoch
 
 def _feed(model, x: np.ndarray):  # type: ignore[no-untyped-def]
     """The model's input: a plain array, or a dict keyed by the input's name for an import that takes dicts."""
-    return {next(iter(model.input)): x} if isinstance(model.input, dict) else x
+    structured = model_structure(model, "input")
+    return {next(iter(structured)): x} if isinstance(structured, dict) else x
 
 
 def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:  # type: ignore[no-untyped-def]
