@@ -300,6 +300,9 @@ MODEL_PATTERNS = [
     "Conv1d + bidirectional GRU text classifier (`.pt2` at two sequence lengths); "
     "`tests/onnx2mil/test_recurrent.py` |",
     "| Keras LSTM through tf2onnx | LSTM, ReverseSequence (go_backwards) | `tests/test_recurrent_models.py` |",
+    "| Keras GRU, SimpleRNN, Bidirectional(GRU), Masking + LSTM through tf2onnx | Loop (a while_loop whose body "
+    "reads the outer graph; scan outputs stacked per step), Gather of a bool mask | `tests/test_keras_loop_models.py`; "
+    "`tests/onnx2mil/test_control_flow.py` |",
     "",
 ]
 

@@ -44,6 +44,7 @@ from interop_coreml.onnx2mil.inputs import (
 )
 from interop_coreml.onnx2mil.ops._common import ONNX_TO_MIL_DTYPE
 from interop_coreml.onnx2mil.prepass import PreparedGraph, default_opset, prepare
+from interop_coreml.onnx2mil.subgraphs import all_nodes
 
 
 # Element types a Core ML model input may carry map to the MIL dtype we declare.
@@ -66,7 +67,7 @@ def _settings(**given: Any) -> dict[str, Any]:
 def find_unsupported(prepared: PreparedGraph, opset: int) -> dict[str, _Unsupported]:
     """Op types (and input dtypes) with no converter, with counts and node names."""
     missing: dict[str, _Unsupported] = collections.OrderedDict()
-    for index, node in enumerate(prepared.model.graph.node):
+    for index, node in enumerate(all_nodes(prepared.model.graph)):
         if op_converters.converter_for(node.domain, node.op_type, opset) is None:
             key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
             newer = op_converters.unverified_schema(node.domain, node.op_type, opset)
@@ -184,16 +185,7 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
             fn = op_converters.converter_for(node.domain, node.op_type, opset)
             label = f"{node.op_type} node {node.name or node.output[0]!r}"
             try:
-                values = symbolic.evaluate(node, ctx.dims, ctx)
-                if values is not None and len(values) == len(node.output) and all(v.concrete for v in values):
-                    # Shape arithmetic whose result is static after all: a constant, no ops.
-                    for name, value in zip(node.output, values):
-                        ctx.set(name, value.numpy(prepared.elem_types.get(name)))
-                    continue
-                fn(ctx, node)
-                if values is not None:
-                    ctx.dims.values.update(zip(node.output, values))
-                _check_ranks(ctx, node)
+                convert_node(ctx, node, fn, prepared.elem_types)
             except NeedsStaticDims as error:
                 raise UnsupportedModelError(f"{label} cannot be converted: {error.reason}",
                                             hint=_static_dims_hint(graph, ranges)) from None
@@ -234,6 +226,22 @@ def _build_program(prepared: PreparedGraph, opset: int, target: Any, max_dynamic
         prog.add_function("main", func)
     value_map = {onnx_name: var.name for onnx_name, var in ctx.produced.items()}
     return prog, input_types, input_names, output_names, scalars, value_map
+
+
+def convert_node(ctx: ConversionContext, node: onnx.NodeProto, fn: Callable[..., None],
+                 elem_types: dict[str, int]) -> None:
+    """Bind the node's outputs in ``ctx``: shape arithmetic that turns out static becomes constants,
+    anything else goes through the op's converter ``fn`` (the Loop converter calls this for its body)."""
+    values = symbolic.evaluate(node, ctx.dims, ctx)
+    if values is not None and len(values) == len(node.output) and all(v.concrete for v in values):
+        # Shape arithmetic whose result is static after all: a constant, no ops.
+        for name, value in zip(node.output, values):
+            ctx.set(name, value.numpy(elem_types.get(name)))
+        return
+    fn(ctx, node)
+    if values is not None:
+        ctx.dims.values.update(zip(node.output, values))
+    _check_ranks(ctx, node)
 
 
 def _first_line(error: BaseException) -> str:

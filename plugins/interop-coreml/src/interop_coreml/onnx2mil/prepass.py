@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from interop_coreml.onnx2mil.subgraphs import implicit_inputs, rename_outer_reads
 from interop_coreml.onnx2mil.weights import WeightReader
 
 # Ops whose outputs are not a function of their inputs, or which we must never run.
@@ -476,7 +477,7 @@ def prepare(model: onnx.ModelProto, external_data_dir: str | Path | None = None)
         shapes=shapes,
         constants={init.name: weights.array(init) for init in model.graph.initializer},
         graph_outputs=set(graph_outputs),
-        consumed={name for node in graph.node for name in node.input} | set(graph_outputs),
+        consumed={name for node in graph.node for name in _reads(node)} | set(graph_outputs),
     )
     kept: list[onnx.NodeProto] = []
     for original in graph.node:
@@ -485,11 +486,12 @@ def prepare(model: onnx.ModelProto, external_data_dir: str | Path | None = None)
         for i, name in enumerate(node.input):
             if name in walk.alias:
                 node.input[i] = walk.alias[name]
+        rename_outer_reads(node, walk.alias)
         if not any(rule(node, walk) for rule in RULES):
             kept.append(node)
 
     kept = _without_dead_nodes(kept, graph_outputs)
-    used = {name for node in kept for name in node.input}
+    used = {name for node in kept for name in _reads(node)}
     new_graph = onnx.helper.make_graph(
         kept,
         graph.name,
@@ -507,6 +509,11 @@ def prepare(model: onnx.ModelProto, external_data_dir: str | Path | None = None)
     return PreparedGraph(prepared, kept_constants, elem_types, walk.symbolic)
 
 
+def _reads(node: onnx.NodeProto) -> list[str]:
+    """The node's inputs and the enclosing-graph values its subgraphs read (a Loop body's)."""
+    return [*node.input, *implicit_inputs(node)]
+
+
 def _dropout_training(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:
     if len(node.input) > 2 and node.input[2]:
         value = constants.get(node.input[2])
@@ -520,6 +527,6 @@ def _without_dead_nodes(nodes: list[onnx.NodeProto], graph_outputs: list[str]) -
     result = []
     for node in reversed(nodes):
         if any(name in live for name in node.output if name):
-            live.update(name for name in node.input if name)
+            live.update(name for name in _reads(node) if name)
             result.append(node)
     return result[::-1]

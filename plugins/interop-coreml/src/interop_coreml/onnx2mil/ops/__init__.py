@@ -2,6 +2,7 @@
 
 from interop_coreml.onnx2mil.ops import (  # noqa: F401
     activation,
+    control_flow,
     einsum,
     elementwise,
     math,

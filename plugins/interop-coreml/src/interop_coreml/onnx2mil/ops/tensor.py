@@ -9,8 +9,8 @@ from onnx import numpy_helper
 from interop_coreml.onnx2mil import high_rank, symbolic
 from interop_coreml.onnx2mil.errors import NeedsStaticDims, NodeNotConvertible
 from interop_coreml.onnx2mil.ops._common import (
-    ONNX_TO_MIL_DTYPE, Var, as_array, as_var, attr, cast_to, common_dtype, const_axes, const_input, int_list, mb, mil_dtype_name,
-    norm_axis, np, scalar_like, shape_vector, static_shape, unify,
+    ONNX_TO_MIL_DTYPE, Var, as_array, as_var, attr, cast_to, common_dtype, const_axes, const_input, int_list, is_bool, mb,
+    mil_dtype_name, norm_axis, np, scalar_like, shape_vector, static_shape, unify,
 )
 from interop_coreml.onnx2mil.op_converters import register
 
@@ -497,6 +497,10 @@ def convert_gather(ctx, node):
     axis = norm_axis(attr(node, "axis", 0), x.rank)
     _check_index_range("Gather", _index_column(ctx.input(node, 1)), [x.shape[axis]])
     indices = _normalized_indices(ctx.input(node, 1), x.shape[axis])
+    if is_bool(x):  # MIL's gather takes numbers only (a Keras mask read per time step)
+        _out(ctx, node, cast_to(mb.gather(x=cast_to(x, "int32"), indices=indices, axis=axis), "bool",
+                                name=ctx.out_name(node)))
+        return
     _out(ctx, node, mb.gather(x=x, indices=indices, axis=axis, name=ctx.out_name(node)))
 
 
