@@ -191,12 +191,10 @@ def _symbolic_values(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> l
         return None if extreme is None else [extreme]
     if op == "ReduceProd" and x.ndim == 1 and (len(inputs) < 2 or inputs[1] is None) \
             and attrs.get("axes") in (None, [0], [-1]) and not attrs.get("noop_with_empty_axes", 0):
-        product = _product(list(x))
-        if product is None:
-            return None
-        return [np.asarray([product] if attrs.get("keepdims", 1) else product, dtype=object)]
+        total = product(list(x))
+        return [np.asarray([total] if attrs.get("keepdims", 1) else total, dtype=object)]
     if op == "Mul" and len(inputs) == 2 and inputs[1] is not None:
-        return _pairwise(lambda p, q: _product([p, q]), x, inputs[1])
+        return _pairwise(lambda p, q: product([p, q]), x, inputs[1])
     return None
 
 
@@ -211,7 +209,7 @@ def _pairwise(fn: Any, x: np.ndarray, y: np.ndarray) -> list[np.ndarray] | None:
     return [out]
 
 
-def _product(entries: list[Any]) -> Any:
+def product(entries: list[Any]) -> Any:
     """The product of shape entries (ints and :class:`Dim`)."""
     terms = tuple(t for e in entries if isinstance(e, Dim) for t in e.terms)
     number = int(np.prod([e.factor if isinstance(e, Dim) else int(e) for e in entries], dtype=np.int64))

@@ -194,7 +194,7 @@ def _spec(ctx: NodeContext, index: int) -> list[Any]:
             # included: [batch * seq, -1] of a [batch, seq, 4] tensor leaves 4.
             j = spec.index(-1)
             others = [own[i] if d == 0 else d for i, d in enumerate(spec) if i != j]
-            inferred = fold.quotient(fold.product_of(*_split(own)), fold.product_of(*_split(others)))
+            inferred = fold.quotient(fold.product(own), fold.product(others))
             if inferred is None:
                 raise NotConvertible("the target shape holds sizes known only at run time")
             if isinstance(inferred, fold.Dim):
@@ -206,13 +206,6 @@ def _spec(ctx: NodeContext, index: int) -> list[Any]:
     if not symbolic:
         return [int(d) for d in spec]
     return spec  # several sizes known only at run time: read from tensors that have them
-
-
-def _split(entries: list[Any]) -> tuple[tuple[fold.Dim, ...], int]:
-    """The atomic symbols and the whole-number factor of a product of shape entries."""
-    terms = tuple(t for e in entries if isinstance(e, fold.Dim) for t in e.terms)
-    factor = int(np.prod([e.factor if isinstance(e, fold.Dim) else int(e) for e in entries], dtype=np.int64))
-    return terms, factor
 
 
 @converter("Reshape", versions=(5, 13, 14, 19, 21))
