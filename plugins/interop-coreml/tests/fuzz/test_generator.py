@@ -232,3 +232,20 @@ def test_recurrent_ops_get_sequence_lens_shorter_than_the_sequence_which_onnxrun
             assert not y[n:, :, b].any(), (seed, lengths.tolist())
         assert evaluate(case.model, case.feeds).status == "ok", seed
     assert short >= 5
+
+
+def test_no_conv_window_is_longer_than_its_padded_input() -> None:
+    # ONNX shape inference truncates (4 - 5) / 2 toward zero and gives such a Conv one output; the
+    # spec's floor gives none and onnxruntime refuses it ("Invalid input shape"): 17 graphs in these
+    # 400 were invalid before the generator checked the spec's length (fuzz seed 9 trial 4553)
+    from interop_coreml.fuzz.oracle import run_onnxruntime
+
+    ran = 0
+    for seed in range(400):
+        case = generate(seed, ops=["Conv"], half=False)
+        try:
+            run_onnxruntime(case.model, case.feeds)
+            ran += 1
+        except Exception as error:  # noqa: BLE001 - onnxruntime has no dilated SAME Conv (judged otherwise)
+            assert "Dilation not supported for AutoPadType::SAME" in str(error), (seed, str(error)[-200:])
+    assert ran > 300

@@ -825,6 +825,12 @@ def _conv(b: Builder) -> None:
     weight = b.const((rng.standard_normal((m, c // group, *kernel)) * 0.5).astype(np.float32))
     bias = b.const(rng.standard_normal(m).astype(np.float32)) if rng.random() < 0.6 else None
     b.add("Conv", [x, weight, bias], kernel_shape=kernel if rng.random() < 0.5 else None, **attrs)
+    strides, dilations = attrs["strides"] or [1] * len(spatial), attrs["dilations"] or [1] * len(spatial)
+    if min(pool_output_size(size, kernel[i], strides[i], dilations[i], attrs.get("pads"), i,
+                            attrs.get("auto_pad", "NOTSET"), 0) for i, size in enumerate(spatial)) <= 0:
+        # a dilated window longer than the padded input: the spec's floor gives no output, ONNX
+        # shape inference (truncating toward zero) one, and no engine runs it (fuzz seed 9 trial 4553)
+        raise Reject("empty Conv output")
 
 
 def _conv_transpose(b: Builder) -> None:
@@ -885,7 +891,7 @@ def _pool(op_type: str) -> Callable[[Builder], None]:
 
 def pool_output_size(size: int, k: int, s: int, d: int, pads: list[int] | None, axis: int, auto_pad: str,
                      ceil_mode: int) -> int:
-    """A pooled axis's length per the spec, which onnxruntime follows.
+    """A pooled (or, with ``ceil_mode`` 0, convolved) axis's length per the spec, which onnxruntime follows.
 
     SAME: ceil(size / stride). Explicit pads (VALID: none): floor, or in ceil_mode ceil, of
     (size + pads - dilated kernel) / stride, plus 1; in ceil_mode a last window that would start
