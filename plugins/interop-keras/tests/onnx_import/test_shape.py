@@ -271,3 +271,17 @@ def test_sizes_divided_by_a_head_count_and_named_products():
         expected, actual = ort_run(model, feeds), keras_run(result.model, model, feeds)
         for name, ref in expected.items():
             np.testing.assert_allclose(actual[name], ref, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_an_op_without_converter_on_run_time_sizes_is_refused_naming_them():
+    """ConstantOfShape(Shape(x)) (tf2onnx's batch grid for take_along_axis): folding cannot evaluate it and
+    there is no converter to compute it at run time; the error says both, exit 3."""
+    from interop_keras.onnx_import import import_onnx
+
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("ConstantOfShape", ["s"], ["z"]),
+             helper.make_node("Add", ["x", "z"], ["y"])]
+    model = make_model(nodes, {"x": ["N", 3]}, ["y"])
+    with pytest.raises(UnsupportedModelError, match=r"ConstantOfShape x1 \(its inputs hold sizes known only at run "
+                                                    r"time, and the importer has no ConstantOfShape converter") as error:
+        import_onnx(model)
+    assert error.value.exit_code == 3

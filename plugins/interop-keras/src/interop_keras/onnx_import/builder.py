@@ -323,6 +323,9 @@ class Importer:
                 return
         converter = ops.layer_converter_for(node.op_type, node.domain, self.opset)
         if converter is None:
+            if any(name in self.constants and fold.is_symbolic(self.constants[name].value) for name in node.input):
+                raise NotConvertible("its inputs hold sizes known only at run time, and the importer has no "
+                                     f"{node.op_type} converter to compute it then")
             raise NotConvertible("its inputs are constants the importer could not evaluate")
         since = layer_table.schema_version(node.op_type, "", self.opset) or 1
         converter(NodeContext(self, node, since))
