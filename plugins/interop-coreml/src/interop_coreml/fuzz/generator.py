@@ -998,6 +998,38 @@ def _matmul(b: Builder) -> None:
     b.add("MatMul", [a, other])
 
 
+def _einsum(b: Builder) -> None:
+    """Einsum of one or two operands: letters kept, summed, transposed, contracted, batched or outer,
+    now and then a diagonal (a letter twice in an operand) or a leading ``...``; output rank <= 4."""
+    rng = b.rng
+    x = b.pick("float", 1, 4)
+    letters = [chr(ord("a") + i) for i in range(x.rank)]
+    if x.rank >= 2 and x.shape[0] == x.shape[1] and rng.random() < 0.2:
+        letters[1] = letters[0]  # the diagonal
+    sizes = dict(zip(letters, x.shape))
+    if x.rank >= 2 and rng.random() < 0.15:  # '...' over the leading dims, one operand
+        lead = int(rng.integers(1, x.rank))
+        kept = list(dict.fromkeys(letters[lead:]))
+        out = [c for c in kept if rng.random() < 0.7]
+        rng.shuffle(out)
+        b.add("Einsum", [x], equation=f"...{''.join(letters[lead:])}->...{''.join(out)}")
+        return
+    operands, terms = [x], ["".join(letters)]
+    if rng.random() < 0.7:
+        distinct = list(dict.fromkeys(letters))
+        shared = [c for c in distinct if rng.random() < 0.5] or distinct[-1:]
+        extra = [chr(ord("e") + i) for i in range(int(rng.integers(0, 3)))]
+        sizes.update({c: int(rng.integers(1, 5)) for c in extra})
+        other = (shared + extra)[:4]
+        rng.shuffle(other)
+        operands.append(b.operand(tuple(sizes[c] for c in other)))
+        terms.append("".join(other))
+    every = list(dict.fromkeys("".join(terms)))
+    out = [c for c in every if rng.random() < 0.6][:4]
+    rng.shuffle(out)
+    b.add("Einsum", operands, equation=",".join(terms) + "->" + "".join(out))
+
+
 def _resize(b: Builder) -> None:
     rng = b.rng
     x = b.pick("float", 3, 4)
@@ -1190,6 +1222,7 @@ _register("LpNormalization", _lpnorm)
 _register("MeanVarianceNormalization", _mvn)
 _register("Gemm", _gemm)
 _register("MatMul", _matmul)
+_register("Einsum", _einsum)
 _register("Resize", _resize)
 for _op in _GATES:
     _register(_op, _recurrent(_op))
@@ -1199,6 +1232,8 @@ _register("ReverseSequence", _reverse_sequence)
 NOT_GENERATED = {
     "Upsample": "deprecated since opset 10: not valid ONNX at opsets 13-21 (Resize covers it)",
     "Swish": "exists only from opset 24, above the fuzzed range 13-21",
+    "Loop": "its body is a subgraph: the generator grows flat graphs, and the oracle's cuts, node-by-node runs "
+            "and rewrites take none (tests/onnx2mil/test_control_flow.py checks Loop against onnxruntime)",
 }
 
 #: Ops that float16 graphs cannot hold (strict type inference rejects them), and why.
