@@ -244,3 +244,31 @@ def test_the_layers_save_and_load_in_safe_mode_with_their_fixed_operands(tmp_pat
     expected, actual = ort_run(model, feeds), keras_run(loaded, model, feeds)
     for name, ref in expected.items():
         np.testing.assert_allclose(actual[name], ref, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.slow
+def test_a_keras_model_with_top_k_take_along_axis_triu_and_cumsum_round_trips(tmp_path):
+    """keras -> onnx (tf2onnx) -> keras: triu becomes a fixed mask and zeros_like (ConstantOfShape of a computed
+    shape), take_along_axis a GatherND with batch_dims=1 over a broadcast of the top-k indices."""
+    import keras
+
+    import interop
+    from interop_keras.loading import load_keras_model
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 8))
+    h = keras.layers.Dense(8)(inputs)
+    scores = keras.ops.triu(keras.ops.matmul(h, keras.ops.transpose(h, (0, 2, 1))), 1)
+    values, indices = keras.ops.top_k(scores, 2)
+    picked = keras.ops.cumsum(keras.ops.take_along_axis(h, indices, axis=2), axis=1)
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Concatenate()([picked, values])))
+    original = keras.Model(inputs, outputs)
+    source = tmp_path / "model.keras"
+    original.save(source)
+    exported, imported = tmp_path / "model.onnx", tmp_path / "imported.keras"
+    interop.convert(source, exported)
+    interop.convert(exported, imported)
+    report = interop.check(source, [imported, exported], batch_sizes=(1, 5))
+    assert report.passed, report.to_dict()
+    loaded = load_keras_model(imported)
+    assert sum(int(np.prod(w.shape)) for w in loaded.trainable_weights) == original.count_params()

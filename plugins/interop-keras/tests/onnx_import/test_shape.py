@@ -274,14 +274,30 @@ def test_sizes_divided_by_a_head_count_and_named_products():
 
 
 def test_an_op_without_converter_on_run_time_sizes_is_refused_naming_them():
-    """ConstantOfShape(Shape(x)) (tf2onnx's batch grid for take_along_axis): folding cannot evaluate it and
-    there is no converter to compute it at run time; the error says both, exit 3."""
+    """Range(0, Shape(x)[0], 1): folding cannot evaluate it and there is no converter to compute it at run
+    time; the error says both, exit 3."""
     from interop_keras.onnx_import import import_onnx
 
-    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("ConstantOfShape", ["s"], ["z"]),
-             helper.make_node("Add", ["x", "z"], ["y"])]
-    model = make_model(nodes, {"x": ["N", 3]}, ["y"])
-    with pytest.raises(UnsupportedModelError, match=r"ConstantOfShape x1 \(its inputs hold sizes known only at run "
-                                                    r"time, and the importer has no ConstantOfShape converter") as error:
+    inits = {"start": np.array(0, np.int64), "step": np.array(1, np.int64)}
+    nodes = _size_nodes("x", [0], "x") + [helper.make_node("Range", ["start", "x.d0", "step"], ["r"]),
+                                          helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+                                          helper.make_node("Unsqueeze", ["rf", "one"], ["ru"]),
+                                          helper.make_node("Add", ["x", "ru"], ["y"])]
+    inits["one"] = np.array([1], np.int64)
+    model = make_model(nodes, {"x": ["N", 3]}, ["y"], inits)
+    with pytest.raises(UnsupportedModelError, match=r"Range x1 \(its inputs hold sizes known only at run "
+                                                    r"time, and the importer has no Range converter") as error:
         import_onnx(model)
     assert error.value.exit_code == 3
+
+
+def test_constant_of_shape_of_a_computed_tensor():
+    """zeros_like / full_like through tf2onnx: ConstantOfShape(Shape(t)), after a Conv (channels-last inside)."""
+    conv, inits = _conv("w", 3, 4, np.random.default_rng(0))
+    fill = helper.make_tensor("", TensorProto.FLOAT, [1], [2.5])
+    nodes = [conv, helper.make_node("Shape", ["c"], ["s"]),
+             helper.make_node("ConstantOfShape", ["s"], ["z"], value=fill), helper.make_node("Mul", ["c", "z"], ["y"]),
+             helper.make_node("ConstantOfShape", ["s"], ["zero"]), helper.make_node("Add", ["c", "zero"], ["y2"])]
+    model = make_model(nodes, {"x": ["N", 3, 5, 5]}, ["y", "y2"], inits)
+    result = assert_matches_onnxruntime(model)
+    assert result.transposes == 3  # into channels-last once, out once per output: the fills add none

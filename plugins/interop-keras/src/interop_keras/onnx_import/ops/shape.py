@@ -549,35 +549,13 @@ def expand(ctx: NodeContext) -> None:
     """Broadcast against a shape: a computed tensor against fixed sizes (the batch's stays its own), or a
     constant against the shape of a computed tensor (``Expand(c, Shape(t))``, Keras' ``ones_like``)."""
     from interop_keras import layers as interop_layers
-    from interop_keras.onnx_import.ops._common import set_weight
-    from interop_keras.onnx_import.ops.elementwise import fixed_array, in_layout
 
     shape = ctx.importer.constants.get(ctx.node.input[1])
     if shape is None:
         raise NotConvertible("the target shape is computed at run time")
     entries = list(shape.value.reshape(-1))
     if ctx.is_constant(0):
-        like = ctx.importer.values.get(shape.shape_of) if shape.shape_of else None
-        if like is None:
-            if any(isinstance(d, fold.Dim) for d in entries):
-                raise NotConvertible("a constant expanded to a shape known only at run time")
-            raise NotConvertible("a constant expanded to a fixed shape (nothing computed to broadcast)")
-        value, dtype = fixed_array(ctx.constant(0))
-        if value.ndim > like.rank:
-            raise NotConvertible("a constant of higher rank than the shape it is expanded to")
-        stored, back = in_layout(value, like.perm)
-        to = _CAST.get(int(onnx_type(ctx.constant(0).value)), "float32")
-        if stored.size == 1:
-            number = stored.reshape(-1)[0]
-            layer = interop_layers.Expand(scalar=float(number) if dtype == "float32" else int(number),
-                                          constant_dtype=dtype, to=to, name=ctx.name())
-            ctx.output(layer(like.tensor), like.perm)
-            return
-        layer = interop_layers.Expand(constant_shape=list(stored.shape), constant_dtype=dtype, to=to,
-                                      name=ctx.name())
-        out = layer(like.tensor)
-        set_weight(ctx, layer.constant, ctx.constant(0), stored, back)
-        ctx.output(out, like.perm)
+        _constant_like(ctx, ctx.constant(0), shape, "expanded to")
         return
     x = ctx.value(0)
     own = ctx.importer.dims(ctx.node.input[0], x)
@@ -594,6 +572,46 @@ def expand(ctx: NodeContext) -> None:
             target.append(int(d))
     tensor = ctx.to_layout(x, identity(x.rank))
     ctx.output(interop_layers.Expand(shape=target, name=ctx.name())(tensor), identity(rank))
+
+
+def _constant_like(ctx: NodeContext, constant: Constant, shape: Constant, what: str) -> None:
+    """``constant`` broadcast to ``shape``, the whole shape of a computed tensor: a layer on that tensor."""
+    from interop_keras import layers as interop_layers
+    from interop_keras.onnx_import.ops._common import set_weight
+    from interop_keras.onnx_import.ops.elementwise import fixed_array, in_layout
+
+    like = ctx.importer.values.get(shape.shape_of) if shape.shape_of else None
+    if like is None:
+        if fold.is_symbolic(shape.value):
+            raise NotConvertible(f"a constant {what} a shape known only at run time")
+        raise NotConvertible(f"a constant {what} a fixed shape (nothing computed to broadcast)")
+    value, dtype = fixed_array(constant)
+    if value.ndim > like.rank:
+        raise NotConvertible(f"a constant of higher rank than the shape it is {what}")
+    stored, back = in_layout(value, like.perm)
+    to = _CAST.get(int(onnx_type(constant.value)), "float32")
+    if stored.size == 1:
+        number = stored.reshape(-1)[0]
+        layer = interop_layers.Expand(scalar=float(number) if dtype == "float32" else int(number),
+                                      constant_dtype=dtype, to=to, name=ctx.name())
+        ctx.output(layer(like.tensor), like.perm)
+        return
+    layer = interop_layers.Expand(constant_shape=list(stored.shape), constant_dtype=dtype, to=to, name=ctx.name())
+    out = layer(like.tensor)
+    set_weight(ctx, layer.constant, constant, stored, back)
+    ctx.output(out, like.perm)
+
+
+@converter("ConstantOfShape", versions=(9, 20, 21, 23, 24, 25))
+def constant_of_shape(ctx: NodeContext) -> None:
+    """A tensor of one value in the shape of a computed tensor (``zeros_like`` through tf2onnx); fixed
+    shapes fold at import."""
+    shape = ctx.importer.constants.get(ctx.node.input[0])
+    if shape is None:
+        raise NotConvertible("the shape is computed at run time")
+    fill = ctx.attr("value")
+    value = fold.tensor_value(fill) if fill is not None else np.zeros(1, np.float32)
+    _constant_like(ctx, Constant(value.reshape(())), shape, "filled to")
 
 
 def onnx_type(value: np.ndarray) -> int:
