@@ -294,13 +294,30 @@ def test_consecutive_relus_that_are_outputs_all_stay_outputs(chain, tmp_path):
     assert_close(got, ort_run(model, feeds))
 
 
+@pytest.mark.parametrize("shape, perms", [([2, 3], [[1, 0], [1, 0]]), ([1, 1], [[1, 0], [1, 0]]),
+                                          ([2, 3, 4], [[1, 2, 0], [2, 0, 1]])])
+def test_an_output_and_its_double_transpose_both_stay_outputs(shape, perms, tmp_path):
+    # Fuzz seed 31: reduce_transposes replaced transpose(transpose(r)) by r while r was an output
+    # too, so the program returned one variable twice and the output r vanished.
+    node = onnx.helper.make_node
+    nodes = [node("Relu", ["x"], ["r"]), node("Transpose", ["r"], ["t1"], perm=perms[0]),
+             node("Transpose", ["r"], ["t2"], perm=perms[0]), node("Transpose", ["t2"], ["t3"], perm=perms[1])]
+    outputs = [onnx.helper.make_value_info(name, onnx.TypeProto()) for name in ("t1", "t3", "r")]
+    model = make_model(nodes, [tensor_info("x", shape)], outputs, opset=17)
+    feeds = {"x": np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    got = interpret(save(model, tmp_path / "m.mlpackage"), feeds)
+    assert sorted(got) == ["r", "t1", "t3"]
+    assert_close(got, ort_run(model, feeds))
+
+
 def test_interop_pipeline_replaces_the_unsound_passes():
     from interop_coreml.onnx2mil.passes import pass_pipeline
 
     names = pass_pipeline().passes
     for unsound in ("fuse_conv_scale", "fuse_conv_batchnorm", "fuse_conv_bias", "fuse_linear_bias",
                     "fuse_matmul_weight_bias",
-                    "fuse_elementwise_to_batchnorm", "select_optimization", "merge_consecutive_relus"):
+                    "fuse_elementwise_to_batchnorm", "select_optimization", "merge_consecutive_relus",
+                    "reduce_transposes"):
         assert f"common::{unsound}" not in names and f"interop::guarded_{unsound}" in names
     assert names[-1] == "interop::keep_pow2_sqrt"
 

@@ -29,7 +29,7 @@ from coremltools.converters.mil.mil.passes.defs.optimize_elementwise_binary impo
     fuse_elementwise_to_batchnorm, select_optimization,
 )
 from coremltools.converters.mil.mil.passes.defs.optimize_linear import fuse_linear_bias, fuse_matmul_weight_bias
-from coremltools.converters.mil.mil.passes.defs.optimize_repeat_ops import merge_consecutive_relus
+from coremltools.converters.mil.mil.passes.defs.optimize_repeat_ops import merge_consecutive_relus, reduce_transposes
 from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass
 from coremltools.converters.mil.mil.passes.helper import block_context_manager
 from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipeline
@@ -314,6 +314,35 @@ class guarded_merge_consecutive_relus(merge_consecutive_relus):
         return super()._match_and_replace_pattern(block, relu_op)
 
 
+@_register
+class guarded_reduce_transposes(reduce_transposes):
+    """reduce_transposes, then each function output its own variable again under its own name.
+
+    When one output is ``r`` and another ``transpose(transpose(r))``, the pass replaces the
+    second by ``r``: the program returns one variable twice, named after the second, and the
+    output ``r`` disappears (fuzz seed 31, ``Relu+Transpose``). The two hold the same values, so
+    each repeat (or renamed output) becomes an identity of it named as the output was.
+    """
+
+    def apply(self, prog):
+        names = {key: [var.name for var in function.outputs] for key, function in prog.functions.items()}
+        super().apply(prog)
+        for key, function in prog.functions.items():
+            _restore_output_names(function, names[key])
+
+
+def _restore_output_names(function, names: list[str]) -> None:
+    outputs, seen, changed = list(function.outputs), set(), False
+    for i, (var, name) in enumerate(zip(outputs, names)):
+        if id(var) in seen or var.name != name:
+            with function:
+                outputs[i] = mb.identity(x=var, name=name)
+            changed = True
+        seen.add(id(outputs[i]))
+    if changed:
+        function.set_outputs(outputs)
+
+
 def _all_static(*shapes) -> bool:
     return all(isinstance(d, (int, np.integer)) for shape in shapes for d in shape)
 
@@ -383,6 +412,7 @@ _GUARDED = {
     "common::fuse_elementwise_to_batchnorm": guarded_fuse_elementwise_to_batchnorm,
     "common::select_optimization": guarded_select_optimization,
     "common::merge_consecutive_relus": guarded_merge_consecutive_relus,
+    "common::reduce_transposes": guarded_reduce_transposes,
 }
 
 
