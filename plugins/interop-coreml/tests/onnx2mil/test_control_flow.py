@@ -182,25 +182,21 @@ def test_trip_count_fed_as_an_input(tmp_path):
         np.testing.assert_array_equal(interpret(path, empty)["acc"], ort_run(model, empty)["acc"])
 
 
-def test_scan_of_a_value_whose_shape_the_first_iteration_changes_is_refused(tmp_path):
-    """A [1, 3] start broadcast to [N, 3] by the body: MIL relaxes the carried value's dim, so the scan's
-    per-iteration shape is known only inside the loop (the refusal names it; the carried value alone converts)."""
+def test_scan_whose_row_shape_only_the_first_iteration_tells(tmp_path):
+    """A [1, 3] start broadcast to [N, 3] by the body: MIL relaxes the carried value's dim to a new symbol,
+    so no value before the loop has the rows' batch; the buffer takes its shape in the first iteration."""
     x = helper.make_tensor_value_info("x", F, ["N", 4, 3])
+    start = numpy_helper.from_array(np.full((1, 3), 0.25, np.float32), "start")
     model = _model(
         [helper.make_node("Identity", ["x"], ["x_outer"]),
          helper.make_node("Loop", ["M", "", "start"], ["acc", "stacked", "positive"], body=_accumulating_body())],
-        [x], [helper.make_tensor_value_info("acc", F, ["N", 3]), helper.make_tensor_value_info("stacked", F, [4, "N", 3]),
-              helper.make_tensor_value_info("positive", B, [4, "N", 3])],
-        [numpy_helper.from_array(np.array(4, np.int64), "M"),
-         numpy_helper.from_array(np.full((1, 3), 0.25, np.float32), "start")])
-    assert "scan output 'stacked' has a per-iteration dim" in _refusal(model, tmp_path)
-    carried_only = _model(
-        [helper.make_node("Identity", ["x"], ["x_outer"]),
-         helper.make_node("Loop", ["M", "", "start"], ["acc"], body=_accumulating_body(with_scan=False))],
-        [x], [helper.make_tensor_value_info("acc", F, ["N", 3])],
-        [numpy_helper.from_array(np.array(4, np.int64), "M"),
-         numpy_helper.from_array(np.full((1, 3), 0.25, np.float32), "start")])
-    _check(tmp_path, carried_only, [_feeds(1), _feeds(3, seed=2)])
+        [x, helper.make_tensor_value_info("M", I64, [])],
+        [helper.make_tensor_value_info("acc", F, ["N", 3]), helper.make_tensor_value_info("stacked", F, ["R", "N", 3]),
+         helper.make_tensor_value_info("positive", B, ["R", "N", 3])], [start])
+    path = _check(tmp_path, model, [{**_feeds(1), "M": np.array(4, np.int64)},
+                                    {**_feeds(3, seed=2), "M": np.array(3, np.int64)}])
+    ops = [op.type for op in _while_loop_ops(path)[0].blocks[1].operations]
+    assert "cond" in ops
 
 
 def test_weights_passed_through_the_loop_stay_constants(tmp_path):
@@ -303,7 +299,8 @@ def test_scan_output_growing_every_iteration_is_refused(tmp_path):
                    [helper.make_tensor_value_info("v", F, ["V", 2]), helper.make_tensor_value_info("stacked", F, [3, "V", 2])],
                    [numpy_helper.from_array(np.array(3, np.int64), "M")])
     message = _refusal(model, tmp_path)
-    assert "scan output 'stacked' has a per-iteration dim" in message and "Loop node" in message
+    assert "scan output 'stacked' has a per-iteration dim" in message and "changes shape" in message
+    assert "Loop node" in message
 
 
 def test_growing_carried_value_without_scan_converts(tmp_path):

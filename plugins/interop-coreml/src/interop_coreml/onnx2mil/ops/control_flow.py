@@ -17,14 +17,16 @@ the loop-carried values, and one buffer per scan output.
   iteration, to relax it to a symbolic dim.
 - **Scan outputs** are written into a tensor of ``M`` rows allocated before the loop
   (``scatter`` at row ``iteration_num``) and cut to the iterations that ran. The per-iteration
-  shape comes from a first translation of the body that is then discarded; every dim of it
-  must be static or a dim of a value that exists before the loop (the batch of the input).
+  shape comes from a first translation of the body that is then discarded; a dim of it is static,
+  a dim of a value that exists before the loop (the batch of the input), or else taken from the
+  first iteration's row (a ``cond`` in the body sizes the buffer then).
 
 Refused, by name (exit 3): no M and no condition (the loop never ends); scan outputs without
 M (their row count is known only when the loop ends; ``while_loop`` variables keep one
-rank and MIL's list ops are not used); a scan output whose per-iteration shape is computed
-inside the loop or changes between iterations; a scan output of rank > 4 (its stack would
-pass Core ML's rank 5); sequence or optional values (Core ML has no such types).
+rank and MIL's list ops are not used); a scan output with a dim computed inside the loop while
+a loop-carried value's static dim changes in an iteration (its rows may differ); a scan output
+of rank > 4 (its stack would pass Core ML's rank 5); sequence or optional values (Core ML has
+no such types).
 """
 
 from __future__ import annotations
@@ -184,18 +186,20 @@ class _Plan:
 
 
 class _Scan:
-    """One scan output: its per-iteration shape and dtype, and that shape as a value computed before the loop."""
+    """One scan output: its per-iteration shape and dtype, and that shape as a value computed before the loop
+    (``element_shape``), or None when only the first iteration tells it (``sized_in_loop``)."""
 
     def __init__(self, name: str, shape: tuple, dtype):
         self.name, self.shape, self.dtype = name, shape, dtype
         self.element_shape = None  # np.ndarray or a [rank] int32 Var, set by _buffers
+        self.sized_in_loop = False
 
     def row(self, value):
         """The iteration's value as one row of the buffer (bool is buffered as int32)."""
         value = as_var(value)
         if types.is_bool(value.dtype):
             value = mb.cast(x=value, dtype="int32")
-        if tuple(value.shape) != self.shape and self.shape:
+        if tuple(value.shape) != self.shape and self.shape and not self.sized_in_loop:
             # A dim MIL computes in the body that the model declares static (Slice(x, [i], [i + 1]) is
             # [1]): the reshape holds it to that, and fails at run time rather than stacking a wrong size.
             value = mb.reshape(x=value, shape=self.element_shape)
@@ -209,15 +213,24 @@ def _declared_dims(value: onnx.ValueInfoProto) -> list:
     return [int(d.dim_value) if d.HasField("dim_value") else None for d in tensor.shape.dim]
 
 
-def _scans(ctx: ConversionContext, plan: _Plan, node: onnx.NodeProto) -> list[_Scan]:
-    """Every scan output's per-iteration shape and dtype, from a translation of the body that is discarded.
+def _scans(ctx: ConversionContext, plan: _Plan, node: onnx.NodeProto) -> tuple[list[_Scan], bool]:
+    """Every scan output's per-iteration shape and dtype, from a translation of the body that is discarded,
+    and whether a loop-carried value's static dim changes in an iteration (then so may the scans').
 
     A dim MIL leaves symbolic where the body's declared output type has a number takes the number.
     """
     seen: list[_Scan] = []
+    resized = []
 
     def body(*values):
         step, outputs, _ = plan.translate(ctx, values)
+        carried_in = plan.unpack(values)[2]
+        for k in plan.looped:
+            before, after = carried_in[k].shape, as_var(outputs[1 + k]).shape
+            if len(before) != len(after) or any(
+                    isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)) and a != b
+                    for a, b in zip(before, after)):
+                resized.append(k)
         seen.clear()  # MIL translates the body again when a loop variable's shape changes
         for index, value in enumerate(outputs[1 + plan.carried:]):
             value = as_var(value)
@@ -226,12 +239,12 @@ def _scans(ctx: ConversionContext, plan: _Plan, node: onnx.NodeProto) -> list[_S
                           else declared[axis] for axis, d in enumerate(value.shape))
             name = node.output[plan.carried + index] if len(node.output) > plan.carried + index else ""
             seen.append(_Scan(name or f"scan output {index}", shape, value.dtype))
-        return _next(plan, step, outputs, [], [])
+        return _next(plan, step, outputs, [], [])  # the scans are not stacked in this translation
 
     results = mb.while_loop(_cond=plan.condition, _body=body, loop_vars=tuple(plan.loop_vars([])))
     op = results[0].op
     op.enclosing_block.remove_ops([op])
-    return list(seen)
+    return list(seen), bool(resized)
 
 
 def _carry(value) -> Var:
@@ -273,13 +286,28 @@ def _next(plan: _Plan, step, outputs: list, scans: list[_Scan], buffers: list) -
         values.append(_carry(_scalar(outputs[0], "bool")))
     values += [_carry(outputs[1 + k]) if plan.scalar[k] else outputs[1 + k] for k in plan.looped]
     for scan, buffer, value in zip(scans, buffers, outputs[1 + plan.carried:]):
-        values.append(mb.scatter(data=buffer, indices=mb.expand_dims(x=step, axes=[0]), updates=scan.row(value),
+        row = scan.row(value)
+        if scan.sized_in_loop:
+            buffer = _sized_at_first_iteration(plan, step, buffer, row)
+        values.append(mb.scatter(data=buffer, indices=mb.expand_dims(x=step, axes=[0]), updates=row,
                                  axis=0, mode="update"))
     return tuple(_unknown(v) for v in values)
 
 
-def _dim_before_loop(ctx: ConversionContext, dim, scan_name: str):
-    """A [1] int32 value of a per-iteration dim: a constant, or the same dim of a value that exists before the loop."""
+def _sized_at_first_iteration(plan: _Plan, step, buffer, row):
+    """The buffer, replaced in the first iteration by zeros of M rows shaped like that iteration's row."""
+    def first():
+        rows = np.reshape(plan.trip, [1]) if isinstance(plan.trip, np.integer) else mb.expand_dims(x=plan.trip,
+                                                                                                   axes=[0])
+        shape = mb.concat(values=[rows, mb.slice_by_index(x=mb.shape(x=row), begin=[1], end=[row.rank])], axis=0)
+        return mb.fill(shape=shape, value=types.nptype_from_builtin(buffer.dtype)(0))
+
+    return mb.cond(pred=mb.equal(x=step, y=np.int32(0)), _true_fn=first, _false_fn=lambda: mb.identity(x=buffer))
+
+
+def _dim_before_loop(ctx: ConversionContext, dim):
+    """A [1] int32 value of a per-iteration dim: a constant, or the same dim of a value that exists before the
+    loop; None when neither is known."""
     if isinstance(dim, (int, np.integer)):
         return np.array([int(dim)], dtype=np.int32)
     for value in ctx._values.values():
@@ -287,13 +315,18 @@ def _dim_before_loop(ctx: ConversionContext, dim, scan_name: str):
             for axis, candidate in enumerate(value.shape):
                 if not isinstance(candidate, (int, np.integer)) and candidate == dim:
                     return mb.slice_by_index(x=mb.shape(x=value), begin=[axis], end=[axis + 1])
-    raise NodeNotConvertible(
-        f"scan output {scan_name!r} has a per-iteration dim ({dim}) that is computed inside the loop or changes "
-        f"between iterations; Core ML needs its shape before the loop to stack it")
+    return None
 
 
-def _buffers(ctx: ConversionContext, plan: _Plan, scans: list[_Scan]) -> list:
-    """A zero tensor of M rows per scan output (bool as int32), its element shape computed before the loop."""
+def _buffers(ctx: ConversionContext, plan: _Plan, scans: list[_Scan], carried_resized: bool) -> list:
+    """A zero tensor of M rows per scan output (bool as int32), its element shape computed before the loop.
+
+    A per-iteration dim that no value before the loop has (the translator lost that two dims are the same
+    batch, as in a Keras LSTM after a masked Bidirectional one) is taken from the first iteration's row:
+    the buffer starts with ones there and is replaced in that iteration. Unless a loop-carried value's
+    static dim changes in an iteration (a value grown by Concat): then the scans' shape may change too,
+    which ONNX cannot stack, and the node is refused.
+    """
     if not scans:
         return []
     buffers = []
@@ -302,7 +335,15 @@ def _buffers(ctx: ConversionContext, plan: _Plan, scans: list[_Scan]) -> list:
         if len(scan.shape) > _MAX_SCAN_RANK:
             raise NodeNotConvertible(f"scan output {scan.name!r} stacks rank-{len(scan.shape)} values; Core ML "
                                      f"tensors have rank <= 5")
-        dims = [_dim_before_loop(ctx, dim, scan.name) for dim in scan.shape]
+        dims = [_dim_before_loop(ctx, dim) for dim in scan.shape]
+        if any(d is None for d in dims):
+            if carried_resized:
+                raise NodeNotConvertible(
+                    f"scan output {scan.name!r} has a per-iteration dim that is computed inside the loop, and a "
+                    f"loop-carried value changes shape between iterations: the rows may differ, and Core ML needs "
+                    f"one row shape to stack them")
+            scan.sized_in_loop = True
+            dims = [np.ones(1, np.int32) if d is None else d for d in dims]
         if all(isinstance(d, np.ndarray) for d in dims):
             scan.element_shape = np.concatenate(dims) if dims else np.zeros(0, dtype=np.int32)
         else:
@@ -319,8 +360,8 @@ def convert_loop(ctx: ConversionContext, node) -> None:
     body = attr(node, "body")
     _tensor_only(body)
     plan = _Plan(ctx, node, body)
-    scans = _scans(ctx, plan, node) if plan.scans else []
-    buffers = _buffers(ctx, plan, scans)
+    scans, carried_resized = _scans(ctx, plan, node) if plan.scans else ([], False)
+    buffers = _buffers(ctx, plan, scans, carried_resized)
 
     def loop_body(*values):
         step, outputs, current = plan.translate(ctx, values)
