@@ -43,6 +43,10 @@ CASES = {
     "ij,ij->ij": [(3, 4), (3, 4)],  # elementwise
     "ijk,ijk->i": [(2, 3, 4), (2, 3, 4)],
     "ab,bc->": [(3, 4), (4, 5)],
+    # Found by the fuzzer: a product whose kept groups are not one dim each must be reshaped back.
+    "a,abc->bc": [(2,), (2, 3, 3)],
+    "abcd,bed,a->eba": [(1, 1, 1, 4), (1, 4, 4), (1,)],
+    "abc,c,ade->deab": [(4, 5, 1), (1,), (4, 1, 1)],
 }
 
 

@@ -103,9 +103,9 @@ def _transposed(x, labels: list[str], order: list[str]):
     return x if perm == list(range(len(perm))) else mb.transpose(x=x, perm=perm)
 
 
-def _reshaped(x, groups: list[list]):
-    """``x`` reshaped to one dim per group (groups are ``x``'s own sizes, in order), unless each group is one dim."""
-    if len(groups) == x.rank and all(len(group) == 1 for group in groups):
+def _reshaped(x, groups: list[list], *, same: bool):
+    """``x`` reshaped to one dim per group; ``same``: the groups are ``x``'s dims as they are (nothing to do)."""
+    if same:
         return x
     target = _target(groups)
     if isinstance(target, np.ndarray) and target.size == 0:
@@ -156,11 +156,15 @@ def _contract(a, la: list[str], b, lb: list[str], later: set[str], equation: str
     b_sizes = [_size(b, i) for i in range(b.rank)]
     a_kept_sizes = a_sizes[nb:nb + len(kept_a)]
     b_kept_sizes = b_sizes[nb:nb + len(kept_b)]
-    a = _reshaped(a, [[s] for s in a_sizes[:nb]] + [a_kept_sizes, a_sizes[nb + len(kept_a):]])
-    b = _reshaped(b, [[s] for s in b_sizes[:nb]] + [b_kept_sizes, b_sizes[nb + len(kept_b):]])
+    single = len(contracted) == 1
+    a = _reshaped(a, [[s] for s in a_sizes[:nb]] + [a_kept_sizes, a_sizes[nb + len(kept_a):]],
+                  same=single and len(kept_a) == 1)
+    b = _reshaped(b, [[s] for s in b_sizes[:nb]] + [b_kept_sizes, b_sizes[nb + len(kept_b):]],
+                  same=single and len(kept_b) == 1)
     product = mb.matmul(x=a, y=b, transpose_y=True)
     batch_sizes = [_size(product, i) for i in range(nb)]
-    result = _reshaped(product, [[s] for s in batch_sizes + a_kept_sizes + b_kept_sizes])
+    result = _reshaped(product, [[s] for s in batch_sizes + a_kept_sizes + b_kept_sizes],
+                       same=len(kept_a) == 1 and len(kept_b) == 1)
     return result, batch + kept_a + kept_b
 
 
