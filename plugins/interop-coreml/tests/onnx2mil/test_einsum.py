@@ -47,6 +47,10 @@ CASES = {
     "a,abc->bc": [(2,), (2, 3, 3)],
     "abcd,bed,a->eba": [(1, 1, 1, 4), (1, 4, 4), (1,)],
     "abc,c,ade->deab": [(4, 5, 1), (1,), (4, 1, 1)],
+    # fuzz seed 31: as many kept letters as the product has dims, in other groups ((1, 1, 3) for (1, 3, 1))
+    "a,fea->eaf": [(1,), (3, 1, 1)],
+    "a,fea->fae": [(2,), (3, 4, 2)],
+    "abc,c->ab": [(5, 4, 2), (2,)],
 }
 
 
