@@ -99,6 +99,29 @@ def test_for_loop_with_scan_outputs_of_the_dynamic_batch(tmp_path):
     assert len(_while_loop_ops(path)) == 1
 
 
+@pytest.mark.parametrize("bounds", [(0, 1), (-1, 2**62)], ids=["first", "last"])
+def test_first_or_last_scanned_step_squeezed_reads_back(tmp_path, bounds):
+    """stacked[0] / stacked[-1] of a scan output over a dynamic T (a Keras SimpleRNN after a GRU, through
+    tf2onnx): the translator knows the slice keeps one step, a reader of the saved program does not, and
+    its squeeze kept the axis, so coremltools' loader refused the package ("Mismatch between var types")."""
+    start, end = bounds
+    model = _model(
+        [helper.make_node("Identity", ["x"], ["x_outer"]),
+         helper.make_node("Shape", ["x"], ["shape"]),
+         helper.make_node("Gather", ["shape", "one"], ["M"], axis=0),
+         helper.make_node("ReduceMean", ["x"], ["start"], axes=[1], keepdims=0),
+         helper.make_node("Loop", ["M", "", "start"], ["acc", "stacked", "positive"], body=_accumulating_body()),
+         helper.make_node("Slice", ["stacked", "begin", "end", "axis0"], ["step"]),
+         helper.make_node("Squeeze", ["step", "axis0"], ["y"])],
+        [helper.make_tensor_value_info("x", F, ["N", "T", 3])],
+        [helper.make_tensor_value_info("y", F, ["N", 3])],
+        [numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+         numpy_helper.from_array(np.array([start], dtype=np.int64), "begin"),
+         numpy_helper.from_array(np.array([end], dtype=np.int64), "end"),
+         numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0")])
+    _check(tmp_path, model, [_feeds(1, steps=2), _feeds(3, steps=5, seed=1)])
+
+
 def test_condition_ends_the_loop_early_and_scans_keep_the_rows_that_ran(tmp_path):
     """M and a condition: the body stops once the accumulator's sum passes a threshold read from an input."""
     body = _accumulating_body()

@@ -184,6 +184,26 @@ def test_slice_with_bounds_read_from_the_shape(tmp_path):
     assert _output_dims(function) == [n, 2, 8]
 
 
+def test_squeeze_of_a_tensor_with_dynamic_dims_is_a_reshape_to_the_other_dims(tmp_path):
+    """x[:, -1:] squeezed to [N, 8], and v[-1:] of a dynamic [S] squeezed to a scalar: a Squeeze of a
+    tensor with dynamic dims becomes a reshape to the dims that remain (test_control_flow.py has the
+    package that coremltools' loader refused before)."""
+    nodes = [
+        helper.make_node("Slice", ["x", "minus1", "big", "axes1"], ["last"]),
+        helper.make_node("Squeeze", ["last", "axes1"], ["step"]),
+        helper.make_node("MatMul", ["step", "w"], ["y"]),
+        helper.make_node("Slice", ["v", "minus1", "big"], ["v_last"]),
+        helper.make_node("Squeeze", ["v_last", "axes0"], ["scalar"]),
+    ]
+    inits = [_const("minus1", [-1]), _const("big", [INT64_MAX]), _const("axes1", [1]), _const("axes0", [0]),
+             numpy_helper.from_array(np.linspace(-1, 1, 32, dtype=np.float32).reshape(8, 4), "w")]
+    model = make_model(nodes, [_info("x", TensorProto.FLOAT, ["N", "S", 8]), _info("v", TensorProto.FLOAT, ["S"])],
+                       [_info("y", TensorProto.FLOAT, ["N", 4]), _info("scalar", TensorProto.FLOAT, [])], inits)
+    function = _check(model, tmp_path)
+    n, _, _ = _input_dims(function, "x")
+    assert _output_dims(function) == [n, 4]
+
+
 def test_position_ids_from_cumsum_with_a_rank0_int64_axis(tmp_path):
     """RoBERTa's positions: CumSum(mask, axis) * mask + padding index, then an embedding Gather."""
     nodes = [

@@ -576,11 +576,16 @@ def convert_squeeze(ctx, node):
         _out(ctx, node, x)
         return
     axes = [norm_axis(a, x.rank) for a in axes]
-    if any(not _is_int(x.shape[a]) for a in axes):
-        # coremltools' squeeze drops only dims it knows to be 1 and keeps a symbolic one in
-        # the declared type (rank too high for everything downstream). ONNX requires a
-        # squeezed dim to be 1, so say so first with a reshape, then squeeze.
-        x = mb.reshape(x=x, shape=shape_vector(x, [1 if i in axes else ("dim", i) for i in range(x.rank)]))
+    if any(not _is_int(d) for d in x.shape):
+        # coremltools' squeeze drops only dims it knows to be 1 and keeps a symbolic one in the
+        # declared type (rank too high for everything downstream). And a dim the translator worked
+        # out to be 1 (x[-1:] of a dynamic axis, symbolic.py) is a symbol again to a reader of the
+        # saved program, which infers every op's type anew without the symbolic bounds: its squeeze
+        # keeps the axis and coremltools' loader refuses the program. A reshape to the remaining
+        # dims (ONNX requires a squeezed dim to be 1) gives every reader the same type.
+        target = shape_vector(x, [("dim", i) for i in range(x.rank) if i not in axes])
+        _out(ctx, node, mb.reshape(x=x, shape=target, name=ctx.out_name(node)))
+        return
     _out(ctx, node, mb.squeeze(x=x, axes=axes, name=ctx.out_name(node)))
 
 
