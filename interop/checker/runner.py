@@ -163,6 +163,10 @@ def _join(values: list[np.ndarray], plan: list[int], label: str, name: str) -> n
         return np.concatenate(values, axis=0)
     if len({v.shape for v in values}) == 1:
         return np.stack(values, axis=0)
+    if all(v.ndim >= 1 for v in values) and len({v.shape[1:] for v in values}) == 1:
+        # Axis 0 grows with the run but is not its sample count (batch x sequence flattened, a
+        # variable number of detections): both models' runs are joined the same way, run after run.
+        return np.concatenate(values, axis=0)
     raise ModelRunError(f"{label}: output {name} changes shape from run to run in a way that is not a batch axis")
 
 

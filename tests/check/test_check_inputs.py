@@ -209,11 +209,19 @@ def test_joining_falls_back_to_separate_runs_for_values_without_a_batch_axis() -
         same.add(np.array([1.0, 2.0]))
     assert same.result("m", "y").shape == (3, 2)
 
-    # A batch-sized first value, then one that is not: refused as before.
+    # Axis 0 grows with the run without being its sample count (batch x sequence flattened by a
+    # reshape): joined run after run, as the other model's runs are.
+    flattened = _Joined(plan)
+    runs = [np.full((size * 4, 6), size, np.float32) for size in plan]
+    for value in runs:
+        flattened.add(value)
+    np.testing.assert_array_equal(flattened.result("m", "y"), np.concatenate(runs))
+
+    # Runs whose other dims differ cannot be joined: refused.
     broken = _Joined(plan)
     broken.add(batches[0])
     broken.add(np.zeros((5, 2), np.float32))
-    broken.add(batches[2])
+    broken.add(np.zeros((3, 4), np.float32))
     with pytest.raises(ModelRunError, match="changes shape from run to run"):
         broken.result("m", "y")
 
