@@ -11,6 +11,10 @@ from typing import Any
 from interop_torch.loading import example_inputs, load_program
 
 
+#: What torch.onnx says when its step 2 (decomposing the program for ONNX) fails.
+_DECOMPOSITION_FAILED = "Failed to decompose the FX graph for ONNX compatibility"
+
+
 def torch_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
     loaded = load_program(src)  # first: an archive it refuses never costs importing the exporter
 
@@ -22,16 +26,34 @@ def torch_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        onnx_program = torch.onnx.export(
-            loaded.program,
-            example_inputs(loaded.program),
-            dynamo=True,
-            opset_version=opset,
-            input_names=loaded.input_names,
-            output_names=loaded.output_names,
-            verbose=False,
-            optimize=False,  # optimized below, keeping every weight its own initializer
-        )
+
+        def export(program: Any) -> Any:
+            return torch.onnx.export(
+                program,
+                example_inputs(loaded.program),
+                dynamo=True,
+                opset_version=opset,
+                input_names=loaded.input_names,
+                output_names=loaded.output_names,
+                verbose=False,
+                optimize=False,  # optimized below, keeping every weight its own initializer
+            )
+
+        try:
+            onnx_program = export(loaded.program)
+        except Exception as error:
+            if _DECOMPOSITION_FAILED not in str(error):
+                raise
+            # torch.onnx re-traces the program with its own decomposition table, and with dynamic dims
+            # it can lose a .contiguous() after scaled_dot_product_attention with a dense attn_mask
+            # (T5's position bias, BEiT's and Swin's relative-position bias): the next view then fails
+            # ("Cannot view a tensor with shape [s0, s1, 4, 8] and strides ..."). torch.export's own
+            # decompositions keep it; the exporter takes the program they give. Still failing: the
+            # first error is the one to report.
+            try:
+                onnx_program = export(loaded.program.run_decompositions())
+            except Exception:
+                raise error from None
         weights = set(loaded.program.state_dict) | set(loaded.program.constants)
         optimize_keeping_weights(onnx_program, weights)
     onnx_program.save(str(dst))
