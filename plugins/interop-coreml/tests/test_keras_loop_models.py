@@ -29,6 +29,11 @@ def _models():
             [keras.Input((STEPS, FEATURES)), layers.Bidirectional(layers.GRU(8)), layers.Dense(3)]),
         "masked_lstm": lambda: keras.Sequential(
             [keras.Input((STEPS, FEATURES)), layers.Masking(), layers.LSTM(8), layers.Dense(3)]),
+        # The second LSTM reads a sequence whose length (and batch) the translator knows only at run
+        # time: tf2onnx's x[0] of it is a Slice the reader of the saved program must type as [1, N, 8].
+        "masked_bidirectional_lstm_then_lstm": lambda: keras.Sequential(
+            [keras.Input((STEPS, FEATURES)), layers.Masking(),
+             layers.Bidirectional(layers.LSTM(4, return_sequences=True)), layers.LSTM(3), layers.Dense(2)]),
         # A dynamic sequence length: the Loop's trip count is computed at run time, and the scan output
         # (every step's state) has a row per step.
         "gru_sequences_any_length": lambda: keras.Sequential(
@@ -49,7 +54,8 @@ def _masked_batch(name: str, batch: int, steps: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["gru", "simple_rnn", "bidirectional_gru", "masked_lstm", "gru_sequences_any_length"])
+@pytest.mark.parametrize("name", ["gru", "simple_rnn", "bidirectional_gru", "masked_lstm",
+                                  "masked_bidirectional_lstm_then_lstm", "gru_sequences_any_length"])
 def test_keras_loop_model_passes_check(name, tmp_path, run_cli):
     import keras
     import onnx
@@ -65,7 +71,7 @@ def test_keras_loop_model_passes_check(name, tmp_path, run_cli):
     (input_name,) = [value.name for value in graph.input]
 
     runs = []
-    if name == "masked_lstm":
+    if name.startswith("masked"):
         for batch in (1, 4):
             inputs = tmp_path / f"masked{batch}.npz"
             np.savez(inputs, **_masked_batch(input_name, batch, STEPS))
