@@ -8,7 +8,7 @@ Unsqueeze, Squeeze, Flatten, Transpose) to where the value is really used:
 - **weight** (a trainable variable): Conv/ConvTranspose kernel and bias, Gemm
   operands, MatMul's constant side, the scale and bias of BatchNormalization,
   InstanceNormalization, LayerNormalization and GroupNormalization, PRelu's
-  slope, the table of a Gather with computed indices (an embedding); the
+  slope, the table of a Gather with computed indices (an embedding), W, R and B of LSTM, GRU and RNN; the
   constant operand of Add/Sub/Mul/Div/Sum when the other operand is computed from
   weights and the constant has more than one element, all finite (a per-channel scale or
   shift, such as a folded BatchNormalization or a Caffe ``Scale``), and an Add's
@@ -47,6 +47,9 @@ WEIGHT_INPUTS: Mapping[str, frozenset[int]] = {
     "GroupNormalization": frozenset({1, 2}),
     "PRelu": frozenset({1}),
     "Gather": frozenset({0}),
+    "LSTM": frozenset({1, 2, 3}),
+    "GRU": frozenset({1, 2, 3}),
+    "RNN": frozenset({1, 2, 3}),
 }
 STATE_INPUTS: Mapping[str, frozenset[int]] = {"BatchNormalization": frozenset({3, 4})}
 ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Sum"})

@@ -13,6 +13,7 @@ from interop_keras.onnx_import.ops import (  # noqa: F401
     logic,
     normalization,
     pooling,
+    recurrent,
     reduction,
     resize,
     shape,

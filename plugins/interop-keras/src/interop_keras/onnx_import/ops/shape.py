@@ -581,6 +581,8 @@ def _constant_like(ctx: NodeContext, constant: Constant, shape: Constant, what: 
     from interop_keras.onnx_import.ops.elementwise import fixed_array, in_layout
 
     like = ctx.importer.values.get(shape.shape_of) if shape.shape_of else None
+    if like is None and fold.is_symbolic(shape.value):
+        like = _batch_shaped(ctx, list(shape.value.reshape(-1)))
     if like is None:
         if fold.is_symbolic(shape.value):
             raise NotConvertible(f"a constant {what} a shape known only at run time")
@@ -600,6 +602,39 @@ def _constant_like(ctx: NodeContext, constant: Constant, shape: Constant, what: 
     out = layer(like.tensor)
     set_weight(ctx, layer.constant, constant, stored, back)
     ctx.output(out, like.perm)
+
+
+def _batch_shaped(ctx: NodeContext, entries: list[Any]) -> Value | None:
+    """A computed tensor of shape ``entries``: fixed sizes and one run-time size that an axis of a computed
+    tensor has (torch.onnx's zero initial state of a recurrent layer, ``[1, batch, hidden]``).
+    None when the shape is not of that kind."""
+    import keras
+
+    from interop_keras import layers as interop_layers
+
+    symbolic = [i for i, d in enumerate(entries) if isinstance(d, fold.Dim)]
+    if len(entries) < 2 or len(symbolic) != 1:
+        return None
+    k = symbolic[0]
+    dim = entries[k]
+    if len(dim.terms) != 1 or dim.factor != 1:
+        return None
+    source = ctx.importer.size_sources.get(id(dim.terms[0]))
+    if source is None:
+        return None
+    tensor, axis = source
+    rank = len(tensor.shape)
+    if rank > 1:
+        rest = [i for i in range(rank) if i != axis]
+        tensor = interop_layers.Slice([0] * len(rest), [1] * len(rest), rest, [1] * len(rest),
+                                      name=ctx.name("batch_of"))(tensor)
+    if axis != 0:  # the size first (a sequence-first input's batch is its Keras axis 1)
+        tensor = interop_layers.Transpose([axis, *(i for i in range(rank) if i != axis)],
+                                          name=ctx.name("batch_first"))(tensor)
+    tensor = keras.layers.Reshape((1,) * (len(entries) - 1), name=ctx.name("batch_shaped"))(tensor)
+    others = [i for i in range(len(entries)) if i != k]
+    tensor = interop_layers.Expand(shape=[1] + [int(entries[i]) for i in others], name=ctx.name("sized"))(tensor)
+    return Value(tensor, (k, *others))
 
 
 @converter("ConstantOfShape", versions=(9, 20, 21, 23, 24, 25))
