@@ -7,6 +7,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from interop.plugin_api import UnsupportedModelError
+from interop_keras.onnx_import.ops.recurrent import SUMMED_BIAS_NOTE
 
 from .helpers import assert_matches_onnxruntime, keras_run, make_model, ort_run, random_feeds
 
@@ -84,6 +85,7 @@ def test_each_direction_layout_and_initial_state_matches_onnxruntime(op, directi
     layers = {type(layer).__name__ for layer in result.model.layers}
     native = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}[op]
     assert (native in layers) if dirs == 1 else ("Bidirectional" in layers)
+    assert (SUMMED_BIAS_NOTE in result.notes) == (op != "GRU")
 
 
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
@@ -170,3 +172,23 @@ def test_the_cli_refuses_a_clipped_lstm_with_exit_3_and_writes_nothing(tmp_path)
     assert done.returncode == 3, done.stderr
     assert "clip" in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+@pytest.mark.parametrize("direction", ["reverse", "bidirectional"])
+def test_a_sequence_length_known_only_at_run_time(op, direction):
+    from interop_keras.onnx_import import import_onnx
+
+    model = _recurrent(op, direction, 0, "input", **({"linear_before_reset": 1} if op == "GRU" else {}))
+    for value in [*model.graph.input, *model.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if value.name in ("X", "Y"):
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = "T"
+    result = import_onnx(model)
+    for seq, batch in [(2, 3), (9, 1)]:
+        feeds = random_feeds(model, batch, seed=seq, shapes={"X": [seq, batch, INPUT]})
+        expected = ort_run(model, feeds)
+        actual = keras_run(result.model, model, feeds)
+        for name, ref in expected.items():
+            np.testing.assert_allclose(actual[name], ref, rtol=1e-4, atol=1e-5, err_msg=f"{name} at {seq}x{batch}")

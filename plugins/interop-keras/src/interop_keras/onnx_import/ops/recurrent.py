@@ -42,6 +42,11 @@ _KERAS_ORDER = {"LSTM": (0, 2, 3, 1), "GRU": (0, 1, 2), "RNN": (0,)}
 _STATE_INPUTS = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}
 
 
+SUMMED_BIAS_NOTE = ("Keras' LSTM, SimpleRNN and GRU(reset_after=False) keep one bias where ONNX's B (and PyTorch) "
+                    "has two: it is Wb + Rb (the same function), so the Keras model has one bias vector fewer per "
+                    "recurrent layer and direction to train than the ONNX file")
+
+
 class _Directions:
     """The Keras variables of one ONNX tensor, one per direction, read together (for the weight binding)."""
 
@@ -258,6 +263,8 @@ def recurrent(ctx: NodeContext) -> None:
         finals = [list(outputs[1:])]
         cells = [layer.cell]
     _set_weights(ctx, op, cells, w, r, b, hidden, reset_after)
+    if b is not None and not reset_after:
+        ctx.note(SUMMED_BIAS_NOTE)
     node_outputs = ctx.node.output
     if len(node_outputs) > 0 and ctx.importer.is_used(node_outputs[0]):
         parts = [keras.layers.Reshape((-1, 1, hidden), name=ctx.name(f"Y_dir{d}"))(s) for d, s in enumerate(sequences)]
