@@ -150,6 +150,22 @@ def whisper_encoder() -> Case:
                 {"x": {0: Dim("batch", min=1, max=8)}}, "x=1..8,16,32", ["x=3,16,32"])
 
 
+def t5_encoder() -> Case:
+    # Relative-position buckets (log-spaced, computed from the run's sequence length) added to the scores
+    # as a dense attn_mask, which torch.onnx's own decomposition could not export with dynamic dims.
+    config = transformers.T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    return _text_case(transformers.T5EncoderModel(config))
+
+
+def hf_swin() -> Case:
+    # transformers' Swin (patch merging, shifted windows, a relative-position bias as attn_mask).
+    config = transformers.SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=[1, 1], num_heads=[2, 4],
+                                     window_size=4)
+    model = transformers.SwinModel(config, add_pooling_layer=False).eval()
+    return Case(_Single(model, "pixel_values"), {"x": torch.randn(2, 3, 32, 32)},
+                {"x": {0: Dim("batch", min=1, max=8)}}, "x=1..8,3,32,32", ["x=3,3,32,32"])
+
+
 class ShiftedWindowAttention(nn.Module):
     """Swin-T's shifted-window self-attention (as torchvision writes it), on a (B, H, W, C) map.
 
@@ -214,7 +230,7 @@ MODELS = {
     "vit": vit, "whisper-encoder": whisper_encoder, "swin-window-attention": swin_window_attention,
 }
 #: More of the same patterns, for `make test-extended`.
-EXTENDED_MODELS = {"albert": albert, "qwen2": qwen2}
+EXTENDED_MODELS = {"albert": albert, "qwen2": qwen2, "t5-encoder": t5_encoder, "hf-swin": hf_swin}
 
 
 def export_pt2(case: Case, path: pathlib.Path) -> pathlib.Path:

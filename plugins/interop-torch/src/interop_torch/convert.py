@@ -39,17 +39,20 @@ def torch_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
                 optimize=False,  # optimized below, keeping every weight its own initializer
             )
 
+        first_error: Exception | None = None
         try:
             onnx_program = export(loaded.program)
         except Exception as error:
             if _DECOMPOSITION_FAILED not in str(error):
                 raise
+            first_error = error
             # torch.onnx re-traces the program with its own decomposition table, and with dynamic dims
             # it can lose a .contiguous() after scaled_dot_product_attention with a dense attn_mask
             # (T5's position bias, BEiT's and Swin's relative-position bias): the next view then fails
             # ("Cannot view a tensor with shape [s0, s1, 4, 8] and strides ..."). torch.export's own
-            # decompositions keep it; the exporter takes the program they give. Still failing: the
-            # first error is the one to report.
+            # decompositions keep it; the exporter takes the program they give. Still failing, or
+            # an ONNX model that is not valid (BEiT's comes out with an Unsqueeze that onnxruntime
+            # refuses to load): the first error is the one to report.
             try:
                 onnx_program = export(loaded.program.run_decompositions())
             except Exception:
@@ -57,7 +60,13 @@ def torch_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
         weights = set(loaded.program.state_dict) | set(loaded.program.constants)
         optimize_keeping_weights(onnx_program, weights)
     onnx_program.save(str(dst))
-    onnx.checker.check_model(str(dst))
+    if first_error is None:
+        onnx.checker.check_model(str(dst))
+        return
+    try:
+        onnx.checker.check_model(str(dst), full_check=True)  # with strict shape inference, as onnxruntime loads it
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError):
+        raise first_error from None
 
 
 def optimize_keeping_weights(onnx_program: Any, weights: set[str]) -> None:
