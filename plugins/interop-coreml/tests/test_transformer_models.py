@@ -157,6 +157,12 @@ def t5_encoder() -> Case:
     return _text_case(transformers.T5EncoderModel(config))
 
 
+def convbert() -> Case:
+    # Span-based dynamic convolution: nn.Unfold over the sequence, which torch.onnx writes as a Gather to rank 6.
+    config = transformers.ConvBertConfig(vocab_size=VOCAB, max_position_embeddings=64, embedding_size=32, **_SMALL)
+    return _text_case(transformers.ConvBertModel(config))
+
+
 def hf_swin() -> Case:
     # transformers' Swin (patch merging, shifted windows, a relative-position bias as attn_mask).
     config = transformers.SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=[1, 1], num_heads=[2, 4],
@@ -230,7 +236,8 @@ MODELS = {
     "vit": vit, "whisper-encoder": whisper_encoder, "swin-window-attention": swin_window_attention,
 }
 #: More of the same patterns, for `make test-extended`.
-EXTENDED_MODELS = {"albert": albert, "qwen2": qwen2, "t5-encoder": t5_encoder, "hf-swin": hf_swin}
+EXTENDED_MODELS = {"albert": albert, "qwen2": qwen2, "t5-encoder": t5_encoder, "hf-swin": hf_swin,
+                   "convbert": convbert}
 
 
 def export_pt2(case: Case, path: pathlib.Path) -> pathlib.Path:

@@ -148,3 +148,40 @@ def test_pad_by_an_amount_that_may_be_negative_is_refused(tmp_path):
     model = _pad_to_windows_graph([helper.make_node("Sub", ["shape", "four"], ["amount"])])
     with pytest.raises(UnsupportedModelError, match="must be known to be >= 0"):
         save(model, tmp_path / "m.mlpackage")
+
+
+# ------------------------------------------------------------------------------ Gather to rank 6
+
+
+def _unfold_graph(index_input: bool):
+    """torch.onnx's im2col for nn.Unfold((3, 1)) on (N, 4, 6, 1): two Gathers, the second of rank 6,
+    a Transpose and a Reshape to (N, 4·3, 6). The row indices are a constant or a graph input."""
+    rows = (np.arange(3)[:, None] + np.arange(6)[None, :]).astype(np.int64)  # (kernel, positions), padded by 1
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["padded"]),
+        helper.make_node("Gather", ["padded", "rows"], ["g5"], axis=2),  # (N, 4, 3, 6, 1)
+        helper.make_node("Gather", ["g5", "cols"], ["g6"], axis=4),  # (N, 4, 3, 6, 1, 1)
+        helper.make_node("Transpose", ["g6"], ["t6"], perm=[0, 1, 2, 4, 3, 5]),
+        helper.make_node("Reshape", ["t6", "target"], ["y"]),
+    ]
+    inits = [_const("pads", [0, 0, 1, 0, 0, 0, 1, 0]), _const("cols", [[0]]), _const("target", [0, 12, -1])]
+    inputs = [_info("x", ["N", 4, 6, 1])]
+    if index_input:
+        inputs.append(_info("rows", [3, 6], TensorProto.INT64))
+    else:
+        inits.append(_const("rows", rows))
+    return make_model(nodes, inputs, [_info("y", ["N", 12, 6])], inits), rows
+
+
+@pytest.mark.parametrize("index_input", [False, True], ids=["constant-indices", "indices-at-run-time"])
+def test_gather_to_rank_6_then_transpose_and_reshape_back(tmp_path, index_input):
+    model, rows = _unfold_graph(index_input)
+    path = save(model, tmp_path / "m.mlpackage")
+    rng = np.random.default_rng(0)
+    for batch in (1, 3):
+        feeds = {"x": rng.standard_normal((batch, 4, 6, 1)).astype(np.float32)}
+        if index_input:
+            feeds["rows"] = rows
+        ours, reference = interpret(path, feeds), ort_run(model, feeds)
+        assert ours["y"].shape == reference["y"].shape == (batch, 12, 6)
+        np.testing.assert_allclose(ours["y"], reference["y"], rtol=1e-6, atol=1e-6)

@@ -14,7 +14,9 @@ is a reshape of that tensor; a transpose is rewritten into transposes of rank â‰
   sequence of swaps of two adjacent blocks of axes, each a rank-â‰¤4 transpose of the
   tensor viewed as (before, block 1, block 2, after).
 
-Any other op given a rank > 5 tensor is refused, naming the tensor and this limit.
+A Gather whose output has rank > 5 (torch.onnx's im2col for nn.Unfold) starts such a value: the
+indices gathered flattened give its elements in order. Any other op given a rank > 5 tensor is
+refused, naming the tensor and this limit.
 """
 
 from __future__ import annotations

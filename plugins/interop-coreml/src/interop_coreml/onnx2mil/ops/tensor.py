@@ -497,11 +497,35 @@ def convert_gather(ctx, node):
     axis = norm_axis(attr(node, "axis", 0), x.rank)
     _check_index_range("Gather", _index_column(ctx.input(node, 1)), [x.shape[axis]])
     indices = _normalized_indices(ctx.input(node, 1), x.shape[axis])
+    index_rank = np.ndim(indices) if isinstance(indices, np.ndarray) else indices.rank
+    if x.rank + index_rank - 1 > high_rank.MAX_RANK and not is_bool(x):
+        _gather_to_high_rank(ctx, node, x, indices, axis)
+        return
     if is_bool(x):  # MIL's gather takes numbers only (a Keras mask read per time step)
         _out(ctx, node, cast_to(mb.gather(x=cast_to(x, "int32"), indices=indices, axis=axis), "bool",
                                 name=ctx.out_name(node)))
         return
     _out(ctx, node, mb.gather(x=x, indices=indices, axis=axis, name=ctx.out_name(node)))
+
+
+def _gather_to_high_rank(ctx, node, x, indices, axis: int) -> None:
+    """A Gather whose output has rank > 5 (torch.onnx's im2col for nn.Unfold: ConvBERT's span convolution).
+
+    The indices are gathered flattened, which gives the same elements in the same row-major order
+    in a tensor of x's rank; the output is that tensor with its logical dims (a HighRank), for the
+    Transpose/Reshape that follow to bring back to rank <= 5.
+    """
+    if isinstance(indices, np.ndarray):
+        index_dims = [int(d) for d in indices.shape]
+        index_sizes = [np.array([d], dtype=np.int32) for d in index_dims]
+        flat = indices.reshape(-1)
+    else:
+        _, index_dims, index_sizes = _logical(ctx, indices)
+        flat = mb.reshape(x=indices, shape=np.array([-1], dtype=np.int32))
+    data = mb.gather(x=x, indices=flat, axis=axis)
+    _, x_dims, x_sizes = _logical(ctx, x)
+    _bind_any_rank(ctx, node, data, x_dims[:axis] + index_dims + x_dims[axis + 1:],
+                   x_sizes[:axis] + index_sizes + x_sizes[axis + 1:])
 
 
 @register("GatherElements", since_version=11)
