@@ -192,3 +192,16 @@ def test_a_sequence_length_known_only_at_run_time(op, direction):
         actual = keras_run(result.model, model, feeds)
         for name, ref in expected.items():
             np.testing.assert_allclose(actual[name], ref, rtol=1e-4, atol=1e-5, err_msg=f"{name} at {seq}x{batch}")
+
+
+def test_a_state_read_in_two_layouts_keeps_each():
+    """Y_h is added to a row (broadcast) and also transposed: one Keras tensor with two ONNX layouts, each relaid
+    out on its own (the importer once reused the first relayout for the second; fuzz seed 375)."""
+    model = _recurrent("GRU", "bidirectional", 0, "none", outputs=("Y_h",), linear_before_reset=1)
+    graph = model.graph
+    graph.output.pop()
+    graph.node.extend([helper.make_node("Add", ["Y_h", "row"], ["shifted"]),
+                       helper.make_node("Transpose", ["Y_h"], ["flipped"])])
+    model = make_model(list(graph.node), {"X": [SEQ, "N", INPUT], "row": [HIDDEN]}, ["shifted", "flipped"],
+                       {t.name: numpy_helper.to_array(t) for t in graph.initializer})
+    assert_matches_onnxruntime(model, batches=(1, 3))

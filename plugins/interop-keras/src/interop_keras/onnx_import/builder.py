@@ -87,7 +87,7 @@ class Importer:
         self.notes: list[str] = []
         self.transposes = 0
         self._names: set[str] = set()
-        self._layout_cache: dict[tuple[int, Perm], Any] = {}
+        self._layout_cache: dict[tuple[int, Perm, Perm], Any] = {}
         self._reserved = {out.name: sanitize(out.name) for out in self.graph.output}
         self._reserved_names = set(self._reserved.values())
         self._output_layers: list[Any] = []
@@ -123,7 +123,7 @@ class Importer:
         perm = tuple(perm)
         if value.perm == perm:
             return value.tensor
-        key = (id(value.tensor), perm)
+        key = (id(value.tensor), value.perm, perm)  # ONNX's Transpose gives one Keras tensor several layouts
         if key not in self._layout_cache:
             import keras
 

@@ -98,13 +98,16 @@ def _check_attributes(ctx: NodeContext, op: str) -> str:
     return "tanh"
 
 
-def _check_sequence_lens(ctx: NodeContext, seq: int | None) -> None:
+def _check_sequence_lens(ctx: NodeContext, seq: Any) -> None:
     if not ctx.has_input(4):
         return
     if not ctx.is_constant(4):
         raise NotConvertible("sequence_lens computed at run time (Keras runs every sequence to its full length)")
     lens = np.asarray(ctx.constant(4, "sequence_lens").value).reshape(-1)
-    if seq is None or np.any(lens != seq):
+    if not isinstance(seq, (int, np.integer)):
+        raise NotConvertible("sequence_lens with a sequence length known only at run time (Keras runs every "
+                             "sequence to its full length)")
+    if np.any(lens != seq):
         raise NotConvertible("sequence_lens other than the full sequence length")
 
 
@@ -237,7 +240,7 @@ def recurrent(ctx: NodeContext) -> None:
     if x.rank != 3:
         raise NotConvertible(f"X of rank {x.rank}")
     x = ctx.with_sizes(x, {2: int(w.value.shape[2])})
-    _check_sequence_lens(ctx, x.shape[0 if layout_attr == 0 else 1])
+    _check_sequence_lens(ctx, ctx.importer.dims(ctx.node.input[0], x)[0 if layout_attr == 0 else 1])
     x_tensor = ctx.to_layout(x, (1, 0, 2) if layout_attr == 0 else identity(3))  # (batch, seq, input)
     states = _initial_states(ctx, op, x_tensor, dirs, hidden, layout_attr)
     name = ctx.name(weights=[ctx.node.input[1]])
