@@ -74,7 +74,7 @@ def test_same_package_as_coremltools_manager(tmp_path, with_transpose, precision
     assert op_types.count("transpose") == 0  # with transposes, the pair cancelled through the sigmoid
     assert {"prepare", "build", "passes", "serialise"} <= set(timings)
     assert "pass:interop::guarded_fuse_conv_batchnorm" in timings
-    assert ("pass:common::reduce_transposes" in timings) == with_transpose
+    assert ("pass:interop::guarded_reduce_transposes" in timings) == with_transpose
 
 
 def test_coremltools_functions_are_restored():

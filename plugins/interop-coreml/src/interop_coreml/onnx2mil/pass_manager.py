@@ -41,6 +41,8 @@ NEEDS_OP: dict[str, frozenset[str]] = {
     # Cancels transpose pairs; with no transpose it adds and removes an identity per output and
     # re-infers every op's type (and prints the block for a debug log twice).
     "common::reduce_transposes": frozenset({"transpose"}),
+    # The same pass with its output guard (passes.py), which interop's pipeline runs instead.
+    "interop::guarded_reduce_transposes": frozenset({"transpose"}),
 }
 
 _LOCK = threading.RLock()
