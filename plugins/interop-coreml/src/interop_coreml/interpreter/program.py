@@ -161,10 +161,10 @@ class Program:
         # Flexible input dims that are one symbol (recorded as shared by the translator): each
         # symbol's (input, axis) places, so feeds that disagree on it are refused by name.
         self._symbol_places: dict[str, list[tuple[str, int]]] = {}
-        for name, var in function.inputs.items():
-            for axis, dim in enumerate(var.shape or ()):
-                if static_shape((dim,)) == (None,):
-                    self._symbol_places.setdefault(str(dim), []).append((name, axis))
+        for spec, var in zip(self.inputs, function.inputs.values()):
+            for axis, (dim, known) in enumerate(zip(var.shape or (), spec.shape)):
+                if known is None:
+                    self._symbol_places.setdefault(str(dim), []).append((spec.name, axis))
         self._fold_constants(self._block)
         # The fused copy runs unless a capture asks for a value fusion leaves out.
         self._fused_block, self._absorbed = self._fuse(self._block)

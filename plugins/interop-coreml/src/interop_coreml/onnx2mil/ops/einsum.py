@@ -193,8 +193,6 @@ def convert_einsum(ctx: ConversionContext, node) -> None:
             result, current = _contract(result, current, other, other_labels, later, equation)
         result, current = _sum_unused(result, current, set(output))
         result = _transposed(result, current, output)
-    except NodeNotConvertible:
-        raise
     except (ValueError, TypeError, AssertionError) as error:  # MIL's type inference: shapes that do not fit
         raise NodeNotConvertible(f"einsum equation {equation!r} does not fit its operands' shapes: {error}") from None
     ctx.output(node, 0, mb.identity(x=result, name=ctx.out_name(node)))
