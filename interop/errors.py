@@ -26,6 +26,14 @@ a command returns) turns a swallowed signal back into the exit code. While a
 native extension module initialises (``ExtensionFileLoader``), a signal is only
 recorded and raised when its initialisation returns: an exception thrown into a
 pybind11 module's init code (onnx's, and many frameworks') aborts the interpreter.
+
+Inside a plugin's code (:func:`foreign_code`: a converter, a trainer, a runtime's
+load and run), a signal raises nothing: the frameworks call Python from C++ (dispatch
+callbacks, custom kernels, destructors), and an exception thrown through C++ frames
+that cannot pass it aborts the process (SIGABRT) with the temporary folder left on
+disk. There the signal ends the process at once: the clean-ups interop registered
+with :func:`on_sudden_exit` run (the temporary output folders), the one error line
+is printed, and the process exits with 130 or 143.
 """
 
 from __future__ import annotations
@@ -65,6 +73,9 @@ class Interrupted(KeyboardInterrupt):
 class _SignalState:
     pending: int | None = None  # the signal received and not yet handled by the command line
     deferring: int = 0  # > 0 inside deferred_signals(): record, raise at its end
+    handling: bool = False  # inside handling_signals() (the command line), in the main thread
+    foreign: int = 0  # > 0 inside foreign_code(): a signal ends the process at once
+    cleanups: list[Callable[[], None]] = []  # what a sudden exit runs, newest first
 
 
 _state = _SignalState()
@@ -80,7 +91,7 @@ class _ReRaiseOnImport:
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         if _state.pending is not None and not _state.deferring:
-            raise Interrupted(_state.pending)
+            _stop(_state.pending)
         return None
 
 
@@ -92,7 +103,87 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
     if not _state.deferring:
-        raise Interrupted(signum)
+        _stop(signum)
+
+
+def _stop(signum: int) -> None:
+    """End the command for ``signum``: an exception in interop's code, a sudden exit in a plugin's."""
+    if _state.foreign:
+        _exit_now(signum)
+    raise Interrupted(signum)
+
+
+def _exit_now(signum: int) -> None:
+    """Run the registered clean-ups, print the one error line, and end the process without unwinding."""
+    code = Interrupted(signum).exit_code
+    for cleanup in reversed(_state.cleanups):
+        try:
+            cleanup()
+        except BaseException:  # noqa: BLE001 - every clean-up gets its turn
+            pass
+    message = ("error: terminated" if code == TERMINATED else "error: interrupted") + "\n"
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:  # noqa: BLE001 - a stream the interrupted code was writing to
+            pass
+    try:
+        assert sys.stderr is not None
+        sys.stderr.write(message)
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001
+        os.write(2, message.encode())
+    os._exit(code)
+
+
+@contextmanager
+def foreign_code() -> Iterator[None]:
+    """Inside: a plugin's code runs; under the command line a signal ends the process at once (module doc)."""
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()  # signal handlers run there only
+    _state.foreign += main
+    try:
+        if main and _state.pending is not None and _state.handling and not _state.deferring:
+            _exit_now(_state.pending)  # arrived on the way in and was swallowed: stop before the plugin runs
+        yield
+    finally:
+        _state.foreign -= main
+
+
+def add_sudden_exit_cleanup(cleanup: Callable[[], None]) -> None:
+    """Run ``cleanup`` if a signal ends the command line's process at once (see :func:`foreign_code`).
+
+    Outside the command line nothing is recorded (no signal handler of interop's runs there).
+    """
+    if _state.handling:
+        _state.cleanups.append(cleanup)
+
+
+def remove_sudden_exit_cleanup(cleanup: Callable[[], None]) -> None:
+    if cleanup in _state.cleanups:
+        _state.cleanups.remove(cleanup)
+
+
+def remove_folder_at_sudden_exit(folder: str | os.PathLike[str]) -> Callable[[], None]:
+    """Register the removal of a temporary folder interop made; the clean-up (to remove later) returned."""
+    import functools
+    import shutil
+
+    cleanup = functools.partial(shutil.rmtree, folder, ignore_errors=True)
+    add_sudden_exit_cleanup(cleanup)
+    return cleanup
+
+
+@contextmanager
+def on_sudden_exit(cleanup: Callable[[], None]) -> Iterator[None]:
+    """Inside: ``cleanup`` runs if a signal ends the process at once (see :func:`foreign_code`)."""
+    add_sudden_exit_cleanup(cleanup)
+    try:
+        yield
+    finally:
+        remove_sudden_exit_cleanup(cleanup)
 
 
 def _deferring(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,6 +227,7 @@ def handling_signals() -> Iterator[None]:
     previous = {}
     with _signals_deferred_in_extension_imports():
         try:
+            _state.handling = True
             for signum in (signal.SIGINT, signal.SIGTERM):
                 handler = signal.getsignal(signum)
                 if handler is signal.SIG_IGN:
@@ -146,12 +238,15 @@ def handling_signals() -> Iterator[None]:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            _state.handling = False
             acknowledge_signal()
 
 
 def raise_if_interrupted() -> None:
     """A checkpoint: raise the recorded signal if a library swallowed it."""
     if _state.pending is not None:
+        if _state.handling:
+            _stop(_state.pending)
         raise Interrupted(_state.pending)
 
 

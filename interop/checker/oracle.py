@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from interop.checker.metrics import sample_scale
+from interop.errors import remove_folder_at_sudden_exit
 from interop.plugin_api import InteropError
 from interop.plugin_registry import Registry, get_registry
 
@@ -254,6 +255,7 @@ class Oracle:
         except InteropError as exc:
             return exc.message
         self._folder = tempfile.TemporaryDirectory(prefix="interop-oracle-")
+        remove_folder_at_sudden_exit(self._folder.name)
         path = Path(self._folder.name) / "fp64.onnx"
         try:
             path.write_bytes(double.SerializeToString())

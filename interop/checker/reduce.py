@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from interop.errors import remove_folder_at_sudden_exit, remove_sudden_exit_cleanup
 from interop.plugin_api import ConversionError, InteropError, UnsupportedModelError, supports_intermediates
 
 #: Samples fed (in one batch) when no inputs are given.
@@ -176,9 +177,11 @@ class Reducer:
         self._cache: dict[frozenset[int], Outcome] = {}
         self.evaluations = 0
         self.work = Path(tempfile.mkdtemp(prefix="interop-reduce-"))
+        self._sudden_cleanup = remove_folder_at_sudden_exit(self.work)
 
     def close(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+        remove_sudden_exit_cleanup(self._sudden_cleanup)
 
     # ---------------------------------------------------------------- values
     def values(self, names: Sequence[str]) -> dict[str, np.ndarray]:

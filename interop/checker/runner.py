@@ -489,8 +489,11 @@ def _reference_as_onnx(reference: Reference, options: CheckOptions) -> Path | No
 
     from interop.conversion import convert
 
+    from interop.errors import remove_folder_at_sudden_exit
+
     folder = Path(tempfile.mkdtemp(prefix="interop-oracle-"))
     atexit.register(shutil.rmtree, folder, True)
+    remove_folder_at_sudden_exit(folder)  # atexit does not run then
     try:
         options.progress(f"converting {reference.info.label} to ONNX for the fp64 oracle")
         convert(reference.info.path, folder / "reference.onnx", "onnx")
