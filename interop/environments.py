@@ -22,6 +22,7 @@ anywhere); a bare command name is searched on PATH.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import interop.plugin_api as api
+from interop.errors import add_sudden_exit_cleanup, remove_sudden_exit_cleanup
 from interop.plugin_api import (
     ConversionError,
     Environment,
@@ -193,7 +195,10 @@ class _Worker:
                 hint=env.setup_hint or None,
             ) from None
         self.timed_out = False
-        self._finalizer = weakref.finalize(self, _stop, self.proc, self.stderr, self.folder)
+        # A signal in another thread's plugin code ends interop at once (interop.errors): the worker goes too.
+        sudden = functools.partial(_kill_and_remove, self.proc, self.folder)
+        add_sudden_exit_cleanup(sudden)
+        self._finalizer = weakref.finalize(self, _stop, self.proc, self.stderr, self.folder, sudden)
 
     def _kill(self) -> None:
         self.timed_out = True
@@ -278,8 +283,14 @@ class _Worker:
         self._finalizer()
 
 
-def _stop(proc: subprocess.Popen, stderr: Any, folder: Path) -> None:
+def _kill_and_remove(proc: subprocess.Popen, folder: Path) -> None:
+    proc.kill()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop(proc: subprocess.Popen, stderr: Any, folder: Path, sudden: Callable[[], None]) -> None:
     """End a worker (closing stdin lets a serving worker exit by itself) and remove its files."""
+    remove_sudden_exit_cleanup(sudden)
     if proc.stdin is not None and not proc.stdin.closed:
         try:
             proc.stdin.close()
