@@ -195,7 +195,8 @@ class _Worker:
                 hint=env.setup_hint or None,
             ) from None
         self.timed_out = False
-        # A signal in another thread's plugin code ends interop at once (interop.errors): the worker goes too.
+        # A signal in plugin code on the main thread ends interop at once (interop.errors); this worker,
+        # driven from another thread (the demo's), must not outlive it.
         sudden = functools.partial(_kill_and_remove, self.proc, self.folder)
         add_sudden_exit_cleanup(sudden)
         self._finalizer = weakref.finalize(self, _stop, self.proc, self.stderr, self.folder, sudden)

@@ -32,8 +32,8 @@ load and run), a signal raises nothing: the frameworks call Python from C++ (dis
 callbacks, custom kernels, destructors), and an exception thrown through C++ frames
 that cannot pass it aborts the process (SIGABRT) with the temporary folder left on
 disk. There the signal ends the process at once: the clean-ups interop registered
-with :func:`on_sudden_exit` run (the temporary output folders), the one error line
-is printed, and the process exits with 130 or 143.
+with :func:`add_sudden_exit_cleanup` run (its temporary folders, its worker
+processes), the one error line is printed, and the process exits with 130 or 143.
 """
 
 from __future__ import annotations
@@ -115,26 +115,19 @@ def _stop(signum: int) -> None:
 
 def _exit_now(signum: int) -> None:
     """Run the registered clean-ups, print the one error line, and end the process without unwinding."""
-    code = Interrupted(signum).exit_code
+    interrupted = Interrupted(signum)
     for cleanup in reversed(_state.cleanups):
         try:
             cleanup()
         except BaseException:  # noqa: BLE001 - every clean-up gets its turn
             pass
-    message = ("error: terminated" if code == TERMINATED else "error: interrupted") + "\n"
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except BaseException:  # noqa: BLE001 - a stream the interrupted code was writing to
-            pass
     try:
-        assert sys.stderr is not None
-        sys.stderr.write(message)
+        sys.stdout.flush()
+        print_error(interrupted)
         sys.stderr.flush()
-    except BaseException:  # noqa: BLE001
-        os.write(2, message.encode())
-    os._exit(code)
+    except BaseException:  # noqa: BLE001 - a stream the interrupted code was in the middle of using
+        os.write(2, (_interruption_line(interrupted.exit_code) + "\n").encode())
+    os._exit(interrupted.exit_code)
 
 
 @contextmanager
@@ -145,7 +138,7 @@ def foreign_code() -> Iterator[None]:
     main = threading.current_thread() is threading.main_thread()  # signal handlers run there only
     _state.foreign += main
     try:
-        if main and _state.pending is not None and _state.handling and not _state.deferring:
+        if main and _state.pending is not None and not _state.deferring:
             _exit_now(_state.pending)  # arrived on the way in and was swallowed: stop before the plugin runs
         yield
     finally:
@@ -177,9 +170,9 @@ def remove_folder_at_sudden_exit(folder: str | os.PathLike[str]) -> Callable[[],
 
 
 @contextmanager
-def on_sudden_exit(cleanup: Callable[[], None]) -> Iterator[None]:
-    """Inside: ``cleanup`` runs if a signal ends the process at once (see :func:`foreign_code`)."""
-    add_sudden_exit_cleanup(cleanup)
+def folder_removed_at_sudden_exit(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Inside: the temporary ``folder`` is removed if a signal ends the process at once."""
+    cleanup = remove_folder_at_sudden_exit(folder)
     try:
         yield
     finally:
@@ -245,9 +238,7 @@ def handling_signals() -> Iterator[None]:
 def raise_if_interrupted() -> None:
     """A checkpoint: raise the recorded signal if a library swallowed it."""
     if _state.pending is not None:
-        if _state.handling:
-            _stop(_state.pending)
-        raise Interrupted(_state.pending)
+        _stop(_state.pending)
 
 
 def acknowledge_signal() -> None:
@@ -292,11 +283,15 @@ def exception_line(exc: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
+def _interruption_line(code: int) -> str:
+    return "error: terminated" if code == TERMINATED else "error: interrupted"
+
+
 def print_error(exc: BaseException) -> int:
     """Print ``exc`` as one line (plus a hint line) and return its exit code."""
     if isinstance(exc, KeyboardInterrupt):
         code = exc.exit_code if isinstance(exc, Interrupted) else INTERRUPTED
-        print("error: terminated" if code == TERMINATED else "error: interrupted", file=sys.stderr)
+        print(_interruption_line(code), file=sys.stderr)
         return code
     if debug_enabled():
         import traceback

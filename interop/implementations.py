@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from interop.errors import foreign_code
-
 from interop.plugin_api import (
     Converter,
     EpochCallback,
@@ -114,4 +113,3 @@ class PluginSession:
 
     def __repr__(self) -> str:
         return f"PluginSession({self.__dict__['wrapped']!r})"
-

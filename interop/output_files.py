@@ -27,12 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interop.errors import (
-    deferred_signals,
-    raise_if_interrupted,
-    remove_folder_at_sudden_exit,
-    remove_sudden_exit_cleanup,
-)
+from interop.errors import deferred_signals, folder_removed_at_sudden_exit, raise_if_interrupted
 from interop.plugin_api import InteropError
 
 if TYPE_CHECKING:
@@ -188,11 +183,8 @@ def scratch_dir(near: Path) -> Iterator[Path]:
                 raise InteropError(
                     f"cannot write in {parent}: {exc.strerror or exc}", hint="choose another -o path"
                 ) from None
-        cleanup = remove_folder_at_sudden_exit(tmp)
-        try:
+        with folder_removed_at_sudden_exit(tmp):
             yield tmp
-        finally:
-            remove_sudden_exit_cleanup(cleanup)
     finally:
         if tmp is not None:
             with deferred_signals():  # a second Ctrl-C must not cut the clean-up short

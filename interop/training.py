@@ -12,9 +12,7 @@ callback.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 
 from interop.batch_order import batch_order
 from interop.datasets import csv_train_data, iris_train_data
-from interop.errors import on_sudden_exit
+from interop.errors import folder_removed_at_sudden_exit
 from interop.implementations import call_trainer
 from interop.output_files import atomic_output, same_format_directory
 from interop.plugin_api import EpochCallback, InteropError, Trainer, TrainConfig, TrainData, TrainResult
@@ -75,7 +73,7 @@ def train(
     # A format saved as a folder may replace an earlier model of that format, nothing else.
     replaceable = same_format_directory(provided.item.format, registry)
     with (tempfile.TemporaryDirectory(prefix="interop-train-init-") as work,
-          on_sudden_exit(functools.partial(shutil.rmtree, work, ignore_errors=True)),
+          folder_removed_at_sudden_exit(work),
           atomic_output(output, force=force, replaceable=replaceable) as tmp):
         if init is not None:
             start = prepare_init(Path(init), init_format, provided.item, registry, Path(work), seed=seed,

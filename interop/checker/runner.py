@@ -488,7 +488,6 @@ def _reference_as_onnx(reference: Reference, options: CheckOptions) -> Path | No
     import tempfile
 
     from interop.conversion import convert
-
     from interop.errors import remove_folder_at_sudden_exit
 
     folder = Path(tempfile.mkdtemp(prefix="interop-oracle-"))
