@@ -110,6 +110,7 @@ def test_conv_blocks_and_threads_change_at_most_the_last_bits(monkeypatch, kerne
     def run(count, block_bytes):
         monkeypatch.setitem(threads._state, "count", count)
         monkeypatch.setattr(threads, "_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(conv_module, "_GRID_BLOCK_BYTES", block_bytes)
         with threads.single_threaded_blas():
             return conv_module.conv(None, **arguments)
 
@@ -317,7 +318,7 @@ def test_padded_grid_convolution_matches_im2col(monkeypatch, epilogue, dilations
     context = OpContext("conv", "c", epilogue=epilogue)
     arguments = dict(weight=w, bias=b, pad_type="same", dilations=np.array(dilations),
                      fused_input=residual if "add" in epilogue else None)
-    monkeypatch.setattr(threads, "_BLOCK_BYTES", 1 << 14)  # blocks that split images
+    monkeypatch.setattr(conv_module, "_GRID_BLOCK_BYTES", 1 << 14)  # blocks that split images
     calls = []
     grid_method = conv_module._conv_on_padded_grid
     monkeypatch.setattr(conv_module, "_conv_on_padded_grid", lambda *a: calls.append(1) or grid_method(*a))
@@ -354,6 +355,43 @@ def test_padded_grid_convolution_computes_the_taps_blas_cannot_read(monkeypatch,
     expected = _reference_conv(x, w)
     tolerance = 1e-5 if dtype == np.float32 else 1e-2 * float(np.abs(expected).max())
     np.testing.assert_allclose(got.astype(np.float64), expected, rtol=1e-3, atol=tolerance)
+
+
+def test_relu_against_a_zero_row_gives_the_bits_of_relu_against_zero():
+    from interop_coreml.interpreter.kernels.activation import relu_into
+
+    x = RNG.standard_normal((3, 300)).astype(np.float32)
+    specials = np.array([np.nan, -np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-45, -1e-45, -1e-38], np.float32)
+    x[:, : specials.size] = specials
+    expected = np.maximum(x, 0)
+    for source in (x, x[:, 1:], x[::2], x[:, :40], x.astype(np.float64), x.T):  # vector path and the others
+        got = relu_into(source, np.empty_like(source))
+        bits = [np.ascontiguousarray(array).view(np.uint8) for array in (got, np.maximum(source, 0))]
+        np.testing.assert_array_equal(*bits)
+    in_place = x.copy()
+    assert relu_into(in_place, in_place) is in_place
+    np.testing.assert_array_equal(in_place.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("layout", ["channel-major", "plain", "strided", "small"])
+def test_relu_kernel_keeps_values_bits_and_memory_order(layout):
+    from interop_coreml.interpreter.kernels.activation import relu
+    from interop_coreml.interpreter.kernels.table import OpContext
+
+    x = _inputs((2, 8, 40, 33) if layout != "small" else (3, 5))
+    x.flat[::97] = -0.0
+    x.flat[::89] = np.nan
+    if layout == "channel-major":
+        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    elif layout == "strided":
+        x = x[:, :, ::2]
+    expected = np.maximum(x, 0)
+    got = relu(OpContext("relu", "r"), x)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    assert got.strides == np.empty_like(x).strides  # the input's memory order
+    overwritten = x.copy(order="K")
+    assert relu(OpContext("relu", "r", overwritable=frozenset({"x"})), overwritten) is overwritten
+    np.testing.assert_array_equal(overwritten.view(np.uint32), expected.view(np.uint32))
 
 
 def test_buffer_pool_hands_out_a_buffer_again_only_when_nothing_refers_to_it():

@@ -121,10 +121,12 @@ def parallel_map(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
 _BLOCK_BYTES = 1 << 23
 
 
-def blocks(length: int, work_bytes: int) -> list[tuple[int, int]]:
-    """``[0, length)`` cut into contiguous ranges, a multiple of the thread count, for ``work_bytes`` of work."""
+def blocks(length: int, work_bytes: int, block_bytes: int | None = None) -> list[tuple[int, int]]:
+    """``[0, length)`` cut into contiguous ranges, a multiple of the thread count, for ``work_bytes`` of work
+    in pieces of at most ``block_bytes`` (default _BLOCK_BYTES)."""
     threads = thread_count()
-    return split(length, threads * max(1, -(-work_bytes // (threads * _BLOCK_BYTES))))
+    limit = block_bytes or _BLOCK_BYTES
+    return split(length, threads * max(1, -(-work_bytes // (threads * limit))))
 
 
 def split(length: int, pieces: int, minimum: int = 1) -> list[tuple[int, int]]:

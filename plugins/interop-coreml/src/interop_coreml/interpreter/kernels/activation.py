@@ -16,11 +16,33 @@ def _per_channel(param, x):
     return param.reshape((1, -1) + (1,) * (np.ndim(x) - 2))
 
 
+# A row of float32 zeros: numpy's maximum runs its vector loop against an array operand but a
+# slower loop against the scalar 0 (about 2x on large arrays), with the same result bit for bit
+# (NaN propagates, -0.0 and 0.0 give +0.0 either way).
+_ZEROS = np.zeros(1 << 14, np.float32)
+_ZEROS.flags.writeable = False
+
+
+def relu_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``np.maximum(x, 0, out=out)``, faster for float32 arrays whose last axis is contiguous."""
+    if (x.dtype == np.float32 and out.dtype == np.float32 and x.ndim >= 1 and 64 <= x.shape[-1] <= _ZEROS.size
+            and x.strides[-1] == 4):
+        return np.maximum(x, _ZEROS[: x.shape[-1]], out=out)
+    return np.maximum(x, 0, out=out)
+
+
 @kernel("relu")
 def relu(ctx, x):
-    if "x" in ctx.overwritable:
-        return np.maximum(x, 0, out=x)
-    return np.maximum(x, 0)
+    x = np.asarray(x)
+    out = x if "x" in ctx.overwritable else np.empty_like(x)
+    flat, flat_out = x.ravel(order="K"), out.ravel(order="K")
+    rows = flat.size // _ZEROS.size
+    if rows and np.may_share_memory(flat, x) and np.may_share_memory(flat_out, out):  # views, not copies
+        whole = rows * _ZEROS.size
+        relu_into(flat[:whole].reshape(rows, _ZEROS.size), flat_out[:whole].reshape(rows, _ZEROS.size))
+        np.maximum(flat[whole:], 0, out=flat_out[whole:])
+        return out
+    return relu_into(x, out)
 
 
 @kernel("relu6")

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .activation import relu_into
+
 _SLICE_BYTES = 1 << 18
 
 
@@ -66,7 +68,7 @@ class Epilogue:
                 if op_type == "add":
                     np.add(piece, operand[rows], out=piece)
                 else:
-                    np.maximum(piece, 0, out=piece)
+                    relu_into(piece, piece)
 
     def finish(self, result: np.ndarray) -> np.ndarray:
         """The kernel's final result: itself, or with the deferred ops applied as the separate ops would."""
