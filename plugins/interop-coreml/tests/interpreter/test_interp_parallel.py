@@ -134,19 +134,31 @@ def test_blas_threads_are_given_back_after_a_run():
     assert after == before
 
 
-def test_a_failing_block_fails_the_op_after_every_block_ended(monkeypatch):
+def test_a_failing_block_fails_the_op_once_every_started_block_ended(monkeypatch):
+    import threading
+    import time
+
     monkeypatch.setitem(threads._state, "count", 2)
-    seen = []
+    lock, running, ended = threading.Lock(), [0], []
 
     def piece(item):
-        seen.append(item)
-        if item == 1:
-            raise ValueError("bad block")
-        return item
+        with lock:
+            running[0] += 1
+        try:
+            if item == 1:
+                raise ValueError("bad block")
+            time.sleep(0.05)  # the other thread is still in its piece when this one fails
+            ended.append(item)
+            return item
+        finally:
+            with lock:
+                running[0] -= 1
 
     with pytest.raises(ValueError, match="bad block"):
-        threads.parallel_map(piece, [0, 1, 2, 3])
-    assert sorted(seen) == [0, 1, 2, 3]
+        threads.parallel_map(piece, list(range(6)))
+    assert running[0] == 0  # nothing still writes into the caller's buffers
+    assert 0 in ended  # the piece under way when another failed ran to its end
+    assert threads.parallel_map(lambda item: item * item, list(range(7))) == [0, 1, 4, 9, 16, 25, 36]
     assert threads.split(10, 3) == [(0, 3), (3, 6), (6, 10)]
     assert threads.split(2, 8) == [(0, 1), (1, 2)]
 

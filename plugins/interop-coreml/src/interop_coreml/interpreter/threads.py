@@ -5,8 +5,8 @@ cuts its output into independent pieces (column blocks of a convolution, rows of
 matrix product, channels of a pooling) can compute them on several Python threads
 at once. Letting BLAS thread each call instead leaves the copies and elementwise
 work around it on one core, and makes the threads meet at a barrier inside every
-call; one piece per worker thread, each with a single-threaded BLAS, keeps every
-core busy on everything.
+call; pieces taken in turn by the calling thread and ``thread_count() - 1`` workers,
+each with a single-threaded BLAS, keep every core busy on everything.
 
 How many threads: the number BLAS itself would use (OPENBLAS_NUM_THREADS,
 OMP_NUM_THREADS or the cores it sees), read once through threadpoolctl; without
@@ -85,7 +85,7 @@ def _pool() -> ThreadPoolExecutor:
         with _lock:
             if _state["pool"] is None:
                 _state["pool"] = ThreadPoolExecutor(
-                    max_workers=thread_count(), thread_name_prefix="interop-interpreter",
+                    max_workers=max(1, thread_count() - 1), thread_name_prefix="interop-interpreter",
                     initializer=_mark_worker,
                 )
     return _state["pool"]
@@ -96,23 +96,50 @@ def _mark_worker() -> None:
 
 
 def parallel_map(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[function(item) for item in items]``, computed on the worker threads when there is a choice.
+    """``[function(item) for item in items]``, computed on the calling thread and the workers together.
 
-    Runs in the calling thread when there is one item, one thread, or when called from a
-    worker (no nesting, so no deadlock). The first exception is raised after every item ended.
+    Runs in the calling thread alone when there is one item, one thread, or when called from a
+    worker (no nesting, so no deadlock). Each thread takes the next piece not yet taken, so a
+    piece's result does not depend on which thread computed it. Once a piece fails no other
+    starts, and the first failure (in item order) is raised after every started piece ended.
     """
     if len(items) <= 1 or thread_count() <= 1 or getattr(_in_worker, "active", False):
         return [function(item) for item in items]
-    futures = [_pool().submit(function, item) for item in items]
-    results = []
-    error: BaseException | None = None
-    for future in futures:
-        try:
-            results.append(future.result())
-        except BaseException as exc:  # every piece must end before the caller's buffers are reused
-            error = error or exc
-    if error is not None:
-        raise error
+    results: list[Any] = [None] * len(items)
+    errors: list[tuple[int, BaseException]] = []
+    taken = [0]
+    taking = threading.Lock()
+
+    def drain() -> None:
+        while not errors:
+            with taking:
+                index = taken[0]
+                taken[0] += 1
+            if index >= len(items):
+                return
+            try:
+                results[index] = function(items[index])
+            except BaseException as exc:  # noqa: BLE001 - raised by the caller once every piece ended
+                errors.append((index, exc))
+
+    # The caller computes pieces too: one hand-off fewer per call, and one worker fewer to wake.
+    helpers = [_pool().submit(drain) for _ in range(min(thread_count(), len(items)) - 1)]
+    _in_worker.active = True
+    try:
+        drain()
+    except BaseException as exc:  # noqa: BLE001 - an interruption between pieces
+        errors.append((len(items), exc))
+    finally:
+        _in_worker.active = False
+    for helper in helpers:
+        while True:  # the pieces write into the caller's buffers: they must end before it goes on
+            try:
+                helper.exception()
+                break
+            except BaseException as exc:  # noqa: BLE001 - interrupted while waiting: wait on, raise after
+                errors.append((len(items), exc))
+    if errors:
+        raise min(errors, key=lambda pair: pair[0])[1]
     return results
 
 
