@@ -348,6 +348,36 @@ def test_padded_grid_convolution_matches_im2col(monkeypatch, epilogue, dilations
     assert grid.swapaxes(0, 1).flags.c_contiguous
 
 
+@pytest.mark.parametrize("epilogue", [(), ("relu",), ("add", "relu")])
+@pytest.mark.parametrize("through_numpy", [False, True])
+def test_1x1_convolution_cut_by_output_channels_matches_the_column_cut(monkeypatch, epilogue, through_numpy):
+    from interop_coreml.interpreter import blas
+    from interop_coreml.interpreter.kernels.table import OpContext
+
+    x = np.ascontiguousarray(_inputs((2, 16, 6, 6)).swapaxes(0, 1)).swapaxes(0, 1)
+    w, b, residual = _weights(64, 16, 1, 1), _weights(64), _inputs((2, 64, 6, 6))
+    context = OpContext("conv", "c", epilogue=epilogue)
+    arguments = dict(weight=w, bias=b, fused_input=residual if "add" in epilogue else None)
+    monkeypatch.setitem(threads._state, "count", 2)
+    if through_numpy:  # numpy.matmul, then the bias in the epilogue: each block must take its own channels' bias
+        monkeypatch.setitem(blas._state, "sgemm", None)
+        monkeypatch.setitem(blas._state, "checked", True)
+    monkeypatch.setattr(conv_module, "_CHANNELS_PER_THREAD", 8)  # 64 channels: 32 per thread
+    assert conv_module._split_channels(64, 2 * 36)
+    with threads.single_threaded_blas():
+        by_channels = conv_module.conv(context, x, **arguments)
+        monkeypatch.setattr(conv_module, "_CHANNELS_PER_THREAD", 1 << 30)
+        by_columns = conv_module.conv(context, x, **arguments)
+    expected = _reference_conv(x, w, b)
+    if "add" in epilogue:
+        expected = expected + residual
+    if "relu" in epilogue:
+        expected = np.maximum(expected, 0)
+    np.testing.assert_allclose(by_channels, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(by_channels, by_columns, rtol=1e-6, atol=1e-6)
+    assert by_channels.swapaxes(0, 1).flags.c_contiguous
+
+
 @pytest.mark.parametrize("x_shape, w_shape, dtype", [
     ((1, 1, 1, 6), (1, 1, 1, 2), np.float32),  # [1, 1] taps: numpy gives their length-1 axes any stride
     ((2, 1, 6, 1), (1, 1, 2, 1), np.float32),

@@ -53,7 +53,7 @@ class Epilogue:
     def apply(self, block: np.ndarray, index: Any, with_bias: bool = True) -> None:
         """Add the bias (unless the kernel already did) and apply the ops to ``block`` (2-D) in place;
         ``index`` selects the block in the block layout."""
-        bias = self._bias if with_bias else None
+        bias = self._bias[index[0]] if with_bias and self._bias is not None else None
         if bias is None and not self._in_blocks:
             return
         operand = self._blocked[index] if self._blocked is not None and not self.deferred else None
