@@ -170,6 +170,13 @@ def _weights_of(program, op_name):
     raise KeyError(op_name)
 
 
+def _with_epilogue(result, epilogue, residual):
+    """What the separate ops of a fused epilogue make of a conv's result."""
+    if "add" in epilogue:
+        result = result + residual
+    return np.maximum(result, 0) if "relu" in epilogue else result
+
+
 def _reference_conv(x, w, b=None, strides=(1, 1), dilations=(1, 1), groups=1):
     """Direct 2-D convolution with "same" padding, written plainly (float64)."""
     n, c, height, width = x.shape
@@ -338,11 +345,7 @@ def test_padded_grid_convolution_matches_im2col(monkeypatch, epilogue, dilations
     assert calls == [1]
     monkeypatch.setattr(conv_module, "_GRID_WASTE", 0.0)
     im2col = conv_module.conv(context, x, **arguments)
-    expected = _reference_conv(x, w, b, dilations=dilations)
-    if "add" in epilogue:
-        expected = expected + residual
-    if "relu" in epilogue:
-        expected = np.maximum(expected, 0)
+    expected = _with_epilogue(_reference_conv(x, w, b, dilations=dilations), epilogue, residual)
     np.testing.assert_allclose(grid, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(grid, im2col, rtol=1e-5, atol=1e-5)
     assert grid.swapaxes(0, 1).flags.c_contiguous
@@ -368,11 +371,7 @@ def test_1x1_convolution_cut_by_output_channels_matches_the_column_cut(monkeypat
         by_channels = conv_module.conv(context, x, **arguments)
         monkeypatch.setattr(conv_module, "_CHANNELS_PER_THREAD", 1 << 30)
         by_columns = conv_module.conv(context, x, **arguments)
-    expected = _reference_conv(x, w, b)
-    if "add" in epilogue:
-        expected = expected + residual
-    if "relu" in epilogue:
-        expected = np.maximum(expected, 0)
+    expected = _with_epilogue(_reference_conv(x, w, b), epilogue, residual)
     np.testing.assert_allclose(by_channels, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(by_channels, by_columns, rtol=1e-6, atol=1e-6)
     assert by_channels.swapaxes(0, 1).flags.c_contiguous
