@@ -163,6 +163,28 @@ def test_a_failing_block_fails_the_op_once_every_started_block_ended(monkeypatch
     assert threads.split(2, 8) == [(0, 1), (1, 2)]
 
 
+def _square_on_the_workers(queue):
+    queue.put(threads.parallel_map(lambda item: item * item, list(range(5))))
+
+
+def test_a_forked_child_gets_workers_of_its_own(monkeypatch):
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setitem(threads._state, "count", 2)
+    assert threads.parallel_map(lambda item: item + 1, [0, 1, 2]) == [1, 2, 3]  # the parent's workers exist
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_square_on_the_workers, args=(queue,))
+    child.start()
+    child.join(timeout=60)  # with the parent's dead workers the child would wait for ever
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == [0, 1, 4, 9, 16]
+
+
 def _weights_of(program, op_name):
     for step in program._block.steps:
         if step.op_name == op_name:
