@@ -4,10 +4,12 @@ Convolution is im2col followed by one matrix product per group (BLAS). Tensors a
 kept channel-major in memory ([C, N, *spatial], shown to the program as [N, C,
 *spatial] through a transposed view): the columns of a 1x1 convolution are then the
 input itself, and each output is already laid out as the next layer's input. The
-output columns are cut into blocks that the worker threads (:mod:`..threads`) fill
+output columns are cut into blocks that the threads (:mod:`..threads`) fill
 independently: build the block's columns, multiply, add the bias and apply the
 epilogue the program fused into the op (a residual ``add``, a ``relu``) while the
-block is still in cache.
+block is still in cache. A wide 1x1 convolution on a small map is cut into blocks of
+output channels instead (see _split_channels); a stride-1 3x3 on a large map skips
+im2col (see _conv_on_padded_grid).
 Transposed convolution is a matrix product followed by a col2im scatter-add
 that loops only over kernel positions.
 """
