@@ -168,19 +168,20 @@ def conv(ctx, x, weight, bias=None, strides=None, pad_type="valid", pad=None, di
     # products keep BLAS efficient, and the output needs no cache (BLAS streams it).
     work_bytes = 0 if direct else out.itemsize * n * positions * c_in * taps
 
-    if direct and groups == 1 and _split_channels(c_out, n * positions):
-        def compute_channels(span: tuple[int, int]) -> None:
-            index = (slice(*span), slice(None))
-            block, weights = out[index[0]], kernels[0][index[0]]
-            if bias_column is not None:
-                np.copyto(block, bias_column[index[0]])
-                if accumulate(weights, flat_source, block):
-                    epilogue.apply(block, index, with_bias=False)
-                    return
-            np.matmul(weights, flat_source, out=block)
-            epilogue.apply(block, index)
+    def product(weights: np.ndarray, columns: np.ndarray, index: tuple[slice, slice]) -> None:
+        """out[index] = weights @ columns + bias, then the epilogue (one group)."""
+        block = out[index]
+        if bias_column is not None:
+            np.copyto(block, bias_column[index[0]])  # BLAS adds the product to the bias: no zeroing, no bias pass
+            if accumulate(weights, columns, block):
+                epilogue.apply(block, index, with_bias=False)
+                return
+        np.matmul(weights, columns, out=block)
+        epilogue.apply(block, index)
 
-        parallel_map(compute_channels, split(c_out, thread_count(), 16))
+    if direct and groups == 1 and _split_channels(c_out, n * positions):
+        parallel_map(lambda span: product(kernels[0][slice(*span)], flat_source, (slice(*span), slice(None))),
+                     split(c_out, thread_count(), 16))
         return epilogue.finish(out.reshape((c_out, n) + out_shape).swapaxes(0, 1))
 
     def compute(block_rows: tuple[int, int]) -> None:
@@ -210,17 +211,12 @@ def conv(ctx, x, weight, bias=None, strides=None, pad_type="valid", pad=None, di
                 filled += length
                 row += length
             columns = columns.reshape(c_in * taps, stop - start)
-        block = out[:, start:stop]
-        if groups == 1 and bias_column is not None:
-            np.copyto(block, bias_column)  # BLAS adds the product to the bias: no zeroing, no bias pass
-            if accumulate(kernels[0], columns, block):
-                epilogue.apply(block, (slice(None), slice(start, stop)), with_bias=False)
-                return
         if groups == 1:
-            np.matmul(kernels[0], columns, out=block)
-        else:
-            np.matmul(kernels, columns.reshape(groups, depth, stop - start),
-                      out=block.reshape(groups, c_out_group, stop - start))
+            product(kernels[0], columns, (slice(None), slice(start, stop)))
+            return
+        block = out[:, start:stop]
+        np.matmul(kernels, columns.reshape(groups, depth, stop - start),
+                  out=block.reshape(groups, c_out_group, stop - start))
         epilogue.apply(block, (slice(None), slice(start, stop)))
 
     parallel_map(compute, blocks(rows, work_bytes))
