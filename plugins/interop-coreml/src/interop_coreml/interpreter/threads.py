@@ -23,12 +23,11 @@ last bit.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -81,88 +80,23 @@ def _decide_thread_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# After its last piece a worker keeps polling for the next one this long before it sleeps, and a
-# caller polls this long for its helpers before it sleeps. While a program runs, one kernel call
-# follows another within microseconds; waking a sleeping thread costs about 50 us on a quiet
-# virtual machine and up to milliseconds on a busy host. onnxruntime's and OpenMP's pools poll
-# the same way (allow_spinning, OMP_WAIT_POLICY). ResNet-50 at batch 8, interleaved in one
-# process: 552 -> 532 and 571 -> 551 ms median wall with 0.5 ms of polling, the same within
-# noise for 2 and 10 ms. The poll gives up the GIL at every turn (time.sleep(0)).
-_SPIN_SECONDS = 0.001
-
-
-class _Done:
-    """Completion of one submitted task, waited for by polling first, then sleeping."""
-
-    def __init__(self) -> None:
-        self.finished = False
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self.finished = True
-        self._event.set()
-
-    def wait(self) -> None:
-        deadline = time.perf_counter() + _SPIN_SECONDS
-        while not self.finished and time.perf_counter() < deadline:
-            time.sleep(0)  # gives up the GIL, keeps the CPU
-        self._event.wait()
-
-
-class _Workers:
-    """``count`` daemon threads running submitted callables in turn."""
-
-    def __init__(self, count: int) -> None:
-        self._tasks: collections.deque[tuple[Callable[[], Any], _Done]] = collections.deque()
-        self._ready = threading.Condition()
-        for number in range(count):
-            threading.Thread(target=self._serve, name=f"interop-interpreter-{number}", daemon=True).start()
-
-    def submit(self, task: Callable[[], Any]) -> _Done:
-        done = _Done()
-        self._tasks.append((task, done))
-        with self._ready:
-            self._ready.notify()
-        return done
-
-    def _next(self) -> tuple[Callable[[], Any], _Done]:
-        deadline = time.perf_counter() + _SPIN_SECONDS
-        while True:
-            try:
-                return self._tasks.popleft()
-            except IndexError:
-                if time.perf_counter() >= deadline:
-                    break
-                time.sleep(0)
-        with self._ready:
-            while True:
-                try:
-                    return self._tasks.popleft()
-                except IndexError:
-                    self._ready.wait()
-
-    def _serve(self) -> None:
-        _in_worker.active = True
-        while True:
-            task, done = self._next()
-            try:
-                task()
-            except BaseException:  # noqa: BLE001 - parallel_map's tasks keep their errors themselves
-                pass
-            finally:
-                done.set()
-
-
-def _pool() -> _Workers:
+def _pool() -> ThreadPoolExecutor:
     if _state["pool"] is None:
         with _lock:
             if _state["pool"] is None:
-                _state["pool"] = _Workers(max(1, thread_count() - 1))
+                _state["pool"] = ThreadPoolExecutor(
+                    max_workers=max(1, thread_count() - 1), thread_name_prefix="interop-interpreter",
+                    initializer=_mark_worker,
+                )
     return _state["pool"]
 
 
+def _mark_worker() -> None:
+    _in_worker.active = True
+
+
 def _forget_pool_after_fork() -> None:
-    _state["pool"] = None  # the child has none of the parent's threads
+    _state["pool"] = None  # the child has none of the parent's threads; a new pool starts its own
 
 
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
@@ -207,7 +141,7 @@ def parallel_map(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
     for helper in helpers:
         while True:  # the pieces write into the caller's buffers: they must end before it goes on
             try:
-                helper.wait()
+                helper.exception()
                 break
             except BaseException as exc:  # noqa: BLE001 - interrupted while waiting: wait on, raise after
                 errors.append((len(items), exc))
