@@ -273,6 +273,45 @@ def test_pools_are_the_same_in_channel_blocks(monkeypatch, channel_major):
     assert results[0][0].swapaxes(0, 1).flags.c_contiguous == channel_major  # the layout is kept
 
 
+
+@pytest.mark.parametrize("spatial, kernel_sizes, pad", [
+    ((7, 7), (7, 7), (0, 0, 0, 0)),  # a global pool: one window per channel
+    ((4, 5), (5, 5), (1, 1, 2, 0)),  # padded windows, fewer of them than taps
+])
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_pools_of_few_large_windows_reduce_each_window_at_once(monkeypatch, spatial, kernel_sizes, pad, channel_major):
+    from interop_coreml.interpreter.kernels import pool
+
+    x = RNG.standard_normal((3, 10) + spatial).astype(np.float32)
+    if channel_major:
+        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    arguments = dict(kernel_sizes=np.array(kernel_sizes), strides=np.array([1, 1]), pad_type="custom",
+                     pad=np.array(pad))
+    monkeypatch.setitem(threads._state, "count", 2)
+    reduced = [pool.max_pool(None, x, **arguments), pool.avg_pool(None, x, exclude_padding_from_average=True,
+                                                                   **arguments)]
+    monkeypatch.setattr(pool, "_LOOP_TAPS", 1 << 30)  # the tap loop instead
+    looped = [pool.max_pool(None, x, **arguments), pool.avg_pool(None, x, exclude_padding_from_average=True,
+                                                                  **arguments)]
+    padding = ((0, 0), (0, 0), (pad[0], pad[1]), (pad[2], pad[3]))
+    windows = [(i, j) for i in range(pad[0] + spatial[0] + pad[1] - kernel_sizes[0] + 1)
+               for j in range(pad[2] + spatial[1] + pad[3] - kernel_sizes[1] + 1)]
+    padded_max = np.pad(x.astype(np.float64), padding, constant_values=-np.inf)
+    padded_sum = np.pad(x.astype(np.float64), padding)
+    counts = np.pad(np.ones(spatial), padding[2:])
+    shape = (3, 10, padded_max.shape[2] - kernel_sizes[0] + 1, padded_max.shape[3] - kernel_sizes[1] + 1)
+    expected_max, expected_avg = np.empty(shape), np.empty(shape)
+    for i, j in windows:
+        window = (slice(i, i + kernel_sizes[0]), slice(j, j + kernel_sizes[1]))
+        expected_max[:, :, i, j] = padded_max[(Ellipsis,) + window].max(axis=(2, 3))
+        expected_avg[:, :, i, j] = padded_sum[(Ellipsis,) + window].sum(axis=(2, 3)) / counts[window].sum()
+    np.testing.assert_array_equal(reduced[0], expected_max.astype(np.float32))
+    np.testing.assert_array_equal(reduced[0], looped[0])
+    np.testing.assert_allclose(reduced[1], expected_avg, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reduced[1], looped[1], rtol=1e-5, atol=1e-6)
+    assert reduced[0].swapaxes(0, 1).flags.c_contiguous == channel_major
+
+
 def test_timings_name_every_executed_step_and_what_it_absorbed():
     program = Program(_residual_program())
     timings: list = []
@@ -492,3 +531,27 @@ def test_results_held_from_an_earlier_run_stay_intact():
     assert not np.shares_memory(first, second)
     np.testing.assert_array_equal(loaded.run({"x": x1})[name], kept)
     assert loaded._buffers.nbytes > 0  # the runs did use the pool
+
+
+@pytest.mark.parametrize("x_shape, strides, pad", [
+    ((3, 8, 13), (2,), (0, 0)),
+    ((3, 8, 11, 13), (2, 3), (0, 0, 0, 0)),
+    ((2, 8, 11, 13), (2, 2), (1, 0, 2, 1)),  # padded: the border positions see only the bias
+    ((2, 8, 5, 6, 7), (2, 1, 3), (0, 1, 0, 0, 1, 1)),
+    ((2, 8, 6, 7), (1, 1), (1, 1, 0, 2)),  # stride 1, padded: the padded input is the product's operand
+])
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_1x1_convolution_reads_every_stride_th_position_of_the_padded_input(monkeypatch, x_shape, strides, pad, channel_major):
+    x = _inputs(x_shape)
+    if channel_major:
+        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    w, b = _weights(24, 8, *([1] * len(strides))), _weights(24)
+    monkeypatch.setitem(threads._state, "count", 2)
+    with threads.single_threaded_blas():
+        result = conv_module.conv(None, x, w, b, strides=np.array(strides), pad_type="custom", pad=np.array(pad))
+    padded = np.pad(x.astype(np.float64), [(0, 0), (0, 0)] + [(pad[2 * i], pad[2 * i + 1]) for i in range(len(strides))])
+    picked = padded[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)]
+    expected = np.einsum("nc...,oc->no...", picked, w.reshape(24, 8)) + b.reshape((1, 24) + (1,) * len(strides))
+    assert result.shape == expected.shape
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+    assert result.swapaxes(0, 1).flags.c_contiguous

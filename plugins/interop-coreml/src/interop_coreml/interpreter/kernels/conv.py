@@ -8,8 +8,9 @@ output columns are cut into blocks that the threads (:mod:`..threads`) fill
 independently: build the block's columns, multiply, add the bias and apply the
 epilogue the program fused into the op (a residual ``add``, a ``relu``) while the
 block is still in cache. A wide 1x1 convolution on a small map is cut into blocks of
-output channels instead (see _split_channels); a stride-1 3x3 on a large map skips
-im2col (see _conv_on_padded_grid).
+output channels instead (see _split_channels); a strided 1x1 first gathers the
+positions it reads (see subsample) and is then computed like a stride-1 one; a
+stride-1 3x3 on a large map skips im2col (see _conv_on_padded_grid).
 Transposed convolution is a matrix product followed by a col2im scatter-add
 that loops only over kernel positions.
 """
@@ -110,6 +111,19 @@ def pad_spatial(x: np.ndarray, padding, value=0.0, context=None) -> np.ndarray:
     return out
 
 
+def subsample(x: np.ndarray, strides, out_shape, context=None) -> np.ndarray:
+    """x ([C, N, *spatial], C-contiguous) at positions 0, s, 2s, ... of each spatial axis, ``out_shape`` of them:
+    a new C-contiguous [C, N, *out_shape] array (channel blocks copied on the worker threads)."""
+    picked = x[(slice(None), slice(None)) + tuple(slice(0, o * s, s) for o, s in zip(out_shape, strides))]
+    out = empty(context, picked.shape, x.dtype)
+
+    def fill(span: tuple[int, int]) -> None:
+        out[span[0]:span[1]] = picked[span[0]:span[1]]
+
+    parallel_map(fill, blocks(x.shape[0], out.nbytes))
+    return out
+
+
 def output_size(size, before, after, effective_kernel, stride, ceil_mode=False) -> int:
     if not ceil_mode:
         return (size + before + after - effective_kernel) // stride + 1
@@ -154,7 +168,13 @@ def conv(ctx, x, weight, bias=None, strides=None, pad_type="valid", pad=None, di
     if _grid_suits(nd, groups, strides, taps, source.shape[2:], out_shape):
         _conv_on_padded_grid(source, weight, dilations, bias_column, epilogue, out, out_shape)
         return epilogue.finish(out.reshape((c_out, n) + out_shape).swapaxes(0, 1))
-    direct = taps == 1 and all(s == 1 for s in strides) and not any(b or a for b, a in padding)
+    if taps == 1 and any(s != 1 for s in strides):
+        # A strided 1x1 convolution reads one input position in stride**nd: gathered once (a copy of
+        # the output's size per channel), it is a direct product that may be cut by channels too.
+        source = subsample(source, strides, out_shape, context=ctx)
+        strides = (1,) * nd
+    # Padding (already applied) does not stop a 1x1 convolution from reading its input as it lies.
+    direct = taps == 1 and all(s == 1 for s in strides) and tuple(source.shape[2:]) == tuple(out_shape)
     if direct:
         flat_source = source.reshape(c_in, n * positions)
     else:

@@ -50,6 +50,12 @@ def _reduce_taps(view, nd, ufunc, out=None):
     return out
 
 
+# Windows of more taps than this, when there are fewer of them than taps per (image, channel) (a
+# global pool, say), are reduced in one ufunc.reduce call over the window axes: the tap loop's
+# numpy calls would each combine only a few values.
+_LOOP_TAPS = 8
+
+
 def _pool(x, value, geometry, ufunc):
     """Every window of x (padded with value) combined with ufunc, channel blocks on the worker threads."""
     kernel_shape, _, _, _, _, out_shape = geometry
@@ -57,12 +63,17 @@ def _pool(x, value, geometry, ufunc):
     out = np.empty_like(x[(Ellipsis,) + (slice(0, 1),) * nd], shape=x.shape[:2] + tuple(out_shape))
     if out.size == 0:
         return out
+    taps = int(np.prod(kernel_shape))
+    whole_windows = taps > _LOOP_TAPS and int(np.prod(out_shape)) < taps
 
     def compute(span):
         channels = slice(*span)
-        _reduce_taps(_windows_of(x[:, channels], value, *geometry), nd, ufunc, out=out[:, channels])
+        view = _windows_of(x[:, channels], value, *geometry)
+        if whole_windows:
+            ufunc.reduce(view, axis=tuple(range(2 + nd, 2 + 2 * nd)), out=out[:, channels])
+        else:
+            _reduce_taps(view, nd, ufunc, out=out[:, channels])
 
-    taps = int(np.prod(kernel_shape))
     parallel_map(compute, blocks(x.shape[1], x.itemsize * (x.size + out.size * taps)))
     return out
 
