@@ -10,10 +10,16 @@ random weights (batch 8, 128 tokens), taken the user's route: torch.export ->
 while that route does not convert yet, the row says where it stops.
 
 onnxruntime runs the ONNX model, the interpreter the package interop's translator
-wrote. Both are timed alternately (median of REPEATS); the goal (issue 14) is
-interpreter / onnxruntime <= 1.5 in wall time. CPU time (all threads; onnxruntime
-measured in a second session with its idle threads not spinning) is printed too:
-on a shared machine wall time follows the load, CPU time much less. Then one
+wrote. Both are timed alternately, in an order that rotates from one round to the
+next (median of REPEATS); the goal (issue 14) is interpreter / onnxruntime <= 1.5 in
+wall time. onnxruntime keeps its default of spinning threads during a run, but with
+``session.force_spinning_stop`` they stop when the run returns: left spinning, its
+idle worker took a core from whatever was timed next (here it burnt 49 ms of CPU in
+the half second after each run, and the interpreter timed right after a spinning run
+took 515 ms instead of 462, median of 10), while onnxruntime's own time did not
+change (320 vs 322 ms). CPU time (all threads; onnxruntime measured in a second
+session with its idle threads not spinning) is printed too: on a shared machine wall
+time follows the load, CPU time much less. Then one
 timed run shows where the interpreter's time goes, and the same matrix products
 run alone through numpy's BLAS give the floor the im2col design cannot beat.
 
@@ -161,7 +167,9 @@ class Comparison:
         from interop_coreml.runtime import load_interpreter
 
         self.name, self.feeds = name, feeds
-        self.ort = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        stopping = ort.SessionOptions()  # spinning within a run (the default), none after it (see the module doc)
+        stopping.add_session_config_entry("session.force_spinning_stop", "1")
+        self.ort = ort.InferenceSession(str(onnx_path), stopping, providers=["CPUExecutionProvider"])
         options = ort.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.ort_quiet = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -179,8 +187,9 @@ class Comparison:
         cpu: dict[str, list[float]] = collections.defaultdict(list)
         for run in runs.values():  # warm-up
             run()
-        for _ in range(repeats):
-            for key, run in runs.items():
+        order = list(runs.items())
+        for round_ in range(repeats):
+            for key, run in order[round_ % len(order):] + order[:round_ % len(order)]:
                 started, started_cpu = time.perf_counter(), time.process_time()
                 run()
                 wall[key].append(time.perf_counter() - started)
@@ -191,6 +200,13 @@ class Comparison:
             "ort_cpu": statistics.median(cpu["ort_quiet"]),
             "interpreter_cpu": statistics.median(cpu["interpreter"]),
         }
+
+    def cpu_after_ort_run(self, seconds: float = 0.2) -> float:
+        """CPU seconds this process spends in the ``seconds`` after an onnxruntime run (its idle threads' spinning)."""
+        self.ort.run(None, self.feeds)
+        started = time.process_time()
+        time.sleep(seconds)
+        return time.process_time() - started
 
     def max_difference(self) -> float:
         return float(np.abs(self.result.astype(np.float64) - self.reference).max())
@@ -305,6 +321,8 @@ def main() -> int:
             table.add(name, numbers["ort_wall"] * 1000, numbers["interpreter_wall"] * 1000, f"{ratio:.2f}x",
                       f"{numbers['interpreter_cpu'] / numbers['ort_cpu']:.2f}x", f"<= {GOAL}x: {verdict}",
                       f"{comparison.max_difference():.2g}")
+            table.note(f"{name}: onnxruntime's threads after a run: {comparison.cpu_after_ort_run() * 1000:.0f} ms of CPU "
+                       "in the next 0.2 s (spinning stopped when a run returns)")
             details.append(where_the_time_goes(comparison))
             if name.startswith("ResNet"):
                 floor, products = blas_floor(comparison)
