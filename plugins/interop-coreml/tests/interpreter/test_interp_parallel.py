@@ -555,3 +555,30 @@ def test_1x1_convolution_reads_every_stride_th_position_of_the_padded_input(monk
     assert result.shape == expected.shape
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
     assert result.swapaxes(0, 1).flags.c_contiguous
+
+
+@pytest.mark.parametrize("epilogue", [("relu",), ("add", "relu")])
+@pytest.mark.parametrize("kernel_shape, strides, groups", [((7, 7), (2, 2), 1), ((3, 3), (1, 1), 2)])
+def test_narrow_im2col_products_in_sub_blocks_match_one_product_per_block(monkeypatch, epilogue, kernel_shape,
+                                                                        strides, groups):
+    from interop_coreml.interpreter.kernels.table import OpContext
+
+    x = _inputs((3, 4, 11, 13))
+    w, b = _weights(8, 4 // groups, *kernel_shape), _weights(8)
+    out_shape = (3, 8, -(-11 // strides[0]), -(-13 // strides[1]))
+    residual = _inputs(out_shape)
+    context = OpContext("conv", "c", epilogue=epilogue)
+    arguments = dict(weight=w, bias=b, strides=np.array(strides), pad_type="same", groups=groups,
+                     fused_input=residual if "add" in epilogue else None)
+    monkeypatch.setattr(conv_module, "_GRID_WASTE", 0.0)  # im2col, also for the stride-1 case
+    monkeypatch.setitem(threads._state, "count", 2)
+    # Sub-blocks of 3 output rows: they cross images and leave a short one at the end of a block.
+    monkeypatch.setattr(conv_module, "_NARROW_BLOCK_BYTES", 4 * (4 // groups) * groups * int(np.prod(kernel_shape))
+                        * out_shape[3] * 3)
+    with threads.single_threaded_blas():
+        sub_blocks = conv_module.conv(context, x, **arguments)
+        monkeypatch.setattr(conv_module, "_NARROW_CHANNELS", 0)
+        one_product = conv_module.conv(context, x, **arguments)
+    expected = _with_epilogue(_reference_conv(x, w, b, strides, groups=groups), epilogue, residual)
+    np.testing.assert_allclose(sub_blocks, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(sub_blocks, one_product, rtol=1e-5, atol=1e-5)
