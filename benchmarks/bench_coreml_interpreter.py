@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 
 BATCH = 8
 SEQUENCE = 128
-REPEATS = 5
+REPEATS = 9
 GOAL = 1.5
 
 
