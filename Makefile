@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml) $(
 		-e '.[plots,test]' $(foreach p,$(PLUGINS),-e $(p)) $(foreach p,$(EXAMPLES),-e $(p))
 	touch $@
 
+# pytest-xdist workers for `make test` (the CI machine has 2 cores; 0 runs the suite in one process).
+TEST_WORKERS ?= 2
+
 test: $(STAMP) mxnet-env
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # Model campaigns too long for `make test` (tests marked `extended`, e.g. every Keras Application
 # through tf2onnx into the importers); `make test` runs one representative of each.
