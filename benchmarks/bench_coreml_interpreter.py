@@ -167,7 +167,8 @@ class Comparison:
         from interop_coreml.runtime import load_interpreter
 
         self.name, self.feeds = name, feeds
-        stopping = ort.SessionOptions()  # spinning within a run (the default), none after it (see the module doc)
+        # Spinning within a run (the default), none after it (see the module doc).
+        stopping = ort.SessionOptions()
         stopping.add_session_config_entry("session.force_spinning_stop", "1")
         self.ort = ort.InferenceSession(str(onnx_path), stopping, providers=["CPUExecutionProvider"])
         options = ort.SessionOptions()
@@ -321,8 +322,9 @@ def main() -> int:
             table.add(name, numbers["ort_wall"] * 1000, numbers["interpreter_wall"] * 1000, f"{ratio:.2f}x",
                       f"{numbers['interpreter_cpu'] / numbers['ort_cpu']:.2f}x", f"<= {GOAL}x: {verdict}",
                       f"{comparison.max_difference():.2g}")
-            table.note(f"{name}: onnxruntime's threads after a run: {comparison.cpu_after_ort_run() * 1000:.0f} ms of CPU "
-                       "in the next 0.2 s (spinning stopped when a run returns)")
+            after = comparison.cpu_after_ort_run()
+            table.note(f"{name}: onnxruntime's threads after a run: {after * 1000:.0f} ms of CPU in the next 0.2 s "
+                       "(spinning stopped when a run returns)")
             details.append(where_the_time_goes(comparison))
             if name.startswith("ResNet"):
                 floor, products = blas_floor(comparison)

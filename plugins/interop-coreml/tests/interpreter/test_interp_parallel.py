@@ -273,13 +273,13 @@ def test_pools_are_the_same_in_channel_blocks(monkeypatch, channel_major):
     assert results[0][0].swapaxes(0, 1).flags.c_contiguous == channel_major  # the layout is kept
 
 
-
 @pytest.mark.parametrize("spatial, kernel_sizes, pad", [
     ((7, 7), (7, 7), (0, 0, 0, 0)),  # a global pool: one window per channel
     ((4, 5), (5, 5), (1, 1, 2, 0)),  # padded windows, fewer of them than taps
 ])
 @pytest.mark.parametrize("channel_major", [False, True])
-def test_pools_of_few_large_windows_reduce_each_window_at_once(monkeypatch, spatial, kernel_sizes, pad, channel_major):
+def test_pools_of_few_large_windows_reduce_each_window_at_once(monkeypatch, spatial, kernel_sizes, pad,
+                                                             channel_major):
     from interop_coreml.interpreter.kernels import pool
 
     x = RNG.standard_normal((3, 10) + spatial).astype(np.float32)
@@ -541,7 +541,8 @@ def test_results_held_from_an_earlier_run_stay_intact():
     ((2, 8, 6, 7), (1, 1), (1, 1, 0, 2)),  # stride 1, padded: the padded input is the product's operand
 ])
 @pytest.mark.parametrize("channel_major", [False, True])
-def test_1x1_convolution_reads_every_stride_th_position_of_the_padded_input(monkeypatch, x_shape, strides, pad, channel_major):
+def test_1x1_convolution_reads_every_stride_th_position_of_the_padded_input(monkeypatch, x_shape, strides, pad,
+                                                                           channel_major):
     x = _inputs(x_shape)
     if channel_major:
         x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
@@ -549,7 +550,8 @@ def test_1x1_convolution_reads_every_stride_th_position_of_the_padded_input(monk
     monkeypatch.setitem(threads._state, "count", 2)
     with threads.single_threaded_blas():
         result = conv_module.conv(None, x, w, b, strides=np.array(strides), pad_type="custom", pad=np.array(pad))
-    padded = np.pad(x.astype(np.float64), [(0, 0), (0, 0)] + [(pad[2 * i], pad[2 * i + 1]) for i in range(len(strides))])
+    padding = [(0, 0), (0, 0)] + [(pad[2 * i], pad[2 * i + 1]) for i in range(len(strides))]
+    padded = np.pad(x.astype(np.float64), padding)
     picked = padded[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)]
     expected = np.einsum("nc...,oc->no...", picked, w.reshape(24, 8)) + b.reshape((1, 24) + (1,) * len(strides))
     assert result.shape == expected.shape

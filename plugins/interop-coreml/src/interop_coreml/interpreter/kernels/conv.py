@@ -9,9 +9,9 @@ independently: build the block's columns, multiply, add the bias and apply the
 epilogue the program fused into the op (a residual ``add``, a ``relu``) while the
 block is still in cache. A wide 1x1 convolution on a small map is cut into blocks of
 output channels instead (see _split_channels), and an im2col block for few output
-channels is multiplied in narrower sub-blocks (see _NARROW_CHANNELS); a strided 1x1 first gathers the
-positions it reads (see subsample) and is then computed like a stride-1 one; a
-stride-1 3x3 on a large map skips im2col (see _conv_on_padded_grid).
+channels is multiplied in narrower sub-blocks (see _NARROW_CHANNELS); a strided 1x1
+first gathers the positions it reads (see subsample) and is then computed like a
+stride-1 one; a stride-1 3x3 on a large map skips im2col (see _conv_on_padded_grid).
 Transposed convolution is a matrix product followed by a col2im scatter-add
 that loops only over kernel positions.
 """
@@ -208,11 +208,11 @@ def conv(ctx, x, weight, bias=None, strides=None, pad_type="valid", pad=None, di
     # A product with few output channels is computed in sub-blocks of about _NARROW_BLOCK_BYTES of
     # columns (see there); others in one product per block.
     narrow = not direct and c_out_group <= _NARROW_CHANNELS
-    step_rows = max(1, _NARROW_BLOCK_BYTES // (x.itemsize * depth * groups * row_length))
+    narrow_rows = max(1, _NARROW_BLOCK_BYTES // (x.itemsize * c_in * taps * row_length))
 
     def compute(block_rows: tuple[int, int]) -> None:
         first, last = block_rows
-        step = step_rows if narrow else max(1, last - first)
+        step = narrow_rows if narrow else last - first
         for sub_first in range(first, last, step):
             compute_rows(sub_first, min(last, sub_first + step))
 
