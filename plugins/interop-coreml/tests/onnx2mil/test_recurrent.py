@@ -245,6 +245,25 @@ def test_runtime_weights_are_refused():
         convert_model(model)
 
 
+
+def test_x_features_that_contradict_w_are_refused_at_conversion():
+    """Fuzz seed 77 trial 2775: a SAME ConvTranspose whose kernel is shorter than its stride gives 3 · 2 = 6
+    positions by the spec, but 5 in onnxruntime and ONNX shape inference, from which the GRU's W was sized.
+    Core ML's gru does not check the sizes, so the package failed at its first prediction; the
+    translator now refuses the model, naming both sizes."""
+    rng = np.random.default_rng(0)
+    model = make_model(
+        [onnx.helper.make_node("ConvTranspose", ["x", "k"], ["c"], auto_pad="SAME_LOWER", strides=[2]),
+         onnx.helper.make_node("GRU", ["c", "W", "R"], ["Y"], hidden_size=2, direction="reverse")],
+        [tensor_info("x", [1, 6, 3])], [tensor_info("Y", None)],
+        [onnx.numpy_helper.from_array(rng.uniform(-1, 1, (6, 1, 1)).astype(np.float32), "k"),
+         onnx.numpy_helper.from_array(rng.uniform(-1, 1, (1, 6, 5)).astype(np.float32), "W"),
+         onnx.numpy_helper.from_array(rng.uniform(-1, 1, (1, 6, 2)).astype(np.float32), "R")],
+    )
+    assert ort_run(model, {"x": np.ones((1, 6, 3), np.float32)})["Y"].shape == (1, 1, 1, 2)  # onnxruntime: 5 features
+    with pytest.raises(UnsupportedModelError, match=r"X has 6 features per step .* W \[1, 6, 5\] takes 5"):
+        convert_model(model)
+
 @pytest.mark.parametrize("layer", ["lstm", "gru", "rnn_relu"])
 def test_torch_onnx_export_with_dynamic_batch_and_sequence(layer, tmp_path):
     """torch.onnx's TorchScript exporter keeps the sequence length dynamic (torch.export cannot)."""

@@ -313,6 +313,15 @@ def _convert(ctx: ConversionContext, node, op_type: str) -> None:
     hidden = int(attr(node, "hidden_size", r.shape[-1]))
     if w.shape[1] != gates * hidden or r.shape[-1] != hidden:
         raise NodeNotConvertible(f"hidden_size {hidden} does not match W {list(w.shape)} and R {list(r.shape)}")
+    features = x.shape[-1]
+    if isinstance(features, (int, np.integer)) and int(features) != w.shape[-1]:
+        # Core ML's recurrent ops do not check it, so the package would fail at its first prediction. The
+        # two disagree when an earlier op's output size, as the ONNX spec defines it, is not the size the
+        # model's author (or ONNX shape inference) expected, e.g. a SAME ConvTranspose with a kernel
+        # shorter than its stride (docs/coreml.md).
+        raise NodeNotConvertible(f"X has {int(features)} features per step as the ONNX spec computes it, but W "
+                                 f"{list(w.shape)} takes {w.shape[-1]}: the model is inconsistent; fix the op "
+                                 "that produces X or W")
     lengths = _sequence_lengths(ctx, node, x)
     acts = _activations(node, op_type, directions)
     per_direction = len(acts) // directions
