@@ -148,6 +148,11 @@ def _align_corners_fractional(model: onnx.ModelProto, feeds: dict) -> bool:
     return False
 
 
+#: The normalisations an ill-conditioned slice makes noisy (see normalization_noise_explains).
+NORMALIZATIONS = frozenset({"MeanVarianceNormalization", "LayerNormalization", "InstanceNormalization",
+                            "GroupNormalization"})
+
+
 #: Known deviations (also listed in docs/fuzzing.md). Each is verified per case, as its ``verify`` says.
 KNOWN_DEVIATIONS = (
     Deviation(
@@ -198,6 +203,17 @@ KNOWN_DEVIATIONS = (
         "a variance of about 1e-6 instead of 0, so the output is not B); the spec's "
         "mean((x − mean)²) does not",
         frozenset({"InstanceNormalization"}), frozenset({"value"}),
+    ),
+    Deviation(
+        "normalization-ill-conditioned",
+        "LayerNormalization, InstanceNormalization or GroupNormalization over a constant or "
+        "near-constant slice (variance at most 1e-6 times the squared mean): x − mean is rounding "
+        "noise (the engines round the mean differently) divided by sqrt(variance + epsilon); "
+        "verified when every differing output element is within twice what moving those slices' "
+        "outputs by that noise bound (4·n·u·max|x| / sqrt(variance + epsilon) · max|scale|, "
+        "variance in float64 from the input onnxruntime computed) moves it in onnxruntime, plus "
+        "the tolerance: a wrong epsilon or a dropped scale stays a mismatch",
+        NORMALIZATIONS - {"MeanVarianceNormalization"}, frozenset({"value"}), verify="normalization-noise",
     ),
     Deviation(
         "ort-resize-align-corners-fractional",
@@ -574,7 +590,7 @@ def reference_bugs(model: onnx.ModelProto, feeds: dict) -> list[str]:
             steps, starts = _constant_ints(model, node.input[4]), _constant_ints(model, node.input[1])
             if (steps is None or min(steps, default=1) < 0) and (starts is None or min(starts, default=0) < 0):
                 found.append("Slice with a negative step and a start that may be below -dim (not clamped to 0)")
-        elif op in ("GlobalMaxPool", "GlobalAveragePool") and ranks.get(node.input[0]) != 4:
+        elif op == "GlobalMaxPool" and ranks.get(node.input[0]) != 4:  # GlobalAveragePool's axes are right
             found.append(f"{op} of rank {ranks.get(node.input[0], '?')} (reduces axes (ndim-2, ndim))")
         elif op == "LpNormalization" and (attr(node, "p", 2) == 1 or attr(node, "axis", -1) < 0):
             found.append("LpNormalization with p=1 or a negative axis")
@@ -806,6 +822,10 @@ def _explain_together(model, feeds, got, diffs, outcome: Outcome) -> None:
             if mvn_ill_conditioned_feeds(model, feeds, got, differing):
                 outcome.explained = rule.name
                 return
+        elif rule.verify == "normalization-noise":
+            if normalization_noise_explains(model, feeds, got, differing, rule.ops):
+                outcome.explained = rule.name
+                return
         elif rule.verify == "undefined-cast":
             if undefined_casts_feed(model, feeds, got, differing):
                 outcome.explained = rule.name
@@ -896,30 +916,118 @@ def _fed_by(model: onnx.ModelProto, feeds: dict, values: dict, name: str, marked
     return True
 
 
+def _normalized_slices(node: onnx.NodeProto, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """x viewed so that each slice the op normalises is reduced over the returned axes."""
+    op = node.op_type
+    if op == "MeanVarianceNormalization":
+        return x, tuple(a % x.ndim for a in attr(node, "axes", [0, 2, 3]))
+    if op == "LayerNormalization":
+        return x, tuple(range(attr(node, "axis", -1) % x.ndim, x.ndim))
+    if op == "InstanceNormalization":
+        return x, tuple(range(2, x.ndim))
+    # GroupNormalization: channels in num_groups groups, each group with the spatial axes
+    return x.reshape(x.shape[0], attr(node, "num_groups", 1), -1), (2,)
+
+
+def _ill_conditioned(node: onnx.NodeProto, values: dict):
+    """(x as float64, the slices' view of it, axes, mean, variance, the mask of x's elements in slices
+    with variance <= MVN_ILL_CONDITIONED · mean²), or None when the op's input is not known or scalar."""
+    if node.input[0] not in values or node.output[0] not in values:
+        return None
+    x = np.asarray(values[node.input[0]], dtype=np.float64)
+    if x.ndim == 0:
+        return None
+    slices, axes = _normalized_slices(node, x)
+    mean = slices.mean(axis=axes, keepdims=True)
+    var = ((slices - mean) ** 2).mean(axis=axes, keepdims=True)
+    ill = np.broadcast_to(var <= MVN_ILL_CONDITIONED * mean**2, slices.shape).reshape(x.shape)
+    return x, slices, axes, mean, var, ill
+
+
 def mvn_ill_conditioned_feeds(model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str]) -> bool:
     """True when every differing element of the outputs ``differing`` is fed by an ill-conditioned MVN slice.
 
     For each MeanVarianceNormalization, its input (as onnxruntime computed it) is reduced in
     float64 over the op's axes; slices with variance <= MVN_ILL_CONDITIONED · mean² are marked.
     Which output elements they feed is found by cutting the graph at the MVN's output and
-    running the rest in onnxruntime with the marked elements replaced by NaN and by a shifted
-    value: an element that changes either time depends on them.
+    running the rest in onnxruntime with the marked elements replaced by NaN and by a finite
+    value (onnxruntime's own value there may be NaN: a constant slice): an element that changes
+    either time depends on them.
     """
     def marks(values: dict):
         for node in model.graph.node:
-            if node.op_type != "MeanVarianceNormalization" or node.input[0] not in values \
-                    or node.output[0] not in values:
-                continue
-            x = np.asarray(values[node.input[0]], dtype=np.float64)
-            axes = tuple(a % x.ndim for a in attr(node, "axes", [0, 2, 3])) if x.ndim else ()
-            mean = x.mean(axis=axes, keepdims=True)
-            var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
-            ill = np.broadcast_to(var <= MVN_ILL_CONDITIONED * mean**2, x.shape)
-            if ill.any():
+            found = _ill_conditioned(node, values) if node.op_type == "MeanVarianceNormalization" else None
+            if found is not None and found[-1].any():
                 y = np.asarray(values[node.output[0]])
-                yield node.output[0], ill, [np.full(y.shape, np.nan), y + 7.0]
+                yield node.output[0], found[-1], [np.full(y.shape, np.nan), np.where(np.isfinite(y), y + 7.0, 7.0)]
 
     return _only_where_marked(model, feeds, got, differing, marks)
+
+
+def normalization_noise_explains(model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str],
+                                 op_types: frozenset[str]) -> bool:
+    """True when each differing element of ``differing`` is explained by rounding noise of ill-conditioned
+    slices of the epsilon normalisations ``op_types`` (LayerNorm, InstanceNorm, GroupNorm).
+
+    Per op, the noise bound of a slice is 4·n·u·max|x| / sqrt(variance + epsilon) · max|scale|
+    (n the slice's size, u the input's unit roundoff; x and the variance as onnxruntime's input
+    gives them, in float64): what rounding the mean differently can do. The graph is cut at the
+    op's output and run in onnxruntime with the ill-conditioned slices moved by +bound and by
+    -bound; a differing element is explained when it is within twice the larger move plus the
+    tolerance (or is the op's output itself, within twice the bound).
+    """
+    from interop_coreml.fuzz.shrink import _cut
+
+    values = tensor_values(model, feeds)
+    if not all(n in values for n in differing):
+        return False
+    reach = {}
+    for name in differing:
+        if _bad_elements(values[name], got.get(name)) is None:
+            return False
+        reach[name] = np.zeros(np.shape(values[name]))
+    for node in model.graph.node:
+        if node.op_type not in op_types:
+            continue
+        found = _ill_conditioned(node, values)
+        if found is None or not found[-1].any():
+            continue
+        x, slices, axes, mean, var, ill = found
+        unit = float(np.finfo(np.asarray(values[node.input[0]]).dtype).eps) / 2
+        size = int(np.prod([slices.shape[a] for a in axes]))
+        largest = np.abs(slices).max(axis=axes, keepdims=True)
+        epsilon = float(attr(node, "epsilon", 1e-5))
+        scale = np.asarray(values.get(node.input[1], 1.0), dtype=np.float64) if len(node.input) > 1 else 1.0
+        bound = 4 * size * unit * largest / np.sqrt(var + epsilon) * float(np.abs(scale).max(initial=1.0))
+        bound = np.where(ill, np.broadcast_to(bound, slices.shape).reshape(x.shape), 0.0)
+        y = np.asarray(values[node.output[0]])
+        for output in differing:
+            if output == node.output[0]:
+                reach[output] = np.maximum(reach[output], 2 * bound)
+                continue
+            cut = _cut(model, node.output[0], y, [output])
+            if cut is None:
+                return False
+            inputs = {i.name for i in cut.graph.input}
+            base = {n: v for n, v in {**feeds, node.output[0]: y}.items() if n in inputs}
+            try:
+                plain = np.asarray(run_onnxruntime(cut, base, optimize=False)[output], dtype=np.float64)
+                for sign in (1.0, -1.0):
+                    moved = (y + sign * bound).astype(y.dtype)
+                    changed = run_onnxruntime(cut, {**base, node.output[0]: moved}, optimize=False)[output]
+                    reach[output] = np.maximum(reach[output], 2 * np.abs(np.asarray(changed, np.float64) - plain))
+            except Exception:  # noqa: BLE001
+                return False
+    for name in differing:
+        ref = np.asarray(values[name], dtype=np.float64)
+        candidate = np.asarray(got[name], dtype=np.float64)
+        bad = _bad_elements(values[name], got[name])
+        if not bad.any():
+            return False
+        within = np.abs(candidate - ref) <= reach[name] + allowed_error(values[name], got[name])
+        if (bad & ~within).any():
+            return False
+    return True
 
 
 def undefined_cast_elements(x: np.ndarray, target: np.dtype) -> np.ndarray:
