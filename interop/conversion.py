@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interop.errors import raise_if_interrupted
+from interop.errors import exception_line, raise_if_interrupted
 from interop.formats import check_content, detect_format, format_for_output
 from interop.implementations import call_converter
 from interop.output_files import atomic_output, refuse_overlap, same_format_directory
@@ -224,7 +224,7 @@ def run_converter(
     except Exception as exc:
         raise ConversionError(
             f"converter {conv.source} -> {conv.target} (plugin {provided.plugin.name}) failed on "
-            f"{src.name}: {type(exc).__name__}: {exc}",
+            f"{src.name}: {exception_line(exc)}",
             hint="set INTEROP_DEBUG=1 for the traceback",
         ) from exc
     if not dst.exists():

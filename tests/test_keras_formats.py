@@ -96,6 +96,38 @@ def test_exact_gelu_converts_through_erf(tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+
+def test_grouped_convolutions_keras_compiles_with_xla_convert(tmp_path):
+    """Keras 3 runs grouped convolutions (ConvNeXt's depthwise ones) and channels-first 3-D ones in a
+    tf.function(jit_compile=True); tf2onnx left each as a StatefulPartitionedCall no runtime knows. The
+    converter has grappler inline them: the ONNX graph holds grouped Convs and matches Keras."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(6)
+    image = keras.Input((9, 9, 8), name="image")
+    grouped = keras.layers.Conv2D(8, 3, padding="same", groups=8, name="depthwise")(image)  # ConvNeXt's form
+    grouped = keras.layers.Conv2D(12, 1, groups=4, activation="relu")(grouped)
+    volume = keras.Input((2, 5, 5, 3), name="volume")
+    first = keras.layers.Conv3D(4, 2, data_format="channels_first", name="cf3d")(volume)
+    model = keras.Model([image, volume], [grouped, first])
+    src = tmp_path / "grouped.keras"
+    model.save(str(src))
+    dst = tmp_path / "grouped.onnx"
+    interop.convert(src, dst)
+
+    graph = onnx.load(str(dst)).graph
+    assert not [n.op_type for n in graph.node if "PartitionedCall" in n.op_type]
+    assert sorted(a.i for n in graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "group") == [1, 4, 8]
+    registry = get_registry()
+    copy = open_session(registry.runtimes["onnxruntime"], registry, dst)
+    rng = np.random.default_rng(6)
+    feeds = {"image": rng.standard_normal((3, 9, 9, 8)).astype(np.float32),
+             "volume": rng.standard_normal((3, 2, 5, 5, 3)).astype(np.float32)}
+    got = copy.run(feeds)
+    for want, output in zip(model([feeds["image"], feeds["volume"]]), copy.outputs):
+        np.testing.assert_allclose(got[output.name], np.asarray(want), rtol=1e-5, atol=1e-5)
+
 def test_a_model_with_dict_inputs_keeps_its_captured_constants_out_of_the_inputs(tmp_path):
     """Dict inputs go through tf2onnx's function path, which listed captured constants as inputs."""
     import keras

@@ -105,3 +105,36 @@ def test_disabled_plugins_are_skipped_without_being_imported(
     assert by_name["broken"]["status"] == "disabled"
     assert by_name["future"]["status"] == "disabled"
     assert "failed to load" not in listed.stderr
+
+
+FAILING_IMPL = '''
+def load(path):
+    raise NotImplementedError
+
+def convert(src, dst, options):
+    dst.write_bytes(b"half an ONNX file")  # what a library writes before it fails
+    raise ValueError("No Op registered for StatefulPartitionedCall with domain_version of 17\\n\\n"
+                     "==> Context: Bad node spec for node. Name: block_0/StatefulPartitionedCall")
+'''
+
+
+def test_a_converter_failing_with_a_multi_line_message_is_one_line_and_leaves_no_file(
+    tmp_path: Path, fake_install: Any, run_cli: Any
+) -> None:
+    """onnx's checker puts a "==> Context" paragraph under its message (tf2onnx left an op it cannot
+    convert in a Keras ConvNeXt): the error names the first line, and the hint says how to see all."""
+    from fake_plugins import one_format_plugin
+
+    site = fake_install(tmp_path / "site", "interop-failing", {"failing": "failing:plugin"},
+                        {"failing": one_format_plugin("failing"), "failing_impl": FAILING_IMPL})
+    model = tmp_path / "m.failing"
+    model.write_text("a model\n")
+    done = run_cli("convert", str(model), "-o", "m.onnx", cwd=tmp_path, pythonpath=site)
+    assert done.returncode == 4, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "hint:", "==>"))]
+    assert lines == [
+        "error: converter failing -> onnx (plugin failing) failed on m.failing: ValueError: No Op registered "
+        "for StatefulPartitionedCall with domain_version of 17",
+        "hint: set INTEROP_DEBUG=1 for the traceback",
+    ], done.stderr
+    assert not (tmp_path / "m.onnx").exists()

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from interop_keras.convert import CUSTOM_OP_HANDLERS, xla_functions_inlined
+
 #: The Keras Applications the campaigns convert through tf2onnx (small inputs keep them fast).
 KERAS_APPS = ("MobileNetV2", "ResNet50", "DenseNet121", "EfficientNetB0")
 
@@ -77,9 +79,10 @@ def frozen_to_onnx(keras_model: Any, input_shape: tuple[int, ...], opset: int = 
     spec = tf.TensorSpec((None, *input_shape), tf.float32, name="input")
     concrete = tf.function(lambda x: keras_model(x, training=False)).get_concrete_function(spec)
     frozen = convert_variables_to_constants_v2(concrete)
-    model, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-        output_names=[t.name for t in frozen.outputs], opset=opset)
+    with xla_functions_inlined():  # ConvNeXt's grouped convolutions; Erfc (exact GELU): as `interop convert`
+        model, _ = tf2onnx.convert.from_graph_def(
+            frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
+            output_names=[t.name for t in frozen.outputs], opset=opset, custom_op_handlers=CUSTOM_OP_HANDLERS)
     return model
 
 

@@ -13,11 +13,20 @@ normal float32 (1.2e-38; TensorFlow flushes subnormals to 0 while freezing) in i
 copy of the model, so the bias stays an ``Add`` with a weight, and then writes exact
 zeros back into those initializers of the ONNX graph: the file holds the model's own
 values and the design keeps its parameters.
+
+Keras 3 runs a few ops in a ``tf.function(jit_compile=True)`` because TensorFlow's CPU
+kernels lack them (grouped convolutions, such as ConvNeXt's depthwise ones, and
+channels-first 3-D convolutions). Grappler does not inline a function marked for XLA, so
+tf2onnx met a ``StatefulPartitionedCall`` it cannot convert (an open tf2onnx issue). The
+converter removes the XLA marks from the frozen graph before grappler runs
+(:func:`xla_functions_inlined`): the functions are inlined like any other, and tf2onnx
+converts the ops inside them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +106,48 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
     import tf2onnx
 
     opset = int(options.get("opset") or 17)
+    with xla_functions_inlined():
+        model_proto = _to_onnx(src, opset, tf, tf2onnx)
+    onnx.checker.check_model(model_proto)
+    onnx.save(model_proto, str(dst))
+
+
+#: The attributes that keep grappler from inlining a function (tf.function(jit_compile=True) sets them).
+_XLA_MARKS = ("_XlaMustCompile", "_XlaCompile", "_noinline")
+
+
+@contextlib.contextmanager
+def xla_functions_inlined() -> Iterator[None]:
+    """tf2onnx with every function call the frozen graph marks for XLA inlined (see the module doc).
+
+    tf2onnx freezes a model and then hands the GraphDef to ``tf_loader.tf_optimize`` (grappler,
+    with its function inliner): for the duration, that step first drops the marks from the call
+    nodes and from the functions of the graph's library.
+    """
+    from tf2onnx import tf_loader
+
+    original = tf_loader.tf_optimize
+
+    def optimize(input_names: Any, output_names: Any, graph_def: Any, *args: Any, **kwargs: Any) -> Any:
+        for node in graph_def.node:
+            if node.op in ("PartitionedCall", "StatefulPartitionedCall"):
+                for mark in _XLA_MARKS:
+                    if mark in node.attr:
+                        del node.attr[mark]
+        for function in graph_def.library.function:
+            for mark in _XLA_MARKS:
+                if mark in function.attr:
+                    del function.attr[mark]
+        return original(input_names, output_names, graph_def, *args, **kwargs)
+
+    tf_loader.tf_optimize = optimize
+    try:
+        yield
+    finally:
+        tf_loader.tf_optimize = original
+
+
+def _to_onnx(src: Path, opset: int, tf: Any, tf2onnx: Any) -> Any:
     if src.is_dir():
         model_proto = _saved_model_to_onnx(src, opset)
     else:
@@ -121,8 +172,7 @@ def keras_to_onnx(src: Path, dst: Path, options: Mapping[str, Any]) -> None:
                                                         custom_op_handlers=CUSTOM_OP_HANDLERS)
             if distinct:
                 _restore_zero_biases(model_proto)
-    onnx.checker.check_model(model_proto)
-    onnx.save(model_proto, str(dst))
+    return model_proto
 
 
 def _function_to_onnx(function: Any, input_signature: tuple[Any, ...], opset: int) -> Any:
