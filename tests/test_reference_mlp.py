@@ -91,8 +91,14 @@ def test_keras_training_does_not_depend_on_who_loaded_tensorflow(keras_model, tm
     import sys
 
     out = tmp_path / "after_tf.keras"
+    # oneDNN is TensorFlow's default only on CPUs with AVX-512 VNNI, BF16 or AMX: the script asks for
+    # it explicitly, then leaves the variable unset as a library that imported TensorFlow would.
     script = (
-        "import tensorflow as tf, interop\n"
+        "import os\n"
+        "os.environ['TF_ENABLE_ONEDNN_OPTS'] = '1'\n"
+        "import tensorflow as tf\n"
+        "del os.environ['TF_ENABLE_ONEDNN_OPTS']\n"
+        "import interop\n"
         "from tensorflow.python.util import _pywrap_util_port\n"
         "assert _pywrap_util_port.IsMklEnabled()\n"  # the hostile state: oneDNN on
         f"interop.train('keras', {str(out)!r})\n"
