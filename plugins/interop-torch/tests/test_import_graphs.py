@@ -322,3 +322,28 @@ def test_recurrent_layers_own_their_weights(op, direction, layout):
         reference = ort_run(model, feeds) if layout == 0 else ReferenceEvaluator(model).run(None, feeds)
         for ours, expected in zip(torch_run(module, feeds, imported.input_names), reference):
             np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("hidden", [8, 4096])  # 8: layers built on the CPU; 4096 (81,920 weights): on the meta device
+def test_import_holds_the_graph_weights_and_leaves_torchs_random_state_alone(hidden):
+    import torch
+
+    from interop_torch.onnx_import import import_onnx
+
+    inits = [weight("w1", 16, hidden), weight("b1", hidden), weight("w2", hidden, 3)]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"]), helper.make_node("Add", ["h0", "b1"], ["h1"]),
+             helper.make_node("Relu", ["h1"], ["h2"]), helper.make_node("MatMul", ["h2", "w2"], ["y"])]
+    model = graph(nodes, [tensor("x", "N", 16)], [tensor("y", "N", 3)], inits)
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    imported = import_onnx(model)
+    # An import that initialised its layers with torch's generator would shift a seeded training run.
+    assert torch.equal(torch.rand(4), expected)
+    params = dict(imported.module.named_parameters())
+    assert all(p.requires_grad and p.device.type == "cpu" for p in params.values())
+    sources = {numpy_helper.to_array(t).tobytes() for t in inits}
+    # Every parameter is a graph weight (Linear keeps W transposed), none the layer's own initialisation.
+    assert {p.detach().numpy().T.tobytes() if p.ndim == 2 else p.detach().numpy().tobytes()
+            for p in params.values()} == sources
+    assert_matches_onnxruntime(model, {"x": (16,)})

@@ -305,12 +305,25 @@ def define_class(source: str, class_name: str, filename: str) -> Any:
     return namespace[class_name]
 
 
+#: Up to this many weight elements, layers are built on the CPU and their random initialisation is
+#: thrown away; above it they are built on the meta device. The meta device's function mode costs
+#: about 0.15 ms per layer whatever its size, a CPU initialisation about 4 ns per element.
+_DIRECT_BUILD_ELEMENTS = 65_536
+
+
 def load_weights(module_class: Any, arrays: dict[str, np.ndarray], strict: bool = True) -> Any:
-    """An instance of ``module_class`` holding ``arrays`` (built on the meta device, then given the arrays)."""
+    """An instance of ``module_class`` holding ``arrays``: built without real initialisation where that
+    would cost time (on the meta device), then given the arrays. The caller's random state is untouched."""
+    import math
+
     import torch
 
-    with torch.device("meta"):
-        module = module_class()
+    if sum(math.prod(array.shape) for array in arrays.values()) <= _DIRECT_BUILD_ELEMENTS:
+        with torch.random.fork_rng(devices=[]):  # the thrown-away initialisation draws no user random numbers
+            module = module_class()
+    else:
+        with torch.device("meta"):
+            module = module_class()
     tensors = {key: _tensor(array) for key, array in arrays.items()}
     module.load_state_dict(tensors, strict=strict, assign=True)
     return module

@@ -18,6 +18,7 @@ declared in ``__init__`` (:meth:`ImportContext.add_layer`) and one line of ``for
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import math
 import re
@@ -116,6 +117,8 @@ class Value:
 #: Path components exporters add that say nothing about the layer (TensorFlow's function wrappers).
 _NOISE_SCOPES = frozenset({"StatefulPartitionedCall", "PartitionedCall", "ConstantFolding"})
 _RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "torch", "nn", "F", "math"}
+_PORT_ZERO = re.compile(r":0$")
+_RUNS_OF_NON_IDENTIFIER = re.compile(r"(?:[^0-9A-Za-z_]|_)+")
 
 
 class Names:
@@ -129,12 +132,11 @@ class Names:
         for scope in self.scopes:
             if raw.startswith(scope) or raw + "/" == scope:  # a name that is only the scope says nothing
                 raw = raw[len(scope):]
-        parts = [p for p in re.sub(r":0$", "", raw).split("/") if p and p not in _NOISE_SCOPES]
+        parts = [p for p in _PORT_ZERO.sub("", raw).split("/") if p and p not in _NOISE_SCOPES]
         # Long paths keep their last components: the layer and op, not the enclosing model.
         while len(parts) > 1 and len("_".join(parts)) > 40:
             parts = parts[1:]
-        name = re.sub(r"[^0-9A-Za-z_]+", "_", "_".join(parts))
-        name = re.sub(r"_+", "_", name).strip("_")
+        name = _RUNS_OF_NON_IDENTIFIER.sub("_", "_".join(parts)).strip("_")
         return name[:60].rstrip("_")
 
     def take(self, raw: str, fallback: str = "v") -> str:
@@ -460,10 +462,11 @@ def dims_or_none(dims: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
     return tuple(d if isinstance(d, int) and d > 0 else None for d in dims)
 
 
-def _module_attributes() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def _module_attributes() -> frozenset[str]:
     import torch
 
-    return {name for name in dir(torch.nn.Module) if not name.startswith("__")} | {"training"}
+    return frozenset(name for name in dir(torch.nn.Module) if not name.startswith("__")) | {"training"}
 
 
 #: Names exporters make up (tf2onnx's const_fold_opt_642 and Conv__339, torch.onnx's val_3 and node_MatMul_2).
