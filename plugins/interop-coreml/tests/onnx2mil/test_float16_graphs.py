@@ -117,6 +117,37 @@ def test_float16_lp_normalization_of_values_whose_squares_overflow_float16(p, ro
                                rtol=1e-2, atol=2e-3)
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_float32_lp_normalization_of_tiny_and_zero_slices_is_onnxruntimes(p, roundtrip):
+    # fuzz seed 78 trial 3806: an L1 norm of 4.3e-42 (a subnormal) was floored to 1e-30, so the
+    # slice came out -4.3e-12 where x / |x| is -1; squares of 1e-30 underflow, and onnxruntime's
+    # zero L2 norm gives zeros where the floor gave x / 1e-30 = 1 and -2
+    node = helper.make_node("LpNormalization", ["x"], ["y"], p=p, axis=1)
+    f32 = onnx.TensorProto.FLOAT
+    model = make_model([node], [tensor_info("x", [4, 2], f32)], [tensor_info("y", None, f32)], opset=18)
+    x = np.array([[1e-30, -2e-30], [-4.3e-42, 0], [0, 0], [3, -4]], np.float32)
+    [(ours, reference)] = roundtrip(model, [{"x": x}])
+    expected = ([[1 / 3, -2 / 3], [-1, 0], [0, 0], [3 / 7, -4 / 7]] if p == 1 else [[0, 0], [0, 0], [0, 0], [0.6, -0.8]])
+    np.testing.assert_allclose(reference["y"], expected, rtol=1e-6)
+    np.testing.assert_allclose(ours["y"], reference["y"], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_dilated_max_pool_window_wholly_in_the_padding_is_onnxruntimes_lowest_float(dtype, roundtrip):
+    # fuzz seed 78 trial 676: taps at -1 and +1 of a width-1 row see only padding; the interpreter
+    # gave -inf, onnxruntime float32's lowest finite value (-inf in float16, where it computes in
+    # float32 and rounds). A window holding -inf stays -inf in both.
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[1, 2], dilations=[1, 2], pads=[0, 1, 0, 1])
+    elem = onnx.TensorProto.FLOAT if dtype == np.float32 else H
+    for width, row in ((1, [-0.3]), (3, [-np.inf, 2, -np.inf])):
+        model = make_model([node], [tensor_info("x", [1, 1, 1, width], elem)], [tensor_info("y", None, elem)], opset=18)
+        [(ours, reference)] = roundtrip(model, [{"x": np.array(row, dtype).reshape(1, 1, 1, width)}])
+        lowest = float(np.finfo(np.float32).min) if dtype == np.float32 else -np.inf
+        expected = [lowest] if width == 1 else [2, -np.inf, 2]
+        assert reference["y"].ravel().tolist() == expected
+        assert np.asarray(ours["y"]).ravel().tolist() == expected
+
+
 @pytest.mark.parametrize("op", ["Round", "Floor", "Exp", "Sqrt"])
 def test_float16_scalar_folded_by_core_ml_stays_float16(op, roundtrip):
     # fuzz seed 0 trial 1878 (float16): EyeLike of a static input is a constant, so MIL folds

@@ -78,6 +78,31 @@ def test_size_of_a_ceil_mode_pool_is_not_taken_from_shape_inference(tmp_path):
     assert_close(interpret(save(model, tmp_path / "m.mlpackage"), feeds), ort_run(model, feeds))
 
 
+def test_size_of_a_same_conv_transpose_with_output_padding_is_the_specs(tmp_path):
+    """Fuzz seed 78 trial 5562: ONNX shape inference adds output_padding to SAME's input x stride
+    (3 here); the spec, onnxruntime and the reference evaluator give 2."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((5, 1, 2)).astype(np.float32), "w")
+    nodes = [
+        onnx.helper.make_node("ConvTranspose", ["x", "w"], ["c"], auto_pad="SAME_UPPER", output_padding=[1], strides=[2]),
+        onnx.helper.make_node("Size", ["c"], ["n"]),
+    ]
+    model = make_model(nodes, [tensor_info("x", [1, 5, 1])], [tensor_info("n", None, onnx.TensorProto.INT64)], [w])
+    assert "n" not in prepare(model).constants
+    feeds = {"x": np.random.default_rng(1).standard_normal((1, 5, 1)).astype(np.float32)}
+    assert ort_run(model, feeds)["n"] == 2
+    assert_close(interpret(save(model, tmp_path / "m.mlpackage"), feeds), ort_run(model, feeds))
+
+
+@pytest.mark.parametrize("attrs", [dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1]),
+                                   dict(strides=[2, 2], auto_pad="SAME_UPPER"), dict(output_shape=[9, 9], strides=[2, 2])])
+def test_shape_of_a_conv_transpose_inference_gets_right_still_folds(attrs):
+    w = numpy_helper.from_array(np.ones((3, 2, 3, 3), dtype=np.float32), "w")
+    nodes = [onnx.helper.make_node("ConvTranspose", ["x", "w"], ["c"], **attrs),
+             onnx.helper.make_node("Shape", ["c"], ["s"])]
+    prepared = prepare(make_model(nodes, [tensor_info("x", [1, 3, 4, 4])], [tensor_info("s", None, onnx.TensorProto.INT64)], [w]))
+    assert list(prepared.constants["s"])[2:] in ([8, 8], [9, 9])
+
+
 def test_cast_of_a_partly_static_shape_folds_to_the_cast_type():
     nodes = [onnx.helper.make_node("Shape", ["x"], ["s"], start=1),
              onnx.helper.make_node("Cast", ["s"], ["f"], to=onnx.TensorProto.FLOAT),

@@ -204,6 +204,42 @@ def _pool_shape_trusted(node: onnx.NodeProto, shapes: dict[str, tuple]) -> bool:
     return True
 
 
+def _conv_transpose_shape_trusted(node: onnx.NodeProto, shapes: dict[str, tuple],
+                                  constants: dict[str, np.ndarray]) -> bool:
+    """ONNX shape inference agrees with the spec's ConvTranspose output size. It adds output_padding
+    to auto_pad SAME's input · stride, and sizes SAME with a kernel smaller than the stride as
+    onnxruntime does, not as the spec does."""
+    x, y = shapes.get(node.input[0]), shapes.get(node.output[0])
+    weight = constants[node.input[1]].shape if node.input[1] in constants else shapes.get(node.input[1])
+    if x is None or y is None or len(y) != len(x) or len(x) < 3:
+        return False
+    n = len(x) - 2
+    kernel = _attribute(node, "kernel_shape") or (list(weight)[2:] if weight is not None else None)
+    if kernel is None or len(kernel) != n:
+        return False
+    strides = _attribute(node, "strides") or [1] * n
+    dilations = _attribute(node, "dilations") or [1] * n
+    pads = _attribute(node, "pads") or [0] * (2 * n)
+    output_padding = _attribute(node, "output_padding") or [0] * n
+    output_shape = _attribute(node, "output_shape")
+    auto_pad = _attribute(node, "auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    for i in range(n):
+        size, got = x[i + 2], y[i + 2]
+        if not isinstance(size, int) or not isinstance(kernel[i], int):
+            return False
+        if output_shape is not None:
+            expected = list(output_shape)[-n:][i]
+        elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            expected = size * strides[i]
+        else:
+            begin, end = (0, 0) if auto_pad == "VALID" else (pads[i], pads[i + n])
+            expected = strides[i] * (size - 1) + output_padding[i] + (kernel[i] - 1) * dilations[i] + 1 - begin - end
+        if got != expected:
+            return False
+    return True
+
+
 def _symbolic_shape(node: onnx.NodeProto, shape: tuple) -> np.ndarray:
     start = _attribute(node, "start", 0)
     end = _attribute(node, "end", None)
@@ -319,14 +355,16 @@ def fold_constant_node(node: onnx.NodeProto, walk: _Walk) -> bool:
 
 
 def mark_suspect_shapes(node: onnx.NodeProto, walk: _Walk) -> bool:
-    """Outputs of a pool whose inferred shape disagrees with the spec, and everything downstream, are suspect.
+    """Outputs of a pool or ConvTranspose whose inferred shape disagrees with the spec, and everything
+    downstream, are suspect.
 
     ONNX shape inference is not the spec everywhere: shapes downstream of a node it gets
     wrong must not be folded into constants. Never replaces the node.
     """
-    if any(name in walk.suspect for name in node.input if name) or (
-        node.op_type in _POOLS and _default_domain(node) and not _pool_shape_trusted(node, walk.shapes)
-    ):
+    if any(name in walk.suspect for name in node.input if name) or (_default_domain(node) and (
+        (node.op_type in _POOLS and not _pool_shape_trusted(node, walk.shapes))
+        or (node.op_type == "ConvTranspose" and not _conv_transpose_shape_trusted(node, walk.shapes, walk.constants))
+    )):
         walk.suspect.update(name for name in node.output if name)
     return False
 

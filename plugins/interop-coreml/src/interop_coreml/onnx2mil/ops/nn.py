@@ -238,6 +238,15 @@ def _static_pool(ctx, node, x, kind, kernel, strides, dilations, auto_pad, ceil_
                 f"runtimes disagree: use explicit pads")
     if any(d != 1 for d in dilations):
         y = _pool_by_taps(x, kind, kernel, strides, dilations, geometry, sizes)
+        inside = _window_counts(sizes, geometry, kernel, strides, dilations, False)
+        if kind == "max" and not inside.all():
+            # A dilated window can fall wholly in the padding (taps at -1 and +1 of a width-1 input):
+            # a max over no value. onnxruntime gives float32's lowest finite value there (-inf once
+            # rounded to float16), and -inf only where -inf is in the window (fuzz seed 78 trial
+            # 676: -inf here, onnx's reference 0).
+            if _np_float(x) == np.float32:
+                floor = np.where(inside == 0, np.finfo(np.float32).min, -np.inf).astype(np.float32)
+                y = mb.maximum(x=y, y=floor.reshape((1, 1) + floor.shape))
         if kind == "avg":
             counts = _window_counts(sizes, geometry, kernel, strides, dilations, include_pad)
             y = mb.real_div(x=y, y=np.maximum(counts, 1).astype(_np_float(x)))
@@ -395,9 +404,12 @@ def convert_lp_normalization(ctx, node):
         norm = mb.reduce_l2_norm(x=x, axes=[axis], keep_dims=True)
     else:
         norm = mb.reduce_l1_norm(x=x, axes=[axis], keep_dims=True)
-    # ONNX maps an all-zero slice to zeros; a tiny floor on the norm does that without NaN.
-    norm = mb.maximum(x=norm, y=scalar_like(x, 1e-30 if mil_dtype_name(x) == "fp32" else 6e-8))
-    ctx.output(node, 0, mb.real_div(x=x, y=norm, name=ctx.out_name(node)))
+    # A zero norm (an all-zero slice, or float32 squares that underflow) gives zeros, as in
+    # onnxruntime. A floor on the norm would divide tiny slices by it instead: an L1 norm of
+    # 4e-42 (a subnormal) gave x / 1e-30 where x / |x| is -1 (fuzz seed 78 trial 3806).
+    positive = mb.greater(x=norm, y=scalar_like(x, 0))
+    ratio = mb.real_div(x=x, y=mb.select(cond=positive, a=norm, b=scalar_like(x, 1)))
+    ctx.output(node, 0, mb.select(cond=positive, a=ratio, b=scalar_like(x, 0), name=ctx.out_name(node)))
 
 
 @register("MeanVarianceNormalization")
