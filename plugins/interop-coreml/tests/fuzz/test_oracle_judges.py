@@ -301,6 +301,32 @@ def test_align_corners_by_a_fractional_scale_is_onnxruntimes_rounded_length() ->
     assert not oracle._align_corners_fractional(_resize_align_corners(2.0), {"x": x})  # 6 rows: no deviation
 
 
+def test_align_corners_before_an_op_the_reference_evaluator_gets_wrong_is_verified_in_onnxruntime() -> None:
+    """Fuzz seed 78 trial 8303: Resize (5 rows by 1.5, 7.5) then LRN, which the reference evaluator gets
+    wrong, so it cannot judge; onnxruntime on the Resize as tf_crop_and_resize to 7 rows ending at
+    6 / 6.5 gives the spec's coordinates. An interpreter off by more than the tolerance stays a mismatch."""
+    scales = helper.make_node("Constant", [], ["s"],
+                              value=onnx.numpy_helper.from_array(np.array([1, 1, 1.5, 1], np.float32)))
+    model = _model([scales, helper.make_node("Resize", ["x", "", "s"], ["r"], mode="linear",
+                                             coordinate_transformation_mode="align_corners"),
+                    helper.make_node("LRN", ["r"], ["y"], size=5, alpha=0.006, beta=0.67, bias=1.8)],
+                   [_f("x", [1, 1, 5, 1])], [_f("y")])
+    feeds = {"x": np.array([-2.16, 2.65, -4.34, 0.17, 2.3], np.float32).reshape(1, 1, 5, 1)}
+    assert oracle.reference_bugs(model, feeds)  # the reference evaluator is not asked
+    outcome = oracle.evaluate(model, feeds)
+    assert (outcome.status, outcome.explained) == ("mismatch", "ort-resize-align-corners-fractional"), outcome.message
+    rule = next(r for r in oracle.KNOWN_DEVIATIONS if r.name == "ort-resize-align-corners-fractional")
+    rewritten = rule.rewrite(model, feeds)
+    spec = oracle.run_onnxruntime(rewritten, feeds)["y"]
+    rows = np.arange(7) * 4 / 6.5  # the spec's sample positions, by hand
+    lower = np.minimum(np.floor(rows).astype(int), 3)
+    resized = feeds["x"].ravel()[lower] * (1 - (rows - lower)) + feeds["x"].ravel()[lower + 1] * (rows - lower)
+    by_hand = resized / (1.8 + 0.006 / 5 * resized**2) ** 0.67
+    np.testing.assert_allclose(spec.ravel(), by_hand, rtol=1e-5)
+    assert oracle._rewrite_agrees(rule, model, feeds, {"y": spec}, ["y"])
+    assert not oracle._rewrite_agrees(rule, model, feeds, {"y": spec + 0.01}, ["y"])
+
+
 def test_align_corners_of_a_cubic_resize_onnxruntime_cannot_run_is_still_verified() -> None:
     """Found by the seed-0 run (trial 24): cubic over a 3-D tensor, which onnxruntime refuses.
 

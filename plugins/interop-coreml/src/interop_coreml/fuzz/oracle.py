@@ -42,6 +42,7 @@ import onnx
 from interop_coreml.fuzz.cascade import AMPLIFYING, DISCONTINUOUS, SUMMING, verify_rounding_cascade
 from interop_coreml.fuzz.rewrites import (
     ONNXRUNTIME_COMPATIBLE,
+    align_corners_as_crop,
     attr,
     expand_mvn,
     explicit_convtranspose_pads,
@@ -95,7 +96,8 @@ class Deviation:
     ops: frozenset[str]  # the rule applies when the graph holds one of these ops ...
     kinds: frozenset[str]  # ... and the mismatch is of one of these kinds
     #: How a case is verified: "reference" (onnx's reference evaluator agrees with the interpreter),
-    #: "ort-unoptimized" (onnxruntime with ORT_DISABLE_ALL agrees), "ort-node-by-node" (onnxruntime
+    #: or, for a rule that also has a ``rewrite``, onnxruntime agrees on the rewritten graph where the
+    #: reference evaluator cannot judge), "ort-unoptimized" (onnxruntime with ORT_DISABLE_ALL agrees), "ort-node-by-node" (onnxruntime
     #: run one node at a time, every tensor in its declared type, agrees), "ort-rewritten" (onnxruntime
     #: agrees on the graph ``rewrite`` makes: the spec's function body instead of an op's kernel,
     #: the spec's explicit pads instead of auto_pad), "mvn-slices" (every differing element is fed
@@ -105,7 +107,7 @@ class Deviation:
     #: (:mod:`interop_coreml.fuzz.cascade`).
     verify: str = "reference"
     when: Callable[[onnx.ModelProto, dict], bool] | None = None  # a narrower condition on graph and feeds
-    rewrite: Callable[[onnx.ModelProto, dict], onnx.ModelProto | None] | None = None  # for "ort-rewritten"
+    rewrite: Callable[[onnx.ModelProto, dict], onnx.ModelProto | None] | None = None  # "ort-rewritten", "reference"
 
 
 def _nan_reaches(op_types: set[str]) -> Callable[[onnx.ModelProto, dict], bool]:
@@ -221,8 +223,10 @@ KNOWN_DEVIATIONS = (
         "scale = length_resized / length_original, so length_resized = scale * length_original "
         "(fractional), as the ONNX conformance cases resize_downsample_scales_*_align_corners have "
         "it; onnxruntime uses the rounded output length; verified by the reference evaluator, which "
-        "generates those conformance cases, agreeing with the interpreter",
+        "generates those conformance cases, agreeing with the interpreter, or else by onnxruntime "
+        "on the Resize written as tf_crop_and_resize to the same sizes with the spec's coordinates",
         frozenset({"Resize"}), frozenset({"value"}), when=_align_corners_fractional,
+        rewrite=lambda model, feeds: align_corners_as_crop(model, feeds),
     ),
     Deviation(
         "ort-convtranspose-same-negative-pad",
@@ -802,10 +806,10 @@ def _explain_together(model, feeds, got, diffs, outcome: Outcome) -> None:
                 elif rule.verify == "ort-node-by-node":
                     plain = _run_compatible(lambda m: run_onnxruntime_node_by_node(m, feeds), model, feeds)
                 else:
-                    rewritten = rule.rewrite(model, feeds)
-                    if rewritten is None:
-                        continue
-                    plain = _run_compatible(lambda m: run_onnxruntime(m, feeds), rewritten, feeds)
+                    if _rewrite_agrees(rule, model, feeds, got, differing):
+                        outcome.explained = rule.name
+                        return
+                    continue
             except Exception:  # noqa: BLE001
                 continue
             # only the outputs that differ: the others may be ill-conditioned in every engine
@@ -830,9 +834,23 @@ def _explain_together(model, feeds, got, diffs, outcome: Outcome) -> None:
             if undefined_casts_feed(model, feeds, got, differing):
                 outcome.explained = rule.name
                 return
-        elif spec_sides_with_coreml:
+        elif spec_sides_with_coreml or (rule.rewrite is not None and _rewrite_agrees(rule, model, feeds, got, differing)):
+            # "reference" with a rewrite: where the reference evaluator cannot judge (an op it gets
+            # wrong elsewhere in the graph), onnxruntime on the spec's rewrite may
             outcome.explained = rule.name
             return
+
+
+def _rewrite_agrees(rule: Deviation, model: onnx.ModelProto, feeds: dict, got: dict, differing: list[str]) -> bool:
+    """onnxruntime on ``rule.rewrite``'s graph computes every differing output as the interpreter did."""
+    try:
+        rewritten = rule.rewrite(model, feeds)
+        if rewritten is None:
+            return False
+        plain = _run_compatible(lambda m: run_onnxruntime(m, feeds), rewritten, feeds)
+    except Exception:  # noqa: BLE001 - the rewrite or onnxruntime failed: not verified
+        return False
+    return all(n in plain and compare_output(n, plain[n], got.get(n)) is None for n in differing)
 
 
 #: A slice is ill-conditioned when its variance is at most this times its squared mean.

@@ -5,7 +5,8 @@ original computes, in a form onnxruntime (or onnx's reference evaluator) runs co
 it deviates on the original: an op's spec function body instead of its kernel
 (:func:`expand_mvn`), a one-element CumSum axis as the spec's 0-D one (:func:`scalar_cumsum_axes`),
 auto_pad written out as the spec's explicit pads
-(:func:`explicit_pool_pads`, :func:`explicit_convtranspose_pads`), a Resize done one axis at a
+(:func:`explicit_pool_pads`, :func:`explicit_convtranspose_pads`), an align_corners Resize as the
+tf_crop_and_resize one with the spec's coordinates (:func:`align_corners_as_crop`), a Resize done one axis at a
 time on 2-D tensors (:func:`separable_resize`). Each returns None when it does not apply.
 """
 
@@ -383,3 +384,40 @@ def time_major_recurrent(model: onnx.ModelProto, feeds: dict) -> onnx.ModelProto
 #: Rewrites into a graph the spec says computes the same, for the ops onnxruntime cannot run as written.
 ONNXRUNTIME_COMPATIBLE: tuple[Callable[[onnx.ModelProto, dict], onnx.ModelProto | None], ...] = (
     separable_resize, time_major_recurrent)
+
+
+def _align_corners_by_scales(node: onnx.NodeProto) -> bool:
+    return (node.op_type == "Resize" and attr(node, "coordinate_transformation_mode") == "align_corners"
+            and len(node.input) > 2 and bool(node.input[2]) and not (len(node.input) > 3 and node.input[3]))
+
+
+def align_corners_as_crop(model: onnx.ModelProto, feeds: dict) -> onnx.ModelProto | None:
+    """``model`` with each align_corners Resize by scales written as a tf_crop_and_resize one to the
+    output sizes onnxruntime computes, whose region of interest gives the spec's coordinates.
+
+    The spec's align_corners maps x_resized to x_resized · (L − 1) / (L·scale − 1), with the
+    fractional length L·scale; tf_crop_and_resize maps it to x_resized · end · (L − 1) / (n − 1) for
+    n output positions, so the region ends at (n − 1) / (L·scale − 1), and a single output position
+    samples 0 (start = end = 0). None when a Resize's input or scales are not known, or it has axes.
+    """
+    if not any(_align_corners_by_scales(node) for node in model.graph.node):
+        return None
+    values = tensor_values(model, feeds)
+
+    def replace(index: int, node: onnx.NodeProto, graph: _Graph) -> list | None:
+        data, scales, out = (values.get(node.input[0]), values.get(node.input[2]), values.get(node.output[0]))
+        if data is None or scales is None or out is None or attr(node, "axes") is not None:
+            return None
+        if np.size(scales) != np.ndim(data):
+            return None
+        lengths = np.asarray(np.shape(data), dtype=np.float64) * np.asarray(scales, dtype=np.float32).astype(np.float64)
+        ends = [0.0 if n <= 1 else (n - 1) / (length - 1) for n, length in zip(np.shape(out), lengths)]
+        roi = graph.const(f"{node.output[0]}__roi", np.array([0.0] * len(ends) + ends, dtype=np.float32))
+        sizes = graph.const(f"{node.output[0]}__sizes", np.array(np.shape(out), dtype=np.int64))
+        kept = [a for a in node.attribute if a.name != "coordinate_transformation_mode"]
+        crop = onnx.helper.make_node("Resize", [node.input[0], roi, "", sizes], list(node.output), name=node.name,
+                                     coordinate_transformation_mode="tf_crop_and_resize")
+        crop.attribute.extend(kept)
+        return [crop]
+
+    return _replace_nodes(model, _align_corners_by_scales, replace)
