@@ -249,6 +249,25 @@ def test_graph_passes_keep_the_function(name, tmp_path):
         np.testing.assert_allclose(got[out], reference, rtol=1e-4, atol=1e-5, equal_nan=True)
 
 
+def test_a_channel_scale_and_bias_fused_into_batch_norm_is_exact(tmp_path):
+    # coremltools' fuse_elementwise_to_batchnorm kept the batch_norm's default epsilon 1e-5 beside
+    # its variance of 1: every x * gamma + beta came out scaled by 1 / sqrt(1 + 1e-5) (fuzz seed 78
+    # trial 16859, through InstanceNormalization's scale and bias and a ReduceProd of 15 values).
+    rng = np.random.default_rng(3)
+    node, init = onnx.helper.make_node, onnx.numpy_helper.from_array
+    nodes = [node("Relu", ["x"], ["r"]), node("Mul", ["r", "g"], ["m"]), node("Add", ["m", "b"], ["y"])]
+    gamma, beta = rng.uniform(1, 4, (1, 3, 1, 1)).astype(np.float32), np.zeros((1, 3, 1, 1), np.float32)
+    model = _inferred(nodes, [tensor_info("x", [1, 3, 4, 4])], [init(gamma, "g"), init(beta, "b")])
+    path = save(model, tmp_path / "m.mlpackage")
+    import coremltools as ct
+
+    main = ct.utils.load_spec(str(path)).mlProgram.functions["main"]
+    ops = [op.type for block in main.block_specializations.values() for op in block.operations]
+    assert "batch_norm" in ops and "mul" not in ops  # it did fuse
+    x = np.abs(_f32(rng, 1, 3, 4, 4)) + 1
+    np.testing.assert_allclose(interpret(path, {"x": x})["y"], x * gamma, rtol=2e-7, atol=0)
+
+
 @pytest.mark.parametrize("groups, per_group", [(2, 3), (3, 2), (4, 1), (1, 3)])
 @pytest.mark.parametrize("after", ["Mul", "Div", "BatchNormalization", "Mul+Add"])
 def test_grouped_conv_transpose_keeps_its_channel_factors(groups, per_group, after, tmp_path):
