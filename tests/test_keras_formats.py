@@ -96,7 +96,6 @@ def test_exact_gelu_converts_through_erf(tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-
 def test_grouped_convolutions_keras_compiles_with_xla_convert(tmp_path):
     """Keras 3 runs grouped convolutions (ConvNeXt's depthwise ones) and channels-first 3-D ones in a
     tf.function(jit_compile=True); tf2onnx left each as a StatefulPartitionedCall no runtime knows. The
@@ -127,6 +126,7 @@ def test_grouped_convolutions_keras_compiles_with_xla_convert(tmp_path):
     got = copy.run(feeds)
     for want, output in zip(model([feeds["image"], feeds["volume"]]), copy.outputs):
         np.testing.assert_allclose(got[output.name], np.asarray(want), rtol=1e-5, atol=1e-5)
+
 
 def test_a_model_with_dict_inputs_keeps_its_captured_constants_out_of_the_inputs(tmp_path):
     """Dict inputs go through tf2onnx's function path, which listed captured constants as inputs."""

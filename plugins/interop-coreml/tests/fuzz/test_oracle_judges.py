@@ -12,8 +12,8 @@ from interop_coreml.fuzz.shrink import intermediate_values
 from interop_coreml.fuzz.ties import index_ties
 
 
-def _model(nodes, inputs, outputs, opset=19) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "t", inputs, outputs)
+def _model(nodes, inputs, outputs, opset=19, initializers=()) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "t", inputs, outputs, initializer=list(initializers))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 9
     if all(o.type.tensor_type.HasField("shape") for o in outputs):  # the checker wants declared shapes
@@ -201,7 +201,6 @@ def test_an_mvn_mismatch_is_explained_only_where_a_near_constant_slice_feeds_it(
     assert not oracle.mvn_ill_conditioned_feeds(model, {"x": spread}, {"y": y}, ["y"])
 
 
-
 def test_an_mvn_of_a_constant_slice_that_onnxruntime_makes_nan_is_explained() -> None:
     """Fuzz seed 77 trial 6395: onnxruntime's MVN of a constant slice is NaN, its function body's 0, and
     the interpreter's an ulp of noise over itself (0.758 after Tanh); the slices are marked as fed
@@ -217,12 +216,8 @@ def test_an_mvn_of_a_constant_slice_that_onnxruntime_makes_nan_is_explained() ->
 
 def _layer_norm_model(rows: int) -> onnx.ModelProto:
     scale = onnx.numpy_helper.from_array(np.array([1.1952007, 1.2492779, 0.90362293], np.float32), "s")
-    graph = helper.make_graph([helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1,
-                                                epsilon=0.009828261)],
-                              "t", [_f("x", [rows, 3])], [_f("y", [rows, 3])], initializer=[scale])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
-    model.ir_version = 9
-    return model
+    return _model([helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1, epsilon=0.009828261)],
+                  [_f("x", [rows, 3])], [_f("y", [rows, 3])], initializers=[scale])
 
 
 def test_a_layer_norm_of_a_constant_slice_is_noise_in_every_engine() -> None:
@@ -256,14 +251,11 @@ def test_a_layer_norm_difference_is_explained_only_within_the_noise_of_a_constan
 
 
 def test_a_layer_norm_noise_is_followed_through_later_ops() -> None:
-    graph = helper.make_graph(
-        [helper.make_node("LayerNormalization", ["x", "s"], ["n"], axis=-1, epsilon=1e-5),
-         helper.make_node("Mul", ["n", "k"], ["y"])],
-        "t", [_f("x", [1, 4])], [_f("y", [1, 4])],
-        initializer=[onnx.numpy_helper.from_array(np.ones(4, np.float32), "s"),
-                     onnx.numpy_helper.from_array(np.full(4, 100.0, np.float32), "k")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
-    model.ir_version = 9
+    model = _model([helper.make_node("LayerNormalization", ["x", "s"], ["n"], axis=-1, epsilon=1e-5),
+                    helper.make_node("Mul", ["n", "k"], ["y"])],
+                   [_f("x", [1, 4])], [_f("y", [1, 4])],
+                   initializers=[onnx.numpy_helper.from_array(np.ones(4, np.float32), "s"),
+                                 onnx.numpy_helper.from_array(np.full(4, 100.0, np.float32), "k")])
     feeds = {"x": np.full((1, 4), 7.25, np.float32)}
     y = oracle.run_onnxruntime(model, feeds)["y"]
     bound = 4 * 4 * 2.0**-24 * 7.25 / np.sqrt(1e-5) * 100  # at the LayerNorm, times the Mul's 100
@@ -275,15 +267,14 @@ def test_a_layer_norm_noise_is_followed_through_later_ops() -> None:
 def test_a_cubic_align_corners_resize_then_a_rank_3_global_average_pool_is_explained() -> None:
     """Fuzz seed 77 trial 3681: onnxruntime refuses the 3-D cubic Resize and judges the rewrite with its
     rounded length; the reference evaluator, which agrees with the interpreter, is trusted on the pool."""
-    graph = helper.make_graph(
-        [helper.make_node("Resize", ["x", "", "s"], ["r"], mode="cubic", coordinate_transformation_mode="align_corners"),
-         helper.make_node("GlobalAveragePool", ["r"], ["y"])],
-        "t", [_f("x", [1, 1, 3])], [_f("y", [1, 1, 1])],
-        initializer=[onnx.numpy_helper.from_array(np.array([1, 1, 1.5], np.float32), "s")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
-    model.ir_version = 9
+    model = _model([helper.make_node("Resize", ["x", "", "s"], ["r"], mode="cubic",
+                                     coordinate_transformation_mode="align_corners"),
+                    helper.make_node("GlobalAveragePool", ["r"], ["y"])],
+                   [_f("x", [1, 1, 3])], [_f("y", [1, 1, 1])], opset=20,
+                   initializers=[onnx.numpy_helper.from_array(np.array([1, 1, 1.5], np.float32), "s")])
     outcome = oracle.evaluate(model, {"x": np.array([[[-0.903971, 0.24114105, 0.41709903]]], np.float32)})
     assert (outcome.status, outcome.explained) == ("mismatch", "ort-resize-align-corners-fractional"), outcome.message
+
 
 def _resize_align_corners(scale: float) -> onnx.ModelProto:
     scales = helper.make_node("Constant", [], ["s"],

@@ -75,7 +75,6 @@ def test_asinh_and_acosh_keep_float_precision_over_the_whole_range(tmp_path):
     np.testing.assert_allclose(ours["y"], np.arccosh(x.astype(np.float64)), rtol=3e-6, atol=0)
 
 
-
 @pytest.mark.parametrize("op, exact, lowest", [("Asinh", np.arcsinh, -60000.0), ("Acosh", np.arccosh, 1.0)])
 def test_float16_asinh_and_acosh_are_rounded_once(op, exact, lowest, tmp_path):
     """Every float16 value in the op's domain comes out within half a float16 ulp (plus a few float32

@@ -245,7 +245,6 @@ def test_runtime_weights_are_refused():
         convert_model(model)
 
 
-
 def test_x_features_that_contradict_w_are_refused_at_conversion():
     """Fuzz seed 77 trial 2775: a SAME ConvTranspose whose kernel is shorter than its stride gives 3 · 2 = 6
     positions by the spec, but 5 in onnxruntime and ONNX shape inference, from which the GRU's W was sized.
@@ -263,6 +262,7 @@ def test_x_features_that_contradict_w_are_refused_at_conversion():
     assert ort_run(model, {"x": np.ones((1, 6, 3), np.float32)})["Y"].shape == (1, 1, 1, 2)  # onnxruntime: 5 features
     with pytest.raises(UnsupportedModelError, match=r"X has 6 features per step .* W \[1, 6, 5\] takes 5"):
         convert_model(model)
+
 
 @pytest.mark.parametrize("layer", ["lstm", "gru", "rnn_relu"])
 def test_torch_onnx_export_with_dynamic_batch_and_sequence(layer, tmp_path):

@@ -129,15 +129,11 @@ def xla_functions_inlined() -> Iterator[None]:
     original = tf_loader.tf_optimize
 
     def optimize(input_names: Any, output_names: Any, graph_def: Any, *args: Any, **kwargs: Any) -> Any:
-        for node in graph_def.node:
-            if node.op in ("PartitionedCall", "StatefulPartitionedCall"):
-                for mark in _XLA_MARKS:
-                    if mark in node.attr:
-                        del node.attr[mark]
-        for function in graph_def.library.function:
+        calls = [n.attr for n in graph_def.node if n.op in ("PartitionedCall", "StatefulPartitionedCall")]
+        for attrs in calls + [f.attr for f in graph_def.library.function]:
             for mark in _XLA_MARKS:
-                if mark in function.attr:
-                    del function.attr[mark]
+                if mark in attrs:
+                    del attrs[mark]
         return original(input_names, output_names, graph_def, *args, **kwargs)
 
     tf_loader.tf_optimize = optimize

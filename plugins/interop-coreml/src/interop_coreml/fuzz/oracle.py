@@ -95,12 +95,13 @@ class Deviation:
     reason: str
     ops: frozenset[str]  # the rule applies when the graph holds one of these ops ...
     kinds: frozenset[str]  # ... and the mismatch is of one of these kinds
-    #: How a case is verified: "reference" (onnx's reference evaluator agrees with the interpreter),
+    #: How a case is verified: "reference" (onnx's reference evaluator agrees with the interpreter,
     #: or, for a rule that also has a ``rewrite``, onnxruntime agrees on the rewritten graph where the
-    #: reference evaluator cannot judge), "ort-unoptimized" (onnxruntime with ORT_DISABLE_ALL agrees), "ort-node-by-node" (onnxruntime
-    #: run one node at a time, every tensor in its declared type, agrees), "ort-rewritten" (onnxruntime
-    #: agrees on the graph ``rewrite`` makes: the spec's function body instead of an op's kernel,
-    #: the spec's explicit pads instead of auto_pad), "mvn-slices" (every differing element is fed
+    #: reference evaluator cannot judge), "ort-unoptimized" (onnxruntime with ORT_DISABLE_ALL agrees),
+    #: "ort-node-by-node" (onnxruntime run one node at a time, every tensor in its declared type,
+    #: agrees), "ort-rewritten" (onnxruntime agrees on the graph ``rewrite`` makes: the spec's
+    #: function body instead of an op's kernel, the spec's explicit pads instead of auto_pad),
+    #: "normalization-noise" (see normalization_noise_explains), "mvn-slices" (every differing element is fed
     #: by an ill-conditioned MVN slice), "undefined-cast" (every differing element depends on a
     #: float→int cast the spec leaves undefined), "rounding-cascade", "tolerance-cascade",
     #: "amplified-cascade" and "summation-cascade"
@@ -226,7 +227,7 @@ KNOWN_DEVIATIONS = (
         "generates those conformance cases, agreeing with the interpreter, or else by onnxruntime "
         "on the Resize written as tf_crop_and_resize to the same sizes with the spec's coordinates",
         frozenset({"Resize"}), frozenset({"value"}), when=_align_corners_fractional,
-        rewrite=lambda model, feeds: align_corners_as_crop(model, feeds),
+        rewrite=align_corners_as_crop,
     ),
     Deviation(
         "ort-convtranspose-same-negative-pad",
@@ -799,17 +800,16 @@ def _explain_together(model, feeds, got, diffs, outcome: Outcome) -> None:
             continue
         if rule.when is not None and not rule.when(model, feeds):
             continue
-        if rule.verify in ("ort-unoptimized", "ort-node-by-node", "ort-rewritten"):
+        if rule.verify == "ort-rewritten":
+            if _rewrite_agrees(rule, model, feeds, got, differing):
+                outcome.explained = rule.name
+                return
+        elif rule.verify in ("ort-unoptimized", "ort-node-by-node"):
             try:
                 if rule.verify == "ort-unoptimized":
                     plain = _run_compatible(lambda m: run_onnxruntime(m, feeds, optimize=False), model, feeds)
-                elif rule.verify == "ort-node-by-node":
-                    plain = _run_compatible(lambda m: run_onnxruntime_node_by_node(m, feeds), model, feeds)
                 else:
-                    if _rewrite_agrees(rule, model, feeds, got, differing):
-                        outcome.explained = rule.name
-                        return
-                    continue
+                    plain = _run_compatible(lambda m: run_onnxruntime_node_by_node(m, feeds), model, feeds)
             except Exception:  # noqa: BLE001
                 continue
             # only the outputs that differ: the others may be ill-conditioned in every engine

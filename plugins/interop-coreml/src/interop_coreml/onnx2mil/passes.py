@@ -273,12 +273,9 @@ class guarded_fuse_elementwise_to_batchnorm(fuse_elementwise_to_batchnorm):
             return False
         gamma, beta = _const_operand(mul_op, x)[0], _const_operand(add_op, mul_op.outputs[0])[0]
         channels = x.shape[1] if x.rank == 4 else None
-        if channels is None or np.size(gamma.val) != channels or np.size(beta.val) != channels:
+        per_channel = ((1, channels, 1, 1), (channels, 1, 1))  # along axis 1 of the rank-4 input
+        if channels is None or np.shape(gamma.val) not in per_channel or np.shape(beta.val) not in per_channel:
             return False
-        for const in (gamma, beta):  # one value per channel, along axis 1 of the rank-4 input
-            shape = np.shape(const.val)
-            if shape not in ((1, channels, 1, 1), (channels, 1, 1)):
-                return False
 
         def fuse() -> bool:
             fused = mb.batch_norm(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import linecache
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -314,8 +315,6 @@ _DIRECT_BUILD_ELEMENTS = 65_536
 def load_weights(module_class: Any, arrays: dict[str, np.ndarray], strict: bool = True) -> Any:
     """An instance of ``module_class`` holding ``arrays``: built without real initialisation where that
     would cost time (on the meta device), then given the arrays. The caller's random state is untouched."""
-    import math
-
     import torch
 
     if sum(math.prod(array.shape) for array in arrays.values()) <= _DIRECT_BUILD_ELEMENTS:

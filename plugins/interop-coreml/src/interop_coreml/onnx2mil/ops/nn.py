@@ -238,14 +238,14 @@ def _static_pool(ctx, node, x, kind, kernel, strides, dilations, auto_pad, ceil_
                 f"runtimes disagree: use explicit pads")
     if any(d != 1 for d in dilations):
         y = _pool_by_taps(x, kind, kernel, strides, dilations, geometry, sizes)
-        inside = _window_counts(sizes, geometry, kernel, strides, dilations, False)
-        if kind == "max" and not inside.all():
+        if kind == "max" and _np_float(x) == np.float32:
             # A dilated window can fall wholly in the padding (taps at -1 and +1 of a width-1 input):
             # a max over no value. onnxruntime gives float32's lowest finite value there (-inf once
-            # rounded to float16), and -inf only where -inf is in the window (fuzz seed 78 trial
-            # 676: -inf here, onnx's reference 0).
-            if _np_float(x) == np.float32:
-                floor = np.where(inside == 0, np.finfo(np.float32).min, -np.inf).astype(np.float32)
+            # rounded to float16, so float16 needs nothing), and -inf only where -inf is in the
+            # window (fuzz seed 78 trial 676: -inf here, onnx's reference 0).
+            empty = _window_counts(sizes, geometry, kernel, strides, dilations, False) == 0
+            if empty.any():
+                floor = np.where(empty, np.finfo(np.float32).min, -np.inf).astype(np.float32)
                 y = mb.maximum(x=y, y=floor.reshape((1, 1) + floor.shape))
         if kind == "avg":
             counts = _window_counts(sizes, geometry, kernel, strides, dilations, include_pad)
